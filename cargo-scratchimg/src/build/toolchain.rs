@@ -1,0 +1,110 @@
+//! Is the standard library for the target installed? Checked before building, so users never
+//! see rustc's wall of "can't find crate for `std`".
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::shell::Shell;
+use crate::target::Target;
+
+/// How to treat a missing target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Install it with rustup when rustup is there.
+    Allowed,
+    /// `--offline` or `--frozen`: never reach the network.
+    Forbidden,
+}
+
+/// Makes sure `target`'s standard library is there for the toolchain cargo will use in `dir`.
+pub fn ensure_target(
+    target: &Target,
+    dir: &Path,
+    install: Install,
+    shell: &mut Shell,
+) -> Result<()> {
+    let libdir = target_libdir(target, dir)?;
+    if has_std(&libdir) {
+        return Ok(());
+    }
+    let triple = &target.triple;
+    let command = format!("rustup target add {triple}");
+    if !rustup_available() {
+        bail!(
+            "the standard library for `{triple}` is not installed (looked in {})\n\
+             help: install it for your Rust toolchain; with rustup that is `{command}`",
+            libdir.display()
+        );
+    }
+    if install == Install::Forbidden {
+        bail!(
+            "the standard library for `{triple}` is not installed (not installing it with --offline/--frozen)\nhelp: run `{command}`"
+        );
+    }
+    shell.status("Installing", format!("target {triple} (`{command}`)"));
+    let output = Command::new("rustup")
+        .args(["target", "add", triple])
+        .current_dir(dir)
+        .output()
+        .context("could not run rustup")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in stderr.lines() {
+        shell.verbose("rustup", line);
+    }
+    if !output.status.success() || !has_std(&libdir) {
+        let reason = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or("it did not install")
+            .trim();
+        bail!(
+            "could not install the standard library for `{triple}` with rustup ({reason}); run `{command}` and try again"
+        );
+    }
+    Ok(())
+}
+
+/// `rustc --print target-libdir`: where the target's std lives for the toolchain picked in `dir`
+/// (rustup's overrides and `rust-toolchain.toml` apply there).
+fn target_libdir(target: &Target, dir: &Path) -> Result<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", &target.triple])
+        .current_dir(dir)
+        .output()
+        .with_context(|| {
+            format!(
+                "could not run `{}`\nhelp: install Rust, e.g. from https://rustup.rs",
+                rustc.to_string_lossy()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "rustc does not know target `{}`: {}",
+            target.triple,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+fn has_std(libdir: &Path) -> bool {
+    std::fs::read_dir(libdir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libstd-") && name.ends_with(".rlib")
+        })
+    })
+}
+
+fn rustup_available() -> bool {
+    Command::new("rustup")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -1,0 +1,132 @@
+//! The command line, as clap sees it. Nothing outside `main.rs` uses these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, ValueEnum};
+
+const IMAGE: &str = "Image Options";
+const OUTPUT: &str = "Output Options";
+const PACKAGE: &str = "Package Selection";
+const COMPILE: &str = "Compilation Options";
+const MANIFEST: &str = "Manifest Options";
+
+/// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
+pub enum Cargo {
+    Scratchimg(ScratchimgArgs),
+}
+
+/// Build a Rust program for musl and write it into a `FROM scratch` OCI image.
+///
+/// The image holds the stripped static binary at /app/<bin>, Mozilla's CA certificates, the IANA
+/// time zone database and a non-root user (uid 65532), and nothing else. No Docker daemon,
+/// Dockerfile or base image is needed. The same source and toolchain give the same bytes.
+///
+/// stdout gets only the output path (or one JSON object with --message-format json).
+#[derive(Debug, Args)]
+#[command(version, about, long_about, max_term_width = 100)]
+pub struct ScratchimgArgs {
+    /// Image name and tag, NAME[:TAG]; repeat for several [default: <bin>:<version>]
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", help_heading = IMAGE)]
+    pub tags: Vec<String>,
+
+    /// Load the image into a local engine: docker when its daemon answers, else podman
+    #[arg(
+        long,
+        value_name = "ENGINE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "auto",
+        help_heading = IMAGE
+    )]
+    pub load: Option<LoadArg>,
+
+    /// Where to write the image [default: <target-dir>/scratchimg/<bin>-<version>.tar]
+    #[arg(short, long, value_name = "PATH", help_heading = OUTPUT)]
+    pub output: Option<PathBuf>,
+
+    /// What to write: a tar that docker, podman and skopeo load, or an OCI layout directory
+    #[arg(long, value_enum, default_value_t = FormatArg::Archive, help_heading = OUTPUT)]
+    pub format: FormatArg,
+
+    /// How to report the result on stdout
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human, help_heading = OUTPUT)]
+    pub message_format: MessageFormat,
+
+    /// Package to build the image of
+    #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
+    pub package: Option<String>,
+
+    /// Binary to put in the image, when the package has several
+    #[arg(long, value_name = "NAME", help_heading = PACKAGE)]
+    pub bin: Option<String>,
+
+    #[command(flatten, next_help_heading = "Feature Selection")]
+    pub features: clap_cargo::Features,
+
+    /// Build with the given profile
+    #[arg(long, value_name = "NAME", default_value = "release", help_heading = COMPILE)]
+    pub profile: String,
+
+    /// Target triple to build for [default: the musl target of this machine's architecture]
+    #[arg(long, value_name = "TRIPLE", help_heading = COMPILE)]
+    pub target: Option<String>,
+
+    /// Directory for all generated artifacts
+    #[arg(long, value_name = "DIRECTORY", help_heading = COMPILE)]
+    pub target_dir: Option<PathBuf>,
+
+    #[command(flatten, next_help_heading = MANIFEST)]
+    pub manifest: clap_cargo::Manifest,
+
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long, help_heading = MANIFEST)]
+    pub locked: bool,
+
+    /// Run without accessing the network
+    #[arg(long, help_heading = MANIFEST)]
+    pub offline: bool,
+
+    /// Equivalent to specifying both --locked and --offline
+    #[arg(long, help_heading = MANIFEST)]
+    pub frozen: bool,
+
+    /// Do not print cargo log messages
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Use verbose output
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadArg {
+    Auto,
+    Docker,
+    Podman,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One tar with an OCI layout and Docker's manifest.json
+    Archive,
+    /// An OCI image layout directory
+    OciDir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cargo::command().debug_assert();
+    }
+}

@@ -1,0 +1,410 @@
+//! Filesystem layers: a deterministic tar, its diff_id, and its gzip blob.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{Context, Result, bail, ensure};
+use flate2::{Compression, GzBuilder};
+use oci_spec::image::{Digest, MediaType};
+
+use super::blob::{Blob, sha256};
+
+/// Numeric owner of an entry; names are resolved by the image's /etc/passwd, not the tar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u64,
+    pub gid: u64,
+}
+
+impl Owner {
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind<'a> {
+    Dir,
+    File(Cow<'a, [u8]>),
+    /// A hard link to an earlier regular file in the same layer (a path like our own keys).
+    Hardlink(String),
+    Symlink(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub kind: EntryKind<'a>,
+    pub mode: u32,
+    pub owner: Owner,
+    /// Added only because a child needed a parent; an explicit `dir` replaces it.
+    implied: bool,
+}
+
+/// Collects the files of one layer. Entries are kept sorted by path and every parent directory
+/// is present exactly once, so the tar is the same whatever order files were added in.
+#[derive(Debug, Clone)]
+pub struct LayerBuilder<'a> {
+    mtime: u64,
+    entries: BTreeMap<String, Entry<'a>>,
+}
+
+/// One filesystem layer of an image: the compressed blob, and the digest of the plain tar.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    blob: Blob,
+    diff_id: Digest,
+    comment: String,
+}
+
+impl<'a> LayerBuilder<'a> {
+    /// Every entry gets `mtime` (seconds since the epoch), so the bytes do not depend on when or
+    /// where the build ran.
+    pub fn new(mtime: u64) -> LayerBuilder<'a> {
+        LayerBuilder {
+            mtime,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn dir(&mut self, path: &str, mode: u32, owner: Owner) -> Result<&mut Self> {
+        let path = normalize(path)?;
+        if let Some(existing) = self.entries.get(&path)
+            && !(existing.implied || existing.kind == EntryKind::Dir)
+        {
+            bail!("`/{path}` is added to the image twice, once as a directory");
+        }
+        self.insert(
+            path,
+            Entry {
+                kind: EntryKind::Dir,
+                mode,
+                owner,
+                implied: false,
+            },
+        )
+    }
+
+    pub fn file(
+        &mut self,
+        path: &str,
+        data: impl Into<Cow<'a, [u8]>>,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<&mut Self> {
+        let entry = Entry {
+            kind: EntryKind::File(data.into()),
+            mode,
+            owner,
+            implied: false,
+        };
+        self.insert_new(path, entry)
+    }
+
+    /// A hard link at `path` to the regular file at `target`, which must be in this layer too.
+    pub fn hardlink(&mut self, path: &str, target: &str) -> Result<&mut Self> {
+        let target = normalize(target)?;
+        let Some(Entry {
+            kind: EntryKind::File(_),
+            mode,
+            owner,
+            ..
+        }) = self.entries.get(&target)
+        else {
+            bail!("hard link `/{path}` points to `/{target}`, which is not a file of this layer");
+        };
+        let entry = Entry {
+            kind: EntryKind::Hardlink(target),
+            mode: *mode,
+            owner: *owner,
+            implied: false,
+        };
+        self.insert_new(path, entry)
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str) -> Result<&mut Self> {
+        let entry = Entry {
+            kind: EntryKind::Symlink(target.to_string()),
+            mode: 0o777,
+            owner: Owner::ROOT,
+            implied: false,
+        };
+        self.insert_new(path, entry)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry<'a>)> {
+        self.entries
+            .iter()
+            .map(|(path, entry)| (path.as_str(), entry))
+    }
+
+    fn insert_new(&mut self, path: &str, entry: Entry<'a>) -> Result<&mut Self> {
+        let path = normalize(path)?;
+        ensure!(
+            !self.entries.contains_key(&path),
+            "`/{path}` is added to the image twice"
+        );
+        self.insert(path, entry)
+    }
+
+    fn insert(&mut self, path: String, entry: Entry<'a>) -> Result<&mut Self> {
+        for (i, _) in path.match_indices('/') {
+            let parent = &path[..i];
+            match self.entries.get(parent) {
+                Some(Entry {
+                    kind: EntryKind::Dir,
+                    ..
+                }) => {}
+                Some(_) => bail!("`/{parent}` is a file, so `/{path}` cannot be inside it"),
+                None => {
+                    let implied = Entry {
+                        kind: EntryKind::Dir,
+                        mode: 0o755,
+                        owner: Owner::ROOT,
+                        implied: true,
+                    };
+                    self.entries.insert(parent.to_string(), implied);
+                }
+            }
+        }
+        self.entries.insert(path, entry);
+        Ok(self)
+    }
+
+    /// The layer as an uncompressed tar: entries sorted by path, parents before children, hard
+    /// links after their targets, every header field set explicitly.
+    pub fn tar(&self) -> Result<Vec<u8>> {
+        let mut tar = tar::Builder::new(Vec::new());
+        // Sorting by bytes puts `a/b` after `a` but `a-b` between them; hard links need their
+        // target first, which holds when callers link to the first of equal files.
+        for (path, entry) in &self.entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_mode(entry.mode);
+            header.set_uid(entry.owner.uid);
+            header.set_gid(entry.owner.gid);
+            header.set_mtime(self.mtime);
+            header.set_size(0);
+            let context = || format!("could not add `/{path}` to a layer");
+            match &entry.kind {
+                EntryKind::Dir => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    tar.append_data(&mut header, format!("{path}/"), &[][..])
+                        .with_context(context)?;
+                }
+                EntryKind::File(data) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(data.len() as u64);
+                    tar.append_data(&mut header, path, &data[..])
+                        .with_context(context)?;
+                }
+                EntryKind::Hardlink(target) => {
+                    ensure!(
+                        target < path,
+                        "hard link `/{path}` sorts before its target `/{target}`"
+                    );
+                    header.set_entry_type(tar::EntryType::Link);
+                    tar.append_link(&mut header, path, target)
+                        .with_context(context)?;
+                }
+                EntryKind::Symlink(target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    tar.append_link(&mut header, path, target)
+                        .with_context(context)?;
+                }
+            }
+        }
+        tar.into_inner().context("could not finish a layer tar")
+    }
+
+    /// Writes the tar, digests it, and compresses it into the layer's blob.
+    pub fn build(&self, comment: impl Into<String>) -> Result<Layer> {
+        let tar = self.tar()?;
+        let diff_id = sha256(&tar);
+        let gzip = gzip(&tar).context("could not compress a layer")?;
+        Ok(Layer {
+            blob: Blob::new(MediaType::ImageLayerGzip, gzip),
+            diff_id,
+            comment: comment.into(),
+        })
+    }
+}
+
+impl Layer {
+    pub fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    /// The digest of the uncompressed tar, as `rootfs.diff_ids` lists it.
+    pub fn diff_id(&self) -> &Digest {
+        &self.diff_id
+    }
+
+    /// What the layer holds, for the image history and the summary.
+    pub fn comment(&self) -> &str {
+        &self.comment
+    }
+}
+
+/// gzip with a fixed header: no file name, mtime 0, OS "unknown", as Go's compress/gzip writes.
+pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::with_capacity(data.len() / 2), Compression::best());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
+/// `/etc/passwd`, `etc/passwd` and `etc/passwd/` all name `etc/passwd`; `..` and `.` are refused
+/// so nothing lands outside the root.
+fn normalize(path: &str) -> Result<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    ensure!(!parts.is_empty(), "`{path}` is not a path inside the image");
+    ensure!(
+        parts.iter().all(|p| *p != "." && *p != ".."),
+        "`{path}` must not contain `.` or `..`"
+    );
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn read_back(tar: &[u8]) -> Vec<(String, tar::EntryType, u32, u64, u64, u64, Vec<u8>)> {
+        let mut archive = tar::Archive::new(tar);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                (
+                    path,
+                    h.entry_type(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mtime().unwrap(),
+                    data,
+                )
+            })
+            .collect()
+    }
+
+    fn sample(order_reversed: bool) -> LayerBuilder<'static> {
+        let mut b = LayerBuilder::new(1_700_000_000);
+        let mut steps: Vec<Box<dyn Fn(&mut LayerBuilder<'static>)>> = vec![
+            Box::new(|b| {
+                b.file(
+                    "/etc/passwd",
+                    &b"root:x:0:0::/root:/sbin/nologin\n"[..],
+                    0o644,
+                    Owner::ROOT,
+                )
+                .unwrap();
+            }),
+            Box::new(|b| {
+                b.dir(
+                    "/home/nonroot",
+                    0o700,
+                    Owner {
+                        uid: 65532,
+                        gid: 65532,
+                    },
+                )
+                .unwrap();
+            }),
+            Box::new(|b| {
+                b.file(
+                    "usr/share/zoneinfo/Etc/UTC",
+                    &b"TZif"[..],
+                    0o644,
+                    Owner::ROOT,
+                )
+                .unwrap();
+            }),
+        ];
+        if order_reversed {
+            steps.reverse();
+        }
+        for step in steps {
+            step(&mut b);
+        }
+        b
+    }
+
+    #[test]
+    fn tar_round_trips_with_explicit_metadata() {
+        let mut b = sample(false);
+        b.hardlink("usr/share/zoneinfo/UTC", "usr/share/zoneinfo/Etc/UTC")
+            .unwrap();
+        let entries = read_back(&b.tar().unwrap());
+        let summary: Vec<_> = entries
+            .iter()
+            .map(|e| (e.0.as_str(), e.1, e.2, e.3))
+            .collect();
+        use tar::EntryType::*;
+        assert_eq!(
+            summary,
+            vec![
+                ("etc/", Directory, 0o755, 0),
+                ("etc/passwd", Regular, 0o644, 0),
+                ("home/", Directory, 0o755, 0),
+                ("home/nonroot/", Directory, 0o700, 65532),
+                ("usr/", Directory, 0o755, 0),
+                ("usr/share/", Directory, 0o755, 0),
+                ("usr/share/zoneinfo/", Directory, 0o755, 0),
+                ("usr/share/zoneinfo/Etc/", Directory, 0o755, 0),
+                ("usr/share/zoneinfo/Etc/UTC", Regular, 0o644, 0),
+                ("usr/share/zoneinfo/UTC", Link, 0o644, 0),
+            ]
+        );
+        assert!(entries.iter().all(|e| e.5 == 1_700_000_000));
+        assert_eq!(entries[1].6, b"root:x:0:0::/root:/sbin/nologin\n");
+        assert_eq!(entries[3].4, 65532);
+    }
+
+    #[test]
+    fn insertion_order_does_not_change_the_bytes() {
+        let a = sample(false).build("x").unwrap();
+        let b = sample(true).build("x").unwrap();
+        assert_eq!(a.blob().data(), b.blob().data());
+        assert_eq!(a.diff_id(), b.diff_id());
+    }
+
+    #[test]
+    fn gzip_header_is_fixed() {
+        let layer = sample(false).build("x").unwrap();
+        let gz = layer.blob().data();
+        // magic, deflate, no flags, mtime 0, best compression, OS unknown
+        assert_eq!(&gz[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255]);
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(&sha256(&tar), layer.diff_id());
+    }
+
+    #[test]
+    fn conflicts_and_escapes_are_refused() {
+        let mut b = sample(false);
+        assert!(b.file("etc/passwd", &b""[..], 0o644, Owner::ROOT).is_err());
+        assert!(
+            b.file("etc/passwd/x", &b""[..], 0o644, Owner::ROOT)
+                .is_err()
+        );
+        assert!(
+            b.file("../etc/shadow", &b""[..], 0o644, Owner::ROOT)
+                .is_err()
+        );
+        assert!(b.hardlink("etc/x", "etc/missing").is_err());
+        assert!(b.dir("etc/passwd", 0o755, Owner::ROOT).is_err());
+        // an explicit directory replaces the implied one
+        b.dir("etc", 0o700, Owner::ROOT).unwrap();
+        assert_eq!(b.entries().find(|e| e.0 == "etc").unwrap().1.mode, 0o700);
+    }
+}

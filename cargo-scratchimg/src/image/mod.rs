@@ -1,0 +1,309 @@
+//! OCI images as values: layers go in, an immutable [`Image`] with every digest computed comes
+//! out. Nothing here touches the filesystem; sinks write images.
+
+mod blob;
+pub mod json;
+mod layer;
+mod reference;
+
+use std::io::Read;
+
+use anyhow::{Context, Result, ensure};
+use oci_spec::image::{
+    Config, ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
+    ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+};
+
+pub use blob::{Blob, sha256};
+pub use layer::{Entry, EntryKind, Layer, LayerBuilder, Owner, gzip};
+pub use reference::ImageRef;
+
+use crate::target::Arch;
+
+/// What `history[].created_by` says made each layer.
+pub const CREATED_BY: &str = concat!("cargo-scratchimg ", env!("CARGO_PKG_VERSION"));
+
+/// The runtime settings of an image: what the OCI config calls `config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` pairs, in the order given.
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+}
+
+/// Assembles an image from layers and settings.
+#[derive(Debug, Clone)]
+pub struct ImageBuilder {
+    arch: Arch,
+    created: jiff::Timestamp,
+    run: RunConfig,
+    layers: Vec<Layer>,
+}
+
+/// A complete single-platform image: its layers, config and manifest, each with its digest.
+#[derive(Debug, Clone)]
+pub struct Image {
+    arch: Arch,
+    layers: Vec<Layer>,
+    config: Blob,
+    manifest: Blob,
+}
+
+impl ImageBuilder {
+    /// `created` is the one timestamp of the image: config, history and layer mtimes share it.
+    pub fn new(arch: Arch, created: jiff::Timestamp) -> ImageBuilder {
+        ImageBuilder {
+            arch,
+            created,
+            run: RunConfig::default(),
+            layers: Vec::new(),
+        }
+    }
+
+    pub fn run_config(mut self, run: RunConfig) -> Self {
+        self.run = run;
+        self
+    }
+
+    /// Adds a layer on top of the ones before it.
+    pub fn layer(mut self, layer: Layer) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    pub fn build(self) -> Result<Image> {
+        let created = self.created.to_string();
+        let history = self
+            .layers
+            .iter()
+            .map(|layer| {
+                HistoryBuilder::default()
+                    .created(created.clone())
+                    .created_by(CREATED_BY)
+                    .comment(layer.comment())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rootfs = RootFsBuilder::default()
+            .typ("layers")
+            .diff_ids(
+                self.layers
+                    .iter()
+                    .map(|l| l.diff_id().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .build()?;
+        let mut configuration = ImageConfigurationBuilder::default()
+            .created(created)
+            .architecture(oci_arch(self.arch))
+            .os(Os::Linux)
+            .config(self.container_config()?)
+            .rootfs(rootfs)
+            .history(history)
+            .build()?;
+        configuration.set_variant(self.arch.oci_variant().map(str::to_string));
+        let config = Blob::new(MediaType::ImageConfig, json::to_vec(&configuration)?);
+
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(config.descriptor().clone())
+            .layers(
+                self.layers
+                    .iter()
+                    .map(|l| l.blob().descriptor().clone())
+                    .collect::<Vec<_>>(),
+            )
+            .build()?;
+        let manifest = Blob::new(MediaType::ImageManifest, json::to_vec(&manifest)?);
+        Ok(Image {
+            arch: self.arch,
+            layers: self.layers,
+            config,
+            manifest,
+        })
+    }
+
+    fn container_config(&self) -> Result<Config> {
+        let run = &self.run;
+        let mut config = ConfigBuilder::default().build()?;
+        let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let some_str = |s: &String| (!s.is_empty()).then(|| s.clone());
+        config.set_entrypoint(some(&run.entrypoint));
+        config.set_cmd(some(&run.cmd));
+        config.set_env(some(&run.env));
+        config.set_user(some_str(&run.user));
+        config.set_working_dir(some_str(&run.working_dir));
+        Ok(config)
+    }
+}
+
+fn oci_arch(arch: Arch) -> oci_spec::image::Arch {
+    match arch {
+        Arch::Amd64 => oci_spec::image::Arch::Amd64,
+        Arch::Arm64 => oci_spec::image::Arch::ARM64,
+    }
+}
+
+impl Image {
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The manifest digest: the image's identity in registries and OCI layouts.
+    pub fn digest(&self) -> &oci_spec::image::Digest {
+        self.manifest.digest()
+    }
+
+    pub fn manifest(&self) -> &Blob {
+        &self.manifest
+    }
+
+    pub fn config(&self) -> &Blob {
+        &self.config
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Every blob of the image: config first, then layers bottom to top.
+    pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
+        std::iter::once(&self.config).chain(self.layers.iter().map(Layer::blob))
+    }
+
+    /// Compressed size of the config and every layer: what a pull downloads.
+    pub fn compressed_size(&self) -> u64 {
+        self.blobs().map(Blob::size).sum()
+    }
+}
+
+/// Checks an image's internal consistency from its bytes alone: the manifest names the config
+/// and layer blobs by their real digests and sizes, and `rootfs.diff_ids` are the digests of the
+/// decompressed layers.
+pub fn validate(image: &Image) -> Result<()> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(image.manifest().data()).context("manifest is not valid JSON")?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(image.config().data()).context("config is not valid JSON")?;
+    ensure!(
+        manifest.config() == image.config().descriptor(),
+        "manifest names another config"
+    );
+    ensure!(
+        &sha256(image.config().data()) == image.config().digest(),
+        "config digest is wrong"
+    );
+    ensure!(
+        manifest.layers().len() == image.layers().len()
+            && config.rootfs().diff_ids().len() == image.layers().len(),
+        "manifest, config and image disagree on the number of layers"
+    );
+    for ((layer, descriptor), diff_id) in image
+        .layers()
+        .iter()
+        .zip(manifest.layers())
+        .zip(config.rootfs().diff_ids())
+    {
+        let blob = layer.blob();
+        ensure!(
+            descriptor.digest() == &sha256(blob.data()),
+            "layer {} digest is wrong",
+            descriptor.digest()
+        );
+        ensure!(
+            descriptor.size() == blob.data().len() as u64,
+            "layer {} size is wrong",
+            descriptor.digest()
+        );
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(blob.data())
+            .read_to_end(&mut tar)
+            .context("layer is not gzip")?;
+        ensure!(
+            &sha256(&tar).to_string() == diff_id,
+            "diff_id {diff_id} is not the digest of its layer"
+        );
+    }
+    ensure!(
+        config.history().as_ref().map_or(0, |h| h.len()) == image.layers().len(),
+        "history has one entry per layer"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str) -> Layer {
+        let mut b = LayerBuilder::new(0);
+        b.file(name, name.as_bytes().to_vec(), 0o644, Owner::ROOT)
+            .unwrap();
+        b.build(format!("holds {name}")).unwrap()
+    }
+
+    fn image() -> Image {
+        ImageBuilder::new(
+            Arch::Arm64,
+            jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+        )
+        .run_config(RunConfig {
+            entrypoint: vec!["/app/hello".into()],
+            env: vec!["PATH=/app".into()],
+            user: "65532:65532".into(),
+            working_dir: "/home/nonroot".into(),
+            ..RunConfig::default()
+        })
+        .layer(layer("base"))
+        .layer(layer("app/hello"))
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn built_images_validate() {
+        validate(&image()).unwrap();
+    }
+
+    #[test]
+    fn config_says_what_the_image_is() {
+        let image = image();
+        let config: serde_json::Value = serde_json::from_slice(image.config().data()).unwrap();
+        assert_eq!(config["architecture"], "arm64");
+        assert_eq!(config["variant"], "v8");
+        assert_eq!(config["os"], "linux");
+        assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+        assert_eq!(config["config"]["Entrypoint"][0], "/app/hello");
+        assert_eq!(config["config"]["User"], "65532:65532");
+        assert_eq!(config["config"]["WorkingDir"], "/home/nonroot");
+        assert!(config["config"].get("Cmd").is_none());
+        assert_eq!(config["history"][1]["comment"], "holds app/hello");
+        assert_eq!(config["history"][1]["created_by"], CREATED_BY);
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            image.layers()[0].diff_id().to_string()
+        );
+    }
+
+    #[test]
+    fn same_inputs_same_digest() {
+        assert_eq!(image().digest(), image().digest());
+        let later = ImageBuilder::new(Arch::Arm64, jiff::Timestamp::from_second(1).unwrap())
+            .layer(layer("base"))
+            .build()
+            .unwrap();
+        assert_ne!(later.digest(), image().digest());
+    }
+
+    #[test]
+    fn validate_catches_a_corrupt_layer() {
+        let mut image = image();
+        let bad = layer("other");
+        image.layers[1] = Layer::clone(&bad);
+        assert!(validate(&image).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! `cargo scratchimg`: build a Rust program for musl and write it into a `FROM scratch` OCI
+//! image, with no Docker daemon, Dockerfile or base image.
+//!
+//! The pipeline: [`build`] runs cargo and gives a [`build::BuiltBinary`]; [`rootfs`] turns it and
+//! the embedded base files into [`image::Layer`]s; [`image::ImageBuilder`] makes an immutable
+//! [`image::Image`]; [`sink`]s write it out. [`pipeline::run`] strings them together.
+
+pub mod build;
+pub mod image;
+pub mod pipeline;
+pub mod rootfs;
+pub mod shell;
+pub mod sink;
+pub mod source_date;
+pub mod target;
+
+pub use pipeline::{Options, Outcome, run};
+pub use shell::{Shell, Verbosity};

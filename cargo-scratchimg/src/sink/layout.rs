@@ -1,0 +1,70 @@
+//! The files of an OCI image layout, and Docker's `manifest.json` beside them.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use anyhow::Result;
+use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, OciLayoutBuilder};
+use serde::Serialize;
+
+use crate::image::{Image, ImageRef, json};
+
+/// containerd's and Docker's name for the full reference of an index entry.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, bytes) pairs. The index has one
+/// entry per tag, annotated the way `docker save` does since Docker 25.
+pub fn oci_layout<'a>(image: &'a Image, tags: &[ImageRef]) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
+    let layout = OciLayoutBuilder::default()
+        .image_layout_version("1.0.0")
+        .build()?;
+    let manifests = tags
+        .iter()
+        .map(|tag| {
+            let mut descriptor: Descriptor = image.manifest().descriptor().clone();
+            descriptor.set_annotations(Some(HashMap::from([
+                (CONTAINERD_NAME.to_string(), tag.qualified()),
+                (REF_NAME.to_string(), tag.tag().to_string()),
+            ])));
+            descriptor
+        })
+        .collect::<Vec<_>>();
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?;
+    let mut files = vec![
+        ("oci-layout".to_string(), Cow::Owned(json::to_vec(&layout)?)),
+        ("index.json".to_string(), Cow::Owned(json::to_vec(&index)?)),
+    ];
+    let manifest = image.manifest();
+    for blob in std::iter::once(manifest).chain(image.blobs()) {
+        files.push((blob.layout_path(), Cow::Borrowed(blob.data())));
+    }
+    Ok(files)
+}
+
+/// An entry of Docker's `manifest.json`, which `docker load` reads (it ignores the OCI index).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifest {
+    config: String,
+    repo_tags: Vec<String>,
+    layers: Vec<String>,
+}
+
+/// `manifest.json`, pointing into the same `blobs/` as the OCI layout, so no blob is stored twice.
+pub fn docker_manifest(image: &Image, tags: &[ImageRef]) -> Result<Vec<u8>> {
+    let entry = DockerManifest {
+        config: image.config().layout_path(),
+        repo_tags: tags.iter().map(ImageRef::familiar).collect(),
+        layers: image
+            .layers()
+            .iter()
+            .map(|l| l.blob().layout_path())
+            .collect(),
+    };
+    Ok(json::to_vec(&[entry])?)
+}

@@ -1,0 +1,31 @@
+//! Sinks write a finished [`Image`]: into a tar, an OCI layout directory, or a container engine.
+//! They never build; the image arrives complete, with every digest computed.
+
+mod archive;
+mod daemon;
+mod layout;
+mod oci_dir;
+mod pending;
+
+use anyhow::Result;
+
+use crate::image::{Image, ImageRef};
+pub use archive::ArchiveSink;
+pub use daemon::{DaemonSink, Engine};
+pub use layout::{docker_manifest, oci_layout};
+pub use oci_dir::OciDirSink;
+
+/// Somewhere an image can be written to, under some tags.
+pub trait Sink {
+    fn write(&mut self, image: &Image, tags: &[ImageRef]) -> Result<()>;
+}
+
+/// What `--format` writes to the output path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One tar holding an OCI layout and Docker's `manifest.json`, as `docker save` writes.
+    #[default]
+    Archive,
+    /// An OCI image layout directory.
+    OciDir,
+}

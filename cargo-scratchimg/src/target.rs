@@ -1,0 +1,124 @@
+//! The platforms an image can be built for, and how each is named by rustc, OCI and ELF.
+
+use anyhow::{Result, bail};
+
+/// A CPU architecture we build static musl binaries for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    /// The architecture this tool runs on, if it is one we can target.
+    pub fn host() -> Option<Arch> {
+        Arch::from_rust_arch(std::env::consts::ARCH)
+    }
+
+    fn from_rust_arch(arch: &str) -> Option<Arch> {
+        match arch {
+            "x86_64" => Some(Arch::Amd64),
+            "aarch64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    /// The name rustc uses in target triples.
+    pub fn rust_arch(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86_64",
+            Arch::Arm64 => "aarch64",
+        }
+    }
+
+    /// The name OCI image configs and indexes use (GOARCH).
+    pub fn oci_arch(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The OCI platform variant, where the spec defines one.
+    pub fn oci_variant(self) -> Option<&'static str> {
+        match self {
+            Arch::Amd64 => None,
+            Arch::Arm64 => Some("v8"),
+        }
+    }
+
+    /// `e_machine` of an ELF executable for this architecture.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::Amd64 => goblin::elf::header::EM_X86_64,
+            Arch::Arm64 => goblin::elf::header::EM_AARCH64,
+        }
+    }
+}
+
+/// A rustc target triple together with the architecture it builds for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub triple: String,
+    pub arch: Arch,
+}
+
+impl Target {
+    /// The musl target of an architecture: static by default, no libc needed in the image.
+    pub fn musl(arch: Arch) -> Target {
+        Target {
+            triple: format!("{}-unknown-linux-musl", arch.rust_arch()),
+            arch,
+        }
+    }
+
+    /// The musl target of the machine we run on.
+    pub fn host_musl() -> Result<Target> {
+        match Arch::host() {
+            Some(arch) => Ok(Target::musl(arch)),
+            None => bail!(
+                "no default target for host architecture `{}`\n\
+                 help: pass --target x86_64-unknown-linux-musl or --target aarch64-unknown-linux-musl",
+                std::env::consts::ARCH
+            ),
+        }
+    }
+
+    /// Parses a triple given with `--target`; only Linux targets can go into a Linux image.
+    pub fn parse(triple: &str) -> Result<Target> {
+        let arch = triple.split('-').next().and_then(Arch::from_rust_arch);
+        match arch {
+            Some(arch) if triple.contains("-linux-") => Ok(Target {
+                triple: triple.to_string(),
+                arch,
+            }),
+            _ => bail!(
+                "target `{triple}` cannot go into a linux image\n\
+                 help: use x86_64-unknown-linux-musl or aarch64-unknown-linux-musl"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn musl_targets_name_their_architecture() {
+        let t = Target::musl(Arch::Arm64);
+        assert_eq!(t.triple, "aarch64-unknown-linux-musl");
+        assert_eq!(
+            (t.arch.oci_arch(), t.arch.oci_variant()),
+            ("arm64", Some("v8"))
+        );
+        assert_eq!(
+            Target::parse("x86_64-unknown-linux-musl").unwrap().arch,
+            Arch::Amd64
+        );
+        assert!(Target::parse("x86_64-apple-darwin").is_err());
+        assert!(Target::parse("riscv64gc-unknown-linux-musl").is_err());
+    }
+}

@@ -1,0 +1,290 @@
+//! The command line on bad input: one clear error, a non-zero exit, and no output file.
+//! Each case runs the real binary on a fixture crate (tests/fixtures at the repo root).
+
+use std::path::Path;
+
+use scratchimg_tests::{
+    BareToolchain, fixture_copy, host_musl_target, require_musl_target, shared_target_dir, tool,
+};
+use snapbox::cmd::Command;
+use snapbox::{Assert, Redactions, file, str};
+
+/// The tool in `dir`, with its output compared after `dir` is replaced by `[ROOT]`.
+fn scratchimg(dir: &Path) -> Command {
+    let mut redactions = Redactions::new();
+    redactions.insert("[ROOT]", dir.to_path_buf()).unwrap();
+    redactions.insert("[TARGET]", host_musl_target()).unwrap();
+    let assert = Assert::new()
+        .action_env(snapbox::assert::DEFAULT_ACTION_ENV)
+        .redact_with(redactions);
+    Command::from_std(tool(dir)).with_assert(assert)
+}
+
+/// Nothing was written: no output, and no temporary file beside it.
+fn assert_no_output(dir: &Path, output: &Path) {
+    assert!(!output.exists(), "{} was written", output.display());
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp") || n.starts_with(".out"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+#[test]
+fn help_documents_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    scratchimg(dir.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout_eq(file!["snapshots/help.txt"]);
+}
+
+#[test]
+fn not_a_cargo_project() {
+    let dir = tempfile::tempdir().unwrap();
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: could not find `Cargo.toml` in `[ROOT]` or any parent directory
+help: run `cargo scratchimg` inside a cargo project, or pass --manifest-path PATH/Cargo.toml
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn missing_manifest_path() {
+    let dir = tempfile::tempdir().unwrap();
+    scratchimg(dir.path())
+        .args(["--manifest-path", "nope/Cargo.toml"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: manifest path `nope/Cargo.toml` does not exist
+help: pass the path of a Cargo.toml to --manifest-path
+
+"#]]);
+}
+
+#[test]
+fn unknown_bin_lists_the_binaries() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "nope", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: package `multi-bin` has no binary named `nope`
+help: its binaries are: migrate, server
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn several_binaries_need_a_choice() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: package `multi-bin` has several binaries: migrate, server
+help: pick one with --bin, e.g. `cargo scratchimg --bin migrate`
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn library_only_package() {
+    let dir = fixture_copy("lib-only");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: package `lib-only` has no binary to put in an image (it is a library)
+help: add src/main.rs or a [[bin]] target, or pick a binary package with -p
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn unknown_package() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["-p", "other", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: package `other` is not in this workspace
+help: workspace members: multi-bin
+
+"#]]);
+}
+
+#[test]
+fn failing_build_shows_cargo_errors_then_one_line() {
+    require_musl_target();
+    let dir = fixture_copy("broken");
+    let target_dir = shared_target_dir("broken");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar", "--target-dir"])
+        .arg(&target_dir)
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+...
+error[E0308]: mismatched types
+...
+error: `cargo build` failed for package `broken` (exit status: 101)
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn dynamically_linked_binary_is_refused() {
+    require_musl_target();
+    let dir = fixture_copy("dynamic");
+    let target_dir = shared_target_dir("dynamic");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar", "--target-dir"])
+        .arg(&target_dir)
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+...
+error: [..]/[TARGET]/release/dynamic is dynamically linked; it needs [..]libc.so[..], which a scratch image does not have
+help: the musl target links statically unless `-C target-feature=-crt-static` is set; remove it from RUSTFLAGS and .cargo/config.toml
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn output_inside_a_file_fails_before_building() {
+    let dir = fixture_copy("multi-bin");
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "file/out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: could not create the output directory file
+
+Caused by:
+  File exists (os error 17)
+help: choose another path with -o
+
+"#]]);
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn output_on_a_read_only_filesystem_fails_before_building() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "/proc/out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: could not write to /proc
+
+Caused by:
+  [..] at path "/proc/.out.tar.[..].tmp"
+help: choose another path with -o
+
+"#]]);
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn invalid_tags_are_refused_before_building() {
+    let dir = fixture_copy("multi-bin");
+    let run = |tag: &str| {
+        scratchimg(dir.path())
+            .args(["--bin", "server", "-o", "out.tar", "-t", tag])
+            .assert()
+            .code(1)
+    };
+    run("UPPER:case").stderr_eq(str![[r#"
+error: `UPPER:case`: repository name `UPPER` must be lowercase
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    run("a:b:c").stderr_eq(str![[r#"
+error: `a:b:c` has more than one `:TAG`
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    run("").stderr_eq(str![[r#"
+error: image reference is empty
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn missing_target_without_rustup() {
+    let toolchain = BareToolchain::new();
+    let dir = fixture_copy("multi-bin");
+    let path = format!("{}:/usr/bin:/bin", toolchain.bin().display());
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "out.tar"])
+        .env("PATH", path)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: the standard library for `[TARGET]` is not installed (looked in [..]/lib/rustlib/[TARGET]/lib)
+help: install it for your Rust toolchain; with rustup that is `rustup target add [TARGET]`
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn missing_target_offline() {
+    let toolchain = BareToolchain::new();
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "out.tar", "--offline"])
+        .env("RUSTUP_TOOLCHAIN", toolchain.path())
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: the standard library for `[TARGET]` is not installed (not installing it with --offline/--frozen)
+help: run `rustup target add [TARGET]`
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn missing_target_that_rustup_cannot_install() {
+    let toolchain = BareToolchain::new();
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "out.tar"])
+        .env("RUSTUP_TOOLCHAIN", toolchain.path())
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+  Installing target [TARGET] (`rustup target add [TARGET]`)
+error: could not install the standard library for `[TARGET]` with rustup ([..]); run `rustup target add [TARGET]` and try again
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}

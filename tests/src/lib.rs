@@ -1,0 +1,246 @@
+//! Helpers shared by the tests of cargo-scratchimg: finding the tool, running it with the
+//! toolchain that has the musl target, and checking that the real engines are there.
+//!
+//! Nothing here skips: a missing engine or target panics with what to install.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repo")
+        .to_path_buf()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo_root().join("examples").join(name)
+}
+
+/// A target directory shared by every test build of `name`, so dependencies compile once.
+pub fn shared_target_dir(name: &str) -> PathBuf {
+    repo_root().join("target/scratchimg-tests").join(name)
+}
+
+/// The cargo-scratchimg binary, built once per test process from this workspace.
+pub fn tool_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("CARGO_BIN_EXE_cargo-scratchimg") {
+            return PathBuf::from(path);
+        }
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "cargo-scratchimg",
+                "--bin",
+                "cargo-scratchimg",
+            ])
+            .args(["--message-format=json"])
+            .current_dir(repo_root())
+            .output()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "building cargo-scratchimg failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .next_back()
+            .expect("cargo reports the executable")
+    })
+}
+
+/// The toolchain the tool's own cargo runs with: `SCRATCHIMG_TEST_TOOLCHAIN` when set (CI sets
+/// `musl-offline`), else the one running the tests.
+pub fn test_toolchain() -> Option<String> {
+    std::env::var("SCRATCHIMG_TEST_TOOLCHAIN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
+/// `cargo-scratchimg scratchimg ARGS` as cargo would start it, in `dir`, with the test toolchain.
+pub fn tool(dir: &Path) -> Command {
+    let mut command = Command::new(tool_path());
+    command.arg("scratchimg").current_dir(dir);
+    // The test runner's cargo and toolchain are not the ones the tool should build with; cargo
+    // test's LD_LIBRARY_PATH would even make another rustc load the runner's librustc_driver.
+    for var in ["CARGO", "RUSTC", "CARGO_TARGET_DIR", "LD_LIBRARY_PATH"] {
+        command.env_remove(var);
+    }
+    if let Some(toolchain) = test_toolchain() {
+        command.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    command
+}
+
+pub fn host_musl_target() -> String {
+    format!("{}-unknown-linux-musl", std::env::consts::ARCH)
+}
+
+/// Panics with what to install unless the test toolchain has the host's musl target.
+pub fn require_musl_target() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let target = host_musl_target();
+        let mut rustc = Command::new("rustc");
+        rustc.args(["--print", "target-libdir", "--target", &target]).env_remove("RUSTC");
+        if let Some(toolchain) = test_toolchain() {
+            rustc.env("RUSTUP_TOOLCHAIN", toolchain);
+        }
+        let libdir = rustc.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let has_std = libdir.as_ref().and_then(|d| std::fs::read_dir(d).ok()).is_some_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+        });
+        assert!(
+            has_std,
+            "the {target} target is not installed for the test toolchain ({}).\n\
+             Install it: `rustup target add {target}`, or on machines without rustup downloads \
+             `bash ../shared/env/install-musl-targets.sh` and SCRATCHIMG_TEST_TOOLCHAIN=musl-offline",
+            test_toolchain().unwrap_or_else(|| "default".into())
+        );
+    });
+}
+
+/// Panics with what to install unless `program` runs (`args` is a cheap probe such as `version`).
+pub fn require_tool(program: &str, args: &[&str]) {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "`{program} {}` failed: this test needs {program}.\n\
+         Install and start the container tools: `bash ../shared/env/container-tools.sh` \
+         (docker engine, podman, skopeo, umoci, docker-registry)",
+        args.join(" ")
+    );
+}
+
+/// Runs a command, panics with its output if it fails, returns stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {command:?}: {e}"));
+    assert_success(command, &output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn assert_success(command: &Command, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Copies a directory tree (a fixture or example) to `dest`, leaving out `target/`.
+pub fn copy_tree(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let (from, to) = (entry.path(), dest.join(&name));
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of a fixture crate in a temporary directory.
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("scratchimg-{name}-"))
+        .tempdir()
+        .unwrap();
+    copy_tree(&fixture(name), dir.path());
+    dir
+}
+
+/// A copy of the test runner's Rust toolchain with only the host's own standard library: the
+/// state of a fresh rustup install before `rustup target add`. Hard links, so it costs no space.
+pub struct BareToolchain {
+    dir: tempfile::TempDir,
+}
+
+impl BareToolchain {
+    pub fn new() -> BareToolchain {
+        let rustc = |arg: &str| {
+            let output = Command::new("rustc")
+                .args(arg.split(' '))
+                .output()
+                .expect("rustc runs");
+            String::from_utf8(output.stdout).unwrap()
+        };
+        let sysroot = PathBuf::from(rustc("--print sysroot").trim());
+        let host = rustc("-vV")
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .expect("rustc -vV names the host")
+            .to_string();
+        let dir = tempfile::Builder::new()
+            .prefix("scratchimg-bare-toolchain-")
+            .tempdir_in(repo_root().join("target"))
+            .unwrap();
+        let link = |from: &Path, to: &Path| {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            let linked = Command::new("cp")
+                .arg("-al")
+                .arg(from)
+                .arg(to)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !linked {
+                run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+            }
+        };
+        for tool in ["cargo", "rustc"] {
+            link(
+                &sysroot.join("bin").join(tool),
+                &dir.path().join("bin").join(tool),
+            );
+        }
+        for entry in std::fs::read_dir(sysroot.join("lib")).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("librustc_driver") || name.starts_with("libLLVM") {
+                link(&entry.path(), &dir.path().join("lib").join(&name));
+            }
+        }
+        let rustlib = Path::new("lib/rustlib").join(&host);
+        link(&sysroot.join(&rustlib), &dir.path().join(&rustlib));
+        BareToolchain { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+}
+
+impl Default for BareToolchain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
