@@ -6,6 +6,7 @@
 //! [`image::Image`]; [`sink`]s write it out. [`pipeline::run`] strings them together.
 
 pub mod build;
+pub mod cache;
 pub mod image;
 pub mod pipeline;
 pub mod rootfs;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::build::toolchain::{self, Install};
 use crate::build::{self, CargoOptions, elf};
+use crate::cache::{Hit, LayerCache};
 use crate::image::{ImageBuilder, ImageRef, validate};
 use crate::rootfs;
 use crate::shell::Shell;
@@ -83,121 +84,152 @@ impl Output {
 pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
     let started = Instant::now();
     let cargo = &options.cargo_program;
-    let selection = build::select(cargo, &options.cargo)?;
-    let package = &selection.package;
-    let version = package.version.to_string();
-    let tags = parse_tags(&options.tags, &selection.bin, &version)?;
+    let manifest = build::find_manifest(options.cargo.manifest_path.as_deref())?;
+    let manifest_dir = match manifest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let target = match &options.target {
         Some(triple) => Target::parse(triple)?,
         None => Target::host_musl()?,
     };
-    let date = SourceDate::resolve(
-        options.source_date_epoch.as_deref(),
-        selection.package_dir(),
-    )?;
-    let created = date.timestamp()?;
-    shell.verbose("Timestamp", format!("{created} (from {:?})", date.origin));
+    // What needs nothing from cargo runs beside `cargo metadata` and `cargo build`, on the
+    // other core: the base layer, and the look for the target's standard library.
+    std::thread::scope(|scope| {
+        let base = scope.spawn(rootfs::base_layer);
+        let probe = scope.spawn(|| toolchain::probe(&target, manifest_dir, cargo));
 
-    // Claim the output before compiling: a bad path fails now, and the old output stays intact.
-    let path = match &options.output {
-        Some(path) => path.clone(),
-        None => default_output(
-            &selection.target_directory,
-            &selection.bin,
-            &version,
-            options.format,
-        ),
-    };
-    let mut output = match options.format {
-        Format::Archive => Output::Archive(ArchiveSink::create(&path, date.seconds)?),
-        Format::OciDir => Output::OciDir(OciDirSink::create(&path)?),
-    };
-    let engine = match options.load {
-        None => None,
-        Some(Load::Auto) => Some(Engine::detect()?),
-        Some(Load::Engine(engine)) => Some(engine),
-    };
+        let selection = build::select(cargo, &manifest, &options.cargo)?;
+        let version = selection.package.version.to_string();
+        let tags = parse_tags(&options.tags, &selection.bin, &version)?;
+        let date = SourceDate::resolve(
+            options.source_date_epoch.as_deref(),
+            selection.package_dir(),
+        )?;
+        let created = date.timestamp()?;
+        shell.verbose("Timestamp", format!("{created} (from {:?})", date.origin));
 
-    let install = if options.cargo.offline || options.cargo.frozen {
-        Install::Forbidden
-    } else {
-        Install::Allowed
-    };
-    toolchain::ensure_target(&target, &selection.workspace_root, install, shell)?;
-    let binary = build::build(
-        cargo,
-        &selection,
-        &target,
-        &options.cargo,
-        shell.verbosity(),
-    )?;
-    elf::check_static(&binary.path, &target)?;
+        // Claim the output before compiling: a bad path fails now, and the old output stays.
+        let path = match &options.output {
+            Some(path) => path.clone(),
+            None => default_output(
+                &selection.target_directory,
+                &selection.bin,
+                &version,
+                options.format,
+            ),
+        };
+        let mut output = match options.format {
+            Format::Archive => Output::Archive(ArchiveSink::create(&path, date.seconds)?),
+            Format::OciDir => Output::OciDir(OciDirSink::create(&path)?),
+        };
+        let engine = match options.load {
+            None => None,
+            Some(Load::Auto) => Some(Engine::detect()?),
+            Some(Load::Engine(engine)) => Some(engine),
+        };
 
-    let base = rootfs::base_layer()?;
-    shell.status("Packing", base.comment());
-    let app = rootfs::app_layer(&binary, date.seconds)?;
-    shell.status("Packing", app.comment());
-    let image = ImageBuilder::new(target.arch, created)
-        .run_config(rootfs::run_config(&binary.name))
-        .layer(base)
-        .layer(app)
-        .build()?;
-    if cfg!(debug_assertions) {
-        validate(&image).context("the image is inconsistent (a bug in cargo-scratchimg)")?;
-    }
+        let install = if options.cargo.offline || options.cargo.frozen {
+            Install::Forbidden
+        } else {
+            Install::Allowed
+        };
+        let probe = join(probe)?;
+        toolchain::ensure_target(&target, probe, manifest_dir, install, shell)?;
+        let binary = build::build(
+            cargo,
+            &selection,
+            &target,
+            &options.cargo,
+            shell.verbosity(),
+        )?;
+        elf::check_static(&binary.path, &target)?;
 
-    shell.status("Writing", path.display());
-    output.sink().write(&image, &tags)?;
-    let loaded_into = match engine {
-        Some(engine) => {
-            let mut daemon = DaemonSink::new(engine, date.seconds);
-            daemon
-                .write(&image, &tags)
-                .with_context(|| format!("could not load the image into {engine}"))?;
-            for line in daemon.report.lines() {
-                shell.status(
-                    "Loaded",
-                    format!("{} ({engine})", line.trim_start_matches("Loaded image: ")),
-                );
-            }
-            Some(engine.to_string())
+        let base = join(base)?;
+        shell.status("Packing", base.comment());
+        let cache = LayerCache::in_target_dir(&selection.target_directory);
+        let app_files = rootfs::app_files(&binary, date.seconds)?;
+        let (app, hit) = cache.layer(&app_files, rootfs::app_comment(&binary))?;
+        shell.status("Packing", app.comment());
+        shell.verbose(
+            "Cache",
+            format!(
+                "{} layer {}",
+                if hit == Hit::Cached {
+                    "reused"
+                } else {
+                    "stored"
+                },
+                app.blob().digest()
+            ),
+        );
+        let image = ImageBuilder::new(target.arch, created)
+            .run_config(rootfs::run_config(&binary.name))
+            .layer(base)
+            .layer(app)
+            .build()?;
+        if cfg!(debug_assertions) {
+            validate(&image).context("the image is inconsistent (a bug in cargo-scratchimg)")?;
         }
-        None => None,
-    };
 
-    let outcome = Outcome {
-        path,
-        format: match options.format {
-            Format::Archive => "archive",
-            Format::OciDir => "oci-dir",
-        },
-        digest: image.digest().to_string(),
-        config_digest: image.config().digest().to_string(),
-        tags: tags.iter().map(ImageRef::familiar).collect(),
-        platform: format!("linux/{}", target.arch.oci_arch()),
-        layers: image
-            .layers()
-            .iter()
-            .map(|l| LayerSummary {
-                digest: l.blob().digest().to_string(),
-                diff_id: l.diff_id().to_string(),
-                size: l.blob().size(),
-                comment: l.comment().to_string(),
-            })
-            .collect(),
-        size: image.compressed_size(),
-        loaded_into,
-    };
-    summarize(&outcome, shell);
-    shell.status(
-        "Finished",
-        format!(
-            "image `{}` in {:.2}s",
-            outcome.tags.join("`, `"),
-            started.elapsed().as_secs_f64()
-        ),
-    );
-    Ok(outcome)
+        shell.status("Writing", path.display());
+        output.sink().write(&image, &tags)?;
+        let loaded_into = match engine {
+            Some(engine) => {
+                let mut daemon = DaemonSink::new(engine, date.seconds);
+                daemon
+                    .write(&image, &tags)
+                    .with_context(|| format!("could not load the image into {engine}"))?;
+                for line in daemon.report.lines() {
+                    let name = line.trim_start_matches("Loaded image: ");
+                    shell.status("Loaded", format!("{name} ({engine})"));
+                }
+                Some(engine.to_string())
+            }
+            None => None,
+        };
+
+        let outcome = Outcome {
+            path,
+            format: match options.format {
+                Format::Archive => "archive",
+                Format::OciDir => "oci-dir",
+            },
+            digest: image.digest().to_string(),
+            config_digest: image.config().digest().to_string(),
+            tags: tags.iter().map(ImageRef::familiar).collect(),
+            platform: format!("linux/{}", target.arch.oci_arch()),
+            layers: image
+                .layers()
+                .iter()
+                .map(|l| LayerSummary {
+                    digest: l.blob().digest().to_string(),
+                    diff_id: l.diff_id().to_string(),
+                    size: l.blob().size(),
+                    comment: l.comment().to_string(),
+                })
+                .collect(),
+            size: image.compressed_size(),
+            loaded_into,
+        };
+        summarize(&outcome, shell);
+        shell.status(
+            "Finished",
+            format!(
+                "image `{}` in {:.2}s",
+                outcome.tags.join("`, `"),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(outcome)
+    })
+}
+
+/// The result of a scoped thread, with its panic passed on.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// `-t` values, or `<bin>:<version>` by default; all checked before anything is built.

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use scratchimg_tests::{
-    example, host_musl_target, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
+    example, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
 };
 
 /// One build of examples/hello, shared by the tests of this file.

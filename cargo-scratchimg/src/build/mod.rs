@@ -14,7 +14,7 @@ use cargo_metadata::{Message, TargetKind};
 
 use crate::shell::Verbosity;
 use crate::target::Target;
-pub use workspace::{Selection, select};
+pub use workspace::{Selection, find_manifest, select};
 
 /// cargo's own flags, as plain values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,15 +18,49 @@ pub enum Install {
     Forbidden,
 }
 
-/// Makes sure `target`'s standard library is there for the toolchain cargo will use in `dir`.
+/// Where the target's standard library belongs, and whether it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub libdir: PathBuf,
+    pub installed: bool,
+}
+
+/// Looks for `target`'s standard library in the toolchain that `cargo` will use in `dir`.
+/// It only reads, so it can run while cargo reads the workspace.
+pub fn probe(target: &Target, dir: &Path, cargo: &Path) -> Result<Probe> {
+    // Toolchains keep rustc beside cargo, and that is the rustc cargo runs unless RUSTC says
+    // otherwise: where the library is there, finding it needs no rustc process (60 ms).
+    if std::env::var_os("RUSTC").is_none()
+        && let Some(bin) = cargo
+            .parent()
+            .filter(|bin| cargo.is_absolute() && bin.join("rustc").is_file())
+        && let Some(sysroot) = bin.parent()
+    {
+        let libdir = sysroot.join("lib/rustlib").join(&target.triple).join("lib");
+        if has_std(&libdir) {
+            return Ok(Probe {
+                libdir,
+                installed: true,
+            });
+        }
+    }
+    let libdir = target_libdir(target, dir)?;
+    Ok(Probe {
+        installed: has_std(&libdir),
+        libdir,
+    })
+}
+
+/// Makes sure `target`'s standard library is there, installing it with rustup if allowed.
 pub fn ensure_target(
     target: &Target,
+    probe: Probe,
     dir: &Path,
     install: Install,
     shell: &mut Shell,
 ) -> Result<()> {
-    let libdir = target_libdir(target, dir)?;
-    if has_std(&libdir) {
+    let Probe { libdir, installed } = probe;
+    if installed {
         return Ok(());
     }
     let triple = &target.triple;

@@ -27,11 +27,10 @@ impl Selection {
     }
 }
 
-/// Reads the workspace with `cargo metadata` and picks the package and binary to build.
-pub fn select(cargo: &Path, options: &CargoOptions) -> Result<Selection> {
-    let manifest = find_manifest(options.manifest_path.as_deref())?;
+/// Reads the workspace of `manifest` with `cargo metadata` and picks the package and binary.
+pub fn select(cargo: &Path, manifest: &Path, options: &CargoOptions) -> Result<Selection> {
     let mut command = MetadataCommand::new();
-    command.cargo_path(cargo).manifest_path(&manifest).no_deps();
+    command.cargo_path(cargo).manifest_path(manifest).no_deps();
     let mut flags = Vec::new();
     for (on, flag) in [
         (options.locked, "--locked"),
@@ -60,7 +59,7 @@ pub fn select(cargo: &Path, options: &CargoOptions) -> Result<Selection> {
 }
 
 /// The manifest to read: `--manifest-path`, else the nearest `Cargo.toml` upwards, as cargo does.
-fn find_manifest(given: Option<&Path>) -> Result<PathBuf> {
+pub fn find_manifest(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = given {
         if !path.is_file() {
             bail!(

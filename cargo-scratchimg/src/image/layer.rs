@@ -216,18 +216,26 @@ impl<'a> LayerBuilder<'a> {
 
     /// Writes the tar, digests it, and compresses it into the layer's blob.
     pub fn build(&self, comment: impl Into<String>) -> Result<Layer> {
-        let tar = self.tar()?;
-        let diff_id = sha256(&tar);
-        let gzip = gzip(&tar).context("could not compress a layer")?;
-        Ok(Layer {
-            blob: Blob::new(MediaType::ImageLayerGzip, gzip),
-            diff_id,
-            comment: comment.into(),
-        })
+        Layer::compress(&self.tar()?, comment)
     }
 }
 
 impl Layer {
+    /// A layer from its uncompressed tar.
+    pub fn compress(tar: &[u8], comment: impl Into<String>) -> Result<Layer> {
+        let gzip = gzip(tar).context("could not compress a layer")?;
+        Ok(Layer::from_compressed(gzip, sha256(tar), comment))
+    }
+
+    /// A layer whose gzip blob was made earlier from a tar with digest `diff_id`.
+    pub fn from_compressed(gzip: Vec<u8>, diff_id: Digest, comment: impl Into<String>) -> Layer {
+        Layer {
+            blob: Blob::new(MediaType::ImageLayerGzip, gzip),
+            diff_id,
+            comment: comment.into(),
+        }
+    }
+
     pub fn blob(&self) -> &Blob {
         &self.blob
     }
@@ -271,68 +279,69 @@ mod tests {
 
     use super::*;
 
-    fn read_back(tar: &[u8]) -> Vec<(String, tar::EntryType, u32, u64, u64, u64, Vec<u8>)> {
+    /// An entry as a tar reader sees it.
+    struct ReadEntry {
+        path: String,
+        kind: tar::EntryType,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        mtime: u64,
+        data: Vec<u8>,
+    }
+
+    fn read_back(tar: &[u8]) -> Vec<ReadEntry> {
         let mut archive = tar::Archive::new(tar);
-        archive
-            .entries()
-            .unwrap()
+        let entries = archive.entries().unwrap();
+        entries
             .map(|e| {
                 let mut e = e.unwrap();
                 let h = e.header().clone();
                 let mut data = Vec::new();
                 e.read_to_end(&mut data).unwrap();
-                let path = e.path().unwrap().to_string_lossy().into_owned();
-                (
-                    path,
-                    h.entry_type(),
-                    h.mode().unwrap(),
-                    h.uid().unwrap(),
-                    h.gid().unwrap(),
-                    h.mtime().unwrap(),
+                ReadEntry {
+                    path: e.path().unwrap().to_string_lossy().into_owned(),
+                    kind: h.entry_type(),
+                    mode: h.mode().unwrap(),
+                    uid: h.uid().unwrap(),
+                    gid: h.gid().unwrap(),
+                    mtime: h.mtime().unwrap(),
                     data,
-                )
+                }
             })
             .collect()
     }
 
+    /// The same three additions, in order or reversed.
     fn sample(order_reversed: bool) -> LayerBuilder<'static> {
-        let mut b = LayerBuilder::new(1_700_000_000);
-        let mut steps: Vec<Box<dyn Fn(&mut LayerBuilder<'static>)>> = vec![
-            Box::new(|b| {
-                b.file(
-                    "/etc/passwd",
-                    &b"root:x:0:0::/root:/sbin/nologin\n"[..],
-                    0o644,
-                    Owner::ROOT,
-                )
-                .unwrap();
-            }),
-            Box::new(|b| {
-                b.dir(
-                    "/home/nonroot",
-                    0o700,
-                    Owner {
-                        uid: 65532,
-                        gid: 65532,
-                    },
-                )
-                .unwrap();
-            }),
-            Box::new(|b| {
-                b.file(
-                    "usr/share/zoneinfo/Etc/UTC",
-                    &b"TZif"[..],
-                    0o644,
-                    Owner::ROOT,
-                )
-                .unwrap();
-            }),
+        let nonroot = Owner {
+            uid: 65532,
+            gid: 65532,
+        };
+        let mut steps = vec![
+            (
+                "/etc/passwd",
+                Some(&b"root:x:0:0::/root:/sbin/nologin\n"[..]),
+                0o644,
+                Owner::ROOT,
+            ),
+            ("/home/nonroot", None, 0o700, nonroot),
+            (
+                "usr/share/zoneinfo/Etc/UTC",
+                Some(&b"TZif"[..]),
+                0o644,
+                Owner::ROOT,
+            ),
         ];
         if order_reversed {
             steps.reverse();
         }
-        for step in steps {
-            step(&mut b);
+        let mut b = LayerBuilder::new(1_700_000_000);
+        for (path, data, mode, owner) in steps {
+            match data {
+                Some(data) => b.file(path, data, mode, owner).unwrap(),
+                None => b.dir(path, mode, owner).unwrap(),
+            };
         }
         b
     }
@@ -345,7 +354,7 @@ mod tests {
         let entries = read_back(&b.tar().unwrap());
         let summary: Vec<_> = entries
             .iter()
-            .map(|e| (e.0.as_str(), e.1, e.2, e.3))
+            .map(|e| (e.path.as_str(), e.kind, e.mode, e.uid))
             .collect();
         use tar::EntryType::*;
         assert_eq!(
@@ -363,9 +372,9 @@ mod tests {
                 ("usr/share/zoneinfo/UTC", Link, 0o644, 0),
             ]
         );
-        assert!(entries.iter().all(|e| e.5 == 1_700_000_000));
-        assert_eq!(entries[1].6, b"root:x:0:0::/root:/sbin/nologin\n");
-        assert_eq!(entries[3].4, 65532);
+        assert!(entries.iter().all(|e| e.mtime == 1_700_000_000));
+        assert_eq!(entries[1].data, b"root:x:0:0::/root:/sbin/nologin\n");
+        assert_eq!(entries[3].gid, 65532);
     }
 
     #[test]

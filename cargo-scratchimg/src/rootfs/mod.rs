@@ -61,18 +61,27 @@ pub fn base_comment() -> String {
 }
 
 /// The program at `/app/<bin>`, owned by root and not writable by the user it runs as.
-pub fn app_layer(binary: &BuiltBinary, mtime: u64) -> Result<Layer> {
+pub fn app_files(binary: &BuiltBinary, mtime: u64) -> Result<LayerBuilder<'static>> {
     let data = std::fs::read(&binary.path)
         .with_context(|| format!("could not read {}", binary.path.display()))?;
     let mut layer = LayerBuilder::new(mtime);
     layer.file(&app_path(&binary.name), data, 0o755, Owner::ROOT)?;
-    layer.build(format!(
-        "{} ({} {}, {})",
+    Ok(layer)
+}
+
+/// What the app layer holds, for the image history.
+pub fn app_comment(binary: &BuiltBinary) -> String {
+    let BuiltBinary {
+        package,
+        version,
+        target,
+        ..
+    } = binary;
+    format!(
+        "{} ({package} {version}, {})",
         app_path(&binary.name),
-        binary.package,
-        binary.version,
-        binary.target.triple
-    ))
+        target.triple
+    )
 }
 
 pub fn app_path(bin: &str) -> String {
