@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, ValueEnum};
 
 const IMAGE: &str = "Image Options";
+const SUPPLY: &str = "Supply Chain Options";
 const OUTPUT: &str = "Output Options";
 const PACKAGE: &str = "Package Selection";
 const COMPILE: &str = "Compilation Options";
@@ -53,6 +54,18 @@ pub struct ScratchimgArgs {
     /// How to report the result on stdout
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human, help_heading = OUTPUT)]
     pub message_format: MessageFormat,
+
+    /// Leave the dependency list (cargo-auditable's `.dep-v0` section) out of the binary
+    #[arg(long, help_heading = SUPPLY)]
+    pub no_auditable: bool,
+
+    /// SBOM document to put into the image (/usr/share/doc/sbom/) and beside the output
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SbomArg::Spdx, help_heading = SUPPLY)]
+    pub sbom: SbomArg,
+
+    /// Build a second time in a fresh target directory and fail if the image digests differ
+    #[arg(long, help_heading = SUPPLY)]
+    pub verify: bool,
 
     /// Package to build the image of
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
@@ -114,6 +127,16 @@ pub enum FormatArg {
     Archive,
     /// An OCI image layout directory
     OciDir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomArg {
+    /// No SBOM
+    None,
+    /// SPDX 2.3 JSON (<output>.spdx.json)
+    Spdx,
+    /// CycloneDX 1.5 JSON (<output>.cdx.json)
+    Cyclonedx,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

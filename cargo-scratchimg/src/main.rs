@@ -4,15 +4,20 @@ mod cli;
 
 use std::process::ExitCode;
 
-use cargo_scratchimg::build::{CargoOptions, cargo_program};
+use cargo_scratchimg::build::{BuildRoots, CargoOptions, cargo_program, wrapper};
 use cargo_scratchimg::pipeline::Load;
+use cargo_scratchimg::sbom::SbomFormat;
 use cargo_scratchimg::sink::{Engine, Format};
 use cargo_scratchimg::{Options, Shell, Verbosity};
 use clap::Parser;
 
-use cli::{Cargo, FormatArg, LoadArg, MessageFormat, ScratchimgArgs};
+use cli::{Cargo, FormatArg, LoadArg, MessageFormat, SbomArg, ScratchimgArgs};
 
 fn main() -> ExitCode {
+    // cargo runs us as its rustc wrapper during our own builds; that is not a command line.
+    if let Some(code) = wrapper::run_if_wrapping() {
+        return code;
+    }
     let Cargo::Scratchimg(args) = Cargo::parse();
     let verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
 }
 
 fn options(args: ScratchimgArgs) -> Options {
+    let (cargo_home, rustup_home) = BuildRoots::homes(|var| std::env::var_os(var));
     Options {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
@@ -69,5 +75,15 @@ fn options(args: ScratchimgArgs) -> Options {
         }),
         cargo_program: cargo_program(std::env::var_os("CARGO")),
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+        auditable: !args.no_auditable,
+        sbom: match args.sbom {
+            SbomArg::None => None,
+            SbomArg::Spdx => Some(SbomFormat::Spdx),
+            SbomArg::Cyclonedx => Some(SbomFormat::CycloneDx),
+        },
+        verify: args.verify,
+        rustc_wrapper: std::env::current_exe().ok(),
+        cargo_home,
+        rustup_home,
     }
 }

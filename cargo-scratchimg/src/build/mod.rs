@@ -2,8 +2,10 @@
 //! symbols stripped, and check that the result is static.
 
 pub mod elf;
+pub mod remap;
 pub mod toolchain;
 pub mod workspace;
+pub mod wrapper;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,17 @@ use cargo_metadata::{Message, TargetKind};
 
 use crate::shell::Verbosity;
 use crate::target::Target;
+pub use remap::{BuildRoots, PathRemap};
 pub use workspace::{Selection, find_manifest, select};
+
+/// What cargo-scratchimg adds to the user's build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildExtras {
+    /// This executable as cargo's rustc wrapper, adding these remaps to every crate.
+    pub wrapper: Option<(PathBuf, PathRemap)>,
+    /// rustc flags for the binary crate alone (the dependency list's object file).
+    pub bin_flags: Vec<String>,
+}
 
 /// cargo's own flags, as plain values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,12 +68,20 @@ pub fn build(
     selection: &Selection,
     target: &Target,
     options: &CargoOptions,
+    extras: &BuildExtras,
     verbosity: Verbosity,
 ) -> Result<BuiltBinary> {
     let package = &selection.package;
     let mut command = Command::new(cargo);
+    // `cargo rustc` passes flags after `--` to the binary crate only, and cargo tracks them, so
+    // turning the dependency list on or off relinks the binary and nothing else.
+    let subcommand = if extras.bin_flags.is_empty() {
+        "build"
+    } else {
+        "rustc"
+    };
     command
-        .args(["build", "--message-format=json-render-diagnostics"])
+        .args([subcommand, "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(package.manifest_path.as_std_path())
         .args([
@@ -79,9 +99,15 @@ pub fn build(
     if let Some(dir) = &options.target_dir {
         command.arg("--target-dir").arg(dir);
     }
+    if let Some((program, remap)) = &extras.wrapper {
+        wrapper::install(&mut command, program, remap);
+    }
+    if !extras.bin_flags.is_empty() {
+        command.arg("--").args(&extras.bin_flags);
+    }
     let mut child = command
         .spawn()
-        .with_context(|| format!("could not run `{} build`", cargo.display()))?;
+        .with_context(|| format!("could not run `{} {subcommand}`", cargo.display()))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut executable = None;
     for message in Message::parse_stream(BufReader::new(stdout)) {
@@ -97,7 +123,7 @@ pub fn build(
     let status = child.wait().context("could not wait for cargo")?;
     if !status.success() {
         bail!(
-            "`cargo build` failed for package `{}` ({status})",
+            "`cargo {subcommand}` failed for package `{}` ({status})",
             package.name
         );
     }
@@ -117,7 +143,8 @@ pub fn build(
     })
 }
 
-fn forwarded_flags(options: &CargoOptions, verbosity: Verbosity) -> Vec<String> {
+/// The flags of `options` that every cargo command we run takes as `cargo build` does.
+pub(crate) fn forwarded_flags(options: &CargoOptions, verbosity: Verbosity) -> Vec<String> {
     let mut flags = Vec::new();
     if !options.features.is_empty() {
         flags.push(format!("--features={}", options.features.join(",")));

@@ -6,6 +6,7 @@ pub mod json;
 mod layer;
 mod reference;
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use anyhow::{Context, Result, ensure};
@@ -41,6 +42,7 @@ pub struct ImageBuilder {
     created: jiff::Timestamp,
     run: RunConfig,
     layers: Vec<Layer>,
+    annotations: BTreeMap<String, String>,
 }
 
 /// A complete single-platform image: its layers, config and manifest, each with its digest.
@@ -60,11 +62,18 @@ impl ImageBuilder {
             created,
             run: RunConfig::default(),
             layers: Vec::new(),
+            annotations: BTreeMap::new(),
         }
     }
 
     pub fn run_config(mut self, run: RunConfig) -> Self {
         self.run = run;
+        self
+    }
+
+    /// Annotations of the manifest, such as where the image was built from.
+    pub fn annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.annotations = annotations;
         self
     }
 
@@ -107,7 +116,7 @@ impl ImageBuilder {
         configuration.set_variant(self.arch.oci_variant().map(str::to_string));
         let config = Blob::new(MediaType::ImageConfig, json::to_vec(&configuration)?);
 
-        let manifest = ImageManifestBuilder::default()
+        let mut manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
             .config(config.descriptor().clone())
@@ -118,6 +127,10 @@ impl ImageBuilder {
                     .collect::<Vec<_>>(),
             )
             .build()?;
+        if !self.annotations.is_empty() {
+            // A HashMap in oci-spec; json::to_vec sorts the keys again.
+            manifest.set_annotations(Some(HashMap::from_iter(self.annotations)));
+        }
         let manifest = Blob::new(MediaType::ImageManifest, json::to_vec(&manifest)?);
         Ok(Image {
             arch: self.arch,
@@ -260,8 +273,20 @@ mod tests {
         })
         .layer(layer("base"))
         .layer(layer("app/hello"))
+        .annotations(BTreeMap::from([
+            ("org.opencontainers.image.revision".into(), "abc".into()),
+            ("org.opencontainers.image.source".into(), "https://x".into()),
+        ]))
         .build()
         .unwrap()
+    }
+
+    #[test]
+    fn annotations_go_on_the_manifest_in_key_order() {
+        let manifest = String::from_utf8(image().manifest().data().to_vec()).unwrap();
+        assert!(manifest.starts_with(
+            r#"{"annotations":{"org.opencontainers.image.revision":"abc","org.opencontainers.image.source":"https://x"},"config":"#
+        ));
     }
 
     #[test]

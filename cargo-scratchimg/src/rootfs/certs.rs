@@ -5,6 +5,10 @@ use base64::engine::general_purpose::STANDARD;
 
 pub const PATH: &str = "etc/ssl/certs/ca-certificates.crt";
 
+/// The webpki-root-certs release the bundle comes from: the version of Mozilla's store we ship.
+/// A test holds it to the one in Cargo.lock, since the crate does not export it.
+pub const VERSION: &str = "1.0.11";
+
 /// The number of certificates in the bundle.
 pub fn count() -> usize {
     webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
@@ -27,6 +31,19 @@ pub fn bundle() -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn version_is_the_locked_one() {
+        let lock = include_str!("../../../Cargo.lock");
+        let locked = format!(
+            "name = \"webpki-root-certs\"\nversion = \"{}\"\n",
+            super::VERSION
+        );
+        assert!(
+            lock.contains(&locked),
+            "update certs::VERSION to the webpki-root-certs in Cargo.lock"
+        );
+    }
+
     #[test]
     fn bundle_holds_every_root_as_pem() {
         let pem = String::from_utf8(super::bundle()).unwrap();

@@ -5,7 +5,7 @@ mod certs;
 mod tzdata;
 mod users;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::build::BuiltBinary;
 use crate::image::{Layer, LayerBuilder, Owner, RunConfig};
@@ -60,10 +60,44 @@ pub fn base_comment() -> String {
     )
 }
 
+/// A part of the base layer, as an SBOM lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseComponent {
+    pub name: &'static str,
+    pub version: String,
+    /// Where it lives in the image, absolute.
+    pub path: String,
+    pub summary: String,
+    /// The package URL of where its data comes from.
+    pub purl: String,
+}
+
+/// What the base layer holds that has a version: the CA bundle and the tz database.
+pub fn base_components() -> Vec<BaseComponent> {
+    vec![
+        BaseComponent {
+            name: "ca-certificates",
+            version: certs::VERSION.to_string(),
+            path: format!("/{}", certs::PATH),
+            summary: format!(
+                "Mozilla's root certificates ({} roots) from webpki-root-certs {}",
+                certs::count(),
+                certs::VERSION
+            ),
+            purl: format!("pkg:cargo/webpki-root-certs@{}", certs::VERSION),
+        },
+        BaseComponent {
+            name: "tzdata",
+            version: tzdata::version().to_string(),
+            path: format!("/{}", tzdata::DIR),
+            summary: format!("the IANA time zone database {}", tzdata::version()),
+            purl: format!("pkg:generic/tzdata@{}", tzdata::version()),
+        },
+    ]
+}
+
 /// The program at `/app/<bin>`, owned by root and not writable by the user it runs as.
-pub fn app_files(binary: &BuiltBinary, mtime: u64) -> Result<LayerBuilder<'static>> {
-    let data = std::fs::read(&binary.path)
-        .with_context(|| format!("could not read {}", binary.path.display()))?;
+pub fn app_files(binary: &BuiltBinary, data: Vec<u8>, mtime: u64) -> Result<LayerBuilder<'static>> {
     let mut layer = LayerBuilder::new(mtime);
     layer.file(&app_path(&binary.name), data, 0o755, Owner::ROOT)?;
     Ok(layer)

@@ -14,6 +14,7 @@ pub use archive::ArchiveSink;
 pub use daemon::{DaemonSink, Engine};
 pub use layout::{docker_manifest, oci_layout};
 pub use oci_dir::OciDirSink;
+pub use pending::PendingFile;
 
 /// Somewhere an image can be written to, under some tags.
 pub trait Sink {

@@ -1,0 +1,120 @@
+//! Paths of the building machine kept out of the binary: rustc's `--remap-path-prefix` for the
+//! workspace, the target directory, the cargo home (registry and git sources) and the toolchain.
+//!
+//! The flags reach rustc through [`super::wrapper`], which adds them to whatever flags cargo
+//! computed, so the user's `CARGO_ENCODED_RUSTFLAGS`, `RUSTFLAGS`, `target.*.rustflags` and
+//! `build.rustflags` all keep working, each with its own precedence, untouched.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Prefixes to rewrite, each with the machine-independent path it becomes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathRemap {
+    prefixes: Vec<(PathBuf, &'static str)>,
+}
+
+/// Where a build's inputs live on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRoots {
+    pub workspace: PathBuf,
+    pub target_dir: PathBuf,
+    /// `$CARGO_HOME`, else `~/.cargo`.
+    pub cargo_home: Option<PathBuf>,
+    /// `$RUSTUP_HOME`, else `~/.rustup`.
+    pub rustup_home: Option<PathBuf>,
+    /// The toolchain's sysroot, which need not be inside the rustup home.
+    pub sysroot: Option<PathBuf>,
+}
+
+impl BuildRoots {
+    /// The cargo and rustup homes as cargo and rustup find them, from `env` and the home dir.
+    pub fn homes(env: impl Fn(&str) -> Option<OsString>) -> (Option<PathBuf>, Option<PathBuf>) {
+        let home = env("HOME").map(PathBuf::from);
+        let dir = |var: &str, default: &str| {
+            env(var)
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(default)))
+        };
+        (dir("CARGO_HOME", ".cargo"), dir("RUSTUP_HOME", ".rustup"))
+    }
+}
+
+impl PathRemap {
+    pub fn new(roots: &BuildRoots) -> PathRemap {
+        let mut prefixes = vec![
+            (roots.workspace.clone(), "/workspace"),
+            (roots.target_dir.clone(), "/target"),
+        ];
+        for (path, to) in [
+            (&roots.cargo_home, "/cargo"),
+            (&roots.rustup_home, "/rustup"),
+            (&roots.sysroot, "/rustc/sysroot"),
+        ] {
+            if let Some(path) = path {
+                prefixes.push((path.clone(), to));
+            }
+        }
+        // rustc applies the last prefix that matches: longer, more specific ones go last, so a
+        // target dir inside the workspace becomes /target, not /workspace/target.
+        prefixes.sort_by_key(|(path, _)| path.as_os_str().len());
+        prefixes.dedup_by(|a, b| a.0 == b.0);
+        PathRemap { prefixes }
+    }
+
+    /// The rustc flags, one `--remap-path-prefix=FROM=TO` each.
+    pub fn rustc_args(&self) -> Vec<OsString> {
+        self.prefixes
+            .iter()
+            .map(|(from, to)| {
+                let mut arg = OsString::from("--remap-path-prefix=");
+                arg.push(from.as_os_str());
+                arg.push("=");
+                arg.push(to);
+                arg
+            })
+            .collect()
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.prefixes.iter().map(|(path, _)| path.as_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_specific_prefix_comes_last() {
+        let remap = PathRemap::new(&BuildRoots {
+            workspace: "/home/me/app".into(),
+            target_dir: "/home/me/app/target".into(),
+            cargo_home: Some("/home/me/.cargo".into()),
+            rustup_home: None,
+            sysroot: Some("/opt/rust".into()),
+        });
+        assert_eq!(
+            remap.rustc_args(),
+            [
+                "--remap-path-prefix=/opt/rust=/rustc/sysroot",
+                "--remap-path-prefix=/home/me/app=/workspace",
+                "--remap-path-prefix=/home/me/.cargo=/cargo",
+                "--remap-path-prefix=/home/me/app/target=/target",
+            ]
+        );
+    }
+
+    #[test]
+    fn homes_follow_the_environment() {
+        let env = |var: &str| match var {
+            "HOME" => Some(OsString::from("/home/me")),
+            "CARGO_HOME" => Some(OsString::from("/ch")),
+            _ => None,
+        };
+        assert_eq!(
+            BuildRoots::homes(env),
+            (Some("/ch".into()), Some("/home/me/.rustup".into()))
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Where an image came from, as annotations on its manifest: the source repository and
+//! revision, the toolchain, this tool, and the build settings that change the binary.
+//!
+//! Nothing here may depend on the building machine, or rebuilds elsewhere would differ: a
+//! repository that is only a local path is left out, and credentials in a URL are removed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The facts the annotations state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// `package.repository`, else the `origin` remote when it is a URL.
+    pub source: Option<String>,
+    /// The commit checked out, `git rev-parse HEAD`.
+    pub revision: Option<String>,
+    pub version: String,
+    /// `rustc -vV` of the toolchain that built the binary.
+    pub toolchain: String,
+    /// The features enabled on the binary's package, sorted.
+    pub features: Vec<String>,
+    pub profile: String,
+    pub target: String,
+    /// Whether the binary carries its dependency list.
+    pub auditable: bool,
+}
+
+const PREFIX: &str = "dev.cargo-scratchimg";
+
+impl Provenance {
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let mut put = |key: &str, value: &str| {
+            map.insert(key.to_string(), value.to_string());
+        };
+        if let Some(source) = &self.source {
+            put("org.opencontainers.image.source", source);
+        }
+        if let Some(revision) = &self.revision {
+            put("org.opencontainers.image.revision", revision);
+        }
+        put("org.opencontainers.image.version", &self.version);
+        put(&format!("{PREFIX}.tool"), crate::image::CREATED_BY);
+        put(&format!("{PREFIX}.rustc"), self.toolchain.trim());
+        put(&format!("{PREFIX}.features"), &self.features.join(","));
+        put(&format!("{PREFIX}.profile"), &self.profile);
+        put(&format!("{PREFIX}.target"), &self.target);
+        put(
+            &format!("{PREFIX}.auditable"),
+            if self.auditable { "true" } else { "false" },
+        );
+        map
+    }
+}
+
+/// `rustc -vV` of the rustc cargo runs in `dir` (`RUSTC`, else the rustup-selected one).
+pub fn toolchain(dir: &Path) -> Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .arg("-vV")
+        .current_dir(dir)
+        .output()
+        .with_context(|| {
+            format!(
+                "could not run `{} -vV` in {}\nhelp: install Rust, e.g. from https://rustup.rs",
+                rustc.to_string_lossy(),
+                dir.display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`{} -vV` failed: {}",
+            rustc.to_string_lossy(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The commit checked out in `dir`; `None` outside git.
+pub fn revision(dir: &Path) -> Option<String> {
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// `package.repository` if given, else `origin`'s URL without credentials, if it is a URL.
+pub fn source(repository: Option<&str>, dir: &Path) -> Option<String> {
+    if let Some(repository) = repository {
+        return Some(repository.to_string());
+    }
+    public_url(&git(dir, &["remote", "get-url", "origin"])?)
+}
+
+fn public_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = match rest.split_once('@') {
+        Some((userinfo, host)) if !userinfo.contains('/') => host,
+        _ => rest,
+    };
+    Some(format!("{scheme}://{rest}"))
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_credentials_and_paths_are_left_out() {
+        assert_eq!(
+            public_url("https://user:token@github.com/a/b.git").as_deref(),
+            Some("https://github.com/a/b.git")
+        );
+        assert_eq!(
+            public_url("ssh://git@example.com/a/b").as_deref(),
+            Some("ssh://example.com/a/b")
+        );
+        assert_eq!(public_url("/home/me/origin"), None);
+        assert_eq!(public_url("git@github.com:a/b.git"), None);
+    }
+
+    #[test]
+    fn annotations_name_the_build() {
+        let provenance = Provenance {
+            source: Some("https://github.com/a/b".into()),
+            revision: Some("0123".into()),
+            version: "1.0.0".into(),
+            toolchain: "rustc 1.96.0\nhost: x86_64-unknown-linux-gnu\n".into(),
+            features: vec!["default".into(), "tls".into()],
+            profile: "release".into(),
+            target: "x86_64-unknown-linux-musl".into(),
+            auditable: true,
+        };
+        let map = provenance.annotations();
+        assert_eq!(
+            map["org.opencontainers.image.source"],
+            "https://github.com/a/b"
+        );
+        assert_eq!(map["org.opencontainers.image.revision"], "0123");
+        assert_eq!(map["dev.cargo-scratchimg.features"], "default,tls");
+        assert_eq!(
+            map["dev.cargo-scratchimg.rustc"],
+            "rustc 1.96.0\nhost: x86_64-unknown-linux-gnu"
+        );
+        assert_eq!(
+            map["dev.cargo-scratchimg.target"],
+            "x86_64-unknown-linux-musl"
+        );
+        assert!(map["dev.cargo-scratchimg.tool"].starts_with("cargo-scratchimg "));
+    }
+}

@@ -1,0 +1,152 @@
+//! What the image is made of, for scanners and auditors: the crates compiled into the binary
+//! ([`crates`]), carried in the binary itself ([`auditable`]) and described with the base files
+//! in an SBOM document ([`spdx`], [`cyclonedx`]).
+//!
+//! An [`Sbom`] is a value; the pipeline puts its bytes into the app layer and beside the output.
+//! It holds nothing from the building machine (no paths, no clock), so it is reproducible too.
+
+pub mod auditable;
+pub mod crates;
+mod cyclonedx;
+mod spdx;
+
+use anyhow::Result;
+
+pub use crates::{Crate, CrateGraph, Kind, Source};
+
+use crate::rootfs::BaseComponent;
+
+/// The directory of the image that holds the SBOM.
+pub const IMAGE_DIR: &str = "usr/share/doc/sbom";
+
+/// Which SBOM document `--sbom` asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    #[default]
+    Spdx,
+    /// CycloneDX 1.5 JSON.
+    CycloneDx,
+}
+
+impl SbomFormat {
+    /// The file name suffix the formats' own tools expect.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx.json",
+            SbomFormat::CycloneDx => "cdx.json",
+        }
+    }
+}
+
+/// The binary as the SBOM names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The image name, e.g. `hello:0.1.0`.
+    pub image: String,
+    /// Where the binary is in the image, absolute.
+    pub path: String,
+    /// Hex SHA-256 of the binary.
+    pub sha256: String,
+}
+
+/// Everything an SBOM document of the image says.
+#[derive(Debug, Clone)]
+pub struct Sbom {
+    pub subject: Subject,
+    pub crates: CrateGraph,
+    pub base: Vec<BaseComponent>,
+    /// The build's one timestamp, not the wall clock.
+    pub created: jiff::Timestamp,
+}
+
+impl Sbom {
+    /// The document in `format`, pretty-printed with fields in a fixed order.
+    pub fn render(&self, format: SbomFormat) -> Result<Vec<u8>> {
+        match format {
+            SbomFormat::Spdx => spdx::render(self),
+            SbomFormat::CycloneDx => cyclonedx::render(self),
+        }
+    }
+}
+
+/// The path of the SBOM of binary `bin` inside the image, relative to its root.
+pub fn image_path(bin: &str, format: SbomFormat) -> String {
+    format!("{IMAGE_DIR}/{bin}.{}", format.extension())
+}
+
+/// The package URL of a crate (purl-spec's `cargo` type), which scanners match advisories on.
+fn purl(c: &Crate) -> String {
+    format!("pkg:cargo/{}@{}", c.name, c.version)
+}
+
+/// Where a crate can be fetched from, without anything of the building machine.
+fn download_location(c: &Crate) -> Option<String> {
+    match &c.source {
+        Source::CratesIo => Some(format!(
+            "https://crates.io/api/v1/crates/{}/{}/download",
+            c.name, c.version
+        )),
+        Source::Git { url, rev } => Some(format!("git+{url}@{rev}")),
+        Source::Registry(_) | Source::Path => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sbom() -> Sbom {
+        let c = |name: &str, kind, source, dependencies: Vec<usize>| Crate {
+            name: name.into(),
+            version: "1.0.0".into(),
+            source,
+            license: Some("MIT/Apache-2.0".replace('/', " OR ")),
+            checksum: Some("ab".repeat(32)),
+            kind,
+            dependencies,
+        };
+        Sbom {
+            subject: Subject {
+                image: "app:1.0.0".into(),
+                path: "/app/app".into(),
+                sha256: "cd".repeat(32),
+            },
+            crates: CrateGraph {
+                crates: vec![
+                    c("app", Kind::Runtime, Source::Path, vec![1, 2, 3]),
+                    c("cc", Kind::Build, Source::CratesIo, vec![]),
+                    c(
+                        "git_dep",
+                        Kind::Runtime,
+                        Source::Git {
+                            url: "https://example.com/g".into(),
+                            rev: "abc".into(),
+                        },
+                        vec![],
+                    ),
+                    c("serde", Kind::Runtime, Source::CratesIo, vec![]),
+                ],
+                root: 0,
+                features: Vec::new(),
+            },
+            base: crate::rootfs::base_components(),
+            created: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn locations_hold_no_local_paths() {
+        let s = sbom();
+        let locations: Vec<_> = s.crates.crates.iter().map(download_location).collect();
+        assert_eq!(locations[0], None);
+        assert_eq!(
+            locations[2].as_deref(),
+            Some("git+https://example.com/g@abc")
+        );
+        assert_eq!(
+            locations[3].as_deref(),
+            Some("https://crates.io/api/v1/crates/serde/1.0.0/download")
+        );
+    }
+}
