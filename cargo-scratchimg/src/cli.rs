@@ -21,8 +21,9 @@ pub enum Cargo {
 /// Build a Rust program for musl and write it into a `FROM scratch` OCI image.
 ///
 /// The image holds the stripped static binary at /app/<bin>, Mozilla's CA certificates, the IANA
-/// time zone database and a non-root user (uid 65532), and nothing else. No Docker daemon,
-/// Dockerfile or base image is needed. The same source and toolchain give the same bytes.
+/// time zone database, a non-root user (uid 65532) and an SBOM, and nothing else; the binary
+/// carries its dependency list for scanners. No Docker daemon, Dockerfile or base image is
+/// needed. The same source and toolchain give the same bytes, on any machine.
 ///
 /// stdout gets only the output path (or one JSON object with --message-format json).
 #[derive(Debug, Args)]

@@ -146,7 +146,7 @@ fn failing_build_shows_cargo_errors_then_one_line() {
 ...
 error[E0308]: mismatched types
 ...
-error: `cargo build` failed for package `broken` (exit status: 101)
+error: `cargo rustc` failed for package `broken` (exit status: 101)
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));

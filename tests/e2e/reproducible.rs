@@ -1,9 +1,12 @@
-//! Same source and toolchain, same bytes: across runs, and across clones at different paths.
+//! Same source and toolchain, same bytes: across runs, across clones and cargo homes at different
+//! paths, and `--verify` checks it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use scratchimg_tests::{copy_tree, example, require_musl_target, run_ok, shared_target_dir, tool};
+use scratchimg_tests::{
+    copy_tree, example, fixture, require_musl_target, run_ok, shared_target_dir, tar_member, tool,
+};
 
 const COMMIT_TIME: &str = "1700000000";
 
@@ -21,30 +24,61 @@ fn git(dir: &Path, args: &[&str]) -> String {
     )
 }
 
-/// Builds the crate in `dir` with its own target directory; returns the JSON result.
-fn build(dir: &Path, output: &Path, target_dir: &Path) -> serde_json::Value {
+/// Builds the crate in `dir` with its own target directory and cargo home; returns the JSON
+/// result.
+fn build(dir: &Path, output: &Path, cargo_home: &Path) -> serde_json::Value {
     let mut command = tool(dir);
     command
         .env_remove("SOURCE_DATE_EPOCH")
-        .args(["--message-format", "json", "-o"])
-        .arg(output)
-        .arg("--target-dir")
-        .arg(target_dir);
+        .env("CARGO_HOME", cargo_home)
+        .args(["--message-format", "json", "--offline", "-o"])
+        .arg(output);
     serde_json::from_str(&run_ok(&mut command)).unwrap()
 }
 
+/// A cargo home of its own at `home`, with the registry index and crates examples/events needs
+/// (fetched into the usual cargo home first, so it works on a fresh machine too).
+fn cargo_home(home: &Path) {
+    let mut fetch = Command::new("cargo");
+    fetch
+        .args(["fetch", "--locked", "--manifest-path"])
+        .arg(example("events").join("Cargo.toml"));
+    run_ok(&mut fetch);
+    let usual = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    for dir in ["registry/index", "registry/cache"] {
+        let to = home.join(dir);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        // Hard links where the file system allows: the cache is tens of megabytes.
+        let linked = Command::new("cp")
+            .arg("-al")
+            .arg(usual.join(dir))
+            .arg(&to)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !linked {
+            run_ok(Command::new("cp").arg("-a").arg(usual.join(dir)).arg(&to));
+        }
+    }
+}
+
 #[test]
-fn clones_at_different_paths_give_the_same_image() {
+fn checkouts_and_cargo_homes_at_different_paths_give_the_same_image() {
     require_musl_target();
     let work = tempfile::tempdir().unwrap();
     let origin = work.path().join("origin");
-    copy_tree(&example("hello"), &origin);
+    copy_tree(&example("events"), &origin);
     git(&origin, &["init", "-q"]);
     git(&origin, &["add", "."]);
-    git(&origin, &["commit", "-q", "-m", "hello"]);
+    git(&origin, &["commit", "-q", "-m", "events"]);
     let a = work.path().join("a");
     let b = work.path().join("somewhere/much/deeper/b");
-    for clone in [&a, &b] {
+    let (home_a, home_b) = (
+        work.path().join("cargo-home-a"),
+        work.path().join("other/cargo-home-b"),
+    );
+    for (clone, home) in [(&a, &home_a), (&b, &home_b)] {
         std::fs::create_dir_all(clone.parent().unwrap()).unwrap();
         git(
             work.path(),
@@ -55,9 +89,10 @@ fn clones_at_different_paths_give_the_same_image() {
                 clone.to_str().unwrap(),
             ],
         );
+        cargo_home(home);
     }
-    let image_a = build(&a, &work.path().join("a.tar"), &a.join("target"));
-    let image_b = build(&b, &work.path().join("b.tar"), &b.join("target"));
+    let image_a = build(&a, &work.path().join("a.tar"), &home_a);
+    let image_b = build(&b, &work.path().join("b.tar"), &home_b);
     assert_eq!(image_a["digest"], image_b["digest"]);
     let (tar_a, tar_b) = (
         std::fs::read(work.path().join("a.tar")).unwrap(),
@@ -65,22 +100,75 @@ fn clones_at_different_paths_give_the_same_image() {
     );
     assert!(tar_a == tar_b, "the archives differ byte for byte");
 
+    // Neither checkout nor cargo home is in the binary: `strings` finds no path of either.
+    let binary = a.join(format!(
+        "target/{}/release/events",
+        scratchimg_tests::host_musl_target()
+    ));
+    let strings = run_ok(Command::new("strings").arg(&binary));
+    for path in [&a, &b, &home_a, &home_b] {
+        assert!(
+            !strings.contains(path.to_str().unwrap()),
+            "the binary holds {}",
+            path.display()
+        );
+    }
+    // The registry sources are there, under the cargo home's stand-in.
+    assert!(strings.contains("/cargo/registry/src/"));
+
     // The timestamp is the last commit's, not the wall clock's.
-    let config = Command::new("tar")
-        .arg("-xOf")
-        .arg(work.path().join("a.tar"))
-        .arg(format!(
+    let config = tar_member(
+        &work.path().join("a.tar"),
+        &format!(
             "blobs/sha256/{}",
             image_a["config_digest"]
                 .as_str()
                 .unwrap()
                 .trim_start_matches("sha256:")
-        ))
-        .output()
-        .unwrap()
-        .stdout;
+        ),
+    );
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn verify_passes_when_two_builds_agree() {
+    require_musl_target();
+    let work = tempfile::tempdir().unwrap();
+    let output = tool(&fixture("multi-bin"))
+        .args(["--bin", "server", "--verify", "-o"])
+        .arg(work.path().join("server.tar"))
+        .arg("--target-dir")
+        .arg(shared_target_dir("multi-bin"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("Verified"), "{stderr}");
+}
+
+#[test]
+fn verify_fails_when_a_build_stamps_the_time() {
+    require_musl_target();
+    let work = tempfile::tempdir().unwrap();
+    let output = tool(&fixture("unreproducible"))
+        .args(["--verify", "-o"])
+        .arg(work.path().join("stamped.tar"))
+        .arg("--target-dir")
+        .arg(shared_target_dir("unreproducible"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "--verify passed:\n{stderr}");
+    assert!(
+        stderr.contains("error: the image is not reproducible"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/app/unreproducible"), "{stderr}");
+    assert!(
+        !work.path().join("stamped.tar").exists(),
+        "an unverified image was written"
+    );
 }
 
 #[test]

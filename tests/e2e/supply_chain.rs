@@ -113,7 +113,8 @@ fn syft_crates(archive: &Path) -> Crates {
     let stdout = run_ok(
         Command::new(syft)
             .arg(format!("docker-archive:{}", archive.display()))
-            .args(["-o", "json", "-q"]),
+            .args(["-o", "json", "-q"])
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     report["artifacts"]
