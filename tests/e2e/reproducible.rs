@@ -131,42 +131,44 @@ fn checkouts_and_cargo_homes_at_different_paths_give_the_same_image() {
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
 }
 
-#[test]
-fn verify_passes_when_two_builds_agree() {
+/// `cargo scratchimg --verify ARGS -o <work>/image.tar` on a fixture: success and stderr.
+fn verify(name: &str, args: &[&str], work: &Path) -> (bool, String) {
     require_musl_target();
-    let work = tempfile::tempdir().unwrap();
-    let output = tool(&fixture("multi-bin"))
-        .args(["--bin", "server", "--verify", "-o"])
-        .arg(work.path().join("server.tar"))
+    let output = tool(&fixture(name))
+        .arg("--verify")
+        .args(args)
+        .arg("-o")
+        .arg(work.join("image.tar"))
         .arg("--target-dir")
-        .arg(shared_target_dir("multi-bin"))
+        .arg(shared_target_dir(name))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn verify_passes_when_two_builds_agree() {
+    let work = tempfile::tempdir().unwrap();
+    let (ok, stderr) = verify("multi-bin", &["--bin", "server"], work.path());
+    assert!(ok, "{stderr}");
     assert!(stderr.contains("Verified"), "{stderr}");
 }
 
 #[test]
 fn verify_fails_when_a_build_stamps_the_time() {
-    require_musl_target();
     let work = tempfile::tempdir().unwrap();
-    let output = tool(&fixture("unreproducible"))
-        .args(["--verify", "-o"])
-        .arg(work.path().join("stamped.tar"))
-        .arg("--target-dir")
-        .arg(shared_target_dir("unreproducible"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "--verify passed:\n{stderr}");
+    let (ok, stderr) = verify("unreproducible", &[], work.path());
+    assert!(!ok, "--verify passed:\n{stderr}");
     assert!(
         stderr.contains("error: the image is not reproducible"),
         "{stderr}"
     );
     assert!(stderr.contains("/app/unreproducible"), "{stderr}");
     assert!(
-        !work.path().join("stamped.tar").exists(),
+        !work.path().join("image.tar").exists(),
         "an unverified image was written"
     );
 }

@@ -131,20 +131,29 @@ fn syft_crates(archive: &Path) -> Crates {
         .collect()
 }
 
-/// The crates an SPDX document lists, by their `pkg:cargo` package URLs.
-fn spdx_crates(document: &serde_json::Value) -> Crates {
-    document["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["externalRefs"].as_array().unwrap())
-        .filter_map(|r| r["referenceLocator"].as_str()?.strip_prefix("pkg:cargo/"))
+/// The crates compiled into the binary among package URLs: `pkg:cargo/NAME@VERSION`, without
+/// the crate the CA bundle comes from.
+fn cargo_purls<'a>(purls: impl Iterator<Item = &'a serde_json::Value>) -> Crates {
+    purls
+        .filter_map(|purl| purl.as_str()?.strip_prefix("pkg:cargo/"))
         .filter(|purl| !purl.starts_with("webpki-root-certs@"))
         .map(|purl| {
             let (name, version) = purl.split_once('@').unwrap();
             (name.to_string(), version.to_string())
         })
         .collect()
+}
+
+/// The crates an SPDX document lists, by their package URLs.
+fn spdx_crates(document: &serde_json::Value) -> Crates {
+    cargo_purls(
+        document["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["externalRefs"].as_array().unwrap())
+            .map(|r| &r["referenceLocator"]),
+    )
 }
 
 fn crate_version(crates: &Crates, name: &str) -> Option<String> {
@@ -273,17 +282,13 @@ fn cyclonedx_document_validates_and_lists_the_same_crates() {
     let bytes = std::fs::read(&beside).unwrap();
     assert_eq!(build.app_file("usr/share/doc/sbom/events.cdx.json"), bytes);
     let bom: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let crates: Crates = bom["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["purl"].as_str()?.strip_prefix("pkg:cargo/"))
-        .filter(|purl| !purl.starts_with("webpki-root-certs@"))
-        .map(|purl| {
-            let (name, version) = purl.split_once('@').unwrap();
-            (name.to_string(), version.to_string())
-        })
-        .collect();
+    let crates = cargo_purls(
+        bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["purl"]),
+    );
     assert_eq!(crates, cargo_tree("normal", &[]));
 
     let none = Build::new(dir.path(), "none", &["--sbom", "none"]);

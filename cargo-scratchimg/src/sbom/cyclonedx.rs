@@ -92,11 +92,7 @@ pub fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     let mut dependencies = Vec::new();
     for (i, c) in graph.runtime() {
         let is_root = i == graph.root;
-        let checksum = if is_root {
-            Some(sbom.subject.sha256.clone())
-        } else {
-            c.checksum.clone()
-        };
+        let checksum = sbom.sha256(i);
         components.push(Component {
             kind: if is_root { "application" } else { "library" },
             bom_ref: Some(purl(c)),

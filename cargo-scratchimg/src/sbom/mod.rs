@@ -68,6 +68,16 @@ impl Sbom {
             SbomFormat::CycloneDx => cyclonedx::render(self),
         }
     }
+
+    /// The SHA-256 the documents give crate `index`: the binary's for the root crate, since that
+    /// is what the image holds, and `Cargo.lock`'s for the others.
+    fn sha256(&self, index: usize) -> Option<String> {
+        if index == self.crates.root {
+            Some(self.subject.sha256.clone())
+        } else {
+            self.crates.crates[index].checksum.clone()
+        }
+    }
 }
 
 /// The path of the SBOM of binary `bin` inside the image, relative to its root.

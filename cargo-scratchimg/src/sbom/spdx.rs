@@ -54,6 +54,28 @@ struct Package {
     primary_package_purpose: &'static str,
 }
 
+impl Package {
+    /// A package that asserts only what we know: the rest is NOASSERTION, as SPDX asks.
+    fn new(spdx_id: String, name: String, version: String, purpose: &'static str) -> Package {
+        Package {
+            spdx_id,
+            name,
+            version_info: version,
+            package_file_name: None,
+            summary: None,
+            supplier: NOASSERTION,
+            download_location: NOASSERTION.into(),
+            files_analyzed: false,
+            checksums: Vec::new(),
+            license_concluded: NOASSERTION,
+            license_declared: NOASSERTION.into(),
+            copyright_text: NOASSERTION,
+            external_refs: Vec::new(),
+            primary_package_purpose: purpose,
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Checksum {
@@ -93,39 +115,22 @@ pub fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     let graph = &sbom.crates;
     let ids = crate_ids(&graph.crates);
     let mut packages = vec![Package {
-        spdx_id: IMAGE_ID.into(),
-        name: sbom.subject.image.clone(),
-        version_info: graph.root().version.clone(),
-        package_file_name: None,
         summary: Some("an OCI image made by cargo-scratchimg".into()),
-        supplier: NOASSERTION,
-        download_location: NOASSERTION.into(),
-        files_analyzed: false,
-        checksums: Vec::new(),
-        license_concluded: NOASSERTION,
-        license_declared: NOASSERTION.into(),
-        copyright_text: NOASSERTION,
-        external_refs: Vec::new(),
-        primary_package_purpose: "CONTAINER",
+        ..Package::new(
+            IMAGE_ID.into(),
+            sbom.subject.image.clone(),
+            graph.root().version.clone(),
+            "CONTAINER",
+        )
     }];
     let mut relationships = vec![Relationship::new("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID)];
 
     for (i, c) in graph.runtime() {
         let is_root = i == graph.root;
-        let checksum = if is_root {
-            Some(sbom.subject.sha256.clone())
-        } else {
-            c.checksum.clone()
-        };
+        let checksum = sbom.sha256(i);
         packages.push(Package {
-            spdx_id: ids[i].clone(),
-            name: c.name.clone(),
-            version_info: c.version.clone(),
             package_file_name: is_root.then(|| sbom.subject.path.clone()),
-            summary: None,
-            supplier: NOASSERTION,
             download_location: download_location(c).unwrap_or_else(|| NOASSERTION.into()),
-            files_analyzed: false,
             checksums: checksum
                 .into_iter()
                 .map(|value| Checksum {
@@ -133,11 +138,14 @@ pub fn render(sbom: &Sbom) -> Result<Vec<u8>> {
                     checksum_value: value,
                 })
                 .collect(),
-            license_concluded: NOASSERTION,
             license_declared: c.license.clone().unwrap_or_else(|| NOASSERTION.into()),
-            copyright_text: NOASSERTION,
             external_refs: vec![purl_ref(purl(c))],
-            primary_package_purpose: if is_root { "APPLICATION" } else { "LIBRARY" },
+            ..Package::new(
+                ids[i].clone(),
+                c.name.clone(),
+                c.version.clone(),
+                if is_root { "APPLICATION" } else { "LIBRARY" },
+            )
         });
         for &dep in &c.dependencies {
             if graph.crates[dep].kind == super::Kind::Runtime {
@@ -150,20 +158,15 @@ pub fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     for component in &sbom.base {
         let id = format!("SPDXRef-Base-{}", component.name);
         packages.push(Package {
-            spdx_id: id.clone(),
-            name: component.name.to_string(),
-            version_info: component.version.clone(),
             package_file_name: Some(component.path.clone()),
             summary: Some(component.summary.clone()),
-            supplier: NOASSERTION,
-            download_location: NOASSERTION.into(),
-            files_analyzed: false,
-            checksums: Vec::new(),
-            license_concluded: NOASSERTION,
-            license_declared: NOASSERTION.into(),
-            copyright_text: NOASSERTION,
             external_refs: vec![purl_ref(component.purl.clone())],
-            primary_package_purpose: "OTHER",
+            ..Package::new(
+                id.clone(),
+                component.name.to_string(),
+                component.version.clone(),
+                "OTHER",
+            )
         });
         relationships.push(Relationship::new(IMAGE_ID, "CONTAINS", &id));
     }
