@@ -209,3 +209,47 @@ fn rebuilds_are_byte_identical_and_share_the_base_layer() {
     );
     assert_ne!(later["layers"][1]["digest"], first["layers"][1]["digest"]);
 }
+
+#[test]
+fn remapping_keeps_the_users_rustflags_and_wrapper() {
+    require_musl_target();
+    let work = tempfile::tempdir().unwrap();
+    // A wrapper of the user's own (as sccache would be) that logs each rustc call it runs.
+    let log = work.path().join("rustc-calls.log");
+    let wrapper = work.path().join("log-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut command = tool(&fixture("multi-bin"));
+    command
+        .env("RUSTC_WRAPPER", &wrapper)
+        .env("RUSTFLAGS", "--cfg user_flag")
+        .args(["--bin", "server", "-o"])
+        .arg(work.path().join("server.tar"))
+        .arg("--target-dir")
+        .arg(work.path().join("target"));
+    run_ok(&mut command);
+    let calls = std::fs::read_to_string(&log).expect("the user's wrapper ran");
+    let server = calls
+        .lines()
+        .find(|l| l.contains("--crate-name server"))
+        .unwrap_or_else(|| panic!("no rustc call for the binary:\n{calls}"));
+    assert!(server.contains("--cfg user_flag"), "{server}");
+    assert!(
+        server.contains(&format!(
+            "--remap-path-prefix={}=/target",
+            work.path().join("target").display()
+        )),
+        "{server}"
+    );
+}
