@@ -311,6 +311,7 @@ impl Build<'_> {
             .with_context(|| format!("could not read {}", binary.path.display()))?;
         let binary_sha256 = sha256(&data).digest().to_string();
         let mut app_files = rootfs::app_files(&binary, data, self.date)?;
+        let mut comment = rootfs::app_comment(&binary);
         let sbom = match options.sbom {
             Some(format) => {
                 let document = Sbom {
@@ -326,11 +327,12 @@ impl Build<'_> {
                 .render(format)?;
                 let file = sbom::image_path(&binary.name, format);
                 app_files.file(&file, document.clone(), 0o644, Owner::ROOT)?;
+                comment.push_str(&format!(" + /{file}"));
                 Some(document)
             }
             None => None,
         };
-        let (app, hit) = cache.layer(&app_files, rootfs::app_comment(&binary))?;
+        let (app, hit) = cache.layer(&app_files, comment)?;
         shell.status("Packing", app.comment());
         shell.verbose(
             "Cache",

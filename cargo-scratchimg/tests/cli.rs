@@ -164,7 +164,7 @@ fn dynamically_linked_binary_is_refused() {
         .code(1)
         .stderr_eq(str![[r#"
 ...
-error: [..]/[TARGET]/release/dynamic is dynamically linked; it needs [..]libc.so[..], which a scratch image does not have
+error: [..]/[TARGET]/scratchimg-release/dynamic is dynamically linked; it needs [..]libc.so[..], which a scratch image does not have
 help: the musl target links statically unless `-C target-feature=-crt-static` is set; remove it from RUSTFLAGS and .cargo/config.toml
 
 "#]]);

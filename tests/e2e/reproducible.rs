@@ -102,7 +102,7 @@ fn checkouts_and_cargo_homes_at_different_paths_give_the_same_image() {
 
     // Neither checkout nor cargo home is in the binary: `strings` finds no path of either.
     let binary = a.join(format!(
-        "target/{}/release/events",
+        "target/{}/scratchimg-release/events",
         scratchimg_tests::host_musl_target()
     ));
     let strings = run_ok(Command::new("strings").arg(&binary));
@@ -251,5 +251,71 @@ fn remapping_keeps_the_users_rustflags_and_wrapper() {
             work.path().join("target").display()
         )),
         "{server}"
+    );
+}
+
+#[test]
+fn a_plain_cargo_build_first_does_not_bring_paths_back() {
+    require_musl_target();
+    let target_dir = shared_target_dir("events");
+    // The user's own build of the same crates, with the same strip setting, in the same target
+    // directory: its crates were compiled without our path remapping.
+    let mut plain = Command::new("cargo");
+    plain
+        .args(["build", "--quiet", "--release", "--target"])
+        .arg(scratchimg_tests::host_musl_target())
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+        .env_remove("CARGO_TARGET_DIR")
+        .current_dir(example("events"));
+    if let Some(toolchain) = scratchimg_tests::test_toolchain() {
+        plain.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    run_ok(&mut plain);
+    let work = tempfile::tempdir().unwrap();
+    let result: serde_json::Value = serde_json::from_str(&run_ok(
+        tool(&example("events"))
+            .args(["--message-format", "json", "-o"])
+            .arg(work.path().join("events.tar"))
+            .arg("--target-dir")
+            .arg(&target_dir),
+    ))
+    .unwrap();
+    let layer = work.path().join("app.tar.gz");
+    let digest = result["layers"][1]["digest"].as_str().unwrap();
+    std::fs::write(
+        &layer,
+        tar_member(
+            &work.path().join("events.tar"),
+            &format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
+        ),
+    )
+    .unwrap();
+    let binary = tar_member(&layer, "app/events");
+    let text = String::from_utf8_lossy(&binary);
+    let home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap()));
+    // The crates of events, not those of the prebuilt standard library, which are the toolchain's.
+    // Panic locations are packed without separators, so look at what precedes each one.
+    let mut seen = 0;
+    for (at, _) in text.match_indices("/registry/src/") {
+        let rest = &text[at..];
+        let crate_dir = rest.split('/').nth(4).unwrap_or("");
+        if !(crate_dir.starts_with("jiff-1.") || crate_dir.starts_with("serde_json-1.")) {
+            continue;
+        }
+        seen += 1;
+        let before = &text[..at];
+        assert!(
+            before.ends_with("/cargo") && !before.ends_with(&home),
+            "the binary names {}{}",
+            &before[before.len().saturating_sub(40)..],
+            &rest[..rest.len().min(80)]
+        );
+    }
+    assert!(
+        seen > 0,
+        "no source paths of jiff or serde_json in the binary"
     );
 }

@@ -72,6 +72,7 @@ pub fn build(
     verbosity: Verbosity,
 ) -> Result<BuiltBinary> {
     let package = &selection.package;
+    let profile = own_profile(&options.profile);
     let mut command = Command::new(cargo);
     // `cargo rustc` passes flags after `--` to the binary crate only, and cargo tracks them, so
     // turning the dependency list on or off relinks the binary and nothing else.
@@ -90,10 +91,15 @@ pub fn build(
         ])
         .args(["--bin", &selection.bin])
         .args(["--target", &target.triple])
-        .args(["--profile", &options.profile])
+        .args(["--profile", &profile])
+        .arg("--config")
+        .arg(format!(
+            "profile.{profile}.inherits=\"{}\"",
+            options.profile
+        ))
         .args(forwarded_flags(options, verbosity))
         // Strip through cargo itself, so no host `strip` that may not know the target is needed.
-        .env(strip_env(&options.profile), "symbols")
+        .env(strip_env(&profile), "symbols")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(dir) = &options.target_dir {
@@ -165,6 +171,13 @@ pub(crate) fn forwarded_flags(options: &CargoOptions, verbosity: Verbosity) -> V
             .map(|(_, flag)| flag.to_string()),
     );
     flags
+}
+
+/// The profile we build with: the user's, inherited, under a name of our own. Its artifacts get
+/// a directory of their own, so crates that a plain `cargo build` compiled without our path
+/// remapping (which cargo cannot see: a rustc wrapper adds it) are never taken as up to date.
+fn own_profile(profile: &str) -> String {
+    format!("scratchimg-{profile}")
 }
 
 /// `CARGO_PROFILE_<NAME>_STRIP`, named as cargo's config environment variables are.
