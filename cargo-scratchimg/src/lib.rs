@@ -4,6 +4,10 @@
 //! The pipeline: [`build`] runs cargo and gives a [`build::BuiltBinary`]; [`rootfs`] turns it and
 //! the embedded base files into [`image::Layer`]s; [`image::ImageBuilder`] makes an immutable
 //! [`image::Image`]; [`sink`]s write it out. [`pipeline::run`] strings them together.
+//!
+//! For the supply chain: [`sbom`] finds the crates compiled into the binary, which the binary
+//! then carries (cargo-auditable's `.dep-v0`) and an SBOM document lists; [`provenance`] says
+//! where the image came from; [`build::remap`] keeps the machine's paths out of the binary.
 
 pub mod build;
 pub mod cache;

@@ -5,7 +5,8 @@
 //! A wrapper sees the flags cargo settled on from every source, so adding ours there never
 //! overrides the user's RUSTFLAGS or config, as setting RUSTFLAGS ourselves would.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -55,10 +56,12 @@ pub fn run_if_wrapping() -> Option<ExitCode> {
     command.args(&args);
     // Only compilations take the flags; `rustc -vV` and the like must answer as rustc does.
     if args.iter().any(|a| a == "--crate-name") {
-        let flags = flags.into_encoded_bytes();
-        for flag in flags.split(|b| *b == 0x1f).filter(|f| !f.is_empty()) {
-            // SAFETY: the bytes came from an OsString and are split on an ASCII separator.
-            command.arg(unsafe { OsString::from_encoded_bytes_unchecked(flag.to_vec()) });
+        for flag in flags
+            .as_bytes()
+            .split(|b| *b == 0x1f)
+            .filter(|f| !f.is_empty())
+        {
+            command.arg(OsStr::from_bytes(flag));
         }
     }
     let error = command.exec();

@@ -109,7 +109,9 @@ impl CrateGraph {
         compiled: &HashSet<(String, String)>,
     ) -> Result<CrateGraph> {
         let Some(resolve) = &metadata.resolve else {
-            bail!("cargo metadata gave no dependency graph");
+            bail!(
+                "cargo metadata gave no dependency graph\nhelp: update cargo, or run `cargo metadata` to see why"
+            );
         };
         let versions: HashMap<&PackageId, (String, String)> = metadata
             .packages
@@ -270,9 +272,11 @@ fn compiled(
         .with_context(|| format!("could not run `{} tree`", cargo.display()))?;
     if !output.status.success() {
         bail!(
-            "`cargo tree` failed for package `{}`: {}",
+            "`cargo tree` failed for package `{}`: {}\nhelp: run `cargo tree --target {}` in {} to see why",
             package.name,
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&output.stderr).trim(),
+            target.triple,
+            selection.package_dir().display()
         );
     }
     Ok(parse_tree(&String::from_utf8_lossy(&output.stdout)))
