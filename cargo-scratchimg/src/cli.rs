@@ -23,7 +23,11 @@ pub enum Cargo {
 /// time zone database and a non-root user (uid 65532), and nothing else. No Docker daemon,
 /// Dockerfile or base image is needed. The same source and toolchain give the same bytes.
 ///
-/// stdout gets only the output path (or one JSON object with --message-format json).
+/// Settings can also live in Cargo.toml, under [package.metadata.scratchimg] or
+/// [workspace.metadata.scratchimg]; flags win over them. See the README for every key.
+///
+/// stdout gets only the output path, one line per image (or one JSON object per image with
+/// --message-format json).
 #[derive(Debug, Args)]
 #[command(version, about, long_about, max_term_width = 100)]
 pub struct ScratchimgArgs {
@@ -42,6 +46,50 @@ pub struct ScratchimgArgs {
     )]
     pub load: Option<LoadArg>,
 
+    /// Program to run, instead of /app/<bin> [setting: entrypoint]
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    pub entrypoint: Option<String>,
+
+    /// Argument passed to the entrypoint; repeat for several [setting: cmd]
+    #[arg(long = "cmd", value_name = "ARG", allow_hyphen_values = true, help_heading = IMAGE)]
+    pub cmd: Vec<String>,
+
+    /// Environment variable, KEY=VALUE; repeat for several [setting: env]
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", help_heading = IMAGE)]
+    pub env: Vec<String>,
+
+    /// Working directory [setting: workdir; default: the user's home]
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    pub workdir: Option<String>,
+
+    /// User to run as: nonroot, root, nobody, or UID[:GID] [setting: user; default: nonroot]
+    #[arg(long, value_name = "USER", help_heading = IMAGE)]
+    pub user: Option<String>,
+
+    /// Port the program listens on, N[/tcp|/udp]; repeat for several [setting: ports]
+    #[arg(long = "port", value_name = "PORT", help_heading = IMAGE)]
+    pub ports: Vec<String>,
+
+    /// Config label, KEY=VALUE; repeat for several [setting: labels]
+    #[arg(long = "label", value_name = "KEY=VALUE", help_heading = IMAGE)]
+    pub labels: Vec<String>,
+
+    /// Manifest annotation, KEY=VALUE; repeat for several [setting: annotations]
+    #[arg(long = "annotation", value_name = "KEY=VALUE", help_heading = IMAGE)]
+    pub annotations: Vec<String>,
+
+    /// File or folder to copy into the image, SRC:DST; repeat for several [setting: files]
+    #[arg(long = "file", value_name = "SRC:DST", help_heading = IMAGE)]
+    pub files: Vec<String>,
+
+    /// Time zones to include: all, none, or names separated by commas [setting: tz]
+    #[arg(long, value_name = "ZONES", help_heading = IMAGE)]
+    pub tz: Option<String>,
+
+    /// PEM file of CA certificates to add to Mozilla's; repeat for several [setting: ca-certs]
+    #[arg(long = "ca-cert", value_name = "FILE", help_heading = IMAGE)]
+    pub ca_certs: Vec<PathBuf>,
+
     /// Where to write the image [default: <target-dir>/scratchimg/<bin>-<version>.tar]
     #[arg(short, long, value_name = "PATH", help_heading = OUTPUT)]
     pub output: Option<PathBuf>,
@@ -58,16 +106,20 @@ pub struct ScratchimgArgs {
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
     pub package: Option<String>,
 
-    /// Binary to put in the image, when the package has several
+    /// An image of every binary package in the workspace, from one cargo build
+    #[arg(long, conflicts_with_all = ["package", "bin"], help_heading = PACKAGE)]
+    pub workspace: bool,
+
+    /// Binary to put in the image, when the package has several [setting: bin, bins]
     #[arg(long, value_name = "NAME", help_heading = PACKAGE)]
     pub bin: Option<String>,
 
     #[command(flatten, next_help_heading = "Feature Selection")]
     pub features: clap_cargo::Features,
 
-    /// Build with the given profile
-    #[arg(long, value_name = "NAME", default_value = "release", help_heading = COMPILE)]
-    pub profile: String,
+    /// Build with the given profile [setting: profile; default: release]
+    #[arg(long, value_name = "NAME", help_heading = COMPILE)]
+    pub profile: Option<String>,
 
     /// Target triple to build for [default: the musl target of this machine's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = COMPILE)]

@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod config;
 pub mod image;
 pub mod pipeline;
 pub mod rootfs;

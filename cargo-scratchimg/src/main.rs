@@ -5,6 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 use cargo_scratchimg::build::{CargoOptions, cargo_program};
+use cargo_scratchimg::config::ImageFlags;
 use cargo_scratchimg::pipeline::Load;
 use cargo_scratchimg::sink::{Engine, Format};
 use cargo_scratchimg::{Options, Shell, Verbosity};
@@ -22,14 +23,14 @@ fn main() -> ExitCode {
     let mut shell = Shell::new(verbosity);
     let json = args.message_format == MessageFormat::Json;
     match cargo_scratchimg::run(&options(args), &mut shell) {
-        Ok(outcome) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&outcome).expect("the outcome serializes")
-                );
-            } else {
-                println!("{}", outcome.path.display());
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                if json {
+                    let line = serde_json::to_string(&outcome).expect("the outcome serializes");
+                    println!("{line}");
+                } else {
+                    println!("{}", outcome.path.display());
+                }
             }
             ExitCode::SUCCESS
         }
@@ -45,6 +46,7 @@ fn options(args: ScratchimgArgs) -> Options {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
             package: args.package,
+            workspace: args.workspace,
             bin: args.bin,
             features: args.features.features,
             all_features: args.features.all_features,
@@ -54,6 +56,19 @@ fn options(args: ScratchimgArgs) -> Options {
             locked: args.locked,
             frozen: args.frozen,
             offline: args.offline,
+        },
+        image: ImageFlags {
+            entrypoint: args.entrypoint,
+            cmd: (!args.cmd.is_empty()).then_some(args.cmd),
+            env: args.env,
+            workdir: args.workdir,
+            user: args.user,
+            ports: args.ports,
+            labels: args.labels,
+            annotations: args.annotations,
+            files: args.files,
+            tz: args.tz,
+            ca_certs: args.ca_certs,
         },
         target: args.target,
         output: args.output,
@@ -69,5 +84,6 @@ fn options(args: ScratchimgArgs) -> Options {
         }),
         cargo_program: cargo_program(std::env::var_os("CARGO")),
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
     }
 }

@@ -5,16 +5,17 @@ pub mod elf;
 pub mod toolchain;
 pub mod workspace;
 
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use cargo_metadata::{Message, TargetKind};
+use cargo_metadata::{Message, Package, PackageId, TargetKind};
 
 use crate::shell::Verbosity;
 use crate::target::Target;
-pub use workspace::{Selection, find_manifest, select};
+pub use workspace::{Workspace, find_manifest, package_dir, select_bins};
 
 /// cargo's own flags, as plain values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,11 +23,13 @@ pub struct CargoOptions {
     pub manifest_path: Option<PathBuf>,
     pub package: Option<String>,
     pub bin: Option<String>,
+    /// `--workspace`: an image of every binary package.
+    pub workspace: bool,
     pub features: Vec<String>,
     pub all_features: bool,
     pub no_default_features: bool,
-    /// `release` unless given.
-    pub profile: String,
+    /// `--profile`; the `profile` setting, else `release`, when `None`.
+    pub profile: Option<String>,
     pub target_dir: Option<PathBuf>,
     pub locked: bool,
     pub frozen: bool,
@@ -50,30 +53,47 @@ pub fn cargo_program(env: Option<std::ffi::OsString>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
-/// Builds the selected binary for `target` and returns where cargo put it.
+/// One cargo invocation: packages with the binaries to build of each, and the features and
+/// profile resolved from flags and settings.
+#[derive(Debug, Clone)]
+pub struct BuildPlan<'a> {
+    pub packages: Vec<(&'a Package, Vec<String>)>,
+    /// `--features` values, already qualified `package/feature` when several packages build.
+    pub features: Vec<String>,
+    pub profile: String,
+}
+
+/// Builds the planned binaries for `target` and returns where cargo put them, in plan order.
 pub fn build(
     cargo: &Path,
-    selection: &Selection,
+    plan: &BuildPlan<'_>,
     target: &Target,
     options: &CargoOptions,
     verbosity: Verbosity,
-) -> Result<BuiltBinary> {
-    let package = &selection.package;
+) -> Result<Vec<BuiltBinary>> {
+    let Some((first, _)) = plan.packages.first() else {
+        return Ok(Vec::new());
+    };
     let mut command = Command::new(cargo);
     command
         .args(["build", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
-        .arg(package.manifest_path.as_std_path())
-        .args([
+        .arg(first.manifest_path.as_std_path());
+    for (package, bins) in &plan.packages {
+        command.args([
             "--package",
             &format!("{}@{}", package.name, package.version),
-        ])
-        .args(["--bin", &selection.bin])
+        ]);
+        for bin in bins {
+            command.args(["--bin", bin]);
+        }
+    }
+    command
         .args(["--target", &target.triple])
-        .args(["--profile", &options.profile])
-        .args(forwarded_flags(options, verbosity))
+        .args(["--profile", &plan.profile])
+        .args(forwarded_flags(&plan.features, options, verbosity))
         // Strip through cargo itself, so no host `strip` that may not know the target is needed.
-        .env(strip_env(&options.profile), "symbols")
+        .env(strip_env(&plan.profile), "symbols")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(dir) = &options.target_dir {
@@ -83,44 +103,61 @@ pub fn build(
         .spawn()
         .with_context(|| format!("could not run `{} build`", cargo.display()))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut executable = None;
+    let mut executables: HashMap<(PackageId, String), PathBuf> = HashMap::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let message = message.context("could not read cargo's build messages")?;
         if let Message::CompilerArtifact(artifact) = message
-            && artifact.package_id == package.id
-            && artifact.target.name == selection.bin
             && artifact.target.kind.contains(&TargetKind::Bin)
+            && let Some(executable) = artifact.executable
         {
-            executable = artifact.executable.map(|p| p.into_std_path_buf());
+            executables.insert(
+                (artifact.package_id, artifact.target.name.to_string()),
+                executable.into_std_path_buf(),
+            );
         }
     }
     let status = child.wait().context("could not wait for cargo")?;
     if !status.success() {
+        let names: Vec<&str> = plan.packages.iter().map(|(p, _)| p.name.as_str()).collect();
+        let noun = if names.len() == 1 {
+            "package"
+        } else {
+            "packages"
+        };
         bail!(
-            "`cargo build` failed for package `{}` ({status})",
-            package.name
+            "`cargo build` failed for {noun} `{}` ({status})",
+            names.join("`, `")
         );
     }
-    let Some(path) = executable else {
-        bail!(
-            "cargo built package `{}` but reported no executable for binary `{}`",
-            package.name,
-            selection.bin
-        );
-    };
-    Ok(BuiltBinary {
-        path,
-        name: selection.bin.clone(),
-        package: package.name.to_string(),
-        version: package.version.to_string(),
-        target: target.clone(),
-    })
+    let mut built = Vec::new();
+    for (package, bins) in &plan.packages {
+        for bin in bins {
+            let Some(path) = executables.remove(&(package.id.clone(), bin.clone())) else {
+                bail!(
+                    "cargo built package `{}` but reported no executable for binary `{bin}`",
+                    package.name
+                );
+            };
+            built.push(BuiltBinary {
+                path,
+                name: bin.clone(),
+                package: package.name.to_string(),
+                version: package.version.to_string(),
+                target: target.clone(),
+            });
+        }
+    }
+    Ok(built)
 }
 
-fn forwarded_flags(options: &CargoOptions, verbosity: Verbosity) -> Vec<String> {
+fn forwarded_flags(
+    features: &[String],
+    options: &CargoOptions,
+    verbosity: Verbosity,
+) -> Vec<String> {
     let mut flags = Vec::new();
-    if !options.features.is_empty() {
-        flags.push(format!("--features={}", options.features.join(",")));
+    if !features.is_empty() {
+        flags.push(format!("--features={}", features.join(",")));
     }
     let switches = [
         (options.all_features, "--all-features"),
@@ -161,13 +198,12 @@ mod tests {
     #[test]
     fn cargo_flags_are_forwarded() {
         let options = CargoOptions {
-            features: vec!["a".into(), "b".into()],
             no_default_features: true,
             locked: true,
             ..CargoOptions::default()
         };
         assert_eq!(
-            forwarded_flags(&options, Verbosity::Quiet),
+            forwarded_flags(&["a".into(), "b".into()], &options, Verbosity::Quiet),
             [
                 "--features=a,b",
                 "--no-default-features",
@@ -175,6 +211,6 @@ mod tests {
                 "--quiet"
             ]
         );
-        assert!(forwarded_flags(&CargoOptions::default(), Verbosity::Normal).is_empty());
+        assert!(forwarded_flags(&[], &CargoOptions::default(), Verbosity::Normal).is_empty());
     }
 }

@@ -6,6 +6,7 @@ pub mod json;
 mod layer;
 mod reference;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, Result, ensure};
@@ -32,6 +33,11 @@ pub struct RunConfig {
     pub env: Vec<String>,
     pub user: String,
     pub working_dir: String,
+    /// `8080/tcp`-style.
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
 }
 
 /// Assembles an image from layers and settings.
@@ -40,6 +46,7 @@ pub struct ImageBuilder {
     arch: Arch,
     created: jiff::Timestamp,
     run: RunConfig,
+    annotations: BTreeMap<String, String>,
     layers: Vec<Layer>,
 }
 
@@ -59,12 +66,19 @@ impl ImageBuilder {
             arch,
             created,
             run: RunConfig::default(),
+            annotations: BTreeMap::new(),
             layers: Vec::new(),
         }
     }
 
     pub fn run_config(mut self, run: RunConfig) -> Self {
         self.run = run;
+        self
+    }
+
+    /// Annotations of the manifest.
+    pub fn annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.annotations = annotations;
         self
     }
 
@@ -118,6 +132,10 @@ impl ImageBuilder {
                     .collect::<Vec<_>>(),
             )
             .build()?;
+        let mut manifest = manifest;
+        if !self.annotations.is_empty() {
+            manifest.set_annotations(Some(self.annotations.into_iter().collect()));
+        }
         let manifest = Blob::new(MediaType::ImageManifest, json::to_vec(&manifest)?);
         Ok(Image {
             arch: self.arch,
@@ -137,6 +155,12 @@ impl ImageBuilder {
         config.set_env(some(&run.env));
         config.set_user(some_str(&run.user));
         config.set_working_dir(some_str(&run.working_dir));
+        config.set_exposed_ports(some(&run.exposed_ports));
+        config.set_volumes(some(&run.volumes));
+        if !run.labels.is_empty() {
+            config.set_labels(Some(run.labels.clone().into_iter().collect()));
+        }
+        config.set_stop_signal(run.stop_signal.clone());
         Ok(config)
     }
 }
