@@ -2,6 +2,7 @@
 //! symbols stripped, and check that the result is static.
 
 pub mod elf;
+pub mod linker;
 pub mod toolchain;
 pub mod workspace;
 

@@ -2,6 +2,7 @@
 //! out. Nothing here touches the filesystem; sinks write images.
 
 mod blob;
+mod index;
 pub mod json;
 mod layer;
 mod reference;
@@ -16,6 +17,7 @@ use oci_spec::image::{
 };
 
 pub use blob::{Blob, sha256};
+pub use index::Index;
 pub use layer::{Entry, EntryKind, Layer, LayerBuilder, Owner, gzip};
 pub use reference::ImageRef;
 
