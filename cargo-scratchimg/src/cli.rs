@@ -121,6 +121,11 @@ pub struct ScratchimgArgs {
     #[arg(long, value_name = "NAME", help_heading = COMPILE)]
     pub profile: Option<String>,
 
+    /// Platforms to build, making an image index: linux/amd64, linux/arm64, or all
+    /// [setting: platforms]
+    #[arg(long = "platform", value_name = "PLATFORMS", conflicts_with = "target", help_heading = COMPILE)]
+    pub platforms: Option<String>,
+
     /// Target triple to build for [default: the musl target of this machine's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = COMPILE)]
     pub target: Option<String>,

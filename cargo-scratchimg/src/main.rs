@@ -71,6 +71,7 @@ fn options(args: ScratchimgArgs) -> Options {
             ca_certs: args.ca_certs,
         },
         target: args.target,
+        platforms: args.platforms,
         output: args.output,
         format: match args.format {
             FormatArg::Archive => Format::Archive,

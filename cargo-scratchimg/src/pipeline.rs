@@ -7,16 +7,19 @@ use anyhow::{Context, Result, bail};
 use cargo_metadata::Package;
 use serde::Serialize;
 
+use crate::build::linker::{self, LinkContext};
 use crate::build::toolchain::{self, Install};
 use crate::build::{self, BuildPlan, BuiltBinary, CargoOptions, Workspace, elf};
 use crate::cache::{Hit, LayerCache};
 use crate::config::{self, ImageFlags, Settings};
-use crate::image::{Image, ImageBuilder, ImageRef, Layer, LayerBuilder, validate};
+use crate::image::{
+    Artifact, EntryKind, Image, ImageBuilder, ImageRef, Index, Layer, LayerBuilder, validate,
+};
 use crate::rootfs::{self, BaseFiles};
 use crate::shell::Shell;
 use crate::sink::{ArchiveSink, DaemonSink, Engine, Format, OciDirSink, Sink};
 use crate::source_date::{SourceDate, git_revision};
-use crate::target::Target;
+use crate::target::{Target, parse_platforms};
 
 /// Which engine `--load` loads into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub struct Options {
     pub image: ImageFlags,
     /// `--target`; the host architecture's musl target when `None`.
     pub target: Option<String>,
+    /// `--platform`: several platforms make an image index.
+    pub platforms: Option<String>,
     /// `-o`; `<target-dir>/scratchimg/<bin>-<version>.tar` when `None`; a directory with
     /// `--workspace`.
     pub output: Option<PathBuf>,
@@ -59,9 +64,20 @@ pub struct Outcome {
     pub tags: Vec<String>,
     pub platform: String,
     pub layers: Vec<LayerSummary>,
-    /// Compressed size of config and layers.
+    /// Compressed size of the configs and layers, each blob counted once.
     pub size: u64,
+    /// One entry per platform; `platform`, `config_digest` and `layers` above describe the
+    /// one for this machine (or the first).
+    pub images: Vec<PlatformImage>,
     pub loaded_into: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformImage {
+    pub platform: String,
+    pub digest: String,
+    pub config_digest: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,9 +130,19 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let target = match &options.target {
-        Some(triple) => Target::parse(triple)?,
-        None => Target::host_musl()?,
+    let flag_targets = match (&options.platforms, &options.target) {
+        (Some(platforms), _) => Some(
+            parse_platforms(platforms)?
+                .into_iter()
+                .map(Target::musl)
+                .collect(),
+        ),
+        (None, Some(triple)) => Some(vec![Target::parse(triple)?]),
+        (None, None) => None,
+    };
+    let likely_targets = match &flag_targets {
+        Some(targets) => targets.clone(),
+        None => vec![Target::host_musl()?],
     };
     if options.cargo.workspace && !options.tags.is_empty() {
         bail!(
@@ -124,16 +150,23 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         );
     }
     // What needs nothing from cargo runs beside `cargo metadata` and `cargo build`, on the
-    // other core: the default base layer, and the look for the target's standard library.
+    // other core: the default base layer, and the look for the targets' standard libraries.
     std::thread::scope(|scope| {
         let default_base = scope.spawn(|| rootfs::base_layer(&BaseFiles::default()));
-        let probe = scope.spawn(|| toolchain::probe(&target, manifest_dir, cargo));
+        let probes = scope.spawn(|| {
+            let probe = |t: &Target| (t.clone(), toolchain::probe(t, manifest_dir, cargo));
+            likely_targets.iter().map(probe).collect::<Vec<_>>()
+        });
 
         let workspace = Workspace::read(cargo, &manifest, &options.cargo)?;
         let mut jobs = Vec::new();
         for package in workspace.packages(&options.cargo)? {
             jobs.push(plan_job(&workspace, package, options, shell)?);
         }
+        let targets = match flag_targets {
+            Some(targets) => targets,
+            None => settings_targets(&jobs)?,
+        };
         let custom_bases: Vec<_> = jobs
             .iter()
             .map(|job| {
@@ -148,16 +181,34 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
             Some(Load::Engine(engine)) => Some(engine),
         };
 
+        // One platform after another, in one target directory, so incremental builds stay warm.
         let install = if options.cargo.offline || options.cargo.frozen {
             Install::Forbidden
         } else {
             Install::Allowed
         };
-        toolchain::ensure_target(&target, join(probe)?, manifest_dir, install, shell)?;
-        let plan = build_plan(&jobs, &options.cargo)?;
-        let binaries = build::build(cargo, &plan, &target, &options.cargo, shell.verbosity())?;
-        for binary in &binaries {
-            elf::check_static(&binary.path, &target)?;
+        let mut probes = join(probes);
+        let mut plan = build_plan(&jobs, &options.cargo)?;
+        let mut built = Vec::new();
+        for target in &targets {
+            let probe = match probes.iter().position(|(t, _)| t == target) {
+                Some(i) => probes.remove(i).1?,
+                None => toolchain::probe(target, manifest_dir, cargo)?,
+            };
+            let libdir = probe.libdir.clone();
+            toolchain::ensure_target(target, probe, manifest_dir, install, shell)?;
+            plan.env = cross_env(target, &libdir, &workspace, &manifest, options)?;
+            for (var, value) in &plan.env {
+                shell.verbose("Linking", format!("{} with {var}={value}", target.triple));
+            }
+            if targets.len() > 1 {
+                shell.status("Building", target.arch.platform());
+            }
+            let binaries = build::build(cargo, &plan, target, &options.cargo, shell.verbosity())?;
+            for binary in &binaries {
+                elf::check_static(&binary.path, target)?;
+            }
+            built.push((target.clone(), binaries));
         }
 
         let default_base = join(default_base)?;
@@ -168,21 +219,23 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
                 Some(handle) => join(handle)?,
                 None => default_base.clone(),
             };
-            let mine: Vec<BuiltBinary> = binaries
-                .iter()
-                .filter(|b| b.package == job.package.name.as_str() && job.bins.contains(&b.name))
-                .cloned()
-                .collect();
-            outcomes.push(make_image(
-                job,
-                base,
-                &mine,
-                &target,
-                &cache,
-                engine,
-                options.format,
-                shell,
-            )?);
+            shell.status("Packing", base.comment());
+            let mut images = Vec::new();
+            for (target, binaries) in &built {
+                let mine: Vec<BuiltBinary> = binaries
+                    .iter()
+                    .filter(|b| {
+                        b.package == job.package.name.as_str() && job.bins.contains(&b.name)
+                    })
+                    .cloned()
+                    .collect();
+                images.push(pack(&job, base.clone(), &mine, target, &cache, shell)?);
+            }
+            let artifact = match images.len() {
+                1 => Artifact::Image(images.pop().expect("one image")),
+                _ => Artifact::Index(Index::new(images)?),
+            };
+            outcomes.push(write(job, &artifact, engine, options.format, shell)?);
         }
         let what = match outcomes.as_slice() {
             [one] => format!("image `{}`", one.tags.join("`, `")),
@@ -194,6 +247,61 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         );
         Ok(outcomes)
     })
+}
+
+/// The `platforms` setting, which every package built together must agree on; else the host's.
+fn settings_targets(jobs: &[Job]) -> Result<Vec<Target>> {
+    let mut wanted = jobs.iter().filter_map(|j| j.settings.platforms.as_ref());
+    let Some(first) = wanted.next() else {
+        return Ok(vec![Target::host_musl()?]);
+    };
+    if wanted.any(|other| other != first) {
+        bail!(
+            "the packages ask for different `platforms`, but they build together\nhelp: pass --platform"
+        );
+    }
+    Ok(first.iter().copied().map(Target::musl).collect())
+}
+
+/// The linker a cross build needs, unless the user configured one.
+fn cross_env(
+    target: &Target,
+    libdir: &Path,
+    workspace: &Workspace,
+    manifest: &Path,
+    options: &Options,
+) -> Result<Vec<(String, String)>> {
+    let host = crate::target::Arch::host();
+    if host == Some(target.arch) {
+        return Ok(Vec::new());
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from);
+    let configured = std::env::var_os(linker::linker_env(target)).is_some()
+        || linker::configured_in_files(target, workspace.root(), cargo_home.as_deref());
+    let cross_gcc = linker::on_path(&format!("{}-linux-musl-gcc", target.arch.rust_arch()));
+    let mut context = LinkContext {
+        configured,
+        cross_gcc,
+        ..LinkContext::default()
+    };
+    if !context.configured && context.cross_gcc.is_none() {
+        // <sysroot>/lib/rustlib/<target>/lib: rust-lld lives in <sysroot>/lib/rustlib/<host>/bin.
+        let rustlib = libdir.parent().and_then(Path::parent);
+        context.rust_lld = rustlib
+            .and_then(|r| std::fs::read_dir(r).ok())
+            .is_some_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("bin/rust-lld").is_file())
+            });
+        context.c_packages = build::c_packages(
+            &options.cargo_program,
+            manifest,
+            &target.triple,
+            &options.cargo,
+        )?;
+    }
+    linker::cross_env(target, host, &context)
 }
 
 /// Reads and checks a package's settings, picks its binaries and tags, and claims its output.
@@ -302,28 +410,25 @@ fn build_plan<'a>(jobs: &'a [Job], options: &CargoOptions) -> Result<BuildPlan<'
         packages,
         features,
         profile,
+        env: Vec::new(),
     })
 }
 
-/// Layers, config and manifest for one job, then its outputs.
-#[allow(clippy::too_many_arguments)]
-fn make_image(
-    mut job: Job,
+/// The image of one job for one platform: base, files and app layers, config and manifest.
+fn pack(
+    job: &Job,
     base: Layer,
     binaries: &[BuiltBinary],
     target: &Target,
     cache: &LayerCache,
-    engine: Option<Engine>,
-    format: Format,
     shell: &mut Shell,
-) -> Result<Outcome> {
+) -> Result<Image> {
     let created = job.date.timestamp()?;
-    shell.status("Packing", base.comment());
     let mut builder = ImageBuilder::new(target.arch, created).layer(base);
     if let Some(files) = &job.files {
         let count = files
             .entries()
-            .filter(|(_, e)| matches!(e.kind, crate::image::EntryKind::File(_)))
+            .filter(|(_, e)| matches!(e.kind, EntryKind::File(_)))
             .count();
         let (layer, _) = cache.layer(files, format!("files: {count} from `files` settings"))?;
         shell.status("Packing", layer.comment());
@@ -350,14 +455,24 @@ fn make_image(
     if cfg!(debug_assertions) {
         validate(&image).context("the image is inconsistent (a bug in cargo-scratchimg)")?;
     }
+    Ok(image)
+}
 
+/// Writes a job's image or index to its output, and loads it when asked.
+fn write(
+    mut job: Job,
+    artifact: &Artifact,
+    engine: Option<Engine>,
+    format: Format,
+    shell: &mut Shell,
+) -> Result<Outcome> {
     shell.status("Writing", job.path.display());
-    job.output.sink().write(&image, &job.tags)?;
+    job.output.sink().write(artifact, &job.tags)?;
     let loaded_into = match engine {
         Some(engine) => {
             let mut daemon = DaemonSink::new(engine, job.date.seconds);
             daemon
-                .write(&image, &job.tags)
+                .write(artifact, &job.tags)
                 .with_context(|| format!("could not load the image into {engine}"))?;
             for line in daemon.report.lines() {
                 let name = line.trim_start_matches("Loaded image: ");
@@ -367,30 +482,39 @@ fn make_image(
         }
         None => None,
     };
-    let outcome = outcome(&image, job.path, format, &job.tags, target, loaded_into);
+    let outcome = outcome(artifact, job.path, format, &job.tags, loaded_into);
     summarize(&outcome, shell);
     Ok(outcome)
 }
 
 fn outcome(
-    image: &Image,
+    artifact: &Artifact,
     path: PathBuf,
     format: Format,
     tags: &[ImageRef],
-    target: &Target,
     loaded_into: Option<String>,
 ) -> Outcome {
+    let images = artifact.images();
+    let primary = artifact
+        .image_for(crate::target::Arch::host())
+        .unwrap_or(&images[0]);
+    let mut blobs: Vec<_> = images
+        .iter()
+        .flat_map(|i| i.blobs().map(|b| (b.digest().to_string(), b.size())))
+        .collect();
+    blobs.sort();
+    blobs.dedup();
     Outcome {
         path,
         format: match format {
             Format::Archive => "archive",
             Format::OciDir => "oci-dir",
         },
-        digest: image.digest().to_string(),
-        config_digest: image.config().digest().to_string(),
+        digest: artifact.digest().to_string(),
+        config_digest: primary.config().digest().to_string(),
         tags: tags.iter().map(ImageRef::familiar).collect(),
-        platform: format!("linux/{}", target.arch.oci_arch()),
-        layers: image
+        platform: primary.arch().platform(),
+        layers: primary
             .layers()
             .iter()
             .map(|l| LayerSummary {
@@ -400,7 +524,16 @@ fn outcome(
                 comment: l.comment().to_string(),
             })
             .collect(),
-        size: image.compressed_size(),
+        size: blobs.iter().map(|(_, size)| size).sum(),
+        images: images
+            .iter()
+            .map(|i| PlatformImage {
+                platform: i.arch().platform(),
+                digest: i.digest().to_string(),
+                config_digest: i.config().digest().to_string(),
+                size: i.compressed_size(),
+            })
+            .collect(),
         loaded_into,
     }
 }
@@ -450,24 +583,52 @@ fn output_name(name: &str, version: &str, format: Format) -> String {
 }
 
 fn summarize(outcome: &Outcome, shell: &mut Shell) {
+    let platforms: Vec<&str> = outcome.images.iter().map(|i| i.platform.as_str()).collect();
+    let kind = if platforms.len() > 1 { "index of " } else { "" };
     shell.status(
         "Image",
-        format!("{} ({})", outcome.tags.join(", "), outcome.platform),
+        format!(
+            "{} ({kind}{})",
+            outcome.tags.join(", "),
+            platforms.join(", ")
+        ),
     );
     shell.status("Digest", &outcome.digest);
+    if platforms.len() > 1 {
+        for image in &outcome.images {
+            shell.status(
+                "Platform",
+                format!(
+                    "{:<15} {}  {}",
+                    image.platform,
+                    image.digest,
+                    human_size(image.size)
+                ),
+            );
+        }
+        if outcome.format == "archive" {
+            shell.status(
+                "Note",
+                format!(
+                    "docker load gets {} from this tar (one platform per name)",
+                    outcome.platform
+                ),
+            );
+        }
+        shell.status("Layers", format!("of {}:", outcome.platform));
+    }
     for layer in &outcome.layers {
         shell.status(
             "Layer",
             format!("{:>10}  {}", human_size(layer.size), layer.comment),
         );
     }
-    shell.status(
-        "Total",
-        format!(
-            "{:>10}  compressed, config included",
-            human_size(outcome.size)
-        ),
-    );
+    let what = if platforms.len() > 1 {
+        "compressed, all platforms, shared blobs once"
+    } else {
+        "compressed, config included"
+    };
+    shell.status("Total", format!("{:>10}  {what}", human_size(outcome.size)));
 }
 
 pub fn human_size(bytes: u64) -> String {

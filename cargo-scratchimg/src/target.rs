@@ -112,7 +112,7 @@ pub fn parse_platforms(value: &str) -> Result<Vec<Arch>> {
             "linux/amd64" => &[Arch::Amd64],
             "linux/arm64" | "linux/arm64/v8" => &[Arch::Arm64],
             _ => bail!(
-                "platform `{item}` is not supported
+                "platform `{item}` is not supported\n\
                  help: use linux/amd64, linux/arm64, or all (both), separated by commas"
             ),
         };

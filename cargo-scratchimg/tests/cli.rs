@@ -309,7 +309,7 @@ TOML parse error at line 11, column 1
    |
 11 | entrypiont = ["/app/server"]
    | ^^^^^^^^^^
-unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`
+unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
@@ -399,4 +399,27 @@ help: set `name` and `tags` in each package's [package.metadata.scratchimg]
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn unsupported_platform_lists_the_supported_ones() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args([
+            "--bin",
+            "server",
+            "-o",
+            "out.tar",
+            "--platform",
+            "linux/amd64,linux/s390x",
+        ])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: platform `linux/s390x` is not supported
+help: use linux/amd64, linux/arm64, or all (both), separated by commas
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert!(!dir.path().join("target").exists(), "nothing was built");
 }

@@ -16,7 +16,7 @@ use cargo_metadata::{Message, Package, PackageId, TargetKind};
 
 use crate::shell::Verbosity;
 use crate::target::Target;
-pub use workspace::{Workspace, find_manifest, package_dir, select_bins};
+pub use workspace::{Workspace, c_packages, find_manifest, package_dir, select_bins};
 
 /// cargo's own flags, as plain values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +62,8 @@ pub struct BuildPlan<'a> {
     /// `--features` values, already qualified `package/feature` when several packages build.
     pub features: Vec<String>,
     pub profile: String,
+    /// Extra environment, e.g. the linker of a cross build.
+    pub env: Vec<(String, String)>,
 }
 
 /// Builds the planned binaries for `target` and returns where cargo put them, in plan order.
@@ -95,6 +97,7 @@ pub fn build(
         .args(forwarded_flags(&plan.features, options, verbosity))
         // Strip through cargo itself, so no host `strip` that may not know the target is needed.
         .env(strip_env(&plan.profile), "symbols")
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(dir) = &options.target_dir {

@@ -126,6 +126,53 @@ impl Workspace {
     }
 }
 
+/// Packages of the dependency graph for `triple` that compile C code: those whose build
+/// script build-depends on `cc` or `cmake`. Needs the full `cargo metadata`, so it is only
+/// asked when a cross build has no C compiler.
+pub fn c_packages(
+    cargo: &Path,
+    manifest: &Path,
+    triple: &str,
+    options: &CargoOptions,
+) -> Result<Vec<String>> {
+    let mut command = MetadataCommand::new();
+    command.cargo_path(cargo).manifest_path(manifest);
+    let mut flags = vec!["--filter-platform".to_string(), triple.to_string()];
+    for (on, flag) in [
+        (options.locked, "--locked"),
+        (options.frozen, "--frozen"),
+        (options.offline, "--offline"),
+    ] {
+        if on {
+            flags.push(flag.to_string());
+        }
+    }
+    command.other_options(flags);
+    let metadata = command
+        .exec()
+        .with_context(|| format!("could not read the dependencies of {}", manifest.display()))?;
+    let in_graph: std::collections::HashSet<_> = metadata
+        .resolve
+        .iter()
+        .flat_map(|r| r.nodes.iter().map(|n| n.id.clone()))
+        .collect();
+    let mut names: Vec<String> = metadata
+        .packages
+        .iter()
+        .filter(|p| in_graph.contains(&p.id))
+        .filter(|p| {
+            p.dependencies.iter().any(|d| {
+                d.kind == cargo_metadata::DependencyKind::Build
+                    && matches!(d.name.as_str(), "cc" | "cmake")
+            })
+        })
+        .map(|p| p.name.to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// The directory of a package's Cargo.toml.
 pub fn package_dir(package: &Package) -> &Path {
     package

@@ -139,6 +139,7 @@ pub struct Table {
     pub bins: Option<Vec<String>>,
     pub features: Option<Vec<String>>,
     pub profile: Option<String>,
+    pub platforms: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

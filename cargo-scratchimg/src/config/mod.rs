@@ -20,6 +20,7 @@ use crate::rootfs::{
     APP_DIR, BaseFiles, CaCerts, FileCopy, NONROOT, ROOT, Zones, app_path, ca_bundle_path,
     has_ca_bundle,
 };
+use crate::target::Arch;
 
 /// Image settings given as flags; `None` or empty means not given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +65,7 @@ pub struct Settings {
     pub bins: Option<Vec<String>>,
     pub features: Option<Vec<String>>,
     pub profile: Option<String>,
+    pub platforms: Option<Vec<Arch>>,
 }
 
 impl Settings {
@@ -333,6 +335,22 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
         bins: last(&|t| t.bins.is_some()).and_then(|(t, _)| t.bins.clone()),
         features: last(&|t| t.features.is_some()).and_then(|(t, _)| t.features.clone()),
         profile: last(&|t| t.profile.is_some()).and_then(|(t, _)| t.profile.clone()),
+        platforms: match last(&|t| t.platforms.is_some()) {
+            Some((t, s)) => {
+                let list = t.platforms.as_ref().unwrap();
+                let arches = list
+                    .iter()
+                    .map(|p| values::platform(p.get_ref(), &Origin::key(s, "platforms", p.span())));
+                let mut all: Vec<Arch> = Vec::new();
+                for arch in arches.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
+                    if !all.contains(&arch) {
+                        all.push(arch);
+                    }
+                }
+                Some(all)
+            }
+            None => None,
+        },
     })
 }
 
@@ -507,6 +525,15 @@ mod tests {
             .contains("must not contain `..`")
         );
         assert!(err(&format!("{head}name = \"Web\"\n")).contains("`name`: `Web`"));
+        let platforms = err(&format!(
+            "{head}platforms = [\"linux/amd64\", \"linux/riscv64\"]\n"
+        ));
+        assert!(
+            platforms.starts_with(
+                "Cargo.toml:4:29: `platforms`: platform `linux/riscv64` is not supported"
+            ),
+            "{platforms}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use super::manifest::{FileEntry, Source, WordOrList};
 use crate::image::ImageRef;
 use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones};
+use crate::target::Arch;
 
 /// Where a value was given, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +164,11 @@ pub fn image_name(value: &str, origin: &Origin) -> Result<String> {
         Ok(_) => Ok(value.to_string()),
         Err(e) => bail!("{origin}: `{value}` is not an image name: {e}"),
     }
+}
+
+/// One entry of `platforms`: `linux/amd64`, `linux/arm64` or `all`.
+pub fn platform(value: &str, origin: &Origin) -> Result<Vec<Arch>> {
+    crate::target::parse_platforms(value).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
 pub fn tag(value: &str, origin: &Origin) -> Result<String> {

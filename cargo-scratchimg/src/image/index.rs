@@ -103,3 +103,41 @@ mod tests {
         assert!(Index::new(Vec::new()).is_err());
     }
 }
+
+/// What tags point at: one image, or an index of one image per platform.
+// One or two exist per run, so boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    Image(Image),
+    Index(Index),
+}
+
+impl Artifact {
+    /// The image manifest or the index document.
+    pub fn manifest(&self) -> &Blob {
+        match self {
+            Artifact::Image(image) => image.manifest(),
+            Artifact::Index(index) => index.manifest(),
+        }
+    }
+
+    pub fn digest(&self) -> &oci_spec::image::Digest {
+        self.manifest().digest()
+    }
+
+    pub fn images(&self) -> &[Image] {
+        match self {
+            Artifact::Image(image) => std::slice::from_ref(image),
+            Artifact::Index(index) => index.images(),
+        }
+    }
+
+    /// The image a daemon on `arch` runs: that platform's, or a single image whatever its platform.
+    pub fn image_for(&self, arch: Option<crate::target::Arch>) -> Option<&Image> {
+        match self {
+            Artifact::Image(image) => Some(image),
+            Artifact::Index(index) => index.images().iter().find(|i| Some(i.arch()) == arch),
+        }
+    }
+}

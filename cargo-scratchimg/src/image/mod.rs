@@ -17,7 +17,7 @@ use oci_spec::image::{
 };
 
 pub use blob::{Blob, sha256};
-pub use index::Index;
+pub use index::{Artifact, Index};
 pub use layer::{Entry, EntryKind, Layer, LayerBuilder, Owner, gzip};
 pub use reference::ImageRef;
 
