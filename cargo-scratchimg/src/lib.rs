@@ -9,6 +9,7 @@ pub mod build;
 pub mod cache;
 pub mod image;
 pub mod pipeline;
+pub mod registry;
 pub mod rootfs;
 pub mod shell;
 pub mod sink;

@@ -1,4 +1,5 @@
-//! Sinks write a finished [`Image`]: into a tar, an OCI layout directory, or a container engine.
+//! Sinks write a finished [`Image`]: into a tar, an OCI layout directory, a container engine,
+//! or registries.
 //! They never build; the image arrives complete, with every digest computed.
 
 mod archive;
@@ -6,6 +7,7 @@ mod daemon;
 mod layout;
 mod oci_dir;
 mod pending;
+mod registry;
 
 use anyhow::Result;
 
@@ -14,6 +16,7 @@ pub use archive::ArchiveSink;
 pub use daemon::{DaemonSink, Engine};
 pub use layout::{docker_manifest, oci_layout};
 pub use oci_dir::OciDirSink;
+pub use registry::RegistrySink;
 
 /// Somewhere an image can be written to, under some tags.
 pub trait Sink {

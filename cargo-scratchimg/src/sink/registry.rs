@@ -1,0 +1,184 @@
+//! Pushing the image to registries: each blob the repository lacks is mounted or uploaded,
+//! then the manifest, as the exact bytes of the local one, under each tag. A manifest is put
+//! only after every blob it names is in place.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oci_spec::image::Digest;
+
+use super::Sink;
+use crate::image::{Blob, Image, ImageRef};
+use crate::pipeline::human_size;
+use crate::registry::{Mount, MountSources, Registry, Session};
+use crate::shell::{Shell, Verbosity};
+
+pub struct RegistrySink<'a> {
+    registries: &'a [Registry],
+    mounts: MountSources,
+    shell: &'a mut Shell,
+    /// Progress bars on a terminal; plain status lines otherwise.
+    bars: bool,
+    /// `REF@sha256:…` of each tag pushed.
+    pub pushed: Vec<String>,
+    /// Blobs uploaded, for the summary.
+    pub uploaded: usize,
+}
+
+/// `sha256:0123456789ab`: enough to tell blobs apart in a status line.
+fn short(digest: &Digest) -> String {
+    let hex = digest.digest();
+    format!(
+        "{}:{}",
+        digest.algorithm().as_ref(),
+        &hex[..hex.len().min(12)]
+    )
+}
+
+impl<'a> RegistrySink<'a> {
+    /// Pushes through `registries`, already connected; `mounts` says where blobs were seen.
+    pub fn new(
+        registries: &'a [Registry],
+        mounts: MountSources,
+        shell: &'a mut Shell,
+    ) -> RegistrySink<'a> {
+        let bars = shell.verbosity() == Verbosity::Normal && std::io::stderr().is_terminal();
+        RegistrySink {
+            registries,
+            mounts,
+            shell,
+            bars,
+            pushed: Vec::new(),
+            uploaded: 0,
+        }
+    }
+
+    fn registry(&self, host: &str) -> &'a Registry {
+        self.registries
+            .iter()
+            .find(|r| r.host() == host)
+            .expect("every push target's registry was connected")
+    }
+
+    fn report_retries(&mut self, registry: &Registry) {
+        for retry in registry.take_retries() {
+            self.shell.warn(retry);
+        }
+    }
+
+    /// Makes sure the repository of `session` has `blob`: already there, mounted, or uploaded.
+    fn push_blob(
+        &mut self,
+        session: &Session<'_>,
+        registry: &Registry,
+        blob: &Blob,
+        label: &str,
+    ) -> Result<()> {
+        let digest = blob.digest();
+        let repository = session.repository();
+        let place = format!("{}/{repository}", registry.host());
+        if session.has_blob(digest)? {
+            self.shell
+                .verbose("Exists", format!("{} in {place}", short(digest)));
+            return Ok(());
+        }
+        let from = self
+            .mounts
+            .source(registry.host(), digest, repository)
+            .map(str::to_string);
+        let first = session.start_upload(digest, from.as_deref())?;
+        if first == Mount::Mounted {
+            let from = from.expect("mounted from somewhere");
+            self.shell.status(
+                "Mounted",
+                format!("{} from {}/{from}", short(digest), registry.host()),
+            );
+            return Ok(());
+        }
+        let size = human_size(blob.size());
+        let result = if self.bars {
+            let bar = ProgressBar::with_draw_target(
+                Some(blob.size()),
+                ProgressDrawTarget::stderr(),
+            )
+            .with_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12.green.bold} [{bar:24}] {bytes:>10}/{total_bytes:<10} {msg}",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
+            )
+            .with_prefix("Uploading")
+            .with_message(format!("{} {label}", short(digest)));
+            let result = session.upload(digest, blob.data(), first, &|sent| bar.set_position(sent));
+            match &result {
+                Ok(()) => bar.finish(),
+                Err(_) => bar.abandon(),
+            }
+            result
+        } else {
+            self.shell.status(
+                "Uploading",
+                format!("{} {size:>10}  {label}", short(digest)),
+            );
+            session.upload(digest, blob.data(), first, &|_| {})
+        };
+        self.report_retries(registry);
+        result.with_context(|| format!("could not upload blob {digest} to {place}"))?;
+        self.uploaded += 1;
+        Ok(())
+    }
+}
+
+impl Sink for RegistrySink<'_> {
+    fn write(&mut self, image: &Image, tags: &[ImageRef]) -> Result<()> {
+        // One pass per repository: its blobs once, then the manifest under each of its tags.
+        let mut repositories: Vec<(String, String)> = Vec::new();
+        for tag in tags {
+            let key = (tag.registry().to_string(), tag.repository().to_string());
+            if !repositories.contains(&key) {
+                repositories.push(key);
+            }
+        }
+        let base = image.layers().first().map(|l| l.blob().digest().clone());
+        let labels: Vec<String> = std::iter::once("config".to_string())
+            .chain(image.layers().iter().map(|l| l.comment().to_string()))
+            .collect();
+        for (host, repository) in &repositories {
+            let registry = self.registry(host);
+            let session = registry.session(repository, &self.mounts.repositories(host));
+            self.report_retries(registry);
+            let session = session?;
+            for (blob, label) in image.blobs().zip(&labels) {
+                let pushed = self.push_blob(&session, registry, blob, label);
+                self.report_retries(registry);
+                pushed?;
+                // Every blob is in this repository now: later repositories of this run may
+                // mount any of them; later runs remember only the base layer, shared by all.
+                self.mounts.remember(host, blob.digest(), repository);
+            }
+            let manifest = image.manifest();
+            let media_type = manifest.descriptor().media_type().to_string();
+            for tag in tags
+                .iter()
+                .filter(|t| t.registry() == host && t.repository() == repository)
+            {
+                let put = session.put_manifest(
+                    tag.tag(),
+                    &media_type,
+                    manifest.data(),
+                    manifest.digest(),
+                );
+                self.report_retries(registry);
+                put.with_context(|| format!("could not push the manifest of {tag}"))?;
+                let pushed = format!("{tag}@{}", manifest.digest());
+                self.shell.status("Pushed", &pushed);
+                self.pushed.push(pushed);
+            }
+        }
+        self.mounts.retain_only(base.as_ref());
+        self.mounts.save();
+        Ok(())
+    }
+}
