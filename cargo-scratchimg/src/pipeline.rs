@@ -9,10 +9,11 @@ use serde::Serialize;
 use crate::build::toolchain::{self, Install};
 use crate::build::{self, CargoOptions, elf};
 use crate::cache::{Hit, LayerCache};
-use crate::image::{ImageBuilder, ImageRef, validate};
+use crate::image::{ImageBuilder, ImageRef, Repository, split_tag, validate};
+use crate::registry::{ClientOptions, MountSources, Registry};
 use crate::rootfs;
 use crate::shell::Shell;
-use crate::sink::{ArchiveSink, DaemonSink, Engine, Format, OciDirSink, Sink};
+use crate::sink::{ArchiveSink, DaemonSink, Engine, Format, OciDirSink, RegistrySink, Sink};
 use crate::source_date::SourceDate;
 use crate::target::Target;
 
@@ -40,12 +41,20 @@ pub struct Options {
     pub cargo_program: PathBuf,
     /// The value of `SOURCE_DATE_EPOCH`, read once by the caller.
     pub source_date_epoch: Option<String>,
+    /// `--push` values as given: `REGISTRY/REPO[:TAG]`, or empty for `$SCRATCHIMG_REPO/<name>`.
+    /// With any, the image is pushed, and written to a file only when `output` is given.
+    pub push: Vec<String>,
+    /// `SCRATCHIMG_REPO`: the registry and namespace pushes go to when they do not name one.
+    pub default_repo: Option<String>,
+    /// How to reach registries and where to find credentials.
+    pub registry: ClientOptions,
 }
 
 /// What a run produced; `--message-format json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub path: PathBuf,
+    /// The file or directory written; `None` when the image was only pushed.
+    pub path: Option<PathBuf>,
     pub format: &'static str,
     /// The manifest digest.
     pub digest: String,
@@ -56,6 +65,8 @@ pub struct Outcome {
     /// Compressed size of config and layers.
     pub size: u64,
     pub loaded_into: Option<String>,
+    /// `REF@sha256:…` of each tag pushed.
+    pub pushed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +113,20 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
         let selection = build::select(cargo, &manifest, &options.cargo)?;
         let version = selection.package.version.to_string();
         let tags = parse_tags(&options.tags, &selection.bin, &version)?;
+        let push_to = push_refs(&options.push, options.default_repo.as_deref(), &tags)?;
+        // Reach the registries and check the credentials while cargo builds: a wrong host or
+        // password fails in a second, not after the compile.
+        let connecting = (!push_to.is_empty()).then(|| {
+            let mut hosts: Vec<String> = push_to.iter().map(|r| r.registry().to_string()).collect();
+            hosts.dedup();
+            let client = &options.registry;
+            scope.spawn(move || {
+                hosts
+                    .iter()
+                    .map(|host| Registry::connect(host, client))
+                    .collect::<Result<Vec<_>>>()
+            })
+        });
         let date = SourceDate::resolve(
             options.source_date_epoch.as_deref(),
             selection.package_dir(),
@@ -110,18 +135,23 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
         shell.verbose("Timestamp", format!("{created} (from {:?})", date.origin));
 
         // Claim the output before compiling: a bad path fails now, and the old output stays.
+        // A push writes no file unless -o asks for one.
         let path = match &options.output {
-            Some(path) => path.clone(),
-            None => default_output(
+            Some(path) => Some(path.clone()),
+            None if push_to.is_empty() => Some(default_output(
                 &selection.target_directory,
                 &selection.bin,
                 &version,
                 options.format,
-            ),
+            )),
+            None => None,
         };
-        let mut output = match options.format {
-            Format::Archive => Output::Archive(ArchiveSink::create(&path, date.seconds)?),
-            Format::OciDir => Output::OciDir(OciDirSink::create(&path)?),
+        let mut output = match (&path, options.format) {
+            (None, _) => None,
+            (Some(path), Format::Archive) => {
+                Some(Output::Archive(ArchiveSink::create(path, date.seconds)?))
+            }
+            (Some(path), Format::OciDir) => Some(Output::OciDir(OciDirSink::create(path)?)),
         };
         let engine = match options.load {
             None => None,
@@ -135,6 +165,10 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
             Install::Allowed
         };
         let probe = join(probe)?;
+        let registries = connecting.map(join).transpose()?;
+        for registry in registries.iter().flatten() {
+            shell.verbose("Registry", registry.describe());
+        }
         toolchain::ensure_target(&target, probe, manifest_dir, install, shell)?;
         let binary = build::build(
             cargo,
@@ -172,8 +206,10 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
             validate(&image).context("the image is inconsistent (a bug in cargo-scratchimg)")?;
         }
 
-        shell.status("Writing", path.display());
-        output.sink().write(&image, &tags)?;
+        if let (Some(path), Some(output)) = (&path, &mut output) {
+            shell.status("Writing", path.display());
+            output.sink().write(&image, &tags)?;
+        }
         let loaded_into = match engine {
             Some(engine) => {
                 let mut daemon = DaemonSink::new(engine, date.seconds);
@@ -187,6 +223,19 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
                 Some(engine.to_string())
             }
             None => None,
+        };
+        let pushed = match &registries {
+            Some(registries) => {
+                let mounts = MountSources::load(
+                    &selection
+                        .target_directory
+                        .join("scratchimg/cache/registry-mounts.json"),
+                );
+                let mut sink = RegistrySink::new(registries, mounts, shell);
+                sink.write(&image, &push_to)?;
+                sink.pushed
+            }
+            None => Vec::new(),
         };
 
         let outcome = Outcome {
@@ -211,6 +260,7 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
                 .collect(),
             size: image.compressed_size(),
             loaded_into,
+            pushed,
         };
         summarize(&outcome, shell);
         shell.status(
@@ -247,6 +297,57 @@ fn parse_tags(given: &[String], bin: &str, version: &str) -> Result<Vec<ImageRef
         return Ok(vec![tag]);
     }
     given.iter().map(|tag| tag.parse()).collect()
+}
+
+/// The references `--push` names, completed with the image's tags where they have none, and
+/// prefixed with `SCRATCHIMG_REPO` where they name no registry.
+fn push_refs(
+    given: &[String],
+    default_repo: Option<&str>,
+    tags: &[ImageRef],
+) -> Result<Vec<ImageRef>> {
+    let mut refs: Vec<ImageRef> = Vec::new();
+    for value in given {
+        let context = || format!("invalid --push `{value}`");
+        if value.is_empty() {
+            let prefix = default_repo.context(
+                "--push without a reference needs SCRATCHIMG_REPO\n\
+                 help: set SCRATCHIMG_REPO to a registry and namespace, e.g. `ghcr.io/acme`, or give --push REGISTRY/REPO[:TAG]",
+            )?;
+            for tag in tags {
+                let name = tag
+                    .repository()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(tag.repository());
+                let repo = Repository::under_prefix(prefix, name)
+                    .with_context(|| format!("invalid SCRATCHIMG_REPO `{prefix}`"))?;
+                refs.push(repo.tagged(tag.tag()));
+            }
+            continue;
+        }
+        let (name, tag) = split_tag(value).with_context(context)?;
+        let name = match default_repo {
+            Some(prefix) if !Repository::names_registry(name) => {
+                format!("{}/{name}", prefix.trim_end_matches('/'))
+            }
+            _ => name.to_string(),
+        };
+        match tag {
+            Some(tag) => refs.push(format!("{name}:{tag}").parse().with_context(context)?),
+            None => {
+                let repo: Repository = name.parse().with_context(context)?;
+                refs.extend(tags.iter().map(|t| repo.tagged(t.tag())));
+            }
+        }
+    }
+    let mut unique = Vec::new();
+    for r in refs {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    Ok(unique)
 }
 
 fn default_output(target_dir: &Path, bin: &str, version: &str, format: Format) -> PathBuf {
@@ -313,6 +414,50 @@ mod tests {
             parse_tags(&[], "My_Tool", "1.0.0").unwrap()[0].familiar(),
             "my_tool:1.0.0"
         );
+    }
+
+    #[test]
+    fn push_references_take_tags_and_the_default_repo() {
+        let tags = parse_tags(
+            &["hello:0.1.0".into(), "acme/hello:latest".into()],
+            "x",
+            "1",
+        )
+        .unwrap();
+        let refs = |given: &[&str], repo: Option<&str>| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_refs(&given, repo, &tags)
+                .map(|r| r.iter().map(ImageRef::familiar).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            refs(&["localhost:5000/hello"], None).unwrap(),
+            ["localhost:5000/hello:0.1.0", "localhost:5000/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["ghcr.io/acme/hello:v1", "ghcr.io/acme/hello:v1"], None).unwrap(),
+            ["ghcr.io/acme/hello:v1"]
+        );
+        assert_eq!(
+            refs(&[""], Some("ghcr.io/acme/")).unwrap(),
+            ["ghcr.io/acme/hello:0.1.0", "ghcr.io/acme/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["svc:v2", "quay.io/o/svc"], Some("ghcr.io/acme")).unwrap(),
+            [
+                "ghcr.io/acme/svc:v2",
+                "quay.io/o/svc:0.1.0",
+                "quay.io/o/svc:latest"
+            ]
+        );
+        assert_eq!(refs(&["acme/hello:1"], None).unwrap(), ["acme/hello:1"]);
+        let error = |given: &[&str], repo| format!("{:#}", refs(given, repo).unwrap_err());
+        assert!(error(&[""], None).contains("needs SCRATCHIMG_REPO"));
+        assert!(
+            error(&["localhost:5000/Hello"], None)
+                .starts_with("invalid --push `localhost:5000/Hello`")
+        );
+        assert!(error(&["reg.io/a@sha256:00"], None).contains("has a digest"));
+        assert!(error(&[""], Some("ghcr.io/Acme")).starts_with("invalid SCRATCHIMG_REPO"));
     }
 
     #[test]

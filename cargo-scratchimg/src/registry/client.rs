@@ -356,6 +356,23 @@ impl Registry {
         &self.host
     }
 
+    /// How the registry is spoken to, for `-v`: `127.0.0.1:5000 over http, anonymous`.
+    pub fn describe(&self) -> String {
+        let scheme = if self.is_https() { "https" } else { "http" };
+        let auth = match &self.auth {
+            Auth::Anonymous => "anonymous",
+            Auth::Basic(_) => "basic auth",
+            Auth::Bearer { .. } => "bearer token",
+        };
+        match &self.credentials.found {
+            Some(found) => format!(
+                "{} over {scheme}, {auth} with credentials from {}",
+                self.host, found.source
+            ),
+            None => format!("{} over {scheme}, {auth}", self.host),
+        }
+    }
+
     /// Whether the registry is spoken to over TLS.
     pub fn is_https(&self) -> bool {
         self.base.starts_with("https://")

@@ -76,7 +76,11 @@ impl RetryPolicy {
                     retry_after,
                 }) => {
                     if attempt >= self.attempts {
-                        anyhow::bail!("{message} (gave up after {attempt} tries)");
+                        anyhow::bail!(
+                            "{message} (gave up after {attempt} tries)\n\
+                             help: check that the registry is up and reachable, then run the same \
+                             command again: blobs already pushed are not sent again"
+                        );
                     }
                     on_retry(attempt, &message);
                     std::thread::sleep(self.delay(attempt, retry_after));
@@ -132,9 +136,11 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(calls, 3);
-        assert_eq!(
-            error.to_string(),
-            "registry answered 503 (gave up after 3 tries)"
+        assert!(
+            error
+                .to_string()
+                .starts_with("registry answered 503 (gave up after 3 tries)\nhelp: "),
+            "{error}"
         );
     }
 
