@@ -167,6 +167,9 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
         let probe = join(probe)?;
         let registries = connecting.map(join).transpose()?;
         for registry in registries.iter().flatten() {
+            for retry in registry.take_retries() {
+                shell.warn(retry);
+            }
             shell.verbose("Registry", registry.describe());
         }
         toolchain::ensure_target(&target, probe, manifest_dir, install, shell)?;

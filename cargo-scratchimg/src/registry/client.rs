@@ -173,7 +173,10 @@ fn transport_error(host: &str, error: ureq::Error) -> RequestError {
             "could not resolve registry {host}\nhelp: check the registry host in --push or SCRATCHIMG_REPO"
         )
         .into(),
-        _ => anyhow!("could not reach registry {host}: {error}").into(),
+        _ => anyhow!(
+            "could not reach registry {host}: {error}\nhelp: check the registry host in --push or SCRATCHIMG_REPO, and that this machine can reach it"
+        )
+        .into(),
     }
 }
 
