@@ -247,14 +247,14 @@ mod tests {
         );
     }
 
+    /// The request line and `Authorization` header of each request a test endpoint got.
+    type Seen = Vec<(String, Option<String>)>;
+
     /// A token endpoint on 127.0.0.1 that answers `answers` requests in turn: each gives the
     /// request line and `Authorization` header it got to the test.
     fn token_endpoint(
         answers: Vec<(u16, &'static str)>,
-    ) -> (
-        String,
-        std::thread::JoinHandle<Vec<(String, Option<String>)>>,
-    ) {
+    ) -> (String, std::thread::JoinHandle<Seen>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let realm = format!("http://{}/token", listener.local_addr().unwrap());
         let server = std::thread::spawn(move || {

@@ -579,9 +579,7 @@ impl Session<'_> {
         let response = self.send("POST of a blob upload", &[201, 202], || {
             let mut request = self.authorize(self.registry.agent.post(&url));
             if let Some(from) = from {
-                request = request
-                    .query("mount", digest.to_string())
-                    .query("from", from);
+                request = request.query("mount", digest).query("from", from);
             }
             request.send_empty()
         })?;

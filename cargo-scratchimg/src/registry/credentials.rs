@@ -232,15 +232,17 @@ fn from_config(
         .auths
         .iter()
         .find(|(key, _)| same_registry(key, registry))
+        && let Some(credentials) = entry_credentials(entry).with_context(|| {
+            format!(
+                "the `auths` entry `{key}` in {} is invalid\nhelp: log in again with `docker login {registry}`",
+                path.display()
+            )
+        })?
     {
-        if let Some(credentials) = entry_credentials(entry)
-            .with_context(|| format!("the `auths` entry `{key}` in {} is invalid\nhelp: log in again with `docker login {registry}`", path.display()))?
-        {
-            return Ok(Ok(Found {
-                credentials,
-                source: source("auths"),
-            }));
-        }
+        return Ok(Ok(Found {
+            credentials,
+            source: source("auths"),
+        }));
     }
     if let Some(store) = &config.creds_store {
         return Ok(run_helper(store, registry)?
