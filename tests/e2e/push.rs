@@ -407,11 +407,16 @@ fn repeat_pushes_upload_only_what_changed() {
     );
 }
 
+/// A registry, a proxy in front of it that breaks connections as `fault` says, and a home.
+fn behind_proxy(fault: Fault) -> (Registry, Proxy, Home) {
+    let registry = Registry::start(Settings::default());
+    let proxy = Proxy::start(&registry.host, fault);
+    (registry, proxy, Home::new())
+}
+
 #[test]
 fn a_dropped_connection_is_retried() {
-    let registry = Registry::start(Settings::default());
-    let proxy = Proxy::start(&registry.host, Fault::DropOnce);
-    let home = Home::new();
+    let (registry, proxy, home) = behind_proxy(Fault::DropOnce);
     let reference = format!("{}/scratchimg-e2e/flaky:v1", proxy.host);
     let (result, stderr) = pushed(&mut hello_push(&home, &["--push", &reference]));
     assert!(
@@ -434,9 +439,7 @@ fn a_dropped_connection_is_retried() {
 
 #[test]
 fn a_registry_that_stays_down_fails_cleanly_and_gets_no_manifest() {
-    let registry = Registry::start(Settings::default());
-    let proxy = Proxy::start(&registry.host, Fault::DownFromThen);
-    let home = Home::new();
+    let (registry, proxy, home) = behind_proxy(Fault::DownFromThen);
     let reference = format!("{}/scratchimg-e2e/down:v1", proxy.host);
     let stderr = refused(&mut hello_push(&home, &["--push", &reference]));
     assert!(

@@ -334,6 +334,14 @@ mod tests {
         path
     }
 
+    /// Sources with only a Docker config holding `json`.
+    fn docker_config(dir: &Path, json: &str) -> CredentialSources {
+        CredentialSources {
+            docker_config: Some(write(dir, "config.json", json)),
+            ..CredentialSources::default()
+        }
+    }
+
     #[test]
     fn auths_entries_match_by_host() {
         let dir = tempfile::tempdir().unwrap();
@@ -411,15 +419,10 @@ mod tests {
     #[test]
     fn a_missing_helper_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let config = write(
+        let sources = docker_config(
             dir.path(),
-            "config.json",
             r#"{"credHelpers":{"ghcr.io":"scratchimg-test-absent"}}"#,
         );
-        let sources = CredentialSources {
-            docker_config: Some(config),
-            ..CredentialSources::default()
-        };
         let error = format!("{:#}", sources.find("ghcr.io").unwrap_err());
         assert!(
             error.contains(
@@ -432,15 +435,10 @@ mod tests {
     #[test]
     fn a_broken_auth_entry_does_not_leak_it() {
         let dir = tempfile::tempdir().unwrap();
-        let config = write(
+        let sources = docker_config(
             dir.path(),
-            "config.json",
             r#"{"auths":{"ghcr.io":{"auth":"bm9jb2xvbnNlY3JldA=="}}}"#,
         );
-        let sources = CredentialSources {
-            docker_config: Some(config),
-            ..CredentialSources::default()
-        };
         let error = format!("{:#}", sources.find("ghcr.io").unwrap_err());
         assert!(error.contains("not base64 of USER:PASSWORD"), "{error}");
         assert!(
