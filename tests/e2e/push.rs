@@ -52,6 +52,13 @@ impl Home {
     }
 }
 
+/// `$VAR`, else `$HOME/<default>`: where rustup or cargo lives, before HOME is replaced.
+fn tool_home(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
+    })
+}
+
 /// `cargo scratchimg` on `project`, pushing with `args`, with credentials only from `home`.
 fn push_command(home: &Home, project: &Path, target_dir: &Path, args: &[&str]) -> Command {
     require_musl_target();
@@ -61,6 +68,9 @@ fn push_command(home: &Home, project: &Path, target_dir: &Path, args: &[&str]) -
         .arg(target_dir)
         .args(args)
         .env("HOME", home.path())
+        // rustup and cargo keep finding their own homes.
+        .env("RUSTUP_HOME", tool_home("RUSTUP_HOME", ".rustup"))
+        .env("CARGO_HOME", tool_home("CARGO_HOME", ".cargo"))
         .env("DOCKER_CONFIG", home.path().join("no-docker-config"))
         .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("XDG_RUNTIME_DIR")

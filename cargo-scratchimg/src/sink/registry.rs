@@ -3,6 +3,7 @@
 //! only after every blob it names is in place.
 
 use std::io::IsTerminal;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -22,8 +23,12 @@ pub struct RegistrySink<'a> {
     bars: bool,
     /// `REF@sha256:…` of each tag pushed.
     pub pushed: Vec<String>,
-    /// Blobs uploaded, for the summary.
+    /// What happened to the blobs, for the summary.
     pub uploaded: usize,
+    pub mounted: usize,
+    pub existing: usize,
+    /// Bytes uploaded.
+    pub sent: u64,
 }
 
 /// `sha256:0123456789ab`: enough to tell blobs apart in a status line.
@@ -51,6 +56,9 @@ impl<'a> RegistrySink<'a> {
             bars,
             pushed: Vec::new(),
             uploaded: 0,
+            mounted: 0,
+            existing: 0,
+            sent: 0,
         }
     }
 
@@ -81,6 +89,7 @@ impl<'a> RegistrySink<'a> {
         if session.has_blob(digest)? {
             self.shell
                 .verbose("Exists", format!("{} in {place}", short(digest)));
+            self.existing += 1;
             return Ok(());
         }
         let from = self
@@ -90,6 +99,7 @@ impl<'a> RegistrySink<'a> {
         let first = session.start_upload(digest, from.as_deref())?;
         if first == Mount::Mounted {
             let from = from.expect("mounted from somewhere");
+            self.mounted += 1;
             self.shell.status(
                 "Mounted",
                 format!("{} from {}/{from}", short(digest), registry.host()),
@@ -127,12 +137,14 @@ impl<'a> RegistrySink<'a> {
         self.report_retries(registry);
         result.with_context(|| format!("could not upload blob {digest} to {place}"))?;
         self.uploaded += 1;
+        self.sent += blob.size();
         Ok(())
     }
 }
 
 impl Sink for RegistrySink<'_> {
     fn write(&mut self, image: &Image, tags: &[ImageRef]) -> Result<()> {
+        let started = Instant::now();
         // One pass per repository: its blobs once, then the manifest under each of its tags.
         let mut repositories: Vec<(String, String)> = Vec::new();
         for tag in tags {
@@ -179,6 +191,20 @@ impl Sink for RegistrySink<'_> {
         }
         self.mounts.retain_only(base.as_ref());
         self.mounts.save();
+        self.shell.status(
+            "Pushed",
+            format!(
+                "{} tag{} in {:.3}s: {} blob{} uploaded ({}), {} mounted, {} already there",
+                self.pushed.len(),
+                if self.pushed.len() == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64(),
+                self.uploaded,
+                if self.uploaded == 1 { "" } else { "s" },
+                human_size(self.sent),
+                self.mounted,
+                self.existing
+            ),
+        );
         Ok(())
     }
 }
