@@ -114,7 +114,7 @@ impl<'a> RegistrySink<'a> {
             )
             .with_style(
                 ProgressStyle::with_template(
-                    "{prefix:>12.green.bold} [{bar:24}] {bytes:>10}/{total_bytes:<10} {msg}",
+                    "{prefix:>12.green.bold} [{bar:24}] {bytes:>10}/{total_bytes:<10} {wide_msg}",
                 )
                 .expect("the template is valid")
                 .progress_chars("=> "),
