@@ -94,9 +94,12 @@ impl Proxy {
                             Ok(n) => n,
                         };
                         let lines = request_lines(&buf[..n]);
-                        let breaks = fault != Fault::None
-                            && lines.iter().any(|l| is_blob_put(l))
-                            && !tripped.swap(true, Ordering::SeqCst);
+                        // Once down, connections opened before stop passing requests too.
+                        let down = fault == Fault::DownFromThen && tripped.load(Ordering::SeqCst);
+                        let breaks = down
+                            || fault != Fault::None
+                                && lines.iter().any(|l| is_blob_put(l))
+                                && !tripped.swap(true, Ordering::SeqCst);
                         seen.lock().unwrap().extend(lines);
                         if breaks || to_server.write_all(&buf[..n]).is_err() {
                             break;

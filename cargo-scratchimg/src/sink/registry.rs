@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Digest;
 
 use super::Sink;
@@ -75,43 +75,9 @@ impl<'a> RegistrySink<'a> {
         }
     }
 
-    /// Makes sure the repository of `session` has `blob`: already there, mounted, or uploaded.
-    fn push_blob(
-        &mut self,
-        session: &Session<'_>,
-        registry: &Registry,
-        blob: &Blob,
-        label: &str,
-    ) -> Result<()> {
-        let digest = blob.digest();
-        let repository = session.repository();
-        let place = format!("{}/{repository}", registry.host());
-        if session.has_blob(digest)? {
-            self.shell
-                .verbose("Exists", format!("{} in {place}", short(digest)));
-            self.existing += 1;
-            return Ok(());
-        }
-        let from = self
-            .mounts
-            .source(registry.host(), digest, repository)
-            .map(str::to_string);
-        let first = session.start_upload(digest, from.as_deref())?;
-        if first == Mount::Mounted {
-            let from = from.expect("mounted from somewhere");
-            self.mounted += 1;
-            self.shell.status(
-                "Mounted",
-                format!("{} from {}/{from}", short(digest), registry.host()),
-            );
-            return Ok(());
-        }
-        let size = human_size(blob.size());
-        let result = if self.bars {
-            let bar = ProgressBar::with_draw_target(
-                Some(blob.size()),
-                ProgressDrawTarget::stderr(),
-            )
+    /// A progress bar for uploading `blob`, or none when not on a terminal.
+    fn bar(&self, bars: Option<&MultiProgress>, blob: &Blob, label: &str) -> Option<ProgressBar> {
+        let bar = ProgressBar::new(blob.size())
             .with_style(
                 ProgressStyle::with_template(
                     "{prefix:>12.green.bold} [{bar:24}] {bytes:>10}/{total_bytes:<10} {wide_msg}",
@@ -120,26 +86,84 @@ impl<'a> RegistrySink<'a> {
                 .progress_chars("=> "),
             )
             .with_prefix("Uploading")
-            .with_message(format!("{} {label}", short(digest)));
-            let result = session.upload(digest, blob.data(), first, &|sent| bar.set_position(sent));
-            match &result {
-                Ok(()) => bar.finish(),
-                Err(_) => bar.abandon(),
-            }
-            result
-        } else {
-            self.shell.status(
-                "Uploading",
-                format!("{} {size:>10}  {label}", short(digest)),
-            );
-            session.upload(digest, blob.data(), first, &|_| {})
-        };
-        self.report_retries(registry);
-        result.with_context(|| format!("could not upload blob {digest} to {place}"))?;
-        self.uploaded += 1;
-        self.sent += blob.size();
-        Ok(())
+            .with_message(format!("{} {label}", short(blob.digest())));
+        bars.map(|bars| bars.add(bar))
     }
+
+    /// Reports what became of a blob, once all of them are in place.
+    fn report(&mut self, blob: &Blob, label: &str, placed: &Placed, place: &str) {
+        let digest = short(blob.digest());
+        match placed {
+            Placed::Existed => {
+                self.existing += 1;
+                self.shell.verbose("Exists", format!("{digest} in {place}"));
+            }
+            Placed::Mounted(from) => {
+                self.mounted += 1;
+                self.shell
+                    .status("Mounted", format!("{digest} from {from}"));
+            }
+            Placed::Uploaded => {
+                self.uploaded += 1;
+                self.sent += blob.size();
+                if !self.bars {
+                    let size = human_size(blob.size());
+                    self.shell
+                        .status("Uploaded", format!("{digest} {size:>10}  {label}"));
+                }
+            }
+        }
+    }
+}
+
+/// What became of one blob.
+enum Placed {
+    Existed,
+    /// Mounted from this repository (`registry/repo`).
+    Mounted(String),
+    Uploaded,
+}
+
+/// Makes sure the repository of `session` has `blob`: already there, mounted from where
+/// `mounts` saw it, or uploaded. Blobs are placed in parallel, one thread each.
+fn place_blob(
+    session: &Session<'_>,
+    registry: &Registry,
+    mounts: &MountSources,
+    blob: &Blob,
+    bar: Option<&ProgressBar>,
+) -> Result<Placed> {
+    let digest = blob.digest();
+    let repository = session.repository();
+    if session.has_blob(digest)? {
+        bar.inspect(|b| b.finish_and_clear());
+        return Ok(Placed::Existed);
+    }
+    let from = mounts.source(registry.host(), digest, repository);
+    let first = session.start_upload(digest, from)?;
+    if let (Mount::Mounted, Some(from)) = (&first, from) {
+        bar.inspect(|b| b.finish_and_clear());
+        return Ok(Placed::Mounted(format!("{}/{from}", registry.host())));
+    }
+    let progress = |sent| {
+        if let Some(bar) = bar {
+            bar.set_position(sent);
+        }
+    };
+    let result = session.upload(digest, blob.data(), first, &progress);
+    if let Some(bar) = bar {
+        match &result {
+            Ok(()) => bar.finish(),
+            Err(_) => bar.abandon(),
+        }
+    }
+    result.with_context(|| {
+        format!(
+            "could not upload blob {digest} to {}/{repository}",
+            registry.host()
+        )
+    })?;
+    Ok(Placed::Uploaded)
 }
 
 impl Sink for RegistrySink<'_> {
@@ -162,10 +186,35 @@ impl Sink for RegistrySink<'_> {
             let session = registry.session(repository, &self.mounts.repositories(host));
             self.report_retries(registry);
             let session = session?;
-            for (blob, label) in image.blobs().zip(&labels) {
-                let pushed = self.push_blob(&session, registry, blob, label);
-                self.report_retries(registry);
-                pushed?;
+            let bars = self
+                .bars
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+            let blobs: Vec<(&Blob, &String)> = image.blobs().zip(&labels).collect();
+            let jobs: Vec<_> = blobs
+                .iter()
+                .map(|(blob, label)| (*blob, self.bar(bars.as_ref(), blob, label)))
+                .collect();
+            let mounts = &self.mounts;
+            let session = &session;
+            let placed: Vec<Result<Placed>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|(blob, bar)| {
+                        scope.spawn(move || {
+                            place_blob(session, registry, mounts, blob, bar.as_ref())
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            self.report_retries(registry);
+            let place = format!("{host}/{repository}");
+            for ((blob, label), placed) in blobs.into_iter().zip(placed) {
+                let placed = placed?;
+                self.report(blob, label, &placed, &place);
                 // Every blob is in this repository now: later repositories of this run may
                 // mount any of them; later runs remember only the base layer, shared by all.
                 self.mounts.remember(host, blob.digest(), repository);
