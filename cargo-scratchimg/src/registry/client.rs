@@ -19,7 +19,7 @@ use ureq::http::Response;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::auth::{self, Challenge, TokenError};
-use super::credentials::{CredentialSources, Lookup};
+use super::credentials::{CredentialSources, Lookup, Secret};
 use super::retry::{RequestError, RetryPolicy};
 
 /// How to reach registries: extra trust, plain-HTTP exceptions, retries, credentials.
@@ -40,8 +40,8 @@ const DOCKER_HUB_API: &str = "registry-1.docker.io";
 #[derive(Debug, Clone)]
 enum Auth {
     Anonymous,
-    /// The header value; holds the password.
-    Basic(String),
+    /// The header value, which holds the password.
+    Basic(Secret),
     Bearer {
         realm: String,
         service: Option<String>,
@@ -113,15 +113,21 @@ fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts> {
     Ok(RootCerts::Specific(Arc::new(certs)))
 }
 
-fn agent(ca_files: &[PathBuf]) -> Result<Agent> {
+/// An agent for one registry. `HTTPS_PROXY` and friends apply, except to loopback registries,
+/// which a proxy elsewhere could not reach.
+fn agent(host: &str, ca_files: &[PathBuf]) -> Result<Agent> {
+    let loopback = http_allowed(host, &[]);
     let tls = TlsConfig::builder()
         .root_certs(root_certs(ca_files)?)
         .build();
     Ok(Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
-        // Registries are named explicitly; an ambient proxy would only see loopback traffic.
-        .proxy(ureq::Proxy::try_from_env().filter(|_| false))
+        .proxy(if loopback {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
+        })
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_recv_response(Some(Duration::from_secs(120)))
         .user_agent(concat!("cargo-scratchimg/", env!("CARGO_PKG_VERSION")))
@@ -262,7 +268,7 @@ impl Registry {
     /// plain HTTP where allowed and the registry does not speak TLS, and settles how to
     /// authenticate.
     pub fn connect(host: &str, options: &ClientOptions) -> Result<Registry> {
-        let agent = agent(&options.ca_files)?;
+        let agent = agent(host, &options.ca_files)?;
         let api_host = if host == "docker.io" {
             DOCKER_HUB_API
         } else {
@@ -328,7 +334,7 @@ impl Registry {
                                 .map_err(|e| transport_error(host, e))
                         })?;
                         match check.status().as_u16() {
-                            200 => Auth::Basic(basic),
+                            200 => Auth::Basic(Secret::new(basic)),
                             401 => return Err(registry.unauthorized("GET /v2/")),
                             _ => bail!(
                                 "registry {host} answered {} to GET /v2/{}",
@@ -391,7 +397,7 @@ impl Registry {
     pub fn session(&self, repository: &str, mount_from: &[String]) -> Result<Session<'_>> {
         let authorization = match &self.auth {
             Auth::Anonymous => None,
-            Auth::Basic(basic) => Some(basic.clone()),
+            Auth::Basic(basic) => Some(basic.expose().to_string()),
             Auth::Bearer { realm, service } => {
                 let scopes = auth::push_scopes(repository, mount_from);
                 let token = self.with_retries("the token request", || {
