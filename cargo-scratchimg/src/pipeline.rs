@@ -109,17 +109,11 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
     std::thread::scope(|scope| {
         let base = scope.spawn(rootfs::base_layer);
         let probe = scope.spawn(|| toolchain::probe(&target, manifest_dir, cargo));
-
-        let selection = build::select(cargo, &manifest, &options.cargo)?;
-        let version = selection.package.version.to_string();
-        let tags = parse_tags(&options.tags, &selection.bin, &version)?;
-        let push_to = push_refs(&options.push, options.default_repo.as_deref(), &tags)?;
-        // Reach the registries and check the credentials while cargo builds: a wrong host or
-        // password fails in a second, not after the compile.
-        let connecting = (!push_to.is_empty()).then(|| {
-            let mut hosts: Vec<String> = push_to.iter().map(|r| r.registry().to_string()).collect();
-            hosts.dedup();
-            let client = &options.registry;
+        // Reach the registries and check the credentials beside `cargo metadata`, before the
+        // build: a wrong host, password or certificate fails in a second, not after the compile.
+        let hosts = push_hosts(&options.push, options.default_repo.as_deref());
+        let client = &options.registry;
+        let connecting = (!hosts.is_empty()).then(|| {
             scope.spawn(move || {
                 hosts
                     .iter()
@@ -127,6 +121,11 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
                     .collect::<Result<Vec<_>>>()
             })
         });
+
+        let selection = build::select(cargo, &manifest, &options.cargo)?;
+        let version = selection.package.version.to_string();
+        let tags = parse_tags(&options.tags, &selection.bin, &version)?;
+        let push_to = push_refs(&options.push, options.default_repo.as_deref(), &tags)?;
         let date = SourceDate::resolve(
             options.source_date_epoch.as_deref(),
             selection.package_dir(),
@@ -353,6 +352,20 @@ fn push_refs(
     Ok(unique)
 }
 
+/// The registries `--push` names, known before the image's tags are: the tags change
+/// repositories, never registries. Empty when a reference is invalid; `push_refs` says why.
+fn push_hosts(given: &[String], default_repo: Option<&str>) -> Vec<String> {
+    let any_tag: ImageRef = "any:latest".parse().expect("a valid reference");
+    let refs = push_refs(given, default_repo, &[any_tag]).unwrap_or_default();
+    let mut hosts: Vec<String> = Vec::new();
+    for host in refs.iter().map(ImageRef::registry) {
+        if !hosts.iter().any(|h| h == host) {
+            hosts.push(host.to_string());
+        }
+    }
+    hosts
+}
+
 fn default_output(target_dir: &Path, bin: &str, version: &str, format: Format) -> PathBuf {
     let stem = format!("{bin}-{version}");
     let name = match format {
@@ -461,6 +474,16 @@ mod tests {
         );
         assert!(error(&["reg.io/a@sha256:00"], None).contains("has a digest"));
         assert!(error(&[""], Some("ghcr.io/Acme")).starts_with("invalid SCRATCHIMG_REPO"));
+        let hosts = |given: &[&str], repo| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_hosts(&given, repo)
+        };
+        assert_eq!(
+            hosts(&["a.io/x", "b.io/y:1", "a.io/z", "w"], Some("b.io/team")),
+            ["a.io", "b.io"]
+        );
+        assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
+        assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
     }
 
     #[test]

@@ -62,11 +62,13 @@ impl<'a> RegistrySink<'a> {
         }
     }
 
-    fn registry(&self, host: &str) -> &'a Registry {
+    fn registry(&self, host: &str) -> Result<&'a Registry> {
         self.registries
             .iter()
             .find(|r| r.host() == host)
-            .expect("every push target's registry was connected")
+            .with_context(|| {
+                format!("registry {host} was not connected (a bug in cargo-scratchimg)")
+            })
     }
 
     fn report_retries(&mut self, registry: &Registry) {
@@ -182,7 +184,7 @@ impl Sink for RegistrySink<'_> {
             .chain(image.layers().iter().map(|l| l.comment().to_string()))
             .collect();
         for (host, repository) in &repositories {
-            let registry = self.registry(host);
+            let registry = self.registry(host)?;
             let session = registry.session(repository, &self.mounts.repositories(host));
             self.report_retries(registry);
             let session = session?;
