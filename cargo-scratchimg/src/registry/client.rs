@@ -285,27 +285,34 @@ impl Registry {
             insecure: options.insecure.clone(),
             retries,
         };
-        let ping =
+        let call =
             |registry: &Registry| registry.agent.get(format!("{}/v2/", registry.base)).call();
-        let mut response = match ping(&registry) {
-            Ok(response) => response,
+        // One try as it comes; 429 and 5xx, like connection failures, are worth more.
+        let ping = |registry: &Registry| {
+            let mut response = call(registry).map_err(|e| transport_error(host, e))?;
+            match transient_status(host, "GET /v2/", &mut response) {
+                Some(transient) => Err(transient),
+                None => Ok(response),
+            }
+        };
+        let mut response = match call(&registry) {
+            // A loopback or --insecure-registry host that does not speak TLS: plain HTTP.
             Err(error)
                 if http_allowed(host, &options.insecure) && !untrusted_certificate(&error) =>
             {
                 registry.base = format!("http://{api_host}");
-                registry.with_retries("GET /v2/", || {
-                    ping(&registry).map_err(|e| transport_error(host, e))
-                })?
+                registry.with_retries("GET /v2/", || ping(&registry))?
             }
-            Err(error) => {
-                let error = transport_error(host, error);
-                match error {
-                    RequestError::Final(e) => return Err(e),
-                    RequestError::Transient { .. } => registry.with_retries("GET /v2/", || {
-                        ping(&registry).map_err(|e| transport_error(host, e))
-                    })?,
+            Err(error) => match transport_error(host, error) {
+                RequestError::Final(e) => return Err(e),
+                RequestError::Transient { .. } => {
+                    registry.with_retries("GET /v2/", || ping(&registry))?
                 }
-            }
+            },
+            Ok(mut response) => match transient_status(host, "GET /v2/", &mut response) {
+                Some(_) => registry.with_retries("GET /v2/", || ping(&registry))?,
+                None => response,
+            },
         };
         let status = response.status().as_u16();
         match status {

@@ -135,6 +135,29 @@ fn place_blob(
     blob: &Blob,
     bar: Option<&ProgressBar>,
 ) -> Result<Placed> {
+    let placed = try_place_blob(session, registry, mounts, blob, bar);
+    if placed.is_err()
+        && let Some(bar) = bar
+    {
+        bar.abandon();
+    }
+    placed.with_context(|| {
+        format!(
+            "could not upload blob {} to {}/{}",
+            blob.digest(),
+            registry.host(),
+            session.repository()
+        )
+    })
+}
+
+fn try_place_blob(
+    session: &Session<'_>,
+    registry: &Registry,
+    mounts: &MountSources,
+    blob: &Blob,
+    bar: Option<&ProgressBar>,
+) -> Result<Placed> {
     let digest = blob.digest();
     let repository = session.repository();
     if session.has_blob(digest)? {
@@ -152,19 +175,8 @@ fn place_blob(
             bar.set_position(sent);
         }
     };
-    let result = session.upload(digest, blob.data(), first, &progress);
-    if let Some(bar) = bar {
-        match &result {
-            Ok(()) => bar.finish(),
-            Err(_) => bar.abandon(),
-        }
-    }
-    result.with_context(|| {
-        format!(
-            "could not upload blob {digest} to {}/{repository}",
-            registry.host()
-        )
-    })?;
+    session.upload(digest, blob.data(), first, &progress)?;
+    bar.inspect(|b| b.finish());
     Ok(Placed::Uploaded)
 }
 
