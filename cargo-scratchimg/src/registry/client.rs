@@ -700,7 +700,85 @@ impl Read for Counted<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
     use super::*;
+
+    /// A server on 127.0.0.1 that answers each plain-HTTP request with the next of `answers`
+    /// (status, extra headers) and closes connections that do not speak HTTP (a TLS probe).
+    fn answering(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let mut answered = 0;
+            while answered < answers.len() {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() || !line.starts_with("GET ") {
+                    continue;
+                }
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {}
+                let (status, headers) = answers[answered];
+                answered += 1;
+                let mut stream = stream;
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{headers}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                )
+                .unwrap();
+            }
+            answered
+        });
+        (host, server)
+    }
+
+    fn instant_retries() -> ClientOptions {
+        ClientOptions {
+            retry: RetryPolicy {
+                attempts: 3,
+                base_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
+            },
+            ..ClientOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_busy_registry_is_pinged_again() {
+        let (host, server) = answering(vec![(503, ""), (429, "Retry-After: 0\r\n"), (200, "")]);
+        let registry = Registry::connect(&host, &instant_retries()).unwrap();
+        assert_eq!(server.join().unwrap(), 3);
+        assert!(
+            !registry.is_https(),
+            "a loopback registry without TLS is spoken to in HTTP"
+        );
+        let retries = registry.take_retries();
+        assert_eq!(retries.len(), 2, "{retries:?}");
+        assert!(
+            retries[0].contains("answered 503 Service Unavailable to GET /v2/"),
+            "{retries:?}"
+        );
+        assert!(
+            retries[1].contains("answered 429 Too Many Requests"),
+            "{retries:?}"
+        );
+    }
+
+    #[test]
+    fn basic_auth_without_credentials_fails_at_the_ping() {
+        let (host, server) = answering(vec![(401, "WWW-Authenticate: Basic realm=\"r\"\r\n")]);
+        let error = Registry::connect(&host, &instant_retries()).err().unwrap();
+        server.join().unwrap();
+        let error = error.to_string();
+        assert!(
+            error.starts_with(&format!(
+                "registry {host} needs credentials (401 Unauthorized to GET /v2/) and none were found for it\nlooked in: --registry-user (not given); $REGISTRY_AUTH_FILE (not set)"
+            )),
+            "{error}"
+        );
+    }
 
     #[test]
     fn plain_http_only_for_loopback_and_named_hosts() {
