@@ -9,6 +9,7 @@ const OUTPUT: &str = "Output Options";
 const PACKAGE: &str = "Package Selection";
 const COMPILE: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
+const REGISTRY: &str = "Registry Options";
 
 /// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
 #[derive(Debug, Parser)]
@@ -26,8 +27,8 @@ pub enum Cargo {
 /// Settings can also live in Cargo.toml, under [package.metadata.scratchimg] or
 /// [workspace.metadata.scratchimg]; flags win over them. See the README for every key.
 ///
-/// stdout gets only the output path, one line per image (or one JSON object per image with
-/// --message-format json).
+/// stdout gets only the output path and `REF@sha256:…` of each pushed tag, for each image (or
+/// one JSON object per image with --message-format json).
 #[derive(Debug, Args)]
 #[command(version, about, long_about, max_term_width = 100)]
 pub struct ScratchimgArgs {
@@ -101,6 +102,33 @@ pub struct ScratchimgArgs {
     /// How to report the result on stdout
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human, help_heading = OUTPUT)]
     pub message_format: MessageFormat,
+
+    /// Push the image to REGISTRY/REPO[:TAG] (without :TAG, under each -t tag); repeatable.
+    /// Without a value, to $SCRATCHIMG_REPO/<name>. Writes no file unless -o is also given
+    #[arg(
+        long,
+        value_name = "REF",
+        num_args = 0..=1,
+        default_missing_value = "",
+        help_heading = REGISTRY
+    )]
+    pub push: Vec<String>,
+
+    /// User name for the registries pushed to (instead of docker/podman login)
+    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
+    pub registry_user: Option<String>,
+
+    /// Read the password or token for --registry-user from stdin
+    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
+    pub registry_password_stdin: bool,
+
+    /// Also trust the CA certificates in this PEM file for registries; repeatable
+    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
+    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
+    pub insecure_registry: Vec<String>,
 
     /// Package to build the image of
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]

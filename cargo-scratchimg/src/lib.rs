@@ -10,6 +10,7 @@ pub mod cache;
 pub mod config;
 pub mod image;
 pub mod pipeline;
+pub mod registry;
 pub mod rootfs;
 pub mod shell;
 pub mod sink;

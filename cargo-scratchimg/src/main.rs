@@ -2,11 +2,17 @@
 
 mod cli;
 
+use std::io::Read;
 use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
 
 use cargo_scratchimg::build::{CargoOptions, cargo_program};
 use cargo_scratchimg::config::ImageFlags;
 use cargo_scratchimg::pipeline::Load;
+use cargo_scratchimg::registry::{
+    ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret,
+};
 use cargo_scratchimg::sink::{Engine, Format};
 use cargo_scratchimg::{Options, Shell, Verbosity};
 use clap::Parser;
@@ -22,14 +28,21 @@ fn main() -> ExitCode {
     };
     let mut shell = Shell::new(verbosity);
     let json = args.message_format == MessageFormat::Json;
-    match cargo_scratchimg::run(&options(args), &mut shell) {
+    let result = options(args).and_then(|options| cargo_scratchimg::run(&options, &mut shell));
+    match result {
         Ok(outcomes) => {
             for outcome in outcomes {
                 if json {
                     let line = serde_json::to_string(&outcome).expect("the outcome serializes");
                     println!("{line}");
                 } else {
-                    println!("{}", outcome.path.display());
+                    // The path of what was written, if anything, then each pushed reference.
+                    if let Some(path) = &outcome.path {
+                        println!("{}", path.display());
+                    }
+                    for pushed in &outcome.pushed {
+                        println!("{pushed}");
+                    }
                 }
             }
             ExitCode::SUCCESS
@@ -41,8 +54,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn options(args: ScratchimgArgs) -> Options {
-    Options {
+/// `--registry-user` with the password from stdin, as `docker login --password-stdin` reads it.
+fn explicit_credentials(user: Option<String>, from_stdin: bool) -> Result<Option<Credentials>> {
+    let (Some(username), true) = (user, from_stdin) else {
+        return Ok(None);
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("could not read the registry password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!(
+            "--registry-password-stdin read an empty password\nhelp: pipe it in, e.g. `echo \"$TOKEN\" | cargo scratchimg --registry-user USER --registry-password-stdin ...`"
+        );
+    }
+    Ok(Some(Credentials {
+        username,
+        password: Secret::new(password),
+    }))
+}
+
+fn options(args: ScratchimgArgs) -> Result<Options> {
+    let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
+    Ok(Options {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
             package: args.package,
@@ -86,5 +121,15 @@ fn options(args: ScratchimgArgs) -> Options {
         cargo_program: cargo_program(std::env::var_os("CARGO")),
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
-    }
+        push: args.push,
+        default_repo: std::env::var("SCRATCHIMG_REPO")
+            .ok()
+            .filter(|r| !r.is_empty()),
+        registry: ClientOptions {
+            ca_files: args.registry_ca,
+            insecure: args.insecure_registry,
+            retry: RetryPolicy::default(),
+            credentials: CredentialSources::from_env(credentials),
+        },
+    })
 }

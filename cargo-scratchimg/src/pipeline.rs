@@ -13,11 +13,13 @@ use crate::build::{self, BuildPlan, BuiltBinary, CargoOptions, Workspace, elf};
 use crate::cache::{Hit, LayerCache};
 use crate::config::{self, ImageFlags, Settings};
 use crate::image::{
-    Artifact, EntryKind, Image, ImageBuilder, ImageRef, Index, Layer, LayerBuilder, validate,
+    Artifact, EntryKind, Image, ImageBuilder, ImageRef, Index, Layer, LayerBuilder, Repository,
+    split_tag, validate,
 };
+use crate::registry::{ClientOptions, MountSources, Registry};
 use crate::rootfs::{self, BaseFiles};
 use crate::shell::Shell;
-use crate::sink::{ArchiveSink, DaemonSink, Engine, Format, OciDirSink, Sink};
+use crate::sink::{ArchiveSink, DaemonSink, Engine, Format, OciDirSink, RegistrySink, Sink};
 use crate::source_date::{SourceDate, git_revision};
 use crate::target::{Target, parse_platforms};
 
@@ -51,12 +53,20 @@ pub struct Options {
     pub source_date_epoch: Option<String>,
     /// What relative paths in flags are relative to.
     pub cwd: PathBuf,
+    /// `--push` values as given: `REGISTRY/REPO[:TAG]`, or empty for `$SCRATCHIMG_REPO/<name>`.
+    /// With any, the image is pushed, and written to a file only when `output` is given.
+    pub push: Vec<String>,
+    /// `SCRATCHIMG_REPO`: the registry and namespace pushes go to when they do not name one.
+    pub default_repo: Option<String>,
+    /// How to reach registries and where to find credentials.
+    pub registry: ClientOptions,
 }
 
 /// What a run produced for one image; `--message-format json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub path: PathBuf,
+    /// The file or directory written; `None` when the image was only pushed.
+    pub path: Option<PathBuf>,
     pub format: &'static str,
     /// The manifest digest.
     pub digest: String,
@@ -70,6 +80,8 @@ pub struct Outcome {
     /// one for this machine (or the first).
     pub images: Vec<PlatformImage>,
     pub loaded_into: Option<String>,
+    /// `REF@sha256:…` of each tag pushed.
+    pub pushed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,8 +129,10 @@ struct Job {
     settings: Settings,
     tags: Vec<ImageRef>,
     date: SourceDate,
-    path: PathBuf,
-    output: Output,
+    /// The file or directory to write; `None` when the image is only pushed.
+    path: Option<PathBuf>,
+    output: Option<Output>,
+    push_to: Vec<ImageRef>,
     files: Option<LayerBuilder<'static>>,
 }
 
@@ -149,6 +163,11 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
             "-t cannot name the images of --workspace\nhelp: set `name` and `tags` in each package's [package.metadata.scratchimg]"
         );
     }
+    if options.cargo.workspace && options.push.iter().any(|r| !r.is_empty()) {
+        bail!(
+            "--push REF would push every image of --workspace to one repository\nhelp: set SCRATCHIMG_REPO and pass --push alone: each image goes to $SCRATCHIMG_REPO/<name>"
+        );
+    }
     // What needs nothing from cargo runs beside `cargo metadata` and `cargo build`, on the
     // other core: the default base layer, and the look for the targets' standard libraries.
     std::thread::scope(|scope| {
@@ -156,6 +175,19 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         let probes = scope.spawn(|| {
             let probe = |t: &Target| (t.clone(), toolchain::probe(t, manifest_dir, cargo));
             likely_targets.iter().map(probe).collect::<Vec<_>>()
+        });
+
+        // Reach the registries and check the credentials beside `cargo metadata`, before the
+        // build: a wrong host, password or certificate fails in a second, not after the compile.
+        let hosts = push_hosts(&options.push, options.default_repo.as_deref());
+        let client = &options.registry;
+        let connecting = (!hosts.is_empty()).then(|| {
+            scope.spawn(move || {
+                hosts
+                    .iter()
+                    .map(|host| Registry::connect(host, client))
+                    .collect::<Result<Vec<_>>>()
+            })
         });
 
         let workspace = Workspace::read(cargo, &manifest, &options.cargo)?;
@@ -187,6 +219,13 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         } else {
             Install::Allowed
         };
+        let registries = connecting.map(join).transpose()?;
+        for registry in registries.iter().flatten() {
+            for retry in registry.take_retries() {
+                shell.warn(retry);
+            }
+            shell.verbose("Registry", registry.describe());
+        }
         let mut probes = join(probes);
         let mut plan = build_plan(&jobs, &options.cargo)?;
         let mut built = Vec::new();
@@ -235,7 +274,28 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
                 1 => Artifact::Image(images.pop().expect("one image")),
                 _ => Artifact::Index(Index::new(images)?),
             };
-            outcomes.push(write(job, &artifact, engine, options.format, shell)?);
+            let mut outcome = write(
+                job.path,
+                job.output,
+                &job.tags,
+                job.date.seconds,
+                &artifact,
+                engine,
+                options.format,
+                shell,
+            )?;
+            if let Some(registries) = &registries {
+                let mounts = MountSources::load(
+                    &workspace
+                        .target_directory()
+                        .join("scratchimg/cache/registry-mounts.json"),
+                );
+                let mut sink = RegistrySink::new(registries, mounts, shell);
+                sink.write(&artifact, &job.push_to)?;
+                outcome.pushed = sink.pushed;
+            }
+            summarize(&outcome, shell);
+            outcomes.push(outcome);
         }
         let what = match outcomes.as_slice() {
             [one] => format!("image `{}`", one.tags.join("`, `")),
@@ -335,6 +395,7 @@ fn plan_job(
         package.name.to_string()
     };
     let tags = image_tags(&options.tags, &settings, &image_name, &version)?;
+    let push_to = push_refs(&options.push, options.default_repo.as_deref(), &tags)?;
     let date = SourceDate::resolve(
         options.source_date_epoch.as_deref(),
         build::package_dir(&package),
@@ -344,15 +405,20 @@ fn plan_job(
         format!("{} (from {:?})", date.timestamp()?, date.origin),
     );
     // Claim the output before compiling: a bad path fails now, and the old output stays.
+    // A push writes no file unless -o asks for one.
+    let name = output_name(&image_name, &version, options.format);
     let path = match (&options.output, options.cargo.workspace) {
-        (Some(dir), true) => dir.join(output_name(&image_name, &version, options.format)),
-        (Some(path), false) => path.clone(),
-        (None, _) => workspace
-            .target_directory()
-            .join("scratchimg")
-            .join(output_name(&image_name, &version, options.format)),
+        (Some(dir), true) => Some(dir.join(name)),
+        (Some(path), false) => Some(path.clone()),
+        (None, _) if push_to.is_empty() => {
+            Some(workspace.target_directory().join("scratchimg").join(name))
+        }
+        (None, _) => None,
     };
-    let output = Output::claim(&path, options.format, date.seconds)?;
+    let output = path
+        .as_deref()
+        .map(|path| Output::claim(path, options.format, date.seconds))
+        .transpose()?;
     let files = rootfs::files_layer(&settings.files, date.seconds)?;
     Ok(Job {
         package,
@@ -362,6 +428,7 @@ fn plan_job(
         date,
         path,
         output,
+        push_to,
         files,
     })
 }
@@ -459,20 +526,26 @@ fn pack(
 }
 
 /// Writes a job's image or index to its output, and loads it when asked.
+#[allow(clippy::too_many_arguments)]
 fn write(
-    mut job: Job,
+    path: Option<PathBuf>,
+    output: Option<Output>,
+    tags: &[ImageRef],
+    mtime: u64,
     artifact: &Artifact,
     engine: Option<Engine>,
     format: Format,
     shell: &mut Shell,
 ) -> Result<Outcome> {
-    shell.status("Writing", job.path.display());
-    job.output.sink().write(artifact, &job.tags)?;
+    if let (Some(path), Some(mut output)) = (&path, output) {
+        shell.status("Writing", path.display());
+        output.sink().write(artifact, tags)?;
+    }
     let loaded_into = match engine {
         Some(engine) => {
-            let mut daemon = DaemonSink::new(engine, job.date.seconds);
+            let mut daemon = DaemonSink::new(engine, mtime);
             daemon
-                .write(artifact, &job.tags)
+                .write(artifact, tags)
                 .with_context(|| format!("could not load the image into {engine}"))?;
             for line in daemon.report.lines() {
                 let name = line.trim_start_matches("Loaded image: ");
@@ -482,14 +555,12 @@ fn write(
         }
         None => None,
     };
-    let outcome = outcome(artifact, job.path, format, &job.tags, loaded_into);
-    summarize(&outcome, shell);
-    Ok(outcome)
+    Ok(outcome(artifact, path, format, tags, loaded_into))
 }
 
 fn outcome(
     artifact: &Artifact,
-    path: PathBuf,
+    path: Option<PathBuf>,
     format: Format,
     tags: &[ImageRef],
     loaded_into: Option<String>,
@@ -535,6 +606,7 @@ fn outcome(
             })
             .collect(),
         loaded_into,
+        pushed: Vec::new(),
     }
 }
 
@@ -573,6 +645,71 @@ fn image_tags(
             })
         })
         .collect()
+}
+
+/// The references `--push` names, completed with the image's tags where they have none, and
+/// prefixed with `SCRATCHIMG_REPO` where they name no registry.
+fn push_refs(
+    given: &[String],
+    default_repo: Option<&str>,
+    tags: &[ImageRef],
+) -> Result<Vec<ImageRef>> {
+    let mut refs: Vec<ImageRef> = Vec::new();
+    for value in given {
+        let context = || format!("invalid --push `{value}`");
+        if value.is_empty() {
+            let prefix = default_repo.context(
+                "--push without a reference needs SCRATCHIMG_REPO\n\
+                 help: set SCRATCHIMG_REPO to a registry and namespace, e.g. `ghcr.io/acme`, or give --push REGISTRY/REPO[:TAG]",
+            )?;
+            for tag in tags {
+                let name = tag
+                    .repository()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(tag.repository());
+                let repo = Repository::under_prefix(prefix, name)
+                    .with_context(|| format!("invalid SCRATCHIMG_REPO `{prefix}`"))?;
+                refs.push(repo.tagged(tag.tag()));
+            }
+            continue;
+        }
+        let (name, tag) = split_tag(value).with_context(context)?;
+        let name = match default_repo {
+            Some(prefix) if !Repository::names_registry(name) => {
+                format!("{}/{name}", prefix.trim_end_matches('/'))
+            }
+            _ => name.to_string(),
+        };
+        match tag {
+            Some(tag) => refs.push(format!("{name}:{tag}").parse().with_context(context)?),
+            None => {
+                let repo: Repository = name.parse().with_context(context)?;
+                refs.extend(tags.iter().map(|t| repo.tagged(t.tag())));
+            }
+        }
+    }
+    let mut unique = Vec::new();
+    for r in refs {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    Ok(unique)
+}
+
+/// The registries `--push` names, known before the image's tags are: the tags change
+/// repositories, never registries. Empty when a reference is invalid; `push_refs` says why.
+fn push_hosts(given: &[String], default_repo: Option<&str>) -> Vec<String> {
+    let any_tag: ImageRef = "any:latest".parse().expect("a valid reference");
+    let refs = push_refs(given, default_repo, &[any_tag]).unwrap_or_default();
+    let mut hosts: Vec<String> = Vec::new();
+    for host in refs.iter().map(ImageRef::registry) {
+        if !hosts.iter().any(|h| h == host) {
+            hosts.push(host.to_string());
+        }
+    }
+    hosts
 }
 
 fn output_name(name: &str, version: &str, format: Format) -> String {
@@ -678,6 +815,62 @@ mod tests {
             ["x:1"]
         );
         assert!(image_tags(&["ok:1".into(), "a:b:c".into()], &none, "hello", "0.1.0").is_err());
+    }
+
+    #[test]
+    fn push_references_take_tags_and_the_default_repo() {
+        let none = settings(None, &[]);
+        let tags = image_tags(
+            &["hello:0.1.0".into(), "acme/hello:latest".into()],
+            &none,
+            "x",
+            "1",
+        )
+        .unwrap();
+        let refs = |given: &[&str], repo: Option<&str>| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_refs(&given, repo, &tags)
+                .map(|r| r.iter().map(ImageRef::familiar).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            refs(&["localhost:5000/hello"], None).unwrap(),
+            ["localhost:5000/hello:0.1.0", "localhost:5000/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["ghcr.io/acme/hello:v1", "ghcr.io/acme/hello:v1"], None).unwrap(),
+            ["ghcr.io/acme/hello:v1"]
+        );
+        assert_eq!(
+            refs(&[""], Some("ghcr.io/acme/")).unwrap(),
+            ["ghcr.io/acme/hello:0.1.0", "ghcr.io/acme/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["svc:v2", "quay.io/o/svc"], Some("ghcr.io/acme")).unwrap(),
+            [
+                "ghcr.io/acme/svc:v2",
+                "quay.io/o/svc:0.1.0",
+                "quay.io/o/svc:latest"
+            ]
+        );
+        assert_eq!(refs(&["acme/hello:1"], None).unwrap(), ["acme/hello:1"]);
+        let error = |given: &[&str], repo| format!("{:#}", refs(given, repo).unwrap_err());
+        assert!(error(&[""], None).contains("needs SCRATCHIMG_REPO"));
+        assert!(
+            error(&["localhost:5000/Hello"], None)
+                .starts_with("invalid --push `localhost:5000/Hello`")
+        );
+        assert!(error(&["reg.io/a@sha256:00"], None).contains("has a digest"));
+        assert!(error(&[""], Some("ghcr.io/Acme")).starts_with("invalid SCRATCHIMG_REPO"));
+        let hosts = |given: &[&str], repo| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_hosts(&given, repo)
+        };
+        assert_eq!(
+            hosts(&["a.io/x", "b.io/y:1", "a.io/z", "w"], Some("b.io/team")),
+            ["a.io", "b.io"]
+        );
+        assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
+        assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
     }
 
     #[test]

@@ -250,3 +250,66 @@ fn c_code_without_a_cross_compiler_fails_before_building() {
     assert!(!stderr.contains("Compiling"), "nothing was built: {stderr}");
     assert!(!work.path().join("out.tar").exists());
 }
+
+#[test]
+fn the_index_pushes_and_resolves_per_platform() {
+    use scratchimg_tests::registry::{Registry, Settings};
+    require_musl_target();
+    require_tool("skopeo", &["--version"]);
+    let registry = Registry::start(Settings::default());
+    let reference = format!("{}/scratchimg-e2e/hello:multi", registry.host);
+    let push = || -> serde_json::Value {
+        let stdout = run_ok(
+            tool(&example("hello"))
+                .args([
+                    "--platform",
+                    "all",
+                    "--message-format",
+                    "json",
+                    "--push",
+                    &reference,
+                    "--target-dir",
+                ])
+                .arg(shared_target_dir("hello")),
+        );
+        serde_json::from_str(&stdout).unwrap()
+    };
+    let result = push();
+    assert_eq!(
+        result["pushed"],
+        serde_json::json!([format!(
+            "{reference}@{}",
+            result["digest"].as_str().unwrap()
+        )])
+    );
+    let docker_ref = format!("docker://{reference}");
+    let raw: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &docker_ref,
+    ])))
+    .unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    for (arch, i) in [("amd64", 0), ("arm64", 1)] {
+        let inspect: serde_json::Value =
+            serde_json::from_str(&run_ok(Command::new("skopeo").args([
+                "inspect",
+                "--tls-verify=false",
+                "--override-arch",
+                arch,
+                &docker_ref,
+            ])))
+            .unwrap();
+        assert_eq!(inspect["Architecture"], arch);
+        assert_eq!(
+            raw["manifests"][i]["digest"], result["images"][i]["digest"],
+            "{arch} resolves to its own manifest"
+        );
+        assert_eq!(raw["manifests"][i]["platform"]["architecture"], arch);
+    }
+    // The same command again: the same digests, nothing to upload.
+    let again = push();
+    assert_eq!(again["digest"], result["digest"]);
+    assert_eq!(again["images"], result["images"]);
+}

@@ -3,6 +3,9 @@
 //!
 //! Nothing here skips: a missing engine or target panics with what to install.
 
+pub mod proxy;
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -300,4 +303,21 @@ pub fn layer_paths(archive: &Path) -> Vec<Vec<String>> {
             listing.lines().map(str::to_string).collect()
         })
         .collect()
+}
+
+/// What examples/hello prints inside a container with `TZ=Asia/Tokyo`.
+pub fn assert_hello_output(stdout: &str) {
+    assert!(
+        stdout.contains("user: nonroot (uid 65532, gid 65532)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cwd: /home/nonroot"), "{stdout}");
+    assert!(stdout.contains("+09:00 (Asia/Tokyo)"), "{stdout}");
+    let certs: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("certificates: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no certificate count in {stdout}"));
+    assert!(certs > 100, "only {certs} certificates");
 }

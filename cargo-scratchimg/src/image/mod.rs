@@ -19,7 +19,7 @@ use oci_spec::image::{
 pub use blob::{Blob, sha256};
 pub use index::{Artifact, Index};
 pub use layer::{Entry, EntryKind, Layer, LayerBuilder, Owner, gzip};
-pub use reference::ImageRef;
+pub use reference::{ImageRef, Repository, split_tag};
 
 use crate::target::Arch;
 

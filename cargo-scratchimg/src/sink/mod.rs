@@ -1,12 +1,13 @@
 //! Sinks write a finished [`Artifact`] (an image, or an index of images): into a tar, an OCI
-//! layout directory, or a container engine. They never build; it arrives complete, with every
-//! digest computed.
+//! layout directory, a container engine, or registries. They never build; it arrives
+//! complete, with every digest computed.
 
 mod archive;
 mod daemon;
 mod layout;
 mod oci_dir;
 mod pending;
+mod registry;
 
 use anyhow::Result;
 
@@ -15,6 +16,7 @@ pub use archive::ArchiveSink;
 pub use daemon::{DaemonSink, Engine};
 pub use layout::{docker_manifest, oci_layout};
 pub use oci_dir::OciDirSink;
+pub use registry::RegistrySink;
 
 /// Somewhere an image or index can be written to, under some tags.
 pub trait Sink {
