@@ -256,7 +256,7 @@ impl Sink for RegistrySink<'_> {
                     let manifest = image.manifest();
                     let media_type = manifest.descriptor().media_type().to_string();
                     let put = session.put_manifest(
-                        &manifest.digest().to_string(),
+                        manifest.digest().as_ref(),
                         &media_type,
                         manifest.data(),
                         manifest.digest(),
