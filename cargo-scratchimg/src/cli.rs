@@ -10,6 +10,7 @@ const OUTPUT: &str = "Output Options";
 const PACKAGE: &str = "Package Selection";
 const COMPILE: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
+const REGISTRY: &str = "Registry Options";
 
 /// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
 #[derive(Debug, Parser)]
@@ -25,7 +26,11 @@ pub enum Cargo {
 /// carries its dependency list for scanners. No Docker daemon, Dockerfile or base image is
 /// needed. The same source and toolchain give the same bytes, on any machine.
 ///
-/// stdout gets only the output path (or one JSON object with --message-format json).
+/// Settings can also live in Cargo.toml, under [package.metadata.scratchimg] or
+/// [workspace.metadata.scratchimg]; flags win over them. See the README for every key.
+///
+/// stdout gets only the output path and `REF@sha256:…` of each pushed tag, for each image (or
+/// one JSON object per image with --message-format json).
 #[derive(Debug, Args)]
 #[command(version, about, long_about, max_term_width = 100)]
 pub struct ScratchimgArgs {
@@ -43,6 +48,50 @@ pub struct ScratchimgArgs {
         help_heading = IMAGE
     )]
     pub load: Option<LoadArg>,
+
+    /// Program to run, instead of /app/<bin> [setting: entrypoint]
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    pub entrypoint: Option<String>,
+
+    /// Argument passed to the entrypoint; repeat for several [setting: cmd]
+    #[arg(long = "cmd", value_name = "ARG", allow_hyphen_values = true, help_heading = IMAGE)]
+    pub cmd: Vec<String>,
+
+    /// Environment variable, KEY=VALUE; repeat for several [setting: env]
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", help_heading = IMAGE)]
+    pub env: Vec<String>,
+
+    /// Working directory [setting: workdir; default: the user's home]
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    pub workdir: Option<String>,
+
+    /// User to run as: nonroot, root, nobody, or UID[:GID] [setting: user; default: nonroot]
+    #[arg(long, value_name = "USER", help_heading = IMAGE)]
+    pub user: Option<String>,
+
+    /// Port the program listens on, N[/tcp|/udp]; repeat for several [setting: ports]
+    #[arg(long = "port", value_name = "PORT", help_heading = IMAGE)]
+    pub ports: Vec<String>,
+
+    /// Config label, KEY=VALUE; repeat for several [setting: labels]
+    #[arg(long = "label", value_name = "KEY=VALUE", help_heading = IMAGE)]
+    pub labels: Vec<String>,
+
+    /// Manifest annotation, KEY=VALUE; repeat for several [setting: annotations]
+    #[arg(long = "annotation", value_name = "KEY=VALUE", help_heading = IMAGE)]
+    pub annotations: Vec<String>,
+
+    /// File or folder to copy into the image, SRC:DST; repeat for several [setting: files]
+    #[arg(long = "file", value_name = "SRC:DST", help_heading = IMAGE)]
+    pub files: Vec<String>,
+
+    /// Time zones to include: all, none, or names separated by commas [setting: tz]
+    #[arg(long, value_name = "ZONES", help_heading = IMAGE)]
+    pub tz: Option<String>,
+
+    /// PEM file of CA certificates to add to Mozilla's; repeat for several [setting: ca-certs]
+    #[arg(long = "ca-cert", value_name = "FILE", help_heading = IMAGE)]
+    pub ca_certs: Vec<PathBuf>,
 
     /// Where to write the image [default: <target-dir>/scratchimg/<bin>-<version>.tar]
     #[arg(short, long, value_name = "PATH", help_heading = OUTPUT)]
@@ -68,20 +117,56 @@ pub struct ScratchimgArgs {
     #[arg(long, help_heading = SUPPLY)]
     pub verify: bool,
 
+    /// Push the image to REGISTRY/REPO[:TAG] (without :TAG, under each -t tag); repeatable.
+    /// Without a value, to $SCRATCHIMG_REPO/<name>. Writes no file unless -o is also given
+    #[arg(
+        long,
+        value_name = "REF",
+        num_args = 0..=1,
+        default_missing_value = "",
+        help_heading = REGISTRY
+    )]
+    pub push: Vec<String>,
+
+    /// User name for the registries pushed to (instead of docker/podman login)
+    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
+    pub registry_user: Option<String>,
+
+    /// Read the password or token for --registry-user from stdin
+    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
+    pub registry_password_stdin: bool,
+
+    /// Also trust the CA certificates in this PEM file for registries; repeatable
+    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
+    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
+    pub insecure_registry: Vec<String>,
+
     /// Package to build the image of
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
     pub package: Option<String>,
 
-    /// Binary to put in the image, when the package has several
+    /// An image of every binary package in the workspace, from one cargo build
+    #[arg(long, conflicts_with_all = ["package", "bin"], help_heading = PACKAGE)]
+    pub workspace: bool,
+
+    /// Binary to put in the image, when the package has several [setting: bin, bins]
     #[arg(long, value_name = "NAME", help_heading = PACKAGE)]
     pub bin: Option<String>,
 
     #[command(flatten, next_help_heading = "Feature Selection")]
     pub features: clap_cargo::Features,
 
-    /// Build with the given profile
-    #[arg(long, value_name = "NAME", default_value = "release", help_heading = COMPILE)]
-    pub profile: String,
+    /// Build with the given profile [setting: profile; default: release]
+    #[arg(long, value_name = "NAME", help_heading = COMPILE)]
+    pub profile: Option<String>,
+
+    /// Platforms to build, making an image index: linux/amd64, linux/arm64, or all
+    /// [setting: platforms]
+    #[arg(long = "platform", value_name = "PLATFORMS", conflicts_with = "target", help_heading = COMPILE)]
+    pub platforms: Option<String>,
 
     /// Target triple to build for [default: the musl target of this machine's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = COMPILE)]

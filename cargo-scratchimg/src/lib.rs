@@ -11,9 +11,11 @@
 
 pub mod build;
 pub mod cache;
+pub mod config;
 pub mod image;
 pub mod pipeline;
 pub mod provenance;
+pub mod registry;
 pub mod rootfs;
 pub mod sbom;
 pub mod shell;

@@ -1,23 +1,33 @@
-//! `cargo scratchimg` end to end: select, build, check, assemble, write.
+//! `cargo scratchimg` end to end: select, configure, build, check, assemble, write.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use cargo_metadata::Package;
 use serde::Serialize;
 
+use crate::build::linker::{self, LinkContext};
 use crate::build::toolchain::{self, Install};
-use crate::build::{self, BuildExtras, BuildRoots, CargoOptions, PathRemap, Selection, elf};
+use crate::build::{
+    self, BuildExtras, BuildPlan, BuildRoots, BuiltBinary, CargoOptions, PathRemap, Workspace, elf,
+};
 use crate::cache::{Hit, LayerCache};
-use crate::image::{Image, ImageBuilder, ImageRef, Layer, Owner, sha256, validate};
+use crate::config::{self, ImageFlags, Settings};
+use crate::image::{
+    Artifact, EntryKind, Image, ImageBuilder, ImageRef, Index, Layer, LayerBuilder, Owner,
+    Repository, sha256, split_tag, validate,
+};
 use crate::provenance::{self, Provenance};
-use crate::rootfs;
+use crate::registry::{ClientOptions, MountSources, Registry};
+use crate::rootfs::{self, BaseFiles};
 use crate::sbom::{self, CrateGraph, Sbom, SbomFormat, Subject, auditable};
 use crate::shell::Shell;
-use crate::sink::{ArchiveSink, DaemonSink, Engine, Format, OciDirSink, PendingFile, Sink};
-use crate::source_date::SourceDate;
-use crate::target::Target;
+use crate::sink::{
+    ArchiveSink, DaemonSink, Engine, Format, OciDirSink, PendingFile, RegistrySink, Sink,
+};
+use crate::source_date::{SourceDate, git_revision};
+use crate::target::{Target, parse_platforms};
 
 /// Which engine `--load` loads into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,39 +38,54 @@ pub enum Load {
 }
 
 /// Everything one run needs, as plain values; `main` fills it from the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub cargo: CargoOptions,
+    pub image: ImageFlags,
     /// `--target`; the host architecture's musl target when `None`.
     pub target: Option<String>,
-    /// `-o`; `<target-dir>/scratchimg/<bin>-<version>.tar` when `None`.
+    /// `--platform`: several platforms make an image index.
+    pub platforms: Option<String>,
+    /// `-o`; `<target-dir>/scratchimg/<bin>-<version>.tar` when `None`; a directory with
+    /// `--workspace`.
     pub output: Option<PathBuf>,
     pub format: Format,
-    /// `-t` as given; `<bin>:<version>` when empty.
+    /// `-t` as given; from the settings, else `<bin>:<version>`, when empty.
     pub tags: Vec<String>,
     pub load: Option<Load>,
     /// The cargo to run: `$CARGO` when cargo started us.
     pub cargo_program: PathBuf,
     /// The value of `SOURCE_DATE_EPOCH`, read once by the caller.
     pub source_date_epoch: Option<String>,
-    /// The binary carries its dependency list (`.dep-v0`); `--no-auditable` turns it off.
+    /// What relative paths in flags are relative to.
+    pub cwd: PathBuf,
+    /// `--push` values as given: `REGISTRY/REPO[:TAG]`, or empty for `$SCRATCHIMG_REPO/<name>`.
+    /// With any, the image is pushed, and written to a file only when `output` is given.
+    pub push: Vec<String>,
+    /// `SCRATCHIMG_REPO`: the registry and namespace pushes go to when they do not name one.
+    pub default_repo: Option<String>,
+    /// How to reach registries and where to find credentials.
+    pub registry: ClientOptions,
+    /// The binaries carry their dependency lists (`.dep-v0`); `--no-auditable` turns it off.
+    /// It needs `rustc_wrapper`, which links each binary's list into it.
     pub auditable: bool,
-    /// `--sbom`: the document put into the image and beside the output; `None` for none.
+    /// `--sbom`: the document put into each image and beside the output; `None` for none.
     pub sbom: Option<SbomFormat>,
     /// `--verify`: build again in a fresh target directory and fail if the digests differ.
     pub verify: bool,
     /// This executable, which cargo runs as its rustc wrapper to take local paths out of the
-    /// binary; `None` leaves them in.
+    /// binaries and link in their dependency lists; `None` does neither.
     pub rustc_wrapper: Option<PathBuf>,
     /// `$CARGO_HOME` and `$RUSTUP_HOME` as cargo and rustup find them, read by the caller.
     pub cargo_home: Option<PathBuf>,
     pub rustup_home: Option<PathBuf>,
 }
 
-/// What a run produced; `--message-format json` prints it.
+/// What a run produced for one image; `--message-format json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub path: PathBuf,
+    /// The file or directory written; `None` when the image was only pushed.
+    pub path: Option<PathBuf>,
     pub format: &'static str,
     /// The manifest digest.
     pub digest: String,
@@ -68,9 +93,22 @@ pub struct Outcome {
     pub tags: Vec<String>,
     pub platform: String,
     pub layers: Vec<LayerSummary>,
-    /// Compressed size of config and layers.
+    /// Compressed size of the configs and layers, each blob counted once.
     pub size: u64,
+    /// One entry per platform; `platform`, `config_digest` and `layers` above describe the
+    /// one for this machine (or the first).
+    pub images: Vec<PlatformImage>,
     pub loaded_into: Option<String>,
+    /// `REF@sha256:…` of each tag pushed.
+    pub pushed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformImage {
+    pub platform: String,
+    pub digest: String,
+    pub config_digest: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +126,13 @@ enum Output {
 }
 
 impl Output {
+    fn claim(path: &Path, format: Format, mtime: u64) -> Result<Output> {
+        Ok(match format {
+            Format::Archive => Output::Archive(ArchiveSink::create(path, mtime)?),
+            Format::OciDir => Output::OciDir(OciDirSink::create(path)?),
+        })
+    }
+
     fn sink(&mut self) -> &mut dyn Sink {
         match self {
             Output::Archive(sink) => sink,
@@ -96,7 +141,21 @@ impl Output {
     }
 }
 
-pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
+/// One image to make, with everything checked before cargo builds.
+struct Job {
+    package: Package,
+    bins: Vec<String>,
+    settings: Settings,
+    tags: Vec<ImageRef>,
+    date: SourceDate,
+    /// The file or directory to write; `None` when the image is only pushed.
+    path: Option<PathBuf>,
+    output: Option<Output>,
+    push_to: Vec<ImageRef>,
+    files: Option<LayerBuilder<'static>>,
+}
+
+pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
     let started = Instant::now();
     let cargo = &options.cargo_program;
     let manifest = build::find_manifest(options.cargo.manifest_path.as_deref())?;
@@ -104,265 +163,613 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Outcome> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let target = match &options.target {
-        Some(triple) => Target::parse(triple)?,
-        None => Target::host_musl()?,
+    let flag_targets = match (&options.platforms, &options.target) {
+        (Some(platforms), _) => Some(
+            parse_platforms(platforms)?
+                .into_iter()
+                .map(Target::musl)
+                .collect(),
+        ),
+        (None, Some(triple)) => Some(vec![Target::parse(triple)?]),
+        (None, None) => None,
     };
+    let likely_targets = match &flag_targets {
+        Some(targets) => targets.clone(),
+        None => vec![Target::host_musl()?],
+    };
+    if options.cargo.workspace && !options.tags.is_empty() {
+        bail!(
+            "-t cannot name the images of --workspace\nhelp: set `name` and `tags` in each package's [package.metadata.scratchimg]"
+        );
+    }
+    if options.cargo.workspace && options.push.iter().any(|r| !r.is_empty()) {
+        bail!(
+            "--push REF would push every image of --workspace to one repository\nhelp: set SCRATCHIMG_REPO and pass --push alone: each image goes to $SCRATCHIMG_REPO/<name>"
+        );
+    }
     // What needs nothing from cargo runs beside `cargo metadata` and `cargo build`, on the
-    // other core: the base layer, and the look for the target's standard library.
+    // other core: the default base layer, and the look for the targets' standard libraries.
     std::thread::scope(|scope| {
-        let base = scope.spawn(rootfs::base_layer);
-        let probe = scope.spawn(|| toolchain::probe(&target, manifest_dir, cargo));
+        let default_base = scope.spawn(|| rootfs::base_layer(&BaseFiles::default()));
+        let probes = scope.spawn(|| {
+            let probe = |t: &Target| (t.clone(), toolchain::probe(t, manifest_dir, cargo));
+            likely_targets.iter().map(probe).collect::<Vec<_>>()
+        });
 
-        let selection = build::select(cargo, &manifest, &options.cargo)?;
-        let version = selection.package.version.to_string();
-        let tags = parse_tags(&options.tags, &selection.bin, &version)?;
-        let date = SourceDate::resolve(
-            options.source_date_epoch.as_deref(),
-            selection.package_dir(),
-        )?;
-        let created = date.timestamp()?;
-        shell.verbose("Timestamp", format!("{created} (from {:?})", date.origin));
+        // Reach the registries and check the credentials beside `cargo metadata`, before the
+        // build: a wrong host, password or certificate fails in a second, not after the compile.
+        let hosts = push_hosts(&options.push, options.default_repo.as_deref());
+        let client = &options.registry;
+        let connecting = (!hosts.is_empty()).then(|| {
+            scope.spawn(move || {
+                hosts
+                    .iter()
+                    .map(|host| Registry::connect(host, client))
+                    .collect::<Result<Vec<_>>>()
+            })
+        });
 
-        // Claim the outputs before compiling: a bad path fails now, and the old output stays.
-        let path = match &options.output {
-            Some(path) => path.clone(),
-            None => default_output(
-                &selection.target_directory,
-                &selection.bin,
-                &version,
-                options.format,
-            ),
+        let workspace = Workspace::read(cargo, &manifest, &options.cargo)?;
+        let mut jobs = Vec::new();
+        for package in workspace.packages(&options.cargo)? {
+            jobs.push(plan_job(&workspace, package, options, shell)?);
+        }
+        let targets = match flag_targets {
+            Some(targets) => targets,
+            None => settings_targets(&jobs)?,
         };
-        let mut output = match options.format {
-            Format::Archive => Output::Archive(ArchiveSink::create(&path, date.seconds)?),
-            Format::OciDir => Output::OciDir(OciDirSink::create(&path)?),
-        };
-        let sbom_output = match options.sbom {
-            Some(format) => Some(PendingFile::create(&beside(&path, format.extension()))?),
-            None => None,
-        };
+        let custom_bases: Vec<_> = jobs
+            .iter()
+            .map(|job| {
+                let base = job.settings.base.clone();
+                (base != BaseFiles::default())
+                    .then(|| scope.spawn(move || rootfs::base_layer(&base)))
+            })
+            .collect();
         let engine = match options.load {
             None => None,
             Some(Load::Auto) => Some(Engine::detect()?),
             Some(Load::Engine(engine)) => Some(engine),
         };
 
+        // One platform after another, in one target directory, so incremental builds stay warm.
         let install = if options.cargo.offline || options.cargo.frozen {
             Install::Forbidden
         } else {
             Install::Allowed
         };
-        let probe = join(probe)?;
-        let sysroot = probe.libdir.ancestors().nth(4).map(Path::to_path_buf);
-        toolchain::ensure_target(&target, probe, manifest_dir, install, shell)?;
-
-        let crates = CrateGraph::resolve(cargo, &selection, &target, &options.cargo)?;
-        let bin_flags = if options.auditable {
-            let object = dependency_object(&crates, &target, &selection.target_directory)?;
-            auditable::link_args(&object)
-        } else {
-            Vec::new()
-        };
-        let provenance = Provenance {
-            source: provenance::source(
-                selection.package.repository.as_deref(),
-                selection.package_dir(),
-            ),
-            revision: provenance::revision(selection.package_dir()),
-            version: version.clone(),
-            toolchain: provenance::toolchain(manifest_dir)?,
-            features: crates.features.clone(),
-            profile: options.cargo.profile.clone(),
-            target: target.triple.clone(),
-            auditable: options.auditable,
-        };
-        let base = join(base)?;
-        shell.status("Packing", base.comment());
-        let build = Build {
-            options,
-            selection: &selection,
-            target: &target,
-            crates: &crates,
-            bin_flags: &bin_flags,
-            sysroot: sysroot.as_deref(),
-            image_name: tags[0].familiar(),
-            created,
-            date: date.seconds,
-            base: &base,
-            annotations: provenance.annotations(),
-        };
-        let built = build.image(&selection.target_directory, shell)?;
-        if options.verify {
-            verify(&build, &built.image, shell)?;
-        }
-        let image = built.image;
-
-        shell.status("Writing", path.display());
-        output.sink().write(&image, &tags)?;
-        if let (Some(pending), Some(document)) = (sbom_output, &built.sbom) {
-            shell.status("Writing", pending.path().display());
-            pending.commit(document)?;
-        }
-        let loaded_into = match engine {
-            Some(engine) => {
-                let mut daemon = DaemonSink::new(engine, date.seconds);
-                daemon
-                    .write(&image, &tags)
-                    .with_context(|| format!("could not load the image into {engine}"))?;
-                for line in daemon.report.lines() {
-                    let name = line.trim_start_matches("Loaded image: ");
-                    shell.status("Loaded", format!("{name} ({engine})"));
-                }
-                Some(engine.to_string())
+        let registries = connecting.map(join).transpose()?;
+        for registry in registries.iter().flatten() {
+            for retry in registry.take_retries() {
+                shell.warn(retry);
             }
-            None => None,
-        };
+            shell.verbose("Registry", registry.describe());
+        }
+        let mut probes = join(probes);
+        let plan = build_plan(&jobs, &options.cargo)?;
+        let mut platforms = Vec::new();
+        for target in &targets {
+            let probe = match probes.iter().position(|(t, _)| t == target) {
+                Some(i) => probes.remove(i).1?,
+                None => toolchain::probe(target, manifest_dir, cargo)?,
+            };
+            let libdir = probe.libdir.clone();
+            toolchain::ensure_target(target, probe, manifest_dir, install, shell)?;
+            let env = cross_env(target, &libdir, &workspace, &manifest, options)?;
+            for (var, value) in &env {
+                shell.verbose("Linking", format!("{} with {var}={value}", target.triple));
+            }
+            platforms.push(Platform {
+                target: target.clone(),
+                env,
+                // <sysroot>/lib/rustlib/<target>/lib
+                sysroot: libdir.ancestors().nth(4).map(Path::to_path_buf),
+            });
+        }
+        // Each job's SBOM files beside its output, claimed before compiling as the output is.
+        let mut sbom_outputs = Vec::new();
+        for job in &jobs {
+            let mut pending = Vec::new();
+            if let (Some(format), Some(path)) = (options.sbom, &job.path) {
+                for platform in &platforms {
+                    for bin in &job.bins {
+                        let file = sbom_beside(path, &platform.target, bin, &targets, &job.bins);
+                        let file = beside(&file, format.extension());
+                        pending.push((
+                            platform.target.clone(),
+                            bin.clone(),
+                            PendingFile::create(&file)?,
+                        ));
+                    }
+                }
+            }
+            sbom_outputs.push(pending);
+        }
+        let toolchain = provenance::toolchain(manifest_dir)?;
 
-        let outcome = Outcome {
-            path,
-            format: match options.format {
-                Format::Archive => "archive",
-                Format::OciDir => "oci-dir",
-            },
-            digest: image.digest().to_string(),
-            config_digest: image.config().digest().to_string(),
-            tags: tags.iter().map(ImageRef::familiar).collect(),
-            platform: format!("linux/{}", target.arch.oci_arch()),
-            layers: image
-                .layers()
-                .iter()
-                .map(|l| LayerSummary {
-                    digest: l.blob().digest().to_string(),
-                    diff_id: l.diff_id().to_string(),
-                    size: l.blob().size(),
-                    comment: l.comment().to_string(),
-                })
-                .collect(),
-            size: image.compressed_size(),
-            loaded_into,
+        let default_base = join(default_base)?;
+        let mut bases = Vec::new();
+        for custom_base in custom_bases {
+            bases.push(match custom_base {
+                Some(handle) => join(handle)?,
+                None => default_base.clone(),
+            });
+        }
+        let assembly = Assembly {
+            options,
+            workspace: &workspace,
+            jobs: &jobs,
+            plan: &plan,
+            platforms: &platforms,
+            bases: &bases,
+            toolchain: &toolchain,
         };
-        summarize(&outcome, shell);
+        let made = assembly.make(workspace.target_directory(), shell)?;
+        if options.verify {
+            verify(&assembly, &made, shell)?;
+        }
+
+        let mut outcomes = Vec::new();
+        for ((job, made), sbom_outputs) in jobs.into_iter().zip(made).zip(sbom_outputs) {
+            let Made { artifact, sboms } = made;
+            let mut outcome = write(
+                job.path,
+                job.output,
+                &job.tags,
+                job.date.seconds,
+                &artifact,
+                engine,
+                options.format,
+                shell,
+            )?;
+            for (target, bin, pending) in sbom_outputs {
+                let document = sboms
+                    .iter()
+                    .find(|(t, b, _)| *t == target && *b == bin)
+                    .map(|(_, _, d)| d)
+                    .expect("an SBOM for every platform and binary");
+                shell.status("Writing", pending.path().display());
+                pending.commit(document)?;
+            }
+            if let Some(registries) = &registries {
+                let mounts = MountSources::load(
+                    &workspace
+                        .target_directory()
+                        .join("scratchimg/cache/registry-mounts.json"),
+                );
+                let mut sink = RegistrySink::new(registries, mounts, shell);
+                sink.write(&artifact, &job.push_to)?;
+                outcome.pushed = sink.pushed;
+            }
+            summarize(&outcome, shell);
+            outcomes.push(outcome);
+        }
+        let what = match outcomes.as_slice() {
+            [one] => format!("image `{}`", one.tags.join("`, `")),
+            many => format!("{} images", many.len()),
+        };
         shell.status(
             "Finished",
-            format!(
-                "image `{}` in {:.2}s",
-                outcome.tags.join("`, `"),
-                started.elapsed().as_secs_f64()
-            ),
+            format!("{what} in {:.2}s", started.elapsed().as_secs_f64()),
         );
-        Ok(outcome)
+        Ok(outcomes)
     })
 }
 
-/// Everything settled before compiling: one [`Build::image`] call compiles and assembles.
-struct Build<'a> {
-    options: &'a Options,
-    selection: &'a Selection,
-    target: &'a Target,
-    crates: &'a CrateGraph,
-    bin_flags: &'a [String],
-    sysroot: Option<&'a Path>,
-    image_name: String,
-    created: jiff::Timestamp,
-    date: u64,
-    base: &'a Layer,
-    annotations: BTreeMap<String, String>,
+/// The `platforms` setting, which every package built together must agree on; else the host's.
+fn settings_targets(jobs: &[Job]) -> Result<Vec<Target>> {
+    let mut wanted = jobs.iter().filter_map(|j| j.settings.platforms.as_ref());
+    let Some(first) = wanted.next() else {
+        return Ok(vec![Target::host_musl()?]);
+    };
+    if wanted.any(|other| other != first) {
+        bail!(
+            "the packages ask for different `platforms`, but they build together\nhelp: pass --platform"
+        );
+    }
+    Ok(first.iter().copied().map(Target::musl).collect())
 }
 
-/// An image and the SBOM document inside it.
-struct Built {
-    image: Image,
-    sbom: Option<Vec<u8>>,
-}
-
-impl Build<'_> {
-    /// Compiles the binary into `target_dir` and assembles the image around it.
-    fn image(&self, target_dir: &Path, shell: &mut Shell) -> Result<Built> {
-        let options = self.options;
-        let mut cargo_options = options.cargo.clone();
-        cargo_options.target_dir = Some(target_dir.to_path_buf());
-        let wrapper = options.rustc_wrapper.as_ref().map(|program| {
-            let remap = PathRemap::new(&BuildRoots {
-                workspace: self.selection.workspace_root.clone(),
-                target_dir: target_dir.to_path_buf(),
-                cargo_home: options.cargo_home.clone(),
-                rustup_home: options.rustup_home.clone(),
-                sysroot: self.sysroot.map(Path::to_path_buf),
+/// The linker a cross build needs, unless the user configured one.
+fn cross_env(
+    target: &Target,
+    libdir: &Path,
+    workspace: &Workspace,
+    manifest: &Path,
+    options: &Options,
+) -> Result<Vec<(String, String)>> {
+    let host = crate::target::Arch::host();
+    if host == Some(target.arch) {
+        return Ok(Vec::new());
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from);
+    let configured = std::env::var_os(linker::linker_env(target)).is_some()
+        || linker::configured_in_files(target, workspace.root(), cargo_home.as_deref());
+    let cross_gcc = linker::on_path(&format!("{}-linux-musl-gcc", target.arch.rust_arch()));
+    let mut context = LinkContext {
+        configured,
+        cross_gcc,
+        ..LinkContext::default()
+    };
+    if !context.configured && context.cross_gcc.is_none() {
+        // <sysroot>/lib/rustlib/<target>/lib: rust-lld lives in <sysroot>/lib/rustlib/<host>/bin.
+        let rustlib = libdir.parent().and_then(Path::parent);
+        context.rust_lld = rustlib
+            .and_then(|r| std::fs::read_dir(r).ok())
+            .is_some_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("bin/rust-lld").is_file())
             });
-            (program.clone(), remap)
-        });
-        let extras = BuildExtras {
-            wrapper,
-            bin_flags: self.bin_flags.to_vec(),
-        };
-        let binary = build::build(
+        context.c_packages = build::c_packages(
             &options.cargo_program,
-            self.selection,
-            self.target,
-            &cargo_options,
-            &extras,
-            shell.verbosity(),
+            manifest,
+            &target.triple,
+            &options.cargo,
         )?;
-        elf::check_static(&binary.path, self.target)?;
+    }
+    linker::cross_env(target, host, &context)
+}
 
-        let cache = LayerCache::in_target_dir(&self.selection.target_directory);
-        let data = std::fs::read(&binary.path)
-            .with_context(|| format!("could not read {}", binary.path.display()))?;
-        let binary_sha256 = sha256(&data).digest().to_string();
-        let mut app_files = rootfs::app_files(&binary, data, self.date)?;
-        let mut comment = rootfs::app_comment(&binary);
-        let sbom = match options.sbom {
-            Some(format) => {
+/// Reads and checks a package's settings, picks its binaries and tags, and claims its output.
+fn plan_job(
+    workspace: &Workspace,
+    package: Package,
+    options: &Options,
+    shell: &mut Shell,
+) -> Result<Job> {
+    let tables = config::read_tables(
+        package.manifest_path.as_std_path(),
+        &workspace.manifest_path(),
+    )?;
+    let settings = config::resolve(&tables, &options.image, &options.cwd)?;
+    if settings.user.is_root() {
+        shell.warn(format!(
+            "the image of `{}` runs as root; a scratch image rarely needs to",
+            package.name
+        ));
+    }
+    let bins = build::select_bins(
+        &package,
+        options.cargo.bin.as_deref(),
+        settings.bin.as_deref(),
+        settings.bins.as_deref(),
+    )?;
+    let version = package.version.to_string();
+    let image_name = if bins.len() == 1 {
+        bins[0].clone()
+    } else {
+        package.name.to_string()
+    };
+    let tags = image_tags(&options.tags, &settings, &image_name, &version)?;
+    let push_to = push_refs(&options.push, options.default_repo.as_deref(), &tags)?;
+    let date = SourceDate::resolve(
+        options.source_date_epoch.as_deref(),
+        build::package_dir(&package),
+    )?;
+    shell.verbose(
+        "Timestamp",
+        format!("{} (from {:?})", date.timestamp()?, date.origin),
+    );
+    // Claim the output before compiling: a bad path fails now, and the old output stays.
+    // A push writes no file unless -o asks for one.
+    let name = output_name(&image_name, &version, options.format);
+    let path = match (&options.output, options.cargo.workspace) {
+        (Some(dir), true) => Some(dir.join(name)),
+        (Some(path), false) => Some(path.clone()),
+        (None, _) if push_to.is_empty() => {
+            Some(workspace.target_directory().join("scratchimg").join(name))
+        }
+        (None, _) => None,
+    };
+    let output = path
+        .as_deref()
+        .map(|path| Output::claim(path, options.format, date.seconds))
+        .transpose()?;
+    let files = rootfs::files_layer(&settings.files, date.seconds)?;
+    Ok(Job {
+        package,
+        bins,
+        settings,
+        tags,
+        date,
+        path,
+        output,
+        push_to,
+        files,
+    })
+}
+
+/// One cargo invocation for every job: features and profile from flags, else from settings.
+fn build_plan<'a>(jobs: &'a [Job], options: &CargoOptions) -> Result<BuildPlan<'a>> {
+    let several = jobs.len() > 1;
+    let features = if options.features.is_empty() {
+        jobs.iter()
+            .flat_map(|job| {
+                let qualify = move |f: &String| {
+                    if several {
+                        format!("{}/{f}", job.package.name)
+                    } else {
+                        f.clone()
+                    }
+                };
+                job.settings.features.iter().flatten().map(qualify)
+            })
+            .collect()
+    } else {
+        options.features.clone()
+    };
+    let profile = match &options.profile {
+        Some(profile) => profile.clone(),
+        None => {
+            let profiles: std::collections::BTreeSet<&str> = jobs
+                .iter()
+                .filter_map(|j| j.settings.profile.as_deref())
+                .collect();
+            match profiles.into_iter().collect::<Vec<_>>().as_slice() {
+                [] => "release".to_string(),
+                [one] => one.to_string(),
+                many => bail!(
+                    "the packages ask for different profiles ({}), but one cargo build has one\nhelp: pass --profile",
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    let packages = jobs
+        .iter()
+        .map(|job| (&job.package, job.bins.clone()))
+        .collect();
+    Ok(BuildPlan {
+        packages,
+        features,
+        profile,
+        env: Vec::new(),
+    })
+}
+
+/// One platform to build for, as settled before compiling.
+struct Platform {
+    target: Target,
+    /// The cross linker's environment, if any.
+    env: Vec<(String, String)>,
+    /// The toolchain's sysroot, whose paths the remapping takes out of the binaries.
+    sysroot: Option<PathBuf>,
+}
+
+/// Everything settled before compiling: one [`Assembly::make`] compiles every platform and
+/// assembles every job's image or index; `--verify` calls it twice.
+struct Assembly<'a> {
+    options: &'a Options,
+    workspace: &'a Workspace,
+    jobs: &'a [Job],
+    plan: &'a BuildPlan<'a>,
+    platforms: &'a [Platform],
+    bases: &'a [Layer],
+    toolchain: &'a str,
+}
+
+/// One binary's SBOM document: `(bin, document)`.
+type SbomDocument = (String, Vec<u8>);
+
+/// A job's image or index, and its SBOM documents: `(target, bin, document)`.
+struct Made {
+    artifact: Artifact,
+    sboms: Vec<(Target, String, Vec<u8>)>,
+}
+
+impl Assembly<'_> {
+    /// Compiles every platform into `target_dir` (one `cargo build` each, one after another, so
+    /// incremental builds stay warm) and assembles each job's image or index.
+    fn make(&self, target_dir: &Path, shell: &mut Shell) -> Result<Vec<Made>> {
+        let options = self.options;
+        let mut built = Vec::new();
+        for platform in self.platforms {
+            let target = &platform.target;
+            let mut plan = self.plan.clone();
+            plan.env = platform.env.clone();
+            let graphs = if options.auditable || options.sbom.is_some() {
+                CrateGraph::resolve(
+                    &options.cargo_program,
+                    &plan,
+                    target,
+                    &options.cargo,
+                    self.workspace.root(),
+                )?
+            } else {
+                Vec::new()
+            };
+            let extras = self.extras(&plan, &graphs, platform, target_dir)?;
+            let mut cargo_options = options.cargo.clone();
+            cargo_options.target_dir = Some(target_dir.to_path_buf());
+            if self.platforms.len() > 1 {
+                shell.status("Building", target.arch.platform());
+            }
+            let binaries = build::build(
+                &options.cargo_program,
+                &plan,
+                target,
+                &cargo_options,
+                &extras,
+                shell.verbosity(),
+            )?;
+            for binary in &binaries {
+                elf::check_static(&binary.path, target)?;
+            }
+            built.push((target.clone(), binaries, graphs));
+        }
+
+        let cache = LayerCache::in_target_dir(self.workspace.target_directory());
+        let mut made = Vec::new();
+        for (i, (job, base)) in self.jobs.iter().zip(self.bases).enumerate() {
+            shell.status("Packing", base.comment());
+            let mut images = Vec::new();
+            let mut sboms = Vec::new();
+            for (target, binaries, graphs) in &built {
+                let mine: Vec<BuiltBinary> = binaries
+                    .iter()
+                    .filter(|b| {
+                        b.package == job.package.name.as_str() && job.bins.contains(&b.name)
+                    })
+                    .cloned()
+                    .collect();
+                let (image, documents) = self.pack(
+                    job,
+                    base.clone(),
+                    &mine,
+                    graphs.get(i),
+                    target,
+                    &cache,
+                    shell,
+                )?;
+                sboms.extend(
+                    documents
+                        .into_iter()
+                        .map(|(bin, document)| (target.clone(), bin, document)),
+                );
+                images.push(image);
+            }
+            let artifact = match images.len() {
+                1 => Artifact::Image(images.pop().expect("one image")),
+                _ => Artifact::Index(Index::new(images)?),
+            };
+            made.push(Made { artifact, sboms });
+        }
+        Ok(made)
+    }
+
+    /// The rustc wrapper with its path remapping, and each binary's dependency list to link.
+    fn extras(
+        &self,
+        plan: &BuildPlan<'_>,
+        graphs: &[CrateGraph],
+        platform: &Platform,
+        target_dir: &Path,
+    ) -> Result<BuildExtras> {
+        let options = self.options;
+        let Some(program) = &options.rustc_wrapper else {
+            return Ok(BuildExtras::default());
+        };
+        let remap = PathRemap::new(&BuildRoots {
+            workspace: self.workspace.root().to_path_buf(),
+            target_dir: target_dir.to_path_buf(),
+            cargo_home: options.cargo_home.clone(),
+            rustup_home: options.rustup_home.clone(),
+            sysroot: platform.sysroot.clone(),
+        });
+        let mut bin_flags = Vec::new();
+        if options.auditable {
+            // Every binary of a package gets the package's list: they share its dependencies.
+            for ((package, bins), graph) in plan.packages.iter().zip(graphs) {
+                let object = dependency_object(graph, &platform.target, target_dir)?;
+                for bin in bins {
+                    bin_flags.push((
+                        package.name.to_string(),
+                        bin.clone(),
+                        auditable::link_args(&object),
+                    ));
+                }
+            }
+        }
+        Ok(BuildExtras {
+            wrapper: Some((program.clone(), remap)),
+            bin_flags,
+            auditable: options.auditable,
+        })
+    }
+
+    /// The image of one job for one platform: base, files and app layers, config and manifest;
+    /// and the SBOM document of each binary, which the app layer holds too.
+    #[allow(clippy::too_many_arguments)]
+    fn pack(
+        &self,
+        job: &Job,
+        base: Layer,
+        binaries: &[BuiltBinary],
+        graph: Option<&CrateGraph>,
+        target: &Target,
+        cache: &LayerCache,
+        shell: &mut Shell,
+    ) -> Result<(Image, Vec<SbomDocument>)> {
+        let options = self.options;
+        let created = job.date.timestamp()?;
+        let mut builder = ImageBuilder::new(target.arch, created).layer(base);
+        if let Some(files) = &job.files {
+            let count = files
+                .entries()
+                .filter(|(_, e)| matches!(e.kind, EntryKind::File(_)))
+                .count();
+            let (layer, _) = cache.layer(files, format!("files: {count} from `files` settings"))?;
+            shell.status("Packing", layer.comment());
+            builder = builder.layer(layer);
+        }
+        let mut app_files = rootfs::app_files(binaries, job.date.seconds)?;
+        let mut comment = rootfs::app_comment(binaries);
+        let mut documents = Vec::new();
+        if let (Some(format), Some(graph)) = (options.sbom, graph) {
+            for binary in binaries {
+                let data = std::fs::read(&binary.path)
+                    .with_context(|| format!("could not read {}", binary.path.display()))?;
                 let document = Sbom {
                     subject: Subject {
-                        image: self.image_name.clone(),
+                        image: job.tags[0].familiar(),
                         path: rootfs::app_path(&binary.name),
-                        sha256: binary_sha256,
+                        sha256: sha256(&data).digest().to_string(),
                     },
-                    crates: self.crates.clone(),
-                    base: rootfs::base_components(),
-                    created: self.created,
+                    crates: graph.clone(),
+                    base: rootfs::base_components(&job.settings.base),
+                    created,
                 }
                 .render(format)?;
                 let file = sbom::image_path(&binary.name, format);
                 app_files.file(&file, document.clone(), 0o644, Owner::ROOT)?;
                 comment.push_str(&format!(" + /{file}"));
-                Some(document)
+                documents.push((binary.name.clone(), document));
             }
-            None => None,
-        };
+        }
         let (app, hit) = cache.layer(&app_files, comment)?;
         shell.status("Packing", app.comment());
-        shell.verbose(
-            "Cache",
-            format!(
-                "{} layer {}",
-                if hit == Hit::Cached {
-                    "reused"
-                } else {
-                    "stored"
-                },
-                app.blob().digest()
-            ),
-        );
-        let image = ImageBuilder::new(self.target.arch, self.created)
-            .run_config(rootfs::run_config(&binary.name))
-            .annotations(self.annotations.clone())
-            .layer(self.base.clone())
+        let reuse = if hit == Hit::Cached {
+            "reused"
+        } else {
+            "stored"
+        };
+        shell.verbose("Cache", format!("{reuse} layer {}", app.blob().digest()));
+
+        let package_dir = build::package_dir(&job.package);
+        let revision = git_revision(package_dir);
+        let derived =
+            config::standard_annotations(&job.package, revision.as_deref(), &created.to_string());
+        // Ours under dev.cargo-scratchimg.*; for org.opencontainers.image.* keys the values
+        // derived from Cargo.toml win (source falls back to the git remote), the user's over all.
+        let provenance = Provenance {
+            source: provenance::source(job.package.repository.as_deref(), package_dir),
+            toolchain: self.toolchain.to_string(),
+            features: graph.map(|g| g.features.clone()).unwrap_or_default(),
+            profile: self.plan.profile.clone(),
+            target: target.triple.clone(),
+            auditable: options.auditable && options.rustc_wrapper.is_some(),
+        };
+        let mut annotations = derived.clone();
+        for (key, value) in provenance.annotations() {
+            annotations.entry(key).or_insert(value);
+        }
+        let image = builder
             .layer(app)
+            .run_config(job.settings.run_config(&job.bins, &derived))
+            .annotations(job.settings.manifest_annotations(&annotations))
             .build()?;
         if cfg!(debug_assertions) {
             validate(&image).context("the image is inconsistent (a bug in cargo-scratchimg)")?;
         }
-        Ok(Built { image, sbom })
+        Ok((image, documents))
     }
 }
 
 /// `--verify`: compiles everything again in a fresh target directory and insists on the same
-/// image, so what one machine builds, another can check.
-fn verify(build: &Build<'_>, first: &Image, shell: &mut Shell) -> Result<()> {
-    let parent = build.selection.target_directory.join("scratchimg");
+/// images and indexes, so what one machine builds, another can check.
+fn verify(assembly: &Assembly<'_>, first: &[Made], shell: &mut Shell) -> Result<()> {
+    let parent = assembly.workspace.target_directory().join("scratchimg");
     std::fs::create_dir_all(&parent)
         .with_context(|| format!("could not create {}", parent.display()))?;
     let fresh = tempfile::Builder::new()
@@ -373,31 +780,57 @@ fn verify(build: &Build<'_>, first: &Image, shell: &mut Shell) -> Result<()> {
         "Verifying",
         format!("by building again in {}", fresh.path().display()),
     );
-    let second = build.image(fresh.path(), shell)?.image;
-    if second.digest() == first.digest() {
-        shell.status("Verified", format!("both builds give {}", first.digest()));
-        return Ok(());
-    }
-    let differing: Vec<&str> = first
-        .layers()
-        .iter()
-        .zip(second.layers())
-        .filter(|(a, b)| a.diff_id() != b.diff_id())
-        .map(|(a, _)| a.comment())
-        .collect();
-    bail!(
-        "the image is not reproducible: two builds gave {} and {}\n\
-         layers that differ: {}\n\
-         help: look for build scripts or macros that embed the time, random values or absolute \
-         paths; `diffoscope` on the two binaries shows where they differ",
-        first.digest(),
-        second.digest(),
-        if differing.is_empty() {
-            "none (the config or manifest differs)".to_string()
-        } else {
-            differing.join("; ")
+    let second = assembly.make(fresh.path(), shell)?;
+    for (a, b) in first.iter().zip(&second) {
+        let (a, b) = (&a.artifact, &b.artifact);
+        if a.digest() == b.digest() {
+            shell.status("Verified", format!("both builds give {}", a.digest()));
+            continue;
         }
-    )
+        let differing: Vec<&str> = a
+            .images()
+            .iter()
+            .zip(b.images())
+            .flat_map(|(a, b)| a.layers().iter().zip(b.layers()))
+            .filter(|(a, b)| a.diff_id() != b.diff_id())
+            .map(|(a, _)| a.comment())
+            .collect();
+        bail!(
+            "the image is not reproducible: two builds gave {} and {}\n\
+             layers that differ: {}\n\
+             help: look for build scripts or macros that embed the time, random values or absolute \
+             paths; `diffoscope` on the two binaries shows where they differ",
+            a.digest(),
+            b.digest(),
+            if differing.is_empty() {
+                "none (the config or manifest differs)".to_string()
+            } else {
+                differing.join("; ")
+            }
+        )
+    }
+    Ok(())
+}
+
+/// Where a binary's SBOM goes beside the output, before the format's extension: the output
+/// itself for one platform and binary; else with `.<os>-<arch>` for each platform of an index
+/// (one document per platform image, as each lists what that platform compiled) and `.<bin>`
+/// for each of several binaries.
+fn sbom_beside(
+    output: &Path,
+    target: &Target,
+    bin: &str,
+    targets: &[Target],
+    bins: &[String],
+) -> PathBuf {
+    let mut path = output.to_path_buf();
+    if targets.len() > 1 {
+        path = beside(&path, &format!("linux-{}", target.arch.oci_arch()));
+    }
+    if bins.len() > 1 {
+        path = beside(&path, bin);
+    }
+    path
 }
 
 /// `<output>.<extension>`, e.g. `hello-0.1.0.tar.spdx.json`.
@@ -409,7 +842,7 @@ fn beside(output: &Path, extension: &str) -> PathBuf {
 }
 
 /// Writes the object file with the dependency list under the target directory, named by its
-/// content, so a changed list is a changed rustc flag and cargo relinks the binary.
+/// content, so each binary and platform links its own.
 fn dependency_object(crates: &CrateGraph, target: &Target, target_dir: &Path) -> Result<PathBuf> {
     let object = auditable::object_file(target, &auditable::compressed(crates)?)?;
     let dir = target_dir.join("scratchimg").join("auditable");
@@ -426,6 +859,91 @@ fn dependency_object(crates: &CrateGraph, target: &Target, target_dir: &Path) ->
     Ok(path)
 }
 
+/// Writes a job's image or index to its output, and loads it when asked.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    path: Option<PathBuf>,
+    output: Option<Output>,
+    tags: &[ImageRef],
+    mtime: u64,
+    artifact: &Artifact,
+    engine: Option<Engine>,
+    format: Format,
+    shell: &mut Shell,
+) -> Result<Outcome> {
+    if let (Some(path), Some(mut output)) = (&path, output) {
+        shell.status("Writing", path.display());
+        output.sink().write(artifact, tags)?;
+    }
+    let loaded_into = match engine {
+        Some(engine) => {
+            let mut daemon = DaemonSink::new(engine, mtime);
+            daemon
+                .write(artifact, tags)
+                .with_context(|| format!("could not load the image into {engine}"))?;
+            for line in daemon.report.lines() {
+                let name = line.trim_start_matches("Loaded image: ");
+                shell.status("Loaded", format!("{name} ({engine})"));
+            }
+            Some(engine.to_string())
+        }
+        None => None,
+    };
+    Ok(outcome(artifact, path, format, tags, loaded_into))
+}
+
+fn outcome(
+    artifact: &Artifact,
+    path: Option<PathBuf>,
+    format: Format,
+    tags: &[ImageRef],
+    loaded_into: Option<String>,
+) -> Outcome {
+    let images = artifact.images();
+    let primary = artifact
+        .image_for(crate::target::Arch::host())
+        .unwrap_or(&images[0]);
+    let mut blobs: Vec<_> = images
+        .iter()
+        .flat_map(|i| i.blobs().map(|b| (b.digest().to_string(), b.size())))
+        .collect();
+    blobs.sort();
+    blobs.dedup();
+    Outcome {
+        path,
+        format: match format {
+            Format::Archive => "archive",
+            Format::OciDir => "oci-dir",
+        },
+        digest: artifact.digest().to_string(),
+        config_digest: primary.config().digest().to_string(),
+        tags: tags.iter().map(ImageRef::familiar).collect(),
+        platform: primary.arch().platform(),
+        layers: primary
+            .layers()
+            .iter()
+            .map(|l| LayerSummary {
+                digest: l.blob().digest().to_string(),
+                diff_id: l.diff_id().to_string(),
+                size: l.blob().size(),
+                comment: l.comment().to_string(),
+            })
+            .collect(),
+        size: blobs.iter().map(|(_, size)| size).sum(),
+        images: images
+            .iter()
+            .map(|i| PlatformImage {
+                platform: i.arch().platform(),
+                digest: i.digest().to_string(),
+                config_digest: i.config().digest().to_string(),
+                size: i.compressed_size(),
+            })
+            .collect(),
+        loaded_into,
+        pushed: Vec::new(),
+    }
+}
+
 /// The result of a scoped thread, with its panic passed on.
 fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
     handle
@@ -433,51 +951,155 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// `-t` values, or `<bin>:<version>` by default; all checked before anything is built.
-fn parse_tags(given: &[String], bin: &str, version: &str) -> Result<Vec<ImageRef>> {
-    if given.is_empty() {
-        // Repository names are lowercase; binary names need not be.
-        let default = format!(
-            "{}:{}",
-            bin.to_lowercase(),
-            ImageRef::tag_for_version(version)
-        );
-        let tag = default.parse().with_context(|| {
-            format!("binary `{bin}` does not make a valid image name\nhelp: name the image with -t NAME[:TAG]")
-        })?;
-        return Ok(vec![tag]);
+/// `-t` values; else `name` with each of `tags` (or the version); else `<bin>:<version>`.
+/// All checked before anything is built.
+fn image_tags(
+    given: &[String],
+    settings: &Settings,
+    default_name: &str,
+    version: &str,
+) -> Result<Vec<ImageRef>> {
+    if !given.is_empty() {
+        return given.iter().map(|tag| tag.parse()).collect();
     }
-    given.iter().map(|tag| tag.parse()).collect()
+    // Repository names are lowercase; binary names need not be.
+    let name = settings
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name.to_lowercase());
+    let tags = if settings.tags.is_empty() {
+        vec![ImageRef::tag_for_version(version)]
+    } else {
+        settings.tags.clone()
+    };
+    tags.iter()
+        .map(|tag| {
+            format!("{name}:{tag}").parse().with_context(|| {
+                format!("`{name}` does not make a valid image name\nhelp: name the image with -t NAME[:TAG] or `name` in [package.metadata.scratchimg]")
+            })
+        })
+        .collect()
 }
 
-fn default_output(target_dir: &Path, bin: &str, version: &str, format: Format) -> PathBuf {
-    let stem = format!("{bin}-{version}");
-    let name = match format {
-        Format::Archive => format!("{stem}.tar"),
-        Format::OciDir => stem,
-    };
-    target_dir.join("scratchimg").join(name)
+/// The references `--push` names, completed with the image's tags where they have none, and
+/// prefixed with `SCRATCHIMG_REPO` where they name no registry.
+fn push_refs(
+    given: &[String],
+    default_repo: Option<&str>,
+    tags: &[ImageRef],
+) -> Result<Vec<ImageRef>> {
+    let mut refs: Vec<ImageRef> = Vec::new();
+    for value in given {
+        let context = || format!("invalid --push `{value}`");
+        if value.is_empty() {
+            let prefix = default_repo.context(
+                "--push without a reference needs SCRATCHIMG_REPO\n\
+                 help: set SCRATCHIMG_REPO to a registry and namespace, e.g. `ghcr.io/acme`, or give --push REGISTRY/REPO[:TAG]",
+            )?;
+            for tag in tags {
+                let name = tag
+                    .repository()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(tag.repository());
+                let repo = Repository::under_prefix(prefix, name)
+                    .with_context(|| format!("invalid SCRATCHIMG_REPO `{prefix}`"))?;
+                refs.push(repo.tagged(tag.tag()));
+            }
+            continue;
+        }
+        let (name, tag) = split_tag(value).with_context(context)?;
+        let name = match default_repo {
+            Some(prefix) if !Repository::names_registry(name) => {
+                format!("{}/{name}", prefix.trim_end_matches('/'))
+            }
+            _ => name.to_string(),
+        };
+        match tag {
+            Some(tag) => refs.push(format!("{name}:{tag}").parse().with_context(context)?),
+            None => {
+                let repo: Repository = name.parse().with_context(context)?;
+                refs.extend(tags.iter().map(|t| repo.tagged(t.tag())));
+            }
+        }
+    }
+    let mut unique = Vec::new();
+    for r in refs {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    Ok(unique)
+}
+
+/// The registries `--push` names, known before the image's tags are: the tags change
+/// repositories, never registries. Empty when a reference is invalid; `push_refs` says why.
+fn push_hosts(given: &[String], default_repo: Option<&str>) -> Vec<String> {
+    let any_tag: ImageRef = "any:latest".parse().expect("a valid reference");
+    let refs = push_refs(given, default_repo, &[any_tag]).unwrap_or_default();
+    let mut hosts: Vec<String> = Vec::new();
+    for host in refs.iter().map(ImageRef::registry) {
+        if !hosts.iter().any(|h| h == host) {
+            hosts.push(host.to_string());
+        }
+    }
+    hosts
+}
+
+fn output_name(name: &str, version: &str, format: Format) -> String {
+    match format {
+        Format::Archive => format!("{name}-{version}.tar"),
+        Format::OciDir => format!("{name}-{version}"),
+    }
 }
 
 fn summarize(outcome: &Outcome, shell: &mut Shell) {
+    let platforms: Vec<&str> = outcome.images.iter().map(|i| i.platform.as_str()).collect();
+    let kind = if platforms.len() > 1 { "index of " } else { "" };
     shell.status(
         "Image",
-        format!("{} ({})", outcome.tags.join(", "), outcome.platform),
+        format!(
+            "{} ({kind}{})",
+            outcome.tags.join(", "),
+            platforms.join(", ")
+        ),
     );
     shell.status("Digest", &outcome.digest);
+    if platforms.len() > 1 {
+        for image in &outcome.images {
+            shell.status(
+                "Platform",
+                format!(
+                    "{:<15} {}  {}",
+                    image.platform,
+                    image.digest,
+                    human_size(image.size)
+                ),
+            );
+        }
+        if outcome.format == "archive" {
+            shell.status(
+                "Note",
+                format!(
+                    "docker load gets {} from this tar (one platform per name)",
+                    outcome.platform
+                ),
+            );
+        }
+        shell.status("Layers", format!("of {}:", outcome.platform));
+    }
     for layer in &outcome.layers {
         shell.status(
             "Layer",
             format!("{:>10}  {}", human_size(layer.size), layer.comment),
         );
     }
-    shell.status(
-        "Total",
-        format!(
-            "{:>10}  compressed, config included",
-            human_size(outcome.size)
-        ),
-    );
+    let what = if platforms.len() > 1 {
+        "compressed, all platforms, shared blobs once"
+    } else {
+        "compressed, config included"
+    };
+    shell.status("Total", format!("{:>10}  {what}", human_size(outcome.size)));
 }
 
 pub fn human_size(bytes: u64) -> String {
@@ -492,27 +1114,134 @@ pub fn human_size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn default_tag_and_output_follow_the_binary() {
-        let tags = parse_tags(&[], "hello", "0.1.0+build.7").unwrap();
-        assert_eq!(tags[0].familiar(), "hello:0.1.0_build.7");
-        assert_eq!(
-            default_output(Path::new("/t"), "hello", "0.1.0", Format::Archive),
-            Path::new("/t/scratchimg/hello-0.1.0.tar")
-        );
-        assert_eq!(
-            default_output(Path::new("/t"), "hello", "0.1.0", Format::OciDir),
-            Path::new("/t/scratchimg/hello-0.1.0")
-        );
+    fn settings(name: Option<&str>, tags: &[&str]) -> Settings {
+        let mut s = config::resolve(&[], &ImageFlags::default(), Path::new("/")).unwrap();
+        s.name = name.map(str::to_string);
+        s.tags = tags.iter().map(|t| t.to_string()).collect();
+        s
     }
 
     #[test]
-    fn any_bad_tag_fails_the_run() {
-        let given = vec!["ok:1".to_string(), "a:b:c".to_string()];
-        assert!(parse_tags(&given, "hello", "0.1.0").is_err());
+    fn tags_come_from_flags_then_settings_then_the_binary() {
+        let familiar =
+            |tags: Vec<ImageRef>| tags.iter().map(ImageRef::familiar).collect::<Vec<_>>();
+        let none = settings(None, &[]);
         assert_eq!(
-            parse_tags(&[], "My_Tool", "1.0.0").unwrap()[0].familiar(),
-            "my_tool:1.0.0"
+            familiar(image_tags(&[], &none, "hello", "0.1.0+build.7").unwrap()),
+            ["hello:0.1.0_build.7"]
+        );
+        assert_eq!(
+            familiar(image_tags(&[], &none, "My_Tool", "1.0.0").unwrap()),
+            ["my_tool:1.0.0"]
+        );
+        let named = settings(Some("ghcr.io/acme/web"), &["latest", "v1"]);
+        assert_eq!(
+            familiar(image_tags(&[], &named, "web", "1.0.0").unwrap()),
+            ["ghcr.io/acme/web:latest", "ghcr.io/acme/web:v1"]
+        );
+        let name_only = settings(Some("acme/web"), &[]);
+        assert_eq!(
+            familiar(image_tags(&[], &name_only, "web", "1.0.0").unwrap()),
+            ["acme/web:1.0.0"]
+        );
+        assert_eq!(
+            familiar(image_tags(&["x:1".into()], &named, "web", "1.0.0").unwrap()),
+            ["x:1"]
+        );
+        assert!(image_tags(&["ok:1".into(), "a:b:c".into()], &none, "hello", "0.1.0").is_err());
+    }
+
+    #[test]
+    fn push_references_take_tags_and_the_default_repo() {
+        let none = settings(None, &[]);
+        let tags = image_tags(
+            &["hello:0.1.0".into(), "acme/hello:latest".into()],
+            &none,
+            "x",
+            "1",
+        )
+        .unwrap();
+        let refs = |given: &[&str], repo: Option<&str>| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_refs(&given, repo, &tags)
+                .map(|r| r.iter().map(ImageRef::familiar).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            refs(&["localhost:5000/hello"], None).unwrap(),
+            ["localhost:5000/hello:0.1.0", "localhost:5000/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["ghcr.io/acme/hello:v1", "ghcr.io/acme/hello:v1"], None).unwrap(),
+            ["ghcr.io/acme/hello:v1"]
+        );
+        assert_eq!(
+            refs(&[""], Some("ghcr.io/acme/")).unwrap(),
+            ["ghcr.io/acme/hello:0.1.0", "ghcr.io/acme/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["svc:v2", "quay.io/o/svc"], Some("ghcr.io/acme")).unwrap(),
+            [
+                "ghcr.io/acme/svc:v2",
+                "quay.io/o/svc:0.1.0",
+                "quay.io/o/svc:latest"
+            ]
+        );
+        assert_eq!(refs(&["acme/hello:1"], None).unwrap(), ["acme/hello:1"]);
+        let error = |given: &[&str], repo| format!("{:#}", refs(given, repo).unwrap_err());
+        assert!(error(&[""], None).contains("needs SCRATCHIMG_REPO"));
+        assert!(
+            error(&["localhost:5000/Hello"], None)
+                .starts_with("invalid --push `localhost:5000/Hello`")
+        );
+        assert!(error(&["reg.io/a@sha256:00"], None).contains("has a digest"));
+        assert!(error(&[""], Some("ghcr.io/Acme")).starts_with("invalid SCRATCHIMG_REPO"));
+        let hosts = |given: &[&str], repo| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_hosts(&given, repo)
+        };
+        assert_eq!(
+            hosts(&["a.io/x", "b.io/y:1", "a.io/z", "w"], Some("b.io/team")),
+            ["a.io", "b.io"]
+        );
+        assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
+        assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
+    }
+
+    #[test]
+    fn output_names_follow_the_image() {
+        assert_eq!(
+            output_name("hello", "0.1.0", Format::Archive),
+            "hello-0.1.0.tar"
+        );
+        assert_eq!(output_name("hello", "0.1.0", Format::OciDir), "hello-0.1.0");
+    }
+
+    #[test]
+    fn sboms_beside_the_output_name_the_platform_and_binary_when_there_are_several() {
+        let amd64 = Target::parse("x86_64-unknown-linux-musl").unwrap();
+        let arm64 = Target::parse("aarch64-unknown-linux-musl").unwrap();
+        let out = Path::new("/o/web-1.0.0.tar");
+        let one_bin = ["web".to_string()];
+        let two_bins = ["web".to_string(), "migrate".to_string()];
+        let beside_spdx = |target: &Target, bin: &str, targets: &[Target], bins: &[String]| {
+            beside(&sbom_beside(out, target, bin, targets, bins), "spdx.json")
+        };
+        assert_eq!(
+            beside_spdx(&amd64, "web", std::slice::from_ref(&amd64), &one_bin),
+            Path::new("/o/web-1.0.0.tar.spdx.json")
+        );
+        let both = [amd64.clone(), arm64.clone()];
+        assert_eq!(
+            beside_spdx(&arm64, "web", &both, &one_bin),
+            Path::new("/o/web-1.0.0.tar.linux-arm64.spdx.json")
+        );
+        assert_eq!(
+            beside_spdx(&amd64, "migrate", &both, &two_bins),
+            Path::new("/o/web-1.0.0.tar.linux-amd64.migrate.spdx.json")
+        );
+        assert_eq!(
+            beside_spdx(&amd64, "migrate", std::slice::from_ref(&amd64), &two_bins),
+            Path::new("/o/web-1.0.0.tar.migrate.spdx.json")
         );
     }
 

@@ -15,9 +15,6 @@ use anyhow::{Context, Result, bail};
 pub struct Provenance {
     /// `package.repository`, else the `origin` remote when it is a URL.
     pub source: Option<String>,
-    /// The commit checked out, `git rev-parse HEAD`.
-    pub revision: Option<String>,
-    pub version: String,
     /// `rustc -vV` of the toolchain that built the binary.
     pub toolchain: String,
     /// The features enabled on the binary's package, sorted.
@@ -31,6 +28,9 @@ pub struct Provenance {
 const PREFIX: &str = "dev.cargo-scratchimg";
 
 impl Provenance {
+    /// Ours under `dev.cargo-scratchimg.*`, and `org.opencontainers.image.source`. The caller
+    /// merges them under the standard annotations from Cargo.toml and git (title, version,
+    /// revision, source), which keep their values.
     pub fn annotations(&self) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         let mut put = |key: &str, value: &str| {
@@ -39,10 +39,6 @@ impl Provenance {
         if let Some(source) = &self.source {
             put("org.opencontainers.image.source", source);
         }
-        if let Some(revision) = &self.revision {
-            put("org.opencontainers.image.revision", revision);
-        }
-        put("org.opencontainers.image.version", &self.version);
         put(&format!("{PREFIX}.tool"), crate::image::CREATED_BY);
         put(&format!("{PREFIX}.rustc"), self.toolchain.trim());
         put(&format!("{PREFIX}.features"), &self.features.join(","));
@@ -78,11 +74,6 @@ pub fn toolchain(dir: &Path) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// The commit checked out in `dir`; `None` outside git.
-pub fn revision(dir: &Path) -> Option<String> {
-    git(dir, &["rev-parse", "HEAD"])
 }
 
 /// `package.repository` if given, else `origin`'s URL without credentials, if it is a URL.
@@ -135,8 +126,6 @@ mod tests {
     fn annotations_name_the_build() {
         let provenance = Provenance {
             source: Some("https://github.com/a/b".into()),
-            revision: Some("0123".into()),
-            version: "1.0.0".into(),
             toolchain: "rustc 1.96.0\nhost: x86_64-unknown-linux-gnu\n".into(),
             features: vec!["default".into(), "tls".into()],
             profile: "release".into(),
@@ -148,7 +137,6 @@ mod tests {
             map["org.opencontainers.image.source"],
             "https://github.com/a/b"
         );
-        assert_eq!(map["org.opencontainers.image.revision"], "0123");
         assert_eq!(map["dev.cargo-scratchimg.features"], "default,tls");
         assert_eq!(
             map["dev.cargo-scratchimg.rustc"],

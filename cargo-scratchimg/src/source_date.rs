@@ -57,15 +57,25 @@ impl SourceDate {
 
 /// Commit time of the last commit touching `dir`; `None` outside git or without git.
 fn last_commit_time(dir: &Path) -> Option<u64> {
+    git(dir, &["log", "-1", "--format=%ct", "--", "."])?
+        .parse()
+        .ok()
+}
+
+/// The commit checked out in `dir`, for `org.opencontainers.image.revision`.
+pub fn git_revision(dir: &Path) -> Option<String> {
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// A git command's trimmed output; `None` when git is missing, fails, or prints nothing.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let output = Command::new("git")
-        .args(["log", "-1", "--format=%ct", "--", "."])
+        .args(args)
         .current_dir(dir)
         .output()
         .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    String::from_utf8(output.stdout).ok()?.trim().parse().ok()
+    let stdout = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !stdout.trim().is_empty()).then(|| stdout.trim().to_string())
 }
 
 #[cfg(test)]
@@ -96,6 +106,7 @@ mod tests {
     #[test]
     fn outside_git_it_is_the_epoch() {
         let dir = tempfile::tempdir().unwrap();
+        assert_eq!(git_revision(dir.path()).map(|r| r.len()), None);
         let date = SourceDate::resolve(None, dir.path()).unwrap();
         assert_eq!(
             date,
@@ -128,6 +139,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), "x").unwrap();
         git(&["add", "f"]);
         git(&["commit", "-q", "-m", "x"]);
+        assert_eq!(git_revision(dir.path()).map(|r| r.len()), Some(40));
         let date = SourceDate::resolve(None, dir.path()).unwrap();
         assert_eq!(
             date,

@@ -102,8 +102,63 @@ impl Target {
     }
 }
 
+/// The platforms of `--platform` and the `platforms` setting: `linux/amd64`, `linux/arm64`
+/// (or `linux/arm64/v8`), `all`, or several separated by commas.
+pub fn parse_platforms(value: &str) -> Result<Vec<Arch>> {
+    let mut arches = Vec::new();
+    for item in value.split(',').map(str::trim) {
+        let found: &[Arch] = match item {
+            "all" => &Arch::ALL,
+            "linux/amd64" => &[Arch::Amd64],
+            "linux/arm64" | "linux/arm64/v8" => &[Arch::Arm64],
+            _ => bail!(
+                "platform `{item}` is not supported\n\
+                 help: use linux/amd64, linux/arm64, or all (both), separated by commas"
+            ),
+        };
+        for arch in found {
+            if !arches.contains(arch) {
+                arches.push(*arch);
+            }
+        }
+    }
+    Ok(arches)
+}
+
+impl Arch {
+    /// `linux/amd64`, `linux/arm64/v8`: the platform as OCI indexes and `--platform` name it.
+    pub fn platform(self) -> String {
+        match self.oci_variant() {
+            Some(variant) => format!("linux/{}/{variant}", self.oci_arch()),
+            None => format!("linux/{}", self.oci_arch()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn platforms_parse() {
+        use super::{Arch, parse_platforms};
+        assert_eq!(
+            parse_platforms("linux/amd64,linux/arm64").unwrap(),
+            [Arch::Amd64, Arch::Arm64]
+        );
+        assert_eq!(parse_platforms("all").unwrap(), [Arch::Amd64, Arch::Arm64]);
+        assert_eq!(
+            parse_platforms("linux/arm64/v8, linux/arm64").unwrap(),
+            [Arch::Arm64]
+        );
+        let err = parse_platforms("linux/amd64,linux/s390x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("platform `linux/s390x` is not supported"),
+            "{err}"
+        );
+        assert_eq!(Arch::Arm64.platform(), "linux/arm64/v8");
+    }
+
     use super::*;
 
     #[test]

@@ -146,7 +146,7 @@ fn failing_build_shows_cargo_errors_then_one_line() {
 ...
 error[E0308]: mismatched types
 ...
-error: `cargo rustc` failed for package `broken` (exit status: 101)
+error: `cargo build` failed for package `broken` (exit status: 101)
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
@@ -287,4 +287,212 @@ error: could not install the standard library for `[TARGET]` with rustup ([..]);
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+/// A copy of the multi-bin fixture with `table` as its [package.metadata.scratchimg].
+fn with_settings(table: &str) -> tempfile::TempDir {
+    let dir = fixture_copy("multi-bin");
+    let manifest = dir.path().join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.scratchimg]\n");
+    text.push_str(table);
+    std::fs::write(manifest, text).unwrap();
+    dir
+}
+
+#[test]
+fn settings_typo_names_the_key_the_line_and_the_choices() {
+    let dir = with_settings("bin = \"server\"\nentrypiont = [\"/app/server\"]\n");
+    scratchimg(dir.path()).args(["-o", "out.tar"]).assert().code(1).stderr_eq(str![[r#"
+error: invalid [package.metadata.scratchimg] in [ROOT]/Cargo.toml
+TOML parse error at line 11, column 1
+   |
+11 | entrypiont = ["/app/server"]
+   | ^^^^^^^^^^
+unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn bad_setting_values_fail_before_building() {
+    let dir = with_settings("bin = \"server\"\nports = [\"8080\", \"80/sctp\"]\n");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:18: `ports`: `80/sctp` is not a port
+help: write N, N/tcp or N/udp with N from 1 to 65535, e.g. "8080/tcp"
+
+"#]]);
+    let dir = with_settings(
+        "bin = \"server\"\nfiles = [{ src = \"../outside\", dst = \"/app/x\" }, { src = \"src\", dst = \"app\" }]\n",
+    );
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:18: `files`: `../outside` does not exist (looked for [ROOT]/../outside)
+help: `src` is relative to the directory of the Cargo.toml that names it
+
+"#]]);
+    let dir = with_settings("bin = \"server\"\ntz = [\"Europe/Berln\"]\n");
+    scratchimg(dir.path()).args(["-o", "out.tar"]).assert().code(1).stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:7: `tz`: `Europe/Berln` is not a zone of the tz database (tzdata [..])
+help: zone names look like "Europe/Berlin" or "America/New_York"; `ls /usr/share/zoneinfo` on a Linux host lists them
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn bad_setting_flags_name_the_flag() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args([
+            "--bin", "server", "-o", "out.tar", "--env", "A=1", "--env", "NOVALUE",
+        ])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --env `NOVALUE`: expected KEY=VALUE
+help: e.g. --env RUST_LOG=info
+
+"#]]);
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "out.tar", "--ca-cert", "ca.pem"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --ca-cert: [ROOT]/ca.pem holds no certificate
+help: a PEM file has `-----BEGIN CERTIFICATE-----` blocks
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn virtual_workspace_lists_its_binary_packages() {
+    let dir = fixture_copy("workspace");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: the workspace at [ROOT] has several binary packages: api, worker
+help: pick one with -p, e.g. `cargo scratchimg -p api`, or make an image of each with --workspace
+
+"#]]);
+    scratchimg(dir.path())
+        .args(["--workspace", "-t", "x:1"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: -t cannot name the images of --workspace
+help: set `name` and `tags` in each package's [package.metadata.scratchimg]
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn unsupported_platform_lists_the_supported_ones() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args([
+            "--bin",
+            "server",
+            "-o",
+            "out.tar",
+            "--platform",
+            "linux/amd64,linux/s390x",
+        ])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: platform `linux/s390x` is not supported
+help: use linux/amd64, linux/arm64, or all (both), separated by commas
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn unreachable_registry_fails_before_building() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "server", "--push", "127.0.0.1:1/server"])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: could not reach registry 127.0.0.1:1: io: Connection refused (os error 111) (gave up after 5 tries)
+help: check that the registry is up and reachable, then run the same command again: blobs already pushed are not sent again
+
+"#]]);
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn invalid_push_references_are_refused_before_building() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "server", "--push", "localhost:5000/Server:v1"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: invalid --push `localhost:5000/Server:v1`
+
+Caused by:
+  `localhost:5000/Server:v1`: repository name `Server` must be lowercase
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    scratchimg(dir.path())
+        .args(["--bin", "server", "--push"])
+        .env_remove("SCRATCHIMG_REPO")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --push without a reference needs SCRATCHIMG_REPO
+help: set SCRATCHIMG_REPO to a registry and namespace, e.g. `ghcr.io/acme`, or give --push REGISTRY/REPO[:TAG]
+
+"#]]);
+    scratchimg(dir.path())
+        .args(["--bin", "server", "--push"])
+        .env("SCRATCHIMG_REPO", "ghcr.io/Acme")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: invalid SCRATCHIMG_REPO `ghcr.io/Acme`
+
+Caused by:
+  `ghcr.io/Acme/server`: repository name `Acme/server` must be lowercase
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn registry_password_stdin_needs_a_password() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "server", "--push", "127.0.0.1:1/server"])
+        .args(["--registry-user", "ci", "--registry-password-stdin"])
+        .stdin("\n")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --registry-password-stdin read an empty password
+help: pipe it in, e.g. `echo "$TOKEN" | cargo scratchimg --registry-user USER --registry-password-stdin ...`
+
+"#]]);
 }

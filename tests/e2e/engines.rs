@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use scratchimg_tests::{
-    example, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
+    assert_hello_output, example, require_musl_target, require_tool, run_ok, shared_target_dir,
+    tool,
 };
 
 /// One build of examples/hello, shared by the tests of this file.
@@ -59,23 +60,6 @@ fn hello() -> &'static Hello {
             result,
         }
     })
-}
-
-/// What the hello program prints inside a container with `TZ=Asia/Tokyo`.
-fn assert_hello_output(stdout: &str) {
-    assert!(
-        stdout.contains("user: nonroot (uid 65532, gid 65532)"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("cwd: /home/nonroot"), "{stdout}");
-    assert!(stdout.contains("+09:00 (Asia/Tokyo)"), "{stdout}");
-    let certs: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("certificates: "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no certificate count in {stdout}"));
-    assert!(certs > 100, "only {certs} certificates");
 }
 
 fn engine_run(engine: &str, image: &str) -> String {

@@ -331,3 +331,110 @@ fn manifest_annotations_say_where_the_image_came_from() {
             .starts_with("cargo-scratchimg ")
     );
 }
+
+/// The JSON of the `.dep-v0` section of an ELF64 little-endian binary (as cargo-auditable
+/// writes it: zlib-compressed), read with python's standard library; `None` without the section.
+fn dependency_list(binary: &Path) -> Option<serde_json::Value> {
+    let script = r#"
+import json, struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+shoff, = struct.unpack_from('<Q', data, 0x28)
+shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3a)
+def header(i):
+    return struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * shentsize)
+names = header(shstrndx)
+for i in range(shnum):
+    h = header(i)
+    start = names[4] + h[0]
+    name = data[start:data.index(b'\0', start)]
+    if name == b'.dep-v0':
+        sys.stdout.write(zlib.decompress(data[h[4]:h[4] + h[5]]).decode())
+"#;
+    let output = run_ok(Command::new("python3").args(["-c", script]).arg(binary));
+    (!output.is_empty()).then(|| serde_json::from_str(&output).unwrap())
+}
+
+/// The name of the root package of a dependency list, and the names of all its packages.
+fn root_and_names(list: &serde_json::Value) -> (String, BTreeSet<String>) {
+    let packages = list["packages"].as_array().unwrap();
+    let root = packages
+        .iter()
+        .find(|p| p["root"] == true)
+        .expect("a root package");
+    (
+        root["name"].as_str().unwrap().to_string(),
+        packages
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// One `cargo build` of several packages and binaries: the rustc wrapper links each binary
+/// its own package's dependency list, and each binary gets its own SBOM beside the output.
+#[test]
+fn workspace_binaries_each_carry_their_own_dependency_list() {
+    require_musl_target();
+    let ws = scratchimg_tests::fixture_copy("workspace");
+    let out = ws.path().join("images");
+    let target_dir = shared_target_dir("workspace");
+    run_ok(
+        tool(ws.path())
+            .args(["--workspace", "-o"])
+            .arg(&out)
+            .arg("--target-dir")
+            .arg(&target_dir),
+    );
+    let built = target_dir
+        .join(host_musl_target())
+        .join("scratchimg-release");
+    for (bin, package) in [("api", "api"), ("worker", "worker"), ("migrate", "worker")] {
+        let list = dependency_list(&built.join(bin))
+            .unwrap_or_else(|| panic!("{bin} has no .dep-v0 section"));
+        let (root, names) = root_and_names(&list);
+        assert_eq!(root, package, "the root of {bin}'s list");
+        assert!(names.contains("common"), "{bin}: {names:?}");
+    }
+    // One document per binary beside the output: worker's image holds two binaries.
+    for file in [
+        "api-0.1.0.tar.spdx.json",
+        "worker-0.1.0.tar.worker.spdx.json",
+        "worker-0.1.0.tar.migrate.spdx.json",
+    ] {
+        let document: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(file)).unwrap()).unwrap();
+        assert_eq!(document["spdxVersion"], "SPDX-2.3", "{file}");
+    }
+}
+
+/// An index: every platform's binary carries its list, and every platform's image its SBOM,
+/// each also beside the output under the platform's name.
+#[test]
+fn every_platform_of_an_index_has_its_list_and_sbom() {
+    require_musl_target();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("events.tar");
+    let target_dir = shared_target_dir("events-multi");
+    run_ok(
+        tool(&example("events"))
+            .args(["--platform", "linux/amd64,linux/arm64", "-o"])
+            .arg(&archive)
+            .arg("--target-dir")
+            .arg(&target_dir),
+    );
+    for (triple, platform) in [
+        ("x86_64-unknown-linux-musl", "linux-amd64"),
+        ("aarch64-unknown-linux-musl", "linux-arm64"),
+    ] {
+        let list = dependency_list(&target_dir.join(triple).join("scratchimg-release/events"))
+            .unwrap_or_else(|| panic!("the {triple} binary has no .dep-v0 section"));
+        let (root, names) = root_and_names(&list);
+        assert_eq!(root, "events");
+        assert!(names.contains("serde_json"), "{names:?}");
+        let beside = dir.path().join(format!("events.tar.{platform}.spdx.json"));
+        let document: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&beside).unwrap()).unwrap();
+        assert_eq!(document["spdxVersion"], "SPDX-2.3");
+    }
+    assert!(!dir.path().join("events.tar.spdx.json").exists());
+}

@@ -3,6 +3,9 @@
 //!
 //! Nothing here skips: a missing engine or target panics with what to install.
 
+pub mod proxy;
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -281,4 +284,78 @@ impl Default for BareToolchain {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process that is killed when the test ends, pass or fail.
+pub struct Background(pub std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts connections on a loopback port.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 10 s");
+}
+
+/// The paths in an image archive's layers, layer by layer, read from its `manifest.json`.
+pub fn layer_paths(archive: &Path) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dir.path()),
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            let listing = run_ok(
+                Command::new("tar")
+                    .arg("-tzf")
+                    .arg(dir.path().join(layer.as_str().unwrap())),
+            );
+            listing.lines().map(str::to_string).collect()
+        })
+        .collect()
+}
+
+/// What examples/hello prints inside a container with `TZ=Asia/Tokyo`.
+pub fn assert_hello_output(stdout: &str) {
+    assert!(
+        stdout.contains("user: nonroot (uid 65532, gid 65532)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cwd: /home/nonroot"), "{stdout}");
+    assert!(stdout.contains("+09:00 (Asia/Tokyo)"), "{stdout}");
+    let certs: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("certificates: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no certificate count in {stdout}"));
+    assert!(certs > 100, "only {certs} certificates");
 }

@@ -2,30 +2,38 @@
 //! symbols stripped, and check that the result is static.
 
 pub mod elf;
+pub mod linker;
 pub mod remap;
 pub mod toolchain;
 pub mod workspace;
 pub mod wrapper;
 
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use cargo_metadata::{Message, TargetKind};
+use cargo_metadata::{Message, Package, PackageId, TargetKind};
 
 use crate::shell::Verbosity;
 use crate::target::Target;
 pub use remap::{BuildRoots, PathRemap};
-pub use workspace::{Selection, find_manifest, select};
+pub use workspace::{Workspace, c_packages, find_manifest, package_dir, select_bins};
 
-/// What cargo-scratchimg adds to the user's build.
+/// What cargo-scratchimg adds to the user's build, through this executable as cargo's rustc
+/// wrapper (see [`wrapper`]).
 #[derive(Debug, Clone, Default)]
 pub struct BuildExtras {
     /// This executable as cargo's rustc wrapper, adding these remaps to every crate.
     pub wrapper: Option<(PathBuf, PathRemap)>,
-    /// rustc flags for the binary crate alone (the dependency list's object file).
-    pub bin_flags: Vec<String>,
+    /// rustc flags for one binary crate alone: `(package, bin, flags)`, e.g. the link arguments
+    /// of the object with that binary's dependency list. Only the wrapper can add them, so they
+    /// take effect only with `wrapper` set.
+    pub bin_flags: Vec<(String, String, Vec<String>)>,
+    /// Whether the binaries carry their dependency lists. cargo cannot see what the wrapper
+    /// adds, so this goes into the profile name: turning it on or off relinks the binaries.
+    pub auditable: bool,
 }
 
 /// cargo's own flags, as plain values.
@@ -34,11 +42,13 @@ pub struct CargoOptions {
     pub manifest_path: Option<PathBuf>,
     pub package: Option<String>,
     pub bin: Option<String>,
+    /// `--workspace`: an image of every binary package.
+    pub workspace: bool,
     pub features: Vec<String>,
     pub all_features: bool,
     pub no_default_features: bool,
-    /// `release` unless given.
-    pub profile: String,
+    /// `--profile`; the `profile` setting, else `release`, when `None`.
+    pub profile: Option<String>,
     pub target_dir: Option<PathBuf>,
     pub locked: bool,
     pub frozen: bool,
@@ -62,98 +72,123 @@ pub fn cargo_program(env: Option<std::ffi::OsString>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
-/// Builds the selected binary for `target` and returns where cargo put it.
+/// One cargo invocation: packages with the binaries to build of each, and the features and
+/// profile resolved from flags and settings.
+#[derive(Debug, Clone)]
+pub struct BuildPlan<'a> {
+    pub packages: Vec<(&'a Package, Vec<String>)>,
+    /// `--features` values, already qualified `package/feature` when several packages build.
+    pub features: Vec<String>,
+    pub profile: String,
+    /// Extra environment, e.g. the linker of a cross build.
+    pub env: Vec<(String, String)>,
+}
+
+/// Builds the planned binaries for `target` and returns where cargo put them, in plan order.
 pub fn build(
     cargo: &Path,
-    selection: &Selection,
+    plan: &BuildPlan<'_>,
     target: &Target,
     options: &CargoOptions,
     extras: &BuildExtras,
     verbosity: Verbosity,
-) -> Result<BuiltBinary> {
-    let package = &selection.package;
-    let profile = own_profile(&options.profile);
-    let mut command = Command::new(cargo);
-    // `cargo rustc` passes flags after `--` to the binary crate only, and cargo tracks them, so
-    // turning the dependency list on or off relinks the binary and nothing else.
-    let subcommand = if extras.bin_flags.is_empty() {
-        "build"
-    } else {
-        "rustc"
+) -> Result<Vec<BuiltBinary>> {
+    let Some((first, _)) = plan.packages.first() else {
+        return Ok(Vec::new());
     };
+    let profile = own_profile(&plan.profile, extras.auditable);
+    let mut command = Command::new(cargo);
     command
-        .args([subcommand, "--message-format=json-render-diagnostics"])
+        .args(["build", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
-        .arg(package.manifest_path.as_std_path())
-        .args([
+        .arg(first.manifest_path.as_std_path());
+    for (package, bins) in &plan.packages {
+        command.args([
             "--package",
             &format!("{}@{}", package.name, package.version),
-        ])
-        .args(["--bin", &selection.bin])
+        ]);
+        for bin in bins {
+            command.args(["--bin", bin]);
+        }
+    }
+    command
         .args(["--target", &target.triple])
         .args(["--profile", &profile])
         .arg("--config")
-        .arg(format!(
-            "profile.{profile}.inherits=\"{}\"",
-            options.profile
-        ))
-        .args(forwarded_flags(options, verbosity))
+        .arg(format!("profile.{profile}.inherits=\"{}\"", plan.profile))
+        .args(forwarded_flags(&plan.features, options, verbosity))
         // Strip through cargo itself, so no host `strip` that may not know the target is needed.
+        // The profile cargo builds with is our own, so that is the one to set.
         .env(strip_env(&profile), "symbols")
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(dir) = &options.target_dir {
         command.arg("--target-dir").arg(dir);
     }
     if let Some((program, remap)) = &extras.wrapper {
-        wrapper::install(&mut command, program, remap);
-    }
-    if !extras.bin_flags.is_empty() {
-        command.arg("--").args(&extras.bin_flags);
+        wrapper::install(&mut command, program, remap, &extras.bin_flags);
     }
     let mut child = command
         .spawn()
-        .with_context(|| format!("could not run `{} {subcommand}`", cargo.display()))?;
+        .with_context(|| format!("could not run `{} build`", cargo.display()))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut executable = None;
+    let mut executables: HashMap<(PackageId, String), PathBuf> = HashMap::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let message = message.context("could not read cargo's build messages")?;
         if let Message::CompilerArtifact(artifact) = message
-            && artifact.package_id == package.id
-            && artifact.target.name == selection.bin
             && artifact.target.kind.contains(&TargetKind::Bin)
+            && let Some(executable) = artifact.executable
         {
-            executable = artifact.executable.map(|p| p.into_std_path_buf());
+            executables.insert(
+                (artifact.package_id, artifact.target.name.to_string()),
+                executable.into_std_path_buf(),
+            );
         }
     }
     let status = child.wait().context("could not wait for cargo")?;
     if !status.success() {
+        let names: Vec<&str> = plan.packages.iter().map(|(p, _)| p.name.as_str()).collect();
+        let noun = if names.len() == 1 {
+            "package"
+        } else {
+            "packages"
+        };
         bail!(
-            "`cargo {subcommand}` failed for package `{}` ({status})",
-            package.name
+            "`cargo build` failed for {noun} `{}` ({status})",
+            names.join("`, `")
         );
     }
-    let Some(path) = executable else {
-        bail!(
-            "cargo built package `{}` but reported no executable for binary `{}`",
-            package.name,
-            selection.bin
-        );
-    };
-    Ok(BuiltBinary {
-        path,
-        name: selection.bin.clone(),
-        package: package.name.to_string(),
-        version: package.version.to_string(),
-        target: target.clone(),
-    })
+    let mut built = Vec::new();
+    for (package, bins) in &plan.packages {
+        for bin in bins {
+            let Some(path) = executables.remove(&(package.id.clone(), bin.clone())) else {
+                bail!(
+                    "cargo built package `{}` but reported no executable for binary `{bin}`",
+                    package.name
+                );
+            };
+            built.push(BuiltBinary {
+                path,
+                name: bin.clone(),
+                package: package.name.to_string(),
+                version: package.version.to_string(),
+                target: target.clone(),
+            });
+        }
+    }
+    Ok(built)
 }
 
-/// The flags of `options` that every cargo command we run takes as `cargo build` does.
-pub(crate) fn forwarded_flags(options: &CargoOptions, verbosity: Verbosity) -> Vec<String> {
+/// The flags every cargo command we run takes as `cargo build` does.
+pub(crate) fn forwarded_flags(
+    features: &[String],
+    options: &CargoOptions,
+    verbosity: Verbosity,
+) -> Vec<String> {
     let mut flags = Vec::new();
-    if !options.features.is_empty() {
-        flags.push(format!("--features={}", options.features.join(",")));
+    if !features.is_empty() {
+        flags.push(format!("--features={}", features.join(",")));
     }
     let switches = [
         (options.all_features, "--all-features"),
@@ -176,8 +211,13 @@ pub(crate) fn forwarded_flags(options: &CargoOptions, verbosity: Verbosity) -> V
 /// The profile we build with: the user's, inherited, under a name of our own. Its artifacts get
 /// a directory of their own, so crates that a plain `cargo build` compiled without our path
 /// remapping (which cargo cannot see: a rustc wrapper adds it) are never taken as up to date.
-fn own_profile(profile: &str) -> String {
-    format!("scratchimg-{profile}")
+/// Binaries without their dependency list get yet another, for the same reason.
+fn own_profile(profile: &str, auditable: bool) -> String {
+    if auditable {
+        format!("scratchimg-{profile}")
+    } else {
+        format!("scratchimg-plain-{profile}")
+    }
 }
 
 /// `CARGO_PROFILE_<NAME>_STRIP`, named as cargo's config environment variables are.
@@ -196,18 +236,22 @@ mod tests {
     fn strip_is_set_for_the_profile_in_use() {
         assert_eq!(strip_env("release"), "CARGO_PROFILE_RELEASE_STRIP");
         assert_eq!(strip_env("dist-small"), "CARGO_PROFILE_DIST_SMALL_STRIP");
+        assert_eq!(
+            strip_env(&own_profile("release", true)),
+            "CARGO_PROFILE_SCRATCHIMG_RELEASE_STRIP"
+        );
+        assert_eq!(own_profile("dev", false), "scratchimg-plain-dev");
     }
 
     #[test]
     fn cargo_flags_are_forwarded() {
         let options = CargoOptions {
-            features: vec!["a".into(), "b".into()],
             no_default_features: true,
             locked: true,
             ..CargoOptions::default()
         };
         assert_eq!(
-            forwarded_flags(&options, Verbosity::Quiet),
+            forwarded_flags(&["a".into(), "b".into()], &options, Verbosity::Quiet),
             [
                 "--features=a,b",
                 "--no-default-features",
@@ -215,6 +259,6 @@ mod tests {
                 "--quiet"
             ]
         );
-        assert!(forwarded_flags(&CargoOptions::default(), Verbosity::Normal).is_empty());
+        assert!(forwarded_flags(&[], &CargoOptions::default(), Verbosity::Normal).is_empty());
     }
 }

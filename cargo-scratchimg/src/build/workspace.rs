@@ -1,4 +1,5 @@
-//! Which package and binary to build, from `cargo metadata` and `-p`/`--bin`.
+//! Which packages and binaries to build, from `cargo metadata`, `-p`, `--bin`, `--workspace`
+//! and the `bin`/`bins` settings.
 
 use std::path::{Path, PathBuf};
 
@@ -7,31 +8,136 @@ use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind};
 
 use super::CargoOptions;
 
-/// The binary target picked for the image, with what we need to know about its package.
+/// The workspace as `cargo metadata` sees it.
 #[derive(Debug, Clone)]
-pub struct Selection {
-    pub package: Package,
-    pub bin: String,
-    pub workspace_root: PathBuf,
-    /// cargo's target directory, honouring `--target-dir`, `CARGO_TARGET_DIR` and config.
-    pub target_directory: PathBuf,
+pub struct Workspace {
+    metadata: Metadata,
 }
 
-impl Selection {
-    pub fn package_dir(&self) -> &Path {
-        self.package
-            .manifest_path
-            .parent()
-            .map(|p| p.as_std_path())
-            .unwrap_or(&self.workspace_root)
+impl Workspace {
+    /// Reads the workspace of `manifest` with `cargo metadata --no-deps`.
+    pub fn read(cargo: &Path, manifest: &Path, options: &CargoOptions) -> Result<Workspace> {
+        let mut command = MetadataCommand::new();
+        command.cargo_path(cargo).manifest_path(manifest).no_deps();
+        let flags = [
+            (options.locked, "--locked"),
+            (options.frozen, "--frozen"),
+            (options.offline, "--offline"),
+        ];
+        command.other_options(
+            flags
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| f.to_string())
+                .collect::<Vec<_>>(),
+        );
+        if let Some(dir) = &options.target_dir {
+            command.env("CARGO_TARGET_DIR", dir);
+        }
+        let metadata = command.exec().with_context(|| {
+            format!("could not read the cargo project at {}", manifest.display())
+        })?;
+        Ok(Workspace { metadata })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.metadata.workspace_root.as_std_path()
+    }
+
+    /// The workspace's own Cargo.toml, where `[workspace.metadata]` lives.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root().join("Cargo.toml")
+    }
+
+    /// cargo's target directory, honouring `--target-dir`, `CARGO_TARGET_DIR` and config.
+    pub fn target_directory(&self) -> &Path {
+        self.metadata.target_directory.as_std_path()
+    }
+
+    /// The packages to make images of: `-p`, every binary package with `--workspace`, the one
+    /// that has `--bin`, the package of the manifest, or the only binary package.
+    pub fn packages(&self, options: &CargoOptions) -> Result<Vec<Package>> {
+        let metadata = &self.metadata;
+        let members = metadata.workspace_packages();
+        let names = |packages: &[&Package]| {
+            packages
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if options.workspace {
+            let binaries: Vec<Package> = members
+                .iter()
+                .filter(|p| has_bin(p))
+                .map(|p| (*p).clone())
+                .collect();
+            if binaries.is_empty() {
+                bail!(
+                    "no package in the workspace at {} has a binary\nhelp: add one with `cargo new --bin`",
+                    metadata.workspace_root
+                );
+            }
+            return Ok(binaries);
+        }
+        if let Some(spec) = &options.package {
+            let name = spec.split('@').next().unwrap_or(spec);
+            return match members.iter().find(|p| p.name.as_str() == name) {
+                Some(p) => Ok(vec![(*p).clone()]),
+                None => bail!(
+                    "package `{spec}` is not in this workspace\nhelp: workspace members: {}",
+                    names(&members)
+                ),
+            };
+        }
+        // `--bin NAME` without `-p` finds the member that has it, as `cargo build --bin` does.
+        if let Some(bin) = &options.bin {
+            let root_has_it = metadata
+                .root_package()
+                .is_some_and(|p| bins(p).contains(&bin.as_str()));
+            if !root_has_it
+                && let Some(p) = members.iter().find(|p| bins(p).contains(&bin.as_str()))
+            {
+                return Ok(vec![(*p).clone()]);
+            }
+        }
+        if let Some(root) = metadata.root_package() {
+            return Ok(vec![root.clone()]);
+        }
+        let candidates: Vec<&Package> = metadata
+            .workspace_default_packages()
+            .into_iter()
+            .filter(|p| has_bin(p))
+            .collect();
+        match candidates.as_slice() {
+            [only] => Ok(vec![(*only).clone()]),
+            [] => bail!(
+                "no package in the workspace at {} has a binary\nhelp: cargo scratchimg packages a binary; add one with `cargo new --bin`",
+                metadata.workspace_root
+            ),
+            several => bail!(
+                "the workspace at {} has several binary packages: {}\n\
+                 help: pick one with -p, e.g. `cargo scratchimg -p {}`, or make an image of each with --workspace",
+                metadata.workspace_root,
+                names(several),
+                several[0].name
+            ),
+        }
     }
 }
 
-/// Reads the workspace of `manifest` with `cargo metadata` and picks the package and binary.
-pub fn select(cargo: &Path, manifest: &Path, options: &CargoOptions) -> Result<Selection> {
+/// Packages of the dependency graph for `triple` that compile C code: those whose build
+/// script build-depends on `cc` or `cmake`. Needs the full `cargo metadata`, so it is only
+/// asked when a cross build has no C compiler.
+pub fn c_packages(
+    cargo: &Path,
+    manifest: &Path,
+    triple: &str,
+    options: &CargoOptions,
+) -> Result<Vec<String>> {
     let mut command = MetadataCommand::new();
-    command.cargo_path(cargo).manifest_path(manifest).no_deps();
-    let mut flags = Vec::new();
+    command.cargo_path(cargo).manifest_path(manifest);
+    let mut flags = vec!["--filter-platform".to_string(), triple.to_string()];
     for (on, flag) in [
         (options.locked, "--locked"),
         (options.frozen, "--frozen"),
@@ -42,20 +148,96 @@ pub fn select(cargo: &Path, manifest: &Path, options: &CargoOptions) -> Result<S
         }
     }
     command.other_options(flags);
-    if let Some(dir) = &options.target_dir {
-        command.env("CARGO_TARGET_DIR", dir);
-    }
     let metadata = command
         .exec()
-        .with_context(|| format!("could not read the cargo project at {}", manifest.display()))?;
-    let package = select_package(&metadata, options)?;
-    let bin = select_bin(&package, options.bin.as_deref())?;
-    Ok(Selection {
-        bin,
-        workspace_root: metadata.workspace_root.clone().into_std_path_buf(),
-        target_directory: metadata.target_directory.clone().into_std_path_buf(),
-        package,
-    })
+        .with_context(|| format!("could not read the dependencies of {}", manifest.display()))?;
+    let in_graph: std::collections::HashSet<_> = metadata
+        .resolve
+        .iter()
+        .flat_map(|r| r.nodes.iter().map(|n| n.id.clone()))
+        .collect();
+    let mut names: Vec<String> = metadata
+        .packages
+        .iter()
+        .filter(|p| in_graph.contains(&p.id))
+        .filter(|p| {
+            p.dependencies.iter().any(|d| {
+                d.kind == cargo_metadata::DependencyKind::Build
+                    && matches!(d.name.as_str(), "cc" | "cmake")
+            })
+        })
+        .map(|p| p.name.to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The directory of a package's Cargo.toml.
+pub fn package_dir(package: &Package) -> &Path {
+    package
+        .manifest_path
+        .parent()
+        .map(|p| p.as_std_path())
+        .unwrap_or(Path::new("."))
+}
+
+fn has_bin(package: &Package) -> bool {
+    !bins(package).is_empty()
+}
+
+fn bins(package: &Package) -> Vec<&str> {
+    package
+        .targets
+        .iter()
+        .filter(|t| t.kind.contains(&TargetKind::Bin))
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// The binaries that go into a package's image: `--bin`, else the `bins` or `bin` setting,
+/// else the only one or `default-run`.
+pub fn select_bins(
+    package: &Package,
+    flag: Option<&str>,
+    setting_bin: Option<&str>,
+    setting_bins: Option<&[String]>,
+) -> Result<Vec<String>> {
+    let available = bins(package);
+    let name = &package.name;
+    if available.is_empty() {
+        bail!(
+            "package `{name}` has no binary to put in an image (it is a library)\n\
+             help: add src/main.rs or a [[bin]] target, or pick a binary package with -p"
+        );
+    }
+    let check = |bin: &str, from: &str| {
+        if available.contains(&bin) {
+            Ok(bin.to_string())
+        } else {
+            bail!(
+                "package `{name}` has no binary named `{bin}`{from}\nhelp: its binaries are: {}",
+                available.join(", ")
+            )
+        }
+    };
+    let setting = " (from `bins`/`bin` in [package.metadata.scratchimg])";
+    match (flag, setting_bins, setting_bin) {
+        (Some(bin), _, _) => Ok(vec![check(bin, "")?]),
+        (None, Some(list), _) if !list.is_empty() => {
+            list.iter().map(|b| check(b, setting)).collect()
+        }
+        (None, _, Some(bin)) => Ok(vec![check(bin, setting)?]),
+        _ => match (available.as_slice(), &package.default_run) {
+            ([only], _) => Ok(vec![only.to_string()]),
+            (_, Some(default)) => Ok(vec![default.clone()]),
+            (several, None) => bail!(
+                "package `{name}` has several binaries: {}\nhelp: pick one with --bin, e.g. `cargo scratchimg --bin {}`",
+                several.join(", "),
+                several[0]
+            ),
+        },
+    }
 }
 
 /// The manifest to read: `--manifest-path`, else the nearest `Cargo.toml` upwards, as cargo does.
@@ -81,100 +263,5 @@ pub fn find_manifest(given: Option<&Path>) -> Result<PathBuf> {
              help: run `cargo scratchimg` inside a cargo project, or pass --manifest-path PATH/Cargo.toml",
             cwd.display()
         ),
-    }
-}
-
-fn is_bin(package: &Package) -> bool {
-    package
-        .targets
-        .iter()
-        .any(|t| t.kind.contains(&TargetKind::Bin))
-}
-
-fn bins(package: &Package) -> Vec<&str> {
-    package
-        .targets
-        .iter()
-        .filter(|t| t.kind.contains(&TargetKind::Bin))
-        .map(|t| t.name.as_str())
-        .collect()
-}
-
-fn select_package(metadata: &Metadata, options: &CargoOptions) -> Result<Package> {
-    let members = metadata.workspace_packages();
-    if let Some(spec) = &options.package {
-        let name = spec.split('@').next().unwrap_or(spec);
-        return match members.iter().find(|p| p.name.as_str() == name) {
-            Some(p) => Ok((*p).clone()),
-            None => bail!(
-                "package `{spec}` is not in this workspace\nhelp: workspace members: {}",
-                members
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-    }
-    // `--bin NAME` without `-p` finds the member that has it, as `cargo build --bin` does.
-    if let Some(bin) = &options.bin {
-        let root_has_it = metadata
-            .root_package()
-            .is_some_and(|p| bins(p).contains(&bin.as_str()));
-        if !root_has_it && let Some(p) = members.iter().find(|p| bins(p).contains(&bin.as_str())) {
-            return Ok((*p).clone());
-        }
-    }
-    if let Some(root) = metadata.root_package() {
-        return Ok(root.clone());
-    }
-    let candidates: Vec<&Package> = metadata
-        .workspace_default_packages()
-        .into_iter()
-        .filter(|p| is_bin(p))
-        .collect();
-    match candidates.as_slice() {
-        [only] => Ok((*only).clone()),
-        [] => bail!(
-            "no package in the workspace at {} has a binary\nhelp: cargo scratchimg packages a binary; add one with `cargo new --bin`",
-            metadata.workspace_root
-        ),
-        several => bail!(
-            "the workspace at {} has several binary packages: {}\nhelp: pick one with -p, e.g. `cargo scratchimg -p {}`",
-            metadata.workspace_root,
-            several
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            several[0].name
-        ),
-    }
-}
-
-fn select_bin(package: &Package, bin: Option<&str>) -> Result<String> {
-    let available = bins(package);
-    let name = &package.name;
-    if available.is_empty() {
-        bail!(
-            "package `{name}` has no binary to put in an image (it is a library)\n\
-             help: add src/main.rs or a [[bin]] target, or pick a binary package with -p"
-        );
-    }
-    match bin {
-        Some(bin) if available.contains(&bin) => Ok(bin.to_string()),
-        Some(bin) => bail!(
-            "package `{name}` has no binary named `{bin}`\nhelp: its binaries are: {}",
-            available.join(", ")
-        ),
-        None => match (available.as_slice(), &package.default_run) {
-            ([only], _) => Ok(only.to_string()),
-            (_, Some(default)) => Ok(default.clone()),
-            (several, None) => bail!(
-                "package `{name}` has several binaries: {}\nhelp: pick one with --bin, e.g. `cargo scratchimg --bin {}`",
-                several.join(", "),
-                several[0]
-            ),
-        },
     }
 }

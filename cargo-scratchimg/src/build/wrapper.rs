@@ -4,6 +4,11 @@
 //!
 //! A wrapper sees the flags cargo settled on from every source, so adding ours there never
 //! overrides the user's RUSTFLAGS or config, as setting RUSTFLAGS ourselves would.
+//!
+//! It also adds flags to single binary crates: each binary's own dependency list goes in as
+//! `-Clink-arg=<object>`. cargo sets `CARGO_PKG_NAME` and `CARGO_BIN_NAME` when it compiles a
+//! binary, so one `cargo build` of several packages and binaries links each its own list
+//! (`cargo rustc -- FLAGS` could only do that for one binary at a time).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -18,9 +23,17 @@ use super::remap::PathRemap;
 const FLAGS_ENV: &str = "__SCRATCHIMG_RUSTC_FLAGS";
 /// The user's own `RUSTC_WRAPPER`, which we run in turn.
 const INNER_ENV: &str = "__SCRATCHIMG_INNER_RUSTC_WRAPPER";
+/// Flags for single binaries: entries `package 0x1f bin 0x1f flag 0x1f flag…`, separated by 0x1e.
+const BIN_FLAGS_ENV: &str = "__SCRATCHIMG_BIN_FLAGS";
 
-/// Sets up `cargo` to run `program` (this executable) as its rustc wrapper with `remap`.
-pub fn install(cargo: &mut Command, program: &Path, remap: &PathRemap) {
+/// Sets up `cargo` to run `program` (this executable) as its rustc wrapper with `remap`, adding
+/// `bin_flags` (`(package, bin, flags)`) to those binaries' compilations alone.
+pub fn install(
+    cargo: &mut Command,
+    program: &Path,
+    remap: &PathRemap,
+    bin_flags: &[(String, String, Vec<String>)],
+) {
     let inner = ["RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"]
         .into_iter()
         .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()));
@@ -31,7 +44,33 @@ pub fn install(cargo: &mut Command, program: &Path, remap: &PathRemap) {
     cargo
         .env("RUSTC_WRAPPER", program)
         .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
-        .env(FLAGS_ENV, flags);
+        .env(FLAGS_ENV, flags)
+        .env(BIN_FLAGS_ENV, encode_bin_flags(bin_flags));
+}
+
+fn encode_bin_flags(bin_flags: &[(String, String, Vec<String>)]) -> String {
+    bin_flags
+        .iter()
+        .map(|(package, bin, flags)| {
+            [package.as_str(), bin.as_str()]
+                .into_iter()
+                .chain(flags.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("\x1f")
+        })
+        .collect::<Vec<_>>()
+        .join("\x1e")
+}
+
+/// The flags `encoded` holds for binary `bin` of `package`.
+fn flags_for<'a>(encoded: &'a str, package: &str, bin: &str) -> Vec<&'a str> {
+    encoded
+        .split('\x1e')
+        .find_map(|entry| {
+            let mut parts = entry.split('\x1f');
+            (parts.next() == Some(package) && parts.next() == Some(bin)).then(|| parts.collect())
+        })
+        .unwrap_or_default()
 }
 
 /// When cargo started us as its rustc wrapper, runs rustc and never returns but with an error.
@@ -63,6 +102,22 @@ pub fn run_if_wrapping() -> Option<ExitCode> {
         {
             command.arg(OsStr::from_bytes(flag));
         }
+        // A binary target of ours (build scripts have no CARGO_BIN_NAME).
+        if let (Some(package), Some(bin), Some(encoded)) = (
+            std::env::var_os("CARGO_PKG_NAME"),
+            std::env::var_os("CARGO_BIN_NAME"),
+            std::env::var_os(BIN_FLAGS_ENV),
+        ) && args
+            .windows(2)
+            .any(|w| w[0] == "--crate-type" && w[1] == "bin")
+        {
+            let encoded = encoded.to_string_lossy();
+            command.args(flags_for(
+                &encoded,
+                &package.to_string_lossy(),
+                &bin.to_string_lossy(),
+            ));
+        }
     }
     let error = command.exec();
     eprintln!(
@@ -71,4 +126,31 @@ pub fn run_if_wrapping() -> Option<ExitCode> {
         rustc.to_string_lossy()
     );
     Some(ExitCode::FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_binary_gets_its_own_flags() {
+        let encoded = encode_bin_flags(&[
+            ("api".into(), "api".into(), vec!["-Clink-arg=/a.o".into()]),
+            (
+                "tools".into(),
+                "migrate".into(),
+                vec![
+                    "-Clink-arg=/t.o".into(),
+                    "-Clink-arg=-Wl,--undefined=X".into(),
+                ],
+            ),
+        ]);
+        assert_eq!(flags_for(&encoded, "api", "api"), ["-Clink-arg=/a.o"]);
+        assert_eq!(
+            flags_for(&encoded, "tools", "migrate"),
+            ["-Clink-arg=/t.o", "-Clink-arg=-Wl,--undefined=X"]
+        );
+        assert!(flags_for(&encoded, "tools", "api").is_empty());
+        assert!(flags_for(&encode_bin_flags(&[]), "api", "api").is_empty());
+    }
 }

@@ -101,61 +101,137 @@ fn is_tag(s: &str) -> bool {
     s.len() <= 128 && s.starts_with(word) && s.chars().all(|c| word(c) || c == '.' || c == '-')
 }
 
+/// A repository without a tag, such as `ghcr.io/acme/hello`: what `--push` and
+/// `SCRATCHIMG_REPO` may name, to be completed with the tags of the image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    registry: String,
+    repository: String,
+}
+
+impl Repository {
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// This repository under `tag`, which must already be valid.
+    pub fn tagged(&self, tag: &str) -> ImageRef {
+        ImageRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: tag.to_string(),
+        }
+    }
+
+    /// `PREFIX/NAME`, where the prefix is a registry with an optional path, like `KO_DOCKER_REPO`.
+    pub fn under_prefix(prefix: &str, name: &str) -> Result<Repository> {
+        let joined = format!("{}/{name}", prefix.trim_end_matches('/'));
+        parse_name(&joined, &joined)
+    }
+
+    /// Whether `s` names its registry, i.e. would not default to Docker Hub.
+    pub fn names_registry(s: &str) -> bool {
+        s.split_once('/')
+            .is_some_and(|(host, _)| host.contains(['.', ':']) || host == "localhost")
+    }
+}
+
+/// Splits `NAME[:TAG]` into the name and the tag, if one was given.
+pub fn split_tag(s: &str) -> Result<(&str, Option<&str>)> {
+    if s.is_empty() {
+        bail!("image reference is empty\n{HELP}");
+    }
+    if s.contains('@') {
+        bail!("`{s}` has a digest; tags name images you build, digests are computed\n{HELP}");
+    }
+    let last = s.rsplit('/').next().unwrap_or(s);
+    if last.matches(':').count() > 1 {
+        bail!("`{s}` has more than one `:TAG`\n{HELP}");
+    }
+    Ok(match last.rsplit_once(':') {
+        Some((_, tag)) => (&s[..s.len() - tag.len() - 1], Some(tag)),
+        None => (s, None),
+    })
+}
+
+/// The registry and repository of `name` (no tag); `whole` is what the user wrote, for errors.
+fn parse_name(name: &str, whole: &str) -> Result<Repository> {
+    let s = whole;
+    // The first component is a registry only if it looks like a host: Docker's rule.
+    let (registry, path) = match name.split_once('/') {
+        Some((host, rest)) if Repository::names_registry(name) => {
+            if !is_domain(host) {
+                bail!("`{s}`: `{host}` is not a valid registry host\n{HELP}");
+            }
+            (host, rest)
+        }
+        _ => (DOCKER_HUB, name),
+    };
+    if path.chars().any(|c| c.is_ascii_uppercase()) {
+        bail!("`{s}`: repository name `{path}` must be lowercase\n{HELP}");
+    }
+    if let Some(bad) = path.split('/').find(|c| !is_path_component(c)) {
+        bail!(
+            "`{s}`: `{bad}` is not a valid repository name component \
+             (lowercase letters and digits, joined by `.`, `_`, `__` or `-`)\n{HELP}"
+        );
+    }
+    if registry.len() + 1 + path.len() > 255 {
+        bail!("`{s}` is longer than 255 characters\n{HELP}");
+    }
+    let repository = match (registry, path.contains('/')) {
+        (DOCKER_HUB, false) => format!("library/{path}"),
+        _ => path.to_string(),
+    };
+    Ok(Repository {
+        registry: registry.to_string(),
+        repository,
+    })
+}
+
+fn check_tag(s: &str, tag: &str) -> Result<()> {
+    if !is_tag(tag) {
+        bail!(
+            "`{s}`: tag `{tag}` must be 1 to 128 letters, digits, `_`, `.` or `-`, \
+             not starting with `.` or `-`\n{HELP}"
+        );
+    }
+    Ok(())
+}
+
+impl FromStr for Repository {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Repository> {
+        match split_tag(s)? {
+            (name, None) => parse_name(name, s),
+            (_, Some(_)) => bail!("`{s}` has a tag where only a repository is expected\n{HELP}"),
+        }
+    }
+}
+
 impl FromStr for ImageRef {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<ImageRef> {
-        if s.is_empty() {
-            bail!("image reference is empty\n{HELP}");
+        let (name, tag) = split_tag(s)?;
+        let tag = tag.unwrap_or("latest");
+        check_tag(s, tag)?;
+        Ok(parse_name(name, s)?.tagged(tag))
+    }
+}
+
+impl ImageRef {
+    /// The repository this reference tags.
+    pub fn repo(&self) -> Repository {
+        Repository {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
         }
-        if s.contains('@') {
-            bail!("`{s}` has a digest; tags name images you build, digests are computed\n{HELP}");
-        }
-        let last = s.rsplit('/').next().unwrap_or(s);
-        if last.matches(':').count() > 1 {
-            bail!("`{s}` has more than one `:TAG`\n{HELP}");
-        }
-        let (name, tag) = match last.rsplit_once(':') {
-            Some((_, tag)) => (&s[..s.len() - tag.len() - 1], tag),
-            None => (s, "latest"),
-        };
-        if !is_tag(tag) {
-            bail!(
-                "`{s}`: tag `{tag}` must be 1 to 128 letters, digits, `_`, `.` or `-`, \
-                 not starting with `.` or `-`\n{HELP}"
-            );
-        }
-        // The first component is a registry only if it looks like a host: Docker's rule.
-        let (registry, path) = match name.split_once('/') {
-            Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => {
-                if !is_domain(host) {
-                    bail!("`{s}`: `{host}` is not a valid registry host\n{HELP}");
-                }
-                (host, rest)
-            }
-            _ => (DOCKER_HUB, name),
-        };
-        if path.chars().any(|c| c.is_ascii_uppercase()) {
-            bail!("`{s}`: repository name `{path}` must be lowercase\n{HELP}");
-        }
-        if let Some(bad) = path.split('/').find(|c| !is_path_component(c)) {
-            bail!(
-                "`{s}`: `{bad}` is not a valid repository name component \
-                 (lowercase letters and digits, joined by `.`, `_`, `__` or `-`)\n{HELP}"
-            );
-        }
-        if registry.len() + 1 + path.len() > 255 {
-            bail!("`{s}` is longer than 255 characters\n{HELP}");
-        }
-        let repository = match (registry, path.contains('/')) {
-            (DOCKER_HUB, false) => format!("library/{path}"),
-            _ => path.to_string(),
-        };
-        Ok(ImageRef {
-            registry: registry.to_string(),
-            repository,
-            tag: tag.to_string(),
-        })
     }
 }
 
@@ -213,6 +289,30 @@ mod tests {
         for e in ["", "UPPER:case", "a:b:c"] {
             assert!(err(e).contains("help: use NAME[:TAG]"), "{e}");
         }
+    }
+
+    #[test]
+    fn repositories_take_tags_and_prefixes() {
+        let repo: Repository = "localhost:5000/acme/hello".parse().unwrap();
+        assert_eq!(repo.tagged("v1").familiar(), "localhost:5000/acme/hello:v1");
+        assert!("localhost:5000/hello:v1".parse::<Repository>().is_err());
+        let repo = Repository::under_prefix("ghcr.io/acme/", "hello").unwrap();
+        assert_eq!(
+            (repo.registry(), repo.repository()),
+            ("ghcr.io", "acme/hello")
+        );
+        assert_eq!(
+            Repository::under_prefix("acme", "hello")
+                .unwrap()
+                .registry(),
+            "docker.io"
+        );
+        assert!(Repository::under_prefix("ghcr.io/Acme", "hello").is_err());
+        assert!(Repository::names_registry("127.0.0.1:5000/x"));
+        assert!(!Repository::names_registry("acme/x"));
+        let (name, tag) = split_tag("localhost:5000/hello").unwrap();
+        assert_eq!((name, tag), ("localhost:5000/hello", None));
+        assert_eq!(split_tag("a/b:c").unwrap(), ("a/b", Some("c")));
     }
 
     #[test]

@@ -2,34 +2,108 @@
 //! time zones, users), built from data embedded in this tool, and a layer with the program.
 
 mod certs;
+mod files;
 mod tzdata;
 mod users;
 
-use anyhow::Result;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 
 use crate::build::BuiltBinary;
-use crate::image::{Layer, LayerBuilder, Owner, RunConfig};
+use crate::image::{Layer, LayerBuilder, Owner};
+pub use files::{FileCopy, files_layer};
 pub use users::{NOBODY, NONROOT, ROOT};
 
 /// Where programs go, and so the image's `PATH`.
 pub const APP_DIR: &str = "/app";
 
 /// The base layer's mtime. It does not follow `SOURCE_DATE_EPOCH`, so its bytes depend only on
-/// this tool's version and every image made with one version shares the blob.
+/// this tool's version (and the `tz` and `ca-certs` settings): images share the blob.
 const BASE_MTIME: u64 = 0;
 
+/// Which zones go into `/usr/share/zoneinfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Zones {
+    #[default]
+    All,
+    None,
+    /// These canonical names, and UTC.
+    Only(BTreeSet<&'static str>),
+}
+
+/// A PEM file appended to the CA bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraCa {
+    pub path: PathBuf,
+    pub count: usize,
+    pub pem: Vec<u8>,
+}
+
+/// What goes into the CA bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCerts {
+    pub mozilla: bool,
+    pub extra: Vec<ExtraCa>,
+}
+
+impl Default for CaCerts {
+    fn default() -> Self {
+        CaCerts {
+            mozilla: true,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl CaCerts {
+    fn is_empty(&self) -> bool {
+        !self.mozilla && self.extra.is_empty()
+    }
+}
+
+/// The choices the base layer depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseFiles {
+    pub zones: Zones,
+    pub ca: CaCerts,
+}
+
 /// Files every image gets, laid out as distroless `static` does.
-pub fn base_layer() -> Result<Layer> {
+pub fn base_layer(base: &BaseFiles) -> Result<Layer> {
     let mut layer = LayerBuilder::new(BASE_MTIME);
-    layer.file(certs::PATH, certs::bundle(), 0o644, Owner::ROOT)?;
-    for zone in tzdata::zones() {
-        let path = |name: &str| format!("{}/{name}", tzdata::DIR);
-        match zone {
-            tzdata::Zone::File { name, data } => {
-                layer.file(&path(name), data, 0o644, Owner::ROOT)?
-            }
-            tzdata::Zone::Link { name, target } => layer.hardlink(&path(name), &path(target))?,
+    if !base.ca.is_empty() {
+        let mut bundle = if base.ca.mozilla {
+            certs::bundle()
+        } else {
+            Vec::new()
         };
+        for extra in &base.ca.extra {
+            bundle.extend_from_slice(&extra.pem);
+            if !extra.pem.ends_with(b"\n") {
+                bundle.push(b'\n');
+            }
+        }
+        layer.file(certs::PATH, bundle, 0o644, Owner::ROOT)?;
+    }
+    let names = match &base.zones {
+        Zones::All => None,
+        Zones::None => Some(BTreeSet::new()),
+        Zones::Only(names) => Some(names.iter().copied().chain(["UTC"]).collect()),
+    };
+    if names.as_ref().is_none_or(|n| !n.is_empty()) {
+        for zone in tzdata::zones(names.as_ref()) {
+            let path = |name: &str| format!("{}/{name}", tzdata::DIR);
+            match zone {
+                tzdata::Zone::File { name, data } => {
+                    layer.file(&path(name), data, 0o644, Owner::ROOT)?
+                }
+                tzdata::Zone::Link { name, target } => {
+                    layer.hardlink(&path(name), &path(target))?
+                }
+            };
+        }
     }
     layer
         .file(
@@ -48,16 +122,48 @@ pub fn base_layer() -> Result<Layer> {
         .dir(ROOT.home, 0o700, ROOT.owner())?
         .dir(NONROOT.home, 0o700, NONROOT.owner())?
         .dir("tmp", 0o1777, Owner::ROOT)?;
-    layer.build(base_comment())
+    layer.build(base_comment(base))
 }
 
 /// What the base layer holds, for the image history.
-pub fn base_comment() -> String {
-    format!(
-        "base: ca-certificates (Mozilla, {} roots), tzdata {}, passwd/group (root, nonroot, nobody)",
-        certs::count(),
-        tzdata::version()
-    )
+pub fn base_comment(base: &BaseFiles) -> String {
+    let mut ca = Vec::new();
+    if base.ca.mozilla {
+        ca.push(format!("Mozilla, {} roots", certs::count()));
+    }
+    for extra in &base.ca.extra {
+        let name = extra
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        ca.push(format!("{} from {name}", extra.count));
+    }
+    let ca = if ca.is_empty() {
+        "no ca-certificates".to_string()
+    } else {
+        format!("ca-certificates ({})", ca.join(", "))
+    };
+    let tz = match &base.zones {
+        Zones::All => format!("tzdata {}", tzdata::version()),
+        Zones::None => "no tzdata".to_string(),
+        Zones::Only(names) => {
+            let names: Vec<&str> = names
+                .iter()
+                .copied()
+                .chain(["UTC"])
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            format!("tzdata {} ({})", tzdata::version(), names.join(", "))
+        }
+    };
+    format!("base: {ca}, {tz}, passwd/group (root, nonroot, nobody)")
+}
+
+/// Whether the bundle exists, so `SSL_CERT_FILE` can point at it.
+pub fn has_ca_bundle(base: &BaseFiles) -> bool {
+    !base.ca.is_empty()
 }
 
 /// A part of the base layer, as an SBOM lists it.
@@ -72,10 +178,12 @@ pub struct BaseComponent {
     pub purl: String,
 }
 
-/// What the base layer holds that has a version: the CA bundle and the tz database.
-pub fn base_components() -> Vec<BaseComponent> {
-    vec![
-        BaseComponent {
+/// What `base` puts into the base layer that has a version: Mozilla's CA bundle and the tz
+/// database, each only when the settings keep it. Extra CA files have no version to list.
+pub fn base_components(base: &BaseFiles) -> Vec<BaseComponent> {
+    let mut components = Vec::new();
+    if base.ca.mozilla {
+        components.push(BaseComponent {
             name: "ca-certificates",
             version: certs::VERSION.to_string(),
             path: format!("/{}", certs::PATH),
@@ -85,55 +193,71 @@ pub fn base_components() -> Vec<BaseComponent> {
                 certs::VERSION
             ),
             purl: format!("pkg:cargo/webpki-root-certs@{}", certs::VERSION),
-        },
-        BaseComponent {
+        });
+    }
+    let zones = match &base.zones {
+        Zones::All => Some(String::new()),
+        Zones::None => None,
+        Zones::Only(names) => Some(format!(" ({} zones and UTC)", names.len())),
+    };
+    if let Some(zones) = zones {
+        components.push(BaseComponent {
             name: "tzdata",
             version: tzdata::version().to_string(),
             path: format!("/{}", tzdata::DIR),
-            summary: format!("the IANA time zone database {}", tzdata::version()),
+            summary: format!("the IANA time zone database {}{zones}", tzdata::version()),
             purl: format!("pkg:generic/tzdata@{}", tzdata::version()),
-        },
-    ]
+        });
+    }
+    components
 }
 
-/// The program at `/app/<bin>`, owned by root and not writable by the user it runs as.
-pub fn app_files(binary: &BuiltBinary, data: Vec<u8>, mtime: u64) -> Result<LayerBuilder<'static>> {
+/// The first of Mozilla's roots as PEM, for tests that need a real certificate.
+#[cfg(test)]
+pub fn mozilla_pem_sample() -> String {
+    let bundle = String::from_utf8(certs::bundle()).unwrap();
+    let end = "-----END CERTIFICATE-----\n";
+    bundle[..bundle.find(end).unwrap() + end.len()].to_string()
+}
+
+/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as.
+pub fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'static>> {
     let mut layer = LayerBuilder::new(mtime);
-    layer.file(&app_path(&binary.name), data, 0o755, Owner::ROOT)?;
+    for binary in binaries {
+        let data = std::fs::read(&binary.path)
+            .with_context(|| format!("could not read {}", binary.path.display()))?;
+        layer.file(&app_path(&binary.name), data, 0o755, Owner::ROOT)?;
+    }
     Ok(layer)
 }
 
 /// What the app layer holds, for the image history.
-pub fn app_comment(binary: &BuiltBinary) -> String {
-    let BuiltBinary {
-        package,
-        version,
-        target,
-        ..
-    } = binary;
-    format!(
-        "{} ({package} {version}, {})",
-        app_path(&binary.name),
-        target.triple
-    )
+pub fn app_comment(binaries: &[BuiltBinary]) -> String {
+    let paths: Vec<String> = binaries.iter().map(|b| app_path(&b.name)).collect();
+    match binaries.first() {
+        Some(BuiltBinary {
+            package,
+            version,
+            target,
+            ..
+        }) => {
+            format!(
+                "{} ({package} {version}, {})",
+                paths.join(", "),
+                target.triple
+            )
+        }
+        None => String::new(),
+    }
 }
 
 pub fn app_path(bin: &str) -> String {
     format!("{APP_DIR}/{bin}")
 }
 
-/// How the image runs the program: as nonroot, in its home, with the CA bundle advertised.
-pub fn run_config(bin: &str) -> RunConfig {
-    RunConfig {
-        entrypoint: vec![app_path(bin)],
-        cmd: Vec::new(),
-        env: vec![
-            format!("PATH={APP_DIR}"),
-            format!("SSL_CERT_FILE=/{}", certs::PATH),
-        ],
-        user: NONROOT.user_spec(),
-        working_dir: NONROOT.home.to_string(),
-    }
+/// `/etc/ssl/certs/ca-certificates.crt`, for `SSL_CERT_FILE`.
+pub fn ca_bundle_path() -> String {
+    format!("/{}", certs::PATH)
 }
 
 #[cfg(test)]
@@ -142,15 +266,15 @@ mod tests {
 
     #[test]
     fn base_layer_is_the_same_every_time() {
-        let a = base_layer().unwrap();
-        let b = base_layer().unwrap();
+        let a = base_layer(&BaseFiles::default()).unwrap();
+        let b = base_layer(&BaseFiles::default()).unwrap();
         assert_eq!(a.blob().digest(), b.blob().digest());
     }
 
     #[test]
     fn base_layer_has_distroless_layout() {
         let tar = {
-            let layer = base_layer().unwrap();
+            let layer = base_layer(&BaseFiles::default()).unwrap();
             let mut out = Vec::new();
             std::io::Read::read_to_end(
                 &mut flate2::read::GzDecoder::new(layer.blob().data()),
@@ -189,17 +313,38 @@ mod tests {
     }
 
     #[test]
-    fn run_config_is_nonroot_with_the_app_on_path() {
-        let run = run_config("hello");
-        assert_eq!(run.entrypoint, ["/app/hello"]);
-        assert_eq!(run.user, "65532:65532");
-        assert_eq!(run.working_dir, "/home/nonroot");
+    fn zones_and_certificates_can_be_chosen() {
+        let only_berlin = BaseFiles {
+            zones: Zones::Only(BTreeSet::from(["Europe/Berlin"])),
+            ca: CaCerts {
+                mozilla: false,
+                extra: Vec::new(),
+            },
+        };
+        let layer = base_layer(&only_berlin).unwrap();
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(layer.blob().data()),
+            &mut tar,
+        )
+        .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .filter(|p| p.starts_with("usr/share/zoneinfo/") || p.starts_with("etc/ssl"))
+            .collect();
         assert_eq!(
-            run.env,
+            paths,
             [
-                "PATH=/app",
-                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+                "usr/share/zoneinfo/",
+                "usr/share/zoneinfo/Europe/",
+                "usr/share/zoneinfo/Europe/Berlin",
+                "usr/share/zoneinfo/UTC"
             ]
         );
+        assert!(base_comment(&only_berlin).contains("no ca-certificates, tzdata"));
+        assert!(base_comment(&only_berlin).contains("(Europe/Berlin, UTC)"));
     }
 }

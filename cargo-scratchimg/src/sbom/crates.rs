@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, PackageId};
 use serde::Deserialize;
 
-use crate::build::{CargoOptions, Selection, forwarded_flags};
+use crate::build::{BuildPlan, CargoOptions, forwarded_flags};
 use crate::shell::Verbosity;
 use crate::target::Target;
 
@@ -62,15 +62,21 @@ pub struct CrateGraph {
 }
 
 impl CrateGraph {
-    /// Runs `cargo metadata` for `selection` as `cargo build` would resolve it for `target`.
+    /// Runs `cargo metadata` and `cargo tree` for every package of `plan` together, as the one
+    /// `cargo build` of the plan resolves them for `target` (features unified across packages),
+    /// and gives the graph of each package, in plan order. The binaries of a package share it.
     pub fn resolve(
         cargo: &Path,
-        selection: &Selection,
+        plan: &BuildPlan<'_>,
         target: &Target,
         options: &CargoOptions,
-    ) -> Result<CrateGraph> {
-        let manifest = selection.package.manifest_path.as_std_path();
-        let flags = forwarded_flags(options, Verbosity::Quiet);
+        workspace_root: &Path,
+    ) -> Result<Vec<CrateGraph>> {
+        let Some((first, _)) = plan.packages.first() else {
+            return Ok(Vec::new());
+        };
+        let manifest = first.manifest_path.as_std_path();
+        let flags = forwarded_flags(&plan.features, options, Verbosity::Quiet);
         let mut command = MetadataCommand::new();
         command
             .cargo_path(cargo)
@@ -85,19 +91,22 @@ impl CrateGraph {
         let metadata = command.exec().with_context(|| {
             format!(
                 "could not resolve the dependencies of {}\nhelp: run `cargo metadata --manifest-path {}` to see why",
-                selection.package.name,
+                first.name,
                 manifest.display()
             )
         })?;
-        let compiled = compiled(cargo, selection, target, &flags)?;
-        let lock_path = selection.workspace_root.join("Cargo.lock");
+        let compiled = compiled(cargo, plan, target, &flags)?;
+        let lock_path = workspace_root.join("Cargo.lock");
         let lock = std::fs::read_to_string(&lock_path).with_context(|| {
             format!(
                 "could not read {}\nhelp: run `cargo generate-lockfile`",
                 lock_path.display()
             )
         })?;
-        CrateGraph::from_metadata(&metadata, &selection.package.id, &lock, &compiled)
+        plan.packages
+            .iter()
+            .map(|(package, _)| CrateGraph::from_metadata(&metadata, &package.id, &lock, &compiled))
+            .collect()
     }
 
     /// The graph below `root`, without dev-dependencies and without what is not `compiled`;
@@ -241,16 +250,19 @@ fn walk<'a>(
     Ok(kinds)
 }
 
-/// `(name, version)` of every crate cargo compiles for the binary, build dependencies included,
-/// as `cargo tree` shows them: it resolves features as `cargo build` does.
+/// `(name, version)` of every crate cargo compiles for the plan's binaries, build dependencies
+/// included, as `cargo tree` shows them: it resolves features as `cargo build` does.
 fn compiled(
     cargo: &Path,
-    selection: &Selection,
+    plan: &BuildPlan<'_>,
     target: &Target,
     flags: &[String],
 ) -> Result<HashSet<(String, String)>> {
-    let package = &selection.package;
-    let output = Command::new(cargo)
+    let Some((first, _)) = plan.packages.first() else {
+        return Ok(HashSet::new());
+    };
+    let mut command = Command::new(cargo);
+    command
         .args([
             "tree",
             "--edges",
@@ -261,11 +273,14 @@ fn compiled(
             "{p}",
         ])
         .arg("--manifest-path")
-        .arg(package.manifest_path.as_std_path())
-        .args([
+        .arg(first.manifest_path.as_std_path());
+    for (package, _) in &plan.packages {
+        command.args([
             "--package",
             &format!("{}@{}", package.name, package.version),
-        ])
+        ]);
+    }
+    let output = command
         .args(["--target", &target.triple])
         .args(flags)
         .output()
@@ -273,10 +288,10 @@ fn compiled(
     if !output.status.success() {
         bail!(
             "`cargo tree` failed for package `{}`: {}\nhelp: run `cargo tree --target {}` in {} to see why",
-            package.name,
+            first.name,
             String::from_utf8_lossy(&output.stderr).trim(),
             target.triple,
-            selection.package_dir().display()
+            crate::build::package_dir(first).display()
         );
     }
     Ok(parse_tree(&String::from_utf8_lossy(&output.stdout)))

@@ -140,7 +140,7 @@ pub(crate) mod tests {
                 root: 0,
                 features: Vec::new(),
             },
-            base: crate::rootfs::base_components(),
+            base: crate::rootfs::base_components(&crate::rootfs::BaseFiles::default()),
             created: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
         }
     }

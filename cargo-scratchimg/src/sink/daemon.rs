@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 
 use super::Sink;
 use super::archive::render;
-use crate::image::{Image, ImageRef};
+use crate::image::{Artifact, ImageRef};
+use crate::target::Arch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -72,9 +73,16 @@ impl DaemonSink {
 }
 
 impl Sink for DaemonSink {
-    fn write(&mut self, image: &Image, tags: &[ImageRef]) -> Result<()> {
+    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()> {
         let program = self.engine.program();
-        let archive = render(image, tags, self.mtime)?;
+        // An engine stores one platform per name: this machine's.
+        let Some(image) = artifact.image_for(Arch::host()) else {
+            bail!(
+                "the image has no platform that runs on this machine, so it cannot be loaded\n\
+                 help: add this machine's platform to --platform, or push the index to a registry"
+            );
+        };
+        let archive = render(&Artifact::Image(image.clone()), tags, self.mtime)?;
         let mut child = Command::new(program)
             .arg("load")
             .stdin(Stdio::piped())

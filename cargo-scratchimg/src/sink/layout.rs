@@ -1,28 +1,32 @@
 //! The files of an OCI image layout, and Docker's `manifest.json` beside them.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
 use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, OciLayoutBuilder};
 use serde::Serialize;
 
-use crate::image::{Image, ImageRef, json};
+use crate::image::{Artifact, Image, ImageRef, json};
 
 /// containerd's and Docker's name for the full reference of an index entry.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, bytes) pairs. The index has one
-/// entry per tag, annotated the way `docker save` does since Docker 25.
-pub fn oci_layout<'a>(image: &'a Image, tags: &[ImageRef]) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
+/// entry per tag, annotated the way `docker save` does since Docker 25, pointing at the image
+/// manifest or at the image index. Blobs that platforms share are stored once.
+pub fn oci_layout<'a>(
+    artifact: &'a Artifact,
+    tags: &[ImageRef],
+) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()?;
     let manifests = tags
         .iter()
         .map(|tag| {
-            let mut descriptor: Descriptor = image.manifest().descriptor().clone();
+            let mut descriptor: Descriptor = artifact.manifest().descriptor().clone();
             descriptor.set_annotations(Some(HashMap::from([
                 (CONTAINERD_NAME.to_string(), tag.qualified()),
                 (REF_NAME.to_string(), tag.tag().to_string()),
@@ -35,14 +39,23 @@ pub fn oci_layout<'a>(image: &'a Image, tags: &[ImageRef]) -> Result<Vec<(String
         .media_type(MediaType::ImageIndex)
         .manifests(manifests)
         .build()?;
+    let mut blobs: BTreeMap<String, Cow<'a, [u8]>> = BTreeMap::new();
+    blobs.insert(
+        artifact.manifest().layout_path(),
+        Cow::Borrowed(artifact.manifest().data()),
+    );
+    for image in artifact.images() {
+        for blob in std::iter::once(image.manifest()).chain(image.blobs()) {
+            blobs
+                .entry(blob.layout_path())
+                .or_insert(Cow::Borrowed(blob.data()));
+        }
+    }
     let mut files = vec![
         ("oci-layout".to_string(), Cow::Owned(json::to_vec(&layout)?)),
         ("index.json".to_string(), Cow::Owned(json::to_vec(&index)?)),
     ];
-    let manifest = image.manifest();
-    for blob in std::iter::once(manifest).chain(image.blobs()) {
-        files.push((blob.layout_path(), Cow::Borrowed(blob.data())));
-    }
+    files.extend(blobs);
     Ok(files)
 }
 

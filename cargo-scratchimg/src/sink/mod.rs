@@ -1,24 +1,27 @@
-//! Sinks write a finished [`Image`]: into a tar, an OCI layout directory, or a container engine.
-//! They never build; the image arrives complete, with every digest computed.
+//! Sinks write a finished [`Artifact`] (an image, or an index of images): into a tar, an OCI
+//! layout directory, a container engine, or registries. They never build; it arrives
+//! complete, with every digest computed.
 
 mod archive;
 mod daemon;
 mod layout;
 mod oci_dir;
 mod pending;
+mod registry;
 
 use anyhow::Result;
 
-use crate::image::{Image, ImageRef};
+use crate::image::{Artifact, ImageRef};
 pub use archive::ArchiveSink;
 pub use daemon::{DaemonSink, Engine};
 pub use layout::{docker_manifest, oci_layout};
 pub use oci_dir::OciDirSink;
 pub use pending::PendingFile;
+pub use registry::RegistrySink;
 
-/// Somewhere an image can be written to, under some tags.
+/// Somewhere an image or index can be written to, under some tags.
 pub trait Sink {
-    fn write(&mut self, image: &Image, tags: &[ImageRef]) -> Result<()>;
+    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()>;
 }
 
 /// What `--format` writes to the output path.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::Sink;
 use super::layout::oci_layout;
 use super::pending::PendingDir;
-use crate::image::{Image, ImageRef};
+use crate::image::{Artifact, ImageRef};
 
 pub struct OciDirSink {
     output: Option<PendingDir>,
@@ -26,8 +26,8 @@ impl OciDirSink {
 }
 
 impl Sink for OciDirSink {
-    fn write(&mut self, image: &Image, tags: &[ImageRef]) -> Result<()> {
-        let files = oci_layout(image, tags)?;
+    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()> {
+        let files = oci_layout(artifact, tags)?;
         let output = self
             .output
             .take()

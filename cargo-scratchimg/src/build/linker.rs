@@ -1,0 +1,191 @@
+//! Cross-linking without configuration where it can work: a musl cross C compiler found by its
+//! conventional name, else rust-lld for crates with no C code. The user's own configuration
+//! always wins; a cross build that cannot link fails before building, with the ways to fix it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+use crate::target::{Arch, Target};
+
+/// What is known about the machine and the crate graph when choosing a linker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkContext {
+    /// `CARGO_TARGET_<TRIPLE>_LINKER` is set, or a cargo config sets `target.<triple>.linker`.
+    pub configured: bool,
+    /// `<arch>-linux-musl-gcc`, when it is on PATH.
+    pub cross_gcc: Option<PathBuf>,
+    /// The toolchain ships rust-lld.
+    pub rust_lld: bool,
+    /// Packages of the build that compile C code (they build-depend on `cc` or `cmake`).
+    pub c_packages: Vec<String>,
+}
+
+/// `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER`, as cargo names it.
+pub fn linker_env(target: &Target) -> String {
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.triple.to_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// The environment a build for `target` needs on a `host` machine: nothing for a native build
+/// or one the user configured, else a linker, else an error naming what to install.
+pub fn cross_env(
+    target: &Target,
+    host: Option<Arch>,
+    context: &LinkContext,
+) -> Result<Vec<(String, String)>> {
+    if host == Some(target.arch) || context.configured {
+        return Ok(Vec::new());
+    }
+    let var = linker_env(target);
+    if let Some(gcc) = &context.cross_gcc {
+        return Ok(vec![(var, gcc.display().to_string())]);
+    }
+    let gcc = format!("{}-linux-musl-gcc", target.arch.rust_arch());
+    if context.c_packages.is_empty() && context.rust_lld {
+        return Ok(vec![(var, "rust-lld".to_string())]);
+    }
+    let why = if context.c_packages.is_empty() {
+        "this toolchain has no rust-lld".to_string()
+    } else {
+        format!(
+            "{} build{} C code",
+            context.c_packages.join(", "),
+            if context.c_packages.len() == 1 {
+                "s"
+            } else {
+                ""
+            }
+        )
+    };
+    let cc_var = format!("CC_{}", target.triple.replace('-', "_"));
+    bail!(
+        "cannot link for {}: no `{gcc}` on PATH, and {why}\n\
+         help: install a musl cross compiler named {gcc} and put it on PATH\n\
+         help: or set {var}=<linker> and {cc_var}=<C compiler> (or `[target.{}] linker` in .cargo/config.toml)\n\
+         help: or build with cargo-zigbuild, which brings its own cross linker",
+        target.triple,
+        target.triple
+    )
+}
+
+/// Whether a cargo config that cargo reads from `dir` sets `target.<triple>.linker`: the
+/// `.cargo/config.toml` files of `dir` and its parents, then `$CARGO_HOME`'s.
+pub fn configured_in_files(target: &Target, dir: &Path, cargo_home: Option<&Path>) -> bool {
+    let mut candidates: Vec<PathBuf> = dir
+        .ancestors()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .collect();
+    if let Some(home) = cargo_home {
+        candidates.extend([home.join("config.toml"), home.join("config")]);
+    }
+    candidates.iter().any(|file| {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        let Ok(config) = text.parse::<toml::Table>() else {
+            return false;
+        };
+        config
+            .get("target")
+            .and_then(|t| t.get(&target.triple))
+            .and_then(|t| t.get("linker"))
+            .is_some()
+    })
+}
+
+/// A program on PATH, by name.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm() -> Target {
+        Target::musl(Arch::Arm64)
+    }
+
+    #[test]
+    fn native_and_configured_builds_need_nothing() {
+        assert!(
+            cross_env(&arm(), Some(Arch::Arm64), &LinkContext::default())
+                .unwrap()
+                .is_empty()
+        );
+        let configured = LinkContext {
+            configured: true,
+            ..LinkContext::default()
+        };
+        assert!(
+            cross_env(&arm(), Some(Arch::Amd64), &configured)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_cross_gcc_comes_first_then_rust_lld() {
+        let gcc = LinkContext {
+            cross_gcc: Some("/usr/bin/aarch64-linux-musl-gcc".into()),
+            rust_lld: true,
+            ..LinkContext::default()
+        };
+        assert_eq!(
+            cross_env(&arm(), Some(Arch::Amd64), &gcc).unwrap(),
+            [(
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER".to_string(),
+                "/usr/bin/aarch64-linux-musl-gcc".to_string()
+            )]
+        );
+        let lld = LinkContext {
+            rust_lld: true,
+            ..LinkContext::default()
+        };
+        assert_eq!(
+            cross_env(&arm(), Some(Arch::Amd64), &lld).unwrap()[0].1,
+            "rust-lld"
+        );
+    }
+
+    #[test]
+    fn c_code_without_a_cross_compiler_says_how_to_fix_it() {
+        let context = LinkContext {
+            rust_lld: true,
+            c_packages: vec!["ring".into()],
+            ..LinkContext::default()
+        };
+        let err = cross_env(&arm(), Some(Arch::Amd64), &context)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cannot link for aarch64-unknown-linux-musl: no `aarch64-linux-musl-gcc` on PATH, and ring builds C code"), "{err}");
+        assert!(err.contains("help: or set CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=<linker> and CC_aarch64_unknown_linux_musl=<C compiler>"), "{err}");
+        assert!(err.contains("cargo-zigbuild"), "{err}");
+    }
+
+    #[test]
+    fn cargo_config_files_are_read_upwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("a/b");
+        std::fs::create_dir_all(&project).unwrap();
+        assert!(!configured_in_files(&arm(), &project, None));
+        std::fs::create_dir_all(dir.path().join("a/.cargo")).unwrap();
+        std::fs::write(
+            dir.path().join("a/.cargo/config.toml"),
+            "[target.aarch64-unknown-linux-musl]\nlinker = \"my-ld\"\n",
+        )
+        .unwrap();
+        assert!(configured_in_files(&arm(), &project, None));
+        assert!(!configured_in_files(
+            &Target::musl(Arch::Amd64),
+            &project,
+            None
+        ));
+    }
+}

