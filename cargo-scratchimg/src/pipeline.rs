@@ -585,7 +585,7 @@ impl Assembly<'_> {
             if self.platforms.len() > 1 {
                 shell.status("Building", target.arch.platform());
             }
-            let binaries = build::build(
+            let mut binaries = build::build(
                 &options.cargo_program,
                 &plan,
                 target,
@@ -593,6 +593,39 @@ impl Assembly<'_> {
                 &extras,
                 shell.verbosity(),
             )?;
+            // cargo cannot see the link arguments the wrapper adds, so a binary it linked
+            // without them (by an older cargo-scratchimg, say) stays "fresh". Such binaries are
+            // found by their missing or different list, cleaned, and built once more.
+            let stale = stale_lists(&plan, &graphs, &binaries, &extras)?;
+            if !stale.is_empty() {
+                let names: Vec<&str> = stale.iter().map(|p| p.name.as_str()).collect();
+                shell.status(
+                    "Relinking",
+                    format!("{}: the dependency list is out of date", names.join(", ")),
+                );
+                build::clean(
+                    &options.cargo_program,
+                    &plan,
+                    &stale,
+                    target,
+                    &cargo_options,
+                    options.auditable,
+                )?;
+                binaries = build::build(
+                    &options.cargo_program,
+                    &plan,
+                    target,
+                    &cargo_options,
+                    &extras,
+                    shell.verbosity(),
+                )?;
+                if !stale_lists(&plan, &graphs, &binaries, &extras)?.is_empty() {
+                    bail!(
+                        "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",
+                        names.join(", ")
+                    );
+                }
+            }
             for binary in &binaries {
                 elf::check_static(&binary.path, target)?;
             }
@@ -831,6 +864,34 @@ fn sbom_beside(
         path = beside(&path, bin);
     }
     path
+}
+
+/// The packages of `plan` with a binary whose `.dep-v0` section is not the list `extras` links.
+fn stale_lists<'a>(
+    plan: &BuildPlan<'a>,
+    graphs: &[CrateGraph],
+    binaries: &[BuiltBinary],
+    extras: &BuildExtras,
+) -> Result<Vec<&'a cargo_metadata::Package>> {
+    let mut stale = Vec::new();
+    if extras.bin_flags.is_empty() {
+        return Ok(stale);
+    }
+    for ((package, _), graph) in plan.packages.iter().zip(graphs) {
+        let expected = auditable::compressed(graph)?;
+        for binary in binaries
+            .iter()
+            .filter(|b| b.package == package.name.as_str())
+        {
+            let data = std::fs::read(&binary.path)
+                .with_context(|| format!("could not read {}", binary.path.display()))?;
+            if auditable::section(&data).as_deref() != Some(expected.as_slice()) {
+                stale.push(*package);
+                break;
+            }
+        }
+    }
+    Ok(stale)
 }
 
 /// `<output>.<extension>`, e.g. `hello-0.1.0.tar.spdx.json`.

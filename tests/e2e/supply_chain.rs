@@ -438,3 +438,56 @@ fn every_platform_of_an_index_has_its_list_and_sbom() {
     }
     assert!(!dir.path().join("events.tar.spdx.json").exists());
 }
+
+/// cargo cannot see the link arguments the rustc wrapper adds, so a binary linked without its
+/// list would stay "fresh": the tool finds it by its section, cleans it, and links it again.
+#[test]
+fn a_binary_without_its_list_is_relinked() {
+    require_musl_target();
+    let dir = tempfile::tempdir().unwrap();
+    let target_dir = dir.path().join("target");
+    let build = || {
+        let output = tool(&example("events"))
+            .arg("-o")
+            .arg(dir.path().join("events.tar"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    build();
+    let built = target_dir
+        .join(host_musl_target())
+        .join("scratchimg-release");
+    // What an older cargo-scratchimg left: the same fingerprint, no list. Files keep their
+    // modification times, so cargo still takes them as up to date.
+    let deps: Vec<PathBuf> = std::fs::read_dir(built.join("deps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with("events-") && !name.contains('.')
+        })
+        .collect();
+    for binary in deps.iter().chain([&built.join("events")]) {
+        let modified = std::fs::metadata(binary).unwrap().modified().unwrap();
+        run_ok(
+            Command::new("objcopy")
+                .args(["--remove-section", ".dep-v0"])
+                .arg(binary),
+        );
+        std::fs::File::options()
+            .write(true)
+            .open(binary)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert!(dependency_list(binary).is_none());
+    }
+    let stderr = build();
+    assert!(stderr.contains("Relinking"), "{stderr}");
+    let list = dependency_list(&built.join("events")).expect("the list is back");
+    assert_eq!(root_and_names(&list).0, "events");
+}

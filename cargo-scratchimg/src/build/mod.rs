@@ -180,6 +180,50 @@ pub fn build(
     Ok(built)
 }
 
+/// `cargo clean -p` of `packages` for `target` in our profile, so the next build compiles and
+/// links them again.
+pub fn clean(
+    cargo: &Path,
+    plan: &BuildPlan<'_>,
+    packages: &[&Package],
+    target: &Target,
+    options: &CargoOptions,
+    auditable: bool,
+) -> Result<()> {
+    let Some((first, _)) = plan.packages.first() else {
+        return Ok(());
+    };
+    let profile = own_profile(&plan.profile, auditable);
+    let mut command = Command::new(cargo);
+    command
+        .args(["clean", "--quiet"])
+        .arg("--manifest-path")
+        .arg(first.manifest_path.as_std_path())
+        .args(["--target", &target.triple])
+        .args(["--profile", &profile])
+        .arg("--config")
+        .arg(format!("profile.{profile}.inherits=\"{}\"", plan.profile));
+    for package in packages {
+        command.args([
+            "--package",
+            &format!("{}@{}", package.name, package.version),
+        ]);
+    }
+    if let Some(dir) = &options.target_dir {
+        command.arg("--target-dir").arg(dir);
+    }
+    if options.offline || options.frozen {
+        command.arg("--offline");
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("could not run `{} clean`", cargo.display()))?;
+    if !status.success() {
+        bail!("`cargo clean` failed ({status})");
+    }
+    Ok(())
+}
+
 /// The flags every cargo command we run takes as `cargo build` does.
 pub(crate) fn forwarded_flags(
     features: &[String],
@@ -212,7 +256,7 @@ pub(crate) fn forwarded_flags(
 /// a directory of their own, so crates that a plain `cargo build` compiled without our path
 /// remapping (which cargo cannot see: a rustc wrapper adds it) are never taken as up to date.
 /// Binaries without their dependency list get yet another, for the same reason.
-fn own_profile(profile: &str, auditable: bool) -> String {
+pub(crate) fn own_profile(profile: &str, auditable: bool) -> String {
     if auditable {
         format!("scratchimg-{profile}")
     } else {

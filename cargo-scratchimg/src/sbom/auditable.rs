@@ -109,6 +109,18 @@ pub fn object_file(target: &Target, contents: &[u8]) -> Result<Vec<u8>> {
         .context("could not write the object file of the dependency list")
 }
 
+/// The contents of the `.dep-v0` section of an ELF file; `None` without one.
+pub fn section(elf: &[u8]) -> Option<Vec<u8>> {
+    let parsed = goblin::elf::Elf::parse(elf).ok()?;
+    let header = parsed
+        .section_headers
+        .iter()
+        .find(|s| parsed.shdr_strtab.get_at(s.sh_name) == Some(SECTION))?;
+    let start = usize::try_from(header.sh_offset).ok()?;
+    let end = start.checked_add(usize::try_from(header.sh_size).ok()?)?;
+    elf.get(start..end).map(<[u8]>::to_vec)
+}
+
 /// What rustc needs to link the object into the binary and keep its section.
 pub fn link_args(object: &std::path::Path) -> Vec<String> {
     vec![
@@ -168,6 +180,8 @@ mod tests {
             .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(SECTION))
             .expect("a .dep-v0 section");
         let data = &bytes[section.sh_offset as usize..][..section.sh_size as usize];
+        assert_eq!(super::section(&bytes).as_deref(), Some(data));
+        assert_eq!(super::section(b"not an ELF file"), None);
         let mut inflated = String::new();
         flate2::read::ZlibDecoder::new(data)
             .read_to_string(&mut inflated)
