@@ -159,79 +159,13 @@ fn web_settings_in_podman() {
     web_in("podman", "docker.io/scratchimg-e2e/web:settings");
 }
 
-/// A CA and a server certificate for 127.0.0.1 it signed, made with the openssl CLI.
-fn make_ca(dir: &Path) {
-    require_tool("openssl", &["version"]);
-    let openssl = |args: &[&str]| {
-        run_ok(
-            Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .stderr(Stdio::null()),
-        )
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=scratchimg test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
-
 #[test]
 fn private_ca_lets_the_program_verify_a_tls_server() {
     require_tool("docker", &["version", "--format", "{{.Server.Version}}"]);
     let work = tempfile::tempdir().unwrap();
     let certs = work.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
-    make_ca(&certs);
+    scratchimg_tests::registry::TestCa::new(&certs);
     let port = free_port();
     let _server = Background(
         Command::new("openssl")
