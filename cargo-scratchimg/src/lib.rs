@@ -12,6 +12,7 @@
 pub mod build;
 pub mod cache;
 pub mod config;
+pub mod git;
 pub mod image;
 pub mod pipeline;
 pub mod provenance;

@@ -12,8 +12,9 @@ use crate::build::toolchain::{self, Install};
 use crate::build::{
     self, BuildExtras, BuildPlan, BuildRoots, BuiltBinary, CargoOptions, PathRemap, Workspace, elf,
 };
-use crate::cache::{Hit, LayerCache};
+use crate::cache::{GraphCache, Hit, LayerCache};
 use crate::config::{self, ImageFlags, Settings};
+use crate::git::GitFacts;
 use crate::image::{
     Artifact, EntryKind, Image, ImageBuilder, ImageRef, Index, Layer, LayerBuilder, Owner,
     Repository, sha256, split_tag, validate,
@@ -26,7 +27,7 @@ use crate::shell::Shell;
 use crate::sink::{
     ArchiveSink, DaemonSink, Engine, Format, OciDirSink, PendingFile, RegistrySink, Sink,
 };
-use crate::source_date::{SourceDate, git_revision};
+use crate::source_date::SourceDate;
 use crate::target::{Target, parse_platforms};
 
 /// Which engine `--load` loads into.
@@ -147,6 +148,8 @@ struct Job {
     bins: Vec<String>,
     settings: Settings,
     tags: Vec<ImageRef>,
+    /// What git says of the package's directory: its timestamp, revision and origin.
+    git: GitFacts,
     date: SourceDate,
     /// The file or directory to write; `None` when the image is only pushed.
     path: Option<PathBuf>,
@@ -188,13 +191,15 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         );
     }
     // What needs nothing from cargo runs beside `cargo metadata` and `cargo build`, on the
-    // other core: the default base layer, and the look for the targets' standard libraries.
+    // other core: the look for the targets' standard libraries and the toolchain's version.
     std::thread::scope(|scope| {
-        let default_base = scope.spawn(|| rootfs::base_layer(&BaseFiles::default()));
         let probes = scope.spawn(|| {
             let probe = |t: &Target| (t.clone(), toolchain::probe(t, manifest_dir, cargo));
             likely_targets.iter().map(probe).collect::<Vec<_>>()
         });
+        let toolchain = scope.spawn(|| provenance::toolchain(cargo, manifest_dir));
+        // Most runs make an image of the manifest's own package: ask git about it now.
+        let manifest_git = scope.spawn(|| GitFacts::read(manifest_dir));
 
         // Reach the registries and check the credentials beside `cargo metadata`, before the
         // build: a wrong host, password or certificate fails in a second, not after the compile.
@@ -210,20 +215,34 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         });
 
         let workspace = Workspace::read(cargo, &manifest, &options.cargo)?;
+        let manifest_git = join(manifest_git);
         let mut jobs = Vec::new();
         for package in workspace.packages(&options.cargo)? {
-            jobs.push(plan_job(&workspace, package, options, shell)?);
+            let git = manifest_git.for_dir(build::package_dir(&package));
+            jobs.push(plan_job(&workspace, package, git, options, shell)?);
         }
         let targets = match flag_targets {
             Some(targets) => targets,
             None => settings_targets(&jobs)?,
         };
-        let custom_bases: Vec<_> = jobs
-            .iter()
-            .map(|job| {
-                let base = job.settings.base.clone();
-                (base != BaseFiles::default())
-                    .then(|| scope.spawn(move || rootfs::base_layer(&base)))
+        // Each distinct base layer, from the layer cache: compressing one is most of the work
+        // of a run whose build is up to date, and it is the same run after run.
+        let layer_cache = LayerCache::in_target_dir(workspace.target_directory());
+        let mut base_files: Vec<&BaseFiles> = Vec::new();
+        for job in &jobs {
+            if !base_files.contains(&&job.settings.base) {
+                base_files.push(&job.settings.base);
+            }
+        }
+        let making_bases: Vec<_> = base_files
+            .into_iter()
+            .map(|base| {
+                let (base, cache) = (base.clone(), layer_cache.clone());
+                scope.spawn(move || {
+                    let (layer, _) =
+                        cache.layer(&rootfs::base_files(&base)?, rootfs::base_comment(&base))?;
+                    anyhow::Ok((base, layer))
+                })
             })
             .collect();
         let engine = match options.load {
@@ -247,60 +266,72 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         }
         let mut probes = join(probes);
         let plan = build_plan(&jobs, &options.cargo)?;
-        let mut platforms = Vec::new();
-        for target in &targets {
-            let probe = match probes.iter().position(|(t, _)| t == target) {
-                Some(i) => probes.remove(i).1?,
-                None => toolchain::probe(target, manifest_dir, cargo)?,
-            };
-            let libdir = probe.libdir.clone();
-            toolchain::ensure_target(target, probe, manifest_dir, install, shell)?;
-            let env = cross_env(target, &libdir, &workspace, &manifest, options)?;
-            for (var, value) in &env {
-                shell.verbose("Linking", format!("{} with {var}={value}", target.triple));
-            }
-            platforms.push(Platform {
-                target: target.clone(),
-                env,
-                // <sysroot>/lib/rustlib/<target>/lib
-                sysroot: libdir.ancestors().nth(4).map(Path::to_path_buf),
-            });
-        }
-        // Each job's SBOM files beside its output, claimed before compiling as the output is.
-        let mut sbom_outputs = Vec::new();
-        for job in &jobs {
-            let mut pending = Vec::new();
-            if let (Some(format), Some(path)) = (options.sbom, &job.path) {
-                for platform in &platforms {
-                    for bin in &job.bins {
-                        let file = sbom_beside(path, &platform.target, bin, &targets, &job.bins);
-                        let file = beside(&file, format.extension());
-                        pending.push((
-                            platform.target.clone(),
-                            bin.clone(),
-                            PendingFile::create(&file)?,
-                        ));
-                    }
+        // The crate graphs are resolved beside the look at the platforms.
+        let (platforms, sbom_outputs, graphs) = std::thread::scope(|beside| {
+            let resolving = (options.auditable || options.sbom.is_some())
+                .then(|| beside.spawn(|| resolve_graphs(options, &workspace, &plan, &targets)));
+            let mut platforms = Vec::new();
+            for target in &targets {
+                let probe = match probes.iter().position(|(t, _)| t == target) {
+                    Some(i) => probes.remove(i).1?,
+                    None => toolchain::probe(target, manifest_dir, cargo)?,
+                };
+                let libdir = probe.libdir.clone();
+                toolchain::ensure_target(target, probe, manifest_dir, install, shell)?;
+                let env = cross_env(target, &libdir, &workspace, &manifest, options)?;
+                for (var, value) in &env {
+                    shell.verbose("Linking", format!("{} with {var}={value}", target.triple));
                 }
+                platforms.push(Platform {
+                    target: target.clone(),
+                    env,
+                    // <sysroot>/lib/rustlib/<target>/lib
+                    sysroot: libdir.ancestors().nth(4).map(Path::to_path_buf),
+                });
             }
-            sbom_outputs.push(pending);
-        }
-        let toolchain = provenance::toolchain(manifest_dir)?;
+            let sbom_outputs = claim_sboms(&jobs, &platforms, &targets, options.sbom)?;
+            let graphs = match resolving {
+                Some(handle) => {
+                    let resolved = join(handle)?;
+                    for (target, (_, hit)) in targets.iter().zip(&resolved) {
+                        let how = match hit {
+                            Hit::Cached => "reused",
+                            Hit::Miss => "resolved",
+                        };
+                        shell.verbose(
+                            "Cache",
+                            format!("{how} the crate graph for {}", target.triple),
+                        );
+                    }
+                    resolved.into_iter().map(|(graphs, _)| graphs).collect()
+                }
+                None => vec![Vec::new(); targets.len()],
+            };
+            anyhow::Ok((platforms, sbom_outputs, graphs))
+        })?;
+        let toolchain = join(toolchain)?;
 
-        let default_base = join(default_base)?;
-        let mut bases = Vec::new();
-        for custom_base in custom_bases {
-            bases.push(match custom_base {
-                Some(handle) => join(handle)?,
-                None => default_base.clone(),
-            });
-        }
+        let made_bases = making_bases
+            .into_iter()
+            .map(join)
+            .collect::<Result<Vec<_>>>()?;
+        let bases: Vec<Layer> = jobs
+            .iter()
+            .map(|job| {
+                let (_, layer) = made_bases
+                    .iter()
+                    .find(|(base, _)| *base == job.settings.base)
+                    .expect("a base layer for every job");
+                layer.clone()
+            })
+            .collect();
         let assembly = Assembly {
             options,
             workspace: &workspace,
             jobs: &jobs,
             plan: &plan,
             platforms: &platforms,
+            graphs: &graphs,
             bases: &bases,
             toolchain: &toolchain,
         };
@@ -370,6 +401,59 @@ fn settings_targets(jobs: &[Job]) -> Result<Vec<Target>> {
     Ok(first.iter().copied().map(Target::musl).collect())
 }
 
+/// Each platform's crate graphs (one per package of the plan), from the cache when nothing
+/// they depend on changed.
+fn resolve_graphs(
+    options: &Options,
+    workspace: &Workspace,
+    plan: &BuildPlan<'_>,
+    targets: &[Target],
+) -> Result<Vec<(Vec<CrateGraph>, Hit)>> {
+    let cache = GraphCache::in_target_dir(workspace.target_directory());
+    targets
+        .iter()
+        .map(|target| {
+            cache.resolve(
+                &options.cargo_program,
+                plan,
+                target,
+                &options.cargo,
+                workspace.root(),
+                options.cargo_home.as_deref(),
+            )
+        })
+        .collect()
+}
+
+/// Each job's SBOM files beside its output, claimed before compiling as the output is:
+/// `(target, bin, file)`.
+fn claim_sboms(
+    jobs: &[Job],
+    platforms: &[Platform],
+    targets: &[Target],
+    sbom: Option<SbomFormat>,
+) -> Result<Vec<Vec<(Target, String, PendingFile)>>> {
+    let mut claims = Vec::new();
+    for job in jobs {
+        let mut pending = Vec::new();
+        if let (Some(format), Some(path)) = (sbom, &job.path) {
+            for platform in platforms {
+                for bin in &job.bins {
+                    let file = sbom_beside(path, &platform.target, bin, targets, &job.bins);
+                    let file = beside(&file, format.extension());
+                    pending.push((
+                        platform.target.clone(),
+                        bin.clone(),
+                        PendingFile::create(&file)?,
+                    ));
+                }
+            }
+        }
+        claims.push(pending);
+    }
+    Ok(claims)
+}
+
 /// The linker a cross build needs, unless the user configured one.
 fn cross_env(
     target: &Target,
@@ -415,6 +499,7 @@ fn cross_env(
 fn plan_job(
     workspace: &Workspace,
     package: Package,
+    git: GitFacts,
     options: &Options,
     shell: &mut Shell,
 ) -> Result<Job> {
@@ -443,10 +528,7 @@ fn plan_job(
     };
     let tags = image_tags(&options.tags, &settings, &image_name, &version)?;
     let push_to = push_refs(&options.push, options.default_repo.as_deref(), &tags)?;
-    let date = SourceDate::resolve(
-        options.source_date_epoch.as_deref(),
-        build::package_dir(&package),
-    )?;
+    let date = SourceDate::resolve(options.source_date_epoch.as_deref(), git.last_commit_time)?;
     shell.verbose(
         "Timestamp",
         format!("{} (from {:?})", date.timestamp()?, date.origin),
@@ -472,6 +554,7 @@ fn plan_job(
         bins,
         settings,
         tags,
+        git,
         date,
         path,
         output,
@@ -545,6 +628,8 @@ struct Assembly<'a> {
     jobs: &'a [Job],
     plan: &'a BuildPlan<'a>,
     platforms: &'a [Platform],
+    /// Each platform's crate graphs, one per package of the plan; empty without SBOM or list.
+    graphs: &'a [Vec<CrateGraph>],
     bases: &'a [Layer],
     toolchain: &'a str,
 }
@@ -564,22 +649,11 @@ impl Assembly<'_> {
     fn make(&self, target_dir: &Path, shell: &mut Shell) -> Result<Vec<Made>> {
         let options = self.options;
         let mut built = Vec::new();
-        for platform in self.platforms {
+        for (platform, graphs) in self.platforms.iter().zip(self.graphs) {
             let target = &platform.target;
             let mut plan = self.plan.clone();
             plan.env = platform.env.clone();
-            let graphs = if options.auditable || options.sbom.is_some() {
-                CrateGraph::resolve(
-                    &options.cargo_program,
-                    &plan,
-                    target,
-                    &options.cargo,
-                    self.workspace.root(),
-                )?
-            } else {
-                Vec::new()
-            };
-            let extras = self.extras(&plan, &graphs, platform, target_dir)?;
+            let extras = self.extras(&plan, graphs, platform, target_dir)?;
             let mut cargo_options = options.cargo.clone();
             cargo_options.target_dir = Some(target_dir.to_path_buf());
             if self.platforms.len() > 1 {
@@ -596,7 +670,7 @@ impl Assembly<'_> {
             // cargo cannot see the link arguments the wrapper adds, so a binary it linked
             // without them (by an older cargo-scratchimg, say) stays "fresh". Such binaries are
             // found by their missing or different list, cleaned, and built once more.
-            let stale = stale_lists(&plan, &graphs, &binaries, &extras)?;
+            let stale = stale_lists(&plan, graphs, &binaries, &extras)?;
             if !stale.is_empty() {
                 let names: Vec<&str> = stale.iter().map(|p| p.name.as_str()).collect();
                 shell.status(
@@ -619,7 +693,7 @@ impl Assembly<'_> {
                     &extras,
                     shell.verbosity(),
                 )?;
-                if !stale_lists(&plan, &graphs, &binaries, &extras)?.is_empty() {
+                if !stale_lists(&plan, graphs, &binaries, &extras)?.is_empty() {
                     bail!(
                         "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",
                         names.join(", ")
@@ -769,14 +843,18 @@ impl Assembly<'_> {
         };
         shell.verbose("Cache", format!("{reuse} layer {}", app.blob().digest()));
 
-        let package_dir = build::package_dir(&job.package);
-        let revision = git_revision(package_dir);
-        let derived =
-            config::standard_annotations(&job.package, revision.as_deref(), &created.to_string());
+        let derived = config::standard_annotations(
+            &job.package,
+            job.git.revision.as_deref(),
+            &created.to_string(),
+        );
         // Ours under dev.cargo-scratchimg.*; for org.opencontainers.image.* keys the values
         // derived from Cargo.toml win (source falls back to the git remote), the user's over all.
         let provenance = Provenance {
-            source: provenance::source(job.package.repository.as_deref(), package_dir),
+            source: provenance::source(
+                job.package.repository.as_deref(),
+                job.git.origin.as_deref(),
+            ),
             toolchain: self.toolchain.to_string(),
             features: graph.map(|g| g.features.clone()).unwrap_or_default(),
             profile: self.plan.profile.clone(),

@@ -52,9 +52,13 @@ impl Provenance {
     }
 }
 
-/// `rustc -vV` of the rustc cargo runs in `dir` (`RUSTC`, else the rustup-selected one).
-pub fn toolchain(dir: &Path) -> Result<String> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+/// `rustc -vV` of the rustc `cargo` runs in `dir`: the one beside it, else `RUSTC`, else the
+/// rustup-selected one.
+pub fn toolchain(cargo: &Path, dir: &Path) -> Result<String> {
+    let rustc = crate::build::toolchain::rustc_beside(cargo)
+        .map(Into::into)
+        .or_else(|| std::env::var_os("RUSTC"))
+        .unwrap_or_else(|| "rustc".into());
     let output = Command::new(&rustc)
         .arg("-vV")
         .current_dir(dir)
@@ -77,11 +81,11 @@ pub fn toolchain(dir: &Path) -> Result<String> {
 }
 
 /// `package.repository` if given, else `origin`'s URL without credentials, if it is a URL.
-pub fn source(repository: Option<&str>, dir: &Path) -> Option<String> {
+pub fn source(repository: Option<&str>, origin: Option<&str>) -> Option<String> {
     if let Some(repository) = repository {
         return Some(repository.to_string());
     }
-    public_url(&git(dir, &["remote", "get-url", "origin"])?)
+    public_url(origin?)
 }
 
 fn public_url(url: &str) -> Option<String> {
@@ -91,17 +95,6 @@ fn public_url(url: &str) -> Option<String> {
         _ => rest,
     };
     Some(format!("{scheme}://{rest}"))
-}
-
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]

@@ -1,9 +1,6 @@
 //! The one timestamp of a build: `SOURCE_DATE_EPOCH`, else the last commit that touched the
 //! package, else the Unix epoch. Never the wall clock, so rebuilds give the same bytes.
 
-use std::path::Path;
-use std::process::Command;
-
 use anyhow::{Context, Result, bail};
 
 /// Where the build's timestamp came from, for `-v` output.
@@ -21,8 +18,9 @@ pub struct SourceDate {
 }
 
 impl SourceDate {
-    /// `env` is the value of `SOURCE_DATE_EPOCH`, read by the caller at the edge.
-    pub fn resolve(env: Option<&str>, package_dir: &Path) -> Result<SourceDate> {
+    /// `env` is the value of `SOURCE_DATE_EPOCH`, read by the caller at the edge;
+    /// `last_commit_time` that of the last commit touching the package ([`crate::git`]).
+    pub fn resolve(env: Option<&str>, last_commit_time: Option<u64>) -> Result<SourceDate> {
         if let Some(value) = env.filter(|v| !v.trim().is_empty()) {
             let Ok(seconds) = value.trim().parse::<u64>() else {
                 bail!(
@@ -35,7 +33,7 @@ impl SourceDate {
                 origin: Origin::SourceDateEpoch,
             });
         }
-        Ok(match last_commit_time(package_dir) {
+        Ok(match last_commit_time {
             Some(seconds) => SourceDate {
                 seconds,
                 origin: Origin::GitCommit,
@@ -55,37 +53,13 @@ impl SourceDate {
     }
 }
 
-/// Commit time of the last commit touching `dir`; `None` outside git or without git.
-fn last_commit_time(dir: &Path) -> Option<u64> {
-    git(dir, &["log", "-1", "--format=%ct", "--", "."])?
-        .parse()
-        .ok()
-}
-
-/// The commit checked out in `dir`, for `org.opencontainers.image.revision`.
-pub fn git_revision(dir: &Path) -> Option<String> {
-    git(dir, &["rev-parse", "HEAD"])
-}
-
-/// A git command's trimmed output; `None` when git is missing, fails, or prints nothing.
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    let stdout = String::from_utf8(output.stdout).ok()?;
-    (output.status.success() && !stdout.trim().is_empty()).then(|| stdout.trim().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn env_wins_and_bad_values_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let date = SourceDate::resolve(Some("1700000000"), dir.path()).unwrap();
+        let date = SourceDate::resolve(Some("1700000000"), Some(1_600_000_000)).unwrap();
         assert_eq!(
             date,
             SourceDate {
@@ -97,55 +71,26 @@ mod tests {
             date.timestamp().unwrap().to_string(),
             "2023-11-14T22:13:20Z"
         );
-        let err = SourceDate::resolve(Some("yesterday"), dir.path())
+        let err = SourceDate::resolve(Some("yesterday"), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("SOURCE_DATE_EPOCH is `yesterday`"), "{err}");
     }
 
     #[test]
-    fn outside_git_it_is_the_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(git_revision(dir.path()).map(|r| r.len()), None);
-        let date = SourceDate::resolve(None, dir.path()).unwrap();
+    fn then_the_last_commit_then_the_epoch() {
         assert_eq!(
-            date,
-            SourceDate {
-                seconds: 0,
-                origin: Origin::Default
-            }
-        );
-    }
-
-    #[test]
-    fn inside_git_it_is_the_last_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let ok = Command::new("git")
-                .args(args)
-                .current_dir(dir.path())
-                .env("GIT_COMMITTER_DATE", "1600000000 +0000")
-                .env("GIT_AUTHOR_DATE", "1600000000 +0000")
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@t")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@t")
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "git {args:?}");
-        };
-        git(&["init", "-q"]);
-        std::fs::write(dir.path().join("f"), "x").unwrap();
-        git(&["add", "f"]);
-        git(&["commit", "-q", "-m", "x"]);
-        assert_eq!(git_revision(dir.path()).map(|r| r.len()), Some(40));
-        let date = SourceDate::resolve(None, dir.path()).unwrap();
-        assert_eq!(
-            date,
+            SourceDate::resolve(None, Some(1_600_000_000)).unwrap(),
             SourceDate {
                 seconds: 1_600_000_000,
                 origin: Origin::GitCommit
+            }
+        );
+        assert_eq!(
+            SourceDate::resolve(Some(" "), None).unwrap(),
+            SourceDate {
+                seconds: 0,
+                origin: Origin::Default
             }
         );
     }

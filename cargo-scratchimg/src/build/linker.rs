@@ -74,26 +74,21 @@ pub fn cross_env(
 /// Whether a cargo config that cargo reads from `dir` sets `target.<triple>.linker`: the
 /// `.cargo/config.toml` files of `dir` and its parents, then `$CARGO_HOME`'s.
 pub fn configured_in_files(target: &Target, dir: &Path, cargo_home: Option<&Path>) -> bool {
-    let mut candidates: Vec<PathBuf> = dir
-        .ancestors()
-        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
-        .collect();
-    if let Some(home) = cargo_home {
-        candidates.extend([home.join("config.toml"), home.join("config")]);
-    }
-    candidates.iter().any(|file| {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            return false;
-        };
-        let Ok(config) = text.parse::<toml::Table>() else {
-            return false;
-        };
-        config
-            .get("target")
-            .and_then(|t| t.get(&target.triple))
-            .and_then(|t| t.get("linker"))
-            .is_some()
-    })
+    super::cargo_config_files(dir, cargo_home)
+        .iter()
+        .any(|file| {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                return false;
+            };
+            let Ok(config) = text.parse::<toml::Table>() else {
+                return false;
+            };
+            config
+                .get("target")
+                .and_then(|t| t.get(&target.triple))
+                .and_then(|t| t.get("linker"))
+                .is_some()
+        })
 }
 
 /// A program on PATH, by name.

@@ -224,6 +224,19 @@ pub fn clean(
     Ok(())
 }
 
+/// The cargo config files cargo reads when run in `dir`, whether or not they exist: the
+/// `.cargo/config.toml` (or old `.cargo/config`) of `dir` and its parents, then `$CARGO_HOME`'s.
+pub fn cargo_config_files(dir: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = dir
+        .ancestors()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .collect();
+    if let Some(home) = cargo_home {
+        files.extend([home.join("config.toml"), home.join("config")]);
+    }
+    files
+}
+
 /// The flags every cargo command we run takes as `cargo build` does.
 pub(crate) fn forwarded_flags(
     features: &[String],

@@ -28,13 +28,10 @@ pub struct Probe {
 /// Looks for `target`'s standard library in the toolchain that `cargo` will use in `dir`.
 /// It only reads, so it can run while cargo reads the workspace.
 pub fn probe(target: &Target, dir: &Path, cargo: &Path) -> Result<Probe> {
-    // Toolchains keep rustc beside cargo, and that is the rustc cargo runs unless RUSTC says
-    // otherwise: where the library is there, finding it needs no rustc process (60 ms).
-    if std::env::var_os("RUSTC").is_none()
-        && let Some(bin) = cargo
-            .parent()
-            .filter(|bin| cargo.is_absolute() && bin.join("rustc").is_file())
-        && let Some(sysroot) = bin.parent()
+    // Where the library is beside the toolchain's rustc, finding it needs no rustc process
+    // (60 ms).
+    if let Some(rustc) = rustc_beside(cargo)
+        && let Some(sysroot) = rustc.parent().and_then(Path::parent)
     {
         let libdir = sysroot.join("lib/rustlib").join(&target.triple).join("lib");
         if has_std(&libdir) {
@@ -49,6 +46,15 @@ pub fn probe(target: &Target, dir: &Path, cargo: &Path) -> Result<Probe> {
         installed: has_std(&libdir),
         libdir,
     })
+}
+
+/// The rustc beside `cargo` (an absolute path, as `$CARGO` is), which is the one cargo runs
+/// unless `RUSTC` names another: toolchains keep the two together.
+pub fn rustc_beside(cargo: &Path) -> Option<PathBuf> {
+    if std::env::var_os("RUSTC").is_some() || !cargo.is_absolute() {
+        return None;
+    }
+    Some(cargo.parent()?.join("rustc")).filter(|rustc| rustc.is_file())
 }
 
 /// Makes sure `target`'s standard library is there, installing it with rustup if allowed.

@@ -70,8 +70,13 @@ pub struct BaseFiles {
     pub ca: CaCerts,
 }
 
-/// Files every image gets, laid out as distroless `static` does.
+/// Files every image gets, laid out as distroless `static` does, as one layer.
 pub fn base_layer(base: &BaseFiles) -> Result<Layer> {
+    base_files(base)?.build(base_comment(base))
+}
+
+/// The files of the base layer, before compression.
+pub fn base_files(base: &BaseFiles) -> Result<LayerBuilder<'static>> {
     let mut layer = LayerBuilder::new(BASE_MTIME);
     if !base.ca.is_empty() {
         let mut bundle = if base.ca.mozilla {
@@ -122,7 +127,7 @@ pub fn base_layer(base: &BaseFiles) -> Result<Layer> {
         .dir(ROOT.home, 0o700, ROOT.owner())?
         .dir(NONROOT.home, 0o700, NONROOT.owner())?
         .dir("tmp", 0o1777, Owner::ROOT)?;
-    layer.build(base_comment(base))
+    Ok(layer)
 }
 
 /// What the base layer holds, for the image history.

@@ -2,19 +2,19 @@
 //! walked from the binary's package, with checksums from `Cargo.lock`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, PackageId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::build::{BuildPlan, CargoOptions, forwarded_flags};
 use crate::shell::Verbosity;
 use crate::target::Target;
 
 /// How a crate takes part in the binary, strongest last (as cargo-auditable orders them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Kind {
     /// Only build scripts or their dependencies use it: it ran, but is not in the binary.
     Build,
@@ -23,7 +23,7 @@ pub enum Kind {
 }
 
 /// Where a crate's source came from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Source {
     CratesIo,
     /// Another registry, by its index URL.
@@ -38,7 +38,7 @@ pub enum Source {
 }
 
 /// One crate of the graph.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crate {
     pub name: String,
     pub version: String,
@@ -53,7 +53,7 @@ pub struct Crate {
 }
 
 /// The crates of one binary, sorted by name, version and source; the root is the binary's own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrateGraph {
     pub crates: Vec<Crate>,
     pub root: usize,
@@ -61,19 +61,31 @@ pub struct CrateGraph {
     pub features: Vec<String>,
 }
 
+/// The crate graphs of a plan's packages, and the manifests on this machine they were read
+/// from (workspace members and other path dependencies), which say when they are out of date.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub graphs: Vec<CrateGraph>,
+    pub manifests: Vec<PathBuf>,
+}
+
 impl CrateGraph {
-    /// Runs `cargo metadata` and `cargo tree` for every package of `plan` together, as the one
-    /// `cargo build` of the plan resolves them for `target` (features unified across packages),
-    /// and gives the graph of each package, in plan order. The binaries of a package share it.
+    /// Runs `cargo metadata` and `cargo tree` (side by side) for every package of `plan`
+    /// together, as the one `cargo build` of the plan resolves them for `target` (features
+    /// unified across packages), and gives the graph of each package, in plan order. The
+    /// binaries of a package share it.
     pub fn resolve(
         cargo: &Path,
         plan: &BuildPlan<'_>,
         target: &Target,
         options: &CargoOptions,
         workspace_root: &Path,
-    ) -> Result<Vec<CrateGraph>> {
+    ) -> Result<Resolution> {
         let Some((first, _)) = plan.packages.first() else {
-            return Ok(Vec::new());
+            return Ok(Resolution {
+                graphs: Vec::new(),
+                manifests: Vec::new(),
+            });
         };
         let manifest = first.manifest_path.as_std_path();
         let flags = forwarded_flags(&plan.features, options, Verbosity::Quiet);
@@ -88,14 +100,22 @@ impl CrateGraph {
                 ]
                 .concat(),
             );
-        let metadata = command.exec().with_context(|| {
+        let (metadata, compiled) = std::thread::scope(|scope| {
+            let compiled = scope.spawn(|| compiled(cargo, plan, target, &flags));
+            let metadata = command.exec();
+            (
+                metadata,
+                compiled.join().expect("cargo tree thread panicked"),
+            )
+        });
+        let metadata = metadata.with_context(|| {
             format!(
                 "could not resolve the dependencies of {}\nhelp: run `cargo metadata --manifest-path {}` to see why",
                 first.name,
                 manifest.display()
             )
         })?;
-        let compiled = compiled(cargo, plan, target, &flags)?;
+        let compiled = compiled?;
         let lock_path = workspace_root.join("Cargo.lock");
         let lock = std::fs::read_to_string(&lock_path).with_context(|| {
             format!(
@@ -103,10 +123,21 @@ impl CrateGraph {
                 lock_path.display()
             )
         })?;
-        plan.packages
+        let graphs = plan
+            .packages
             .iter()
             .map(|(package, _)| CrateGraph::from_metadata(&metadata, &package.id, &lock, &compiled))
-            .collect()
+            .collect::<Result<_>>()?;
+        let mut manifests: Vec<PathBuf> = metadata
+            .packages
+            .iter()
+            .filter(|p| p.source.is_none())
+            .map(|p| p.manifest_path.clone().into_std_path_buf())
+            .chain([workspace_root.join("Cargo.toml")])
+            .collect();
+        manifests.sort();
+        manifests.dedup();
+        Ok(Resolution { graphs, manifests })
     }
 
     /// The graph below `root`, without dev-dependencies and without what is not `compiled`;

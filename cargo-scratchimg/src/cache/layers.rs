@@ -1,41 +1,29 @@
-//! Compressed layers kept between runs, keyed by the digest of their uncompressed tar.
+//! Compressed layers, keyed by the digest of their uncompressed tar.
 //!
 //! With the cargo build up to date, the binary's tar is the same as last time, and compressing
-//! it again is most of the work left. Like Jib's layer cache, this one lives in the build's
-//! target directory and is rebuilt from scratch when removed.
+//! it again is most of the work left.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
+use super::{Hit, Store};
 use crate::image::{Layer, LayerBuilder, sha256};
 
 /// Entries kept; older ones are removed so the cache stays a few megabytes.
 const KEEP: usize = 32;
 
+#[derive(Clone)]
 pub struct LayerCache {
-    dir: PathBuf,
-}
-
-/// Whether a layer came from the cache, for `-v` output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hit {
-    Cached,
-    Compressed,
+    store: Store,
 }
 
 impl LayerCache {
     /// The cache under a target directory. Compressed bytes depend on the compressor, so each
     /// version of this tool has its own: an image is reproducible whatever is cached.
     pub fn in_target_dir(target_directory: &Path) -> LayerCache {
-        let version = concat!("layers-", env!("CARGO_PKG_VERSION"));
         LayerCache {
-            dir: target_directory
-                .join("scratchimg")
-                .join("cache")
-                .join(version),
+            store: Store::in_target_dir(target_directory, "layers", KEEP),
         }
     }
 
@@ -48,37 +36,15 @@ impl LayerCache {
     ) -> Result<(Layer, Hit)> {
         let tar = builder.tar()?;
         let diff_id = sha256(&tar);
-        let entry = self.dir.join(format!("{}.tar.gz", diff_id.digest()));
-        if let Ok(gzip) = fs::read(&entry)
+        let entry = format!("{}.tar.gz", diff_id.digest());
+        if let Some(gzip) = self.store.read(&entry)
             && gzip_isize(&gzip) == Some(tar.len() as u32)
         {
             return Ok((Layer::from_compressed(gzip, diff_id, comment), Hit::Cached));
         }
         let layer = Layer::compress(&tar, comment)?;
-        let _ = self.store(&entry, layer.blob().data());
-        Ok((layer, Hit::Compressed))
-    }
-
-    fn store(&self, entry: &Path, gzip: &[u8]) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        temp.write_all(gzip)?;
-        temp.persist(entry)?;
-        self.prune()
-    }
-
-    fn prune(&self) -> std::io::Result<()> {
-        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&self.dir)?
-            .flatten()
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-            .collect();
-        if entries.len() > KEEP {
-            entries.sort();
-            for (_, path) in &entries[..entries.len() - KEEP] {
-                fs::remove_file(path)?;
-            }
-        }
-        Ok(())
+        let _ = self.store.write(&entry, layer.blob().data());
+        Ok((layer, Hit::Miss))
     }
 }
 
@@ -106,7 +72,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = LayerCache::in_target_dir(dir.path());
         let (first, hit) = cache.layer(&builder(b"binary"), "app").unwrap();
-        assert_eq!(hit, Hit::Compressed);
+        assert_eq!(hit, Hit::Miss);
         let (second, hit) = cache.layer(&builder(b"binary"), "app").unwrap();
         assert_eq!(hit, Hit::Cached);
         assert_eq!(first.blob().data(), second.blob().data());
@@ -114,7 +80,7 @@ mod tests {
         let fresh = builder(b"binary").build("app").unwrap();
         assert_eq!(fresh.blob().digest(), second.blob().digest());
         let (_, hit) = cache.layer(&builder(b"changed"), "app").unwrap();
-        assert_eq!(hit, Hit::Compressed);
+        assert_eq!(hit, Hit::Miss);
     }
 
     #[test]
@@ -122,15 +88,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = LayerCache::in_target_dir(dir.path());
         let (layer, _) = cache.layer(&builder(b"binary"), "app").unwrap();
-        let entry = fs::read_dir(&cache.dir)
+        let entry = std::fs::read_dir(&cache.store.dir)
             .unwrap()
             .next()
             .unwrap()
             .unwrap()
             .path();
-        fs::write(&entry, &layer.blob().data()[..10]).unwrap();
+        std::fs::write(&entry, &layer.blob().data()[..10]).unwrap();
         let (again, hit) = cache.layer(&builder(b"binary"), "app").unwrap();
-        assert_eq!(hit, Hit::Compressed);
+        assert_eq!(hit, Hit::Miss);
         assert_eq!(again.blob().data(), layer.blob().data());
     }
 
@@ -143,6 +109,6 @@ mod tests {
                 Box::leak(format!("binary {i}").into_bytes().into_boxed_slice());
             cache.layer(&builder(content), "app").unwrap();
         }
-        assert_eq!(fs::read_dir(&cache.dir).unwrap().count(), KEEP);
+        assert_eq!(std::fs::read_dir(&cache.store.dir).unwrap().count(), KEEP);
     }
 }
