@@ -12,7 +12,7 @@ use crate::build::toolchain::{self, Install};
 use crate::build::{
     self, BuildExtras, BuildPlan, BuildRoots, BuiltBinary, CargoOptions, PathRemap, Workspace, elf,
 };
-use crate::cache::{GraphCache, Hit, LayerCache};
+use crate::cache::{GraphCache, Hit, LayerCache, VersionCache};
 use crate::config::{self, ImageFlags, Settings};
 use crate::git::GitFacts;
 use crate::image::{
@@ -191,13 +191,12 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         );
     }
     // What needs nothing from cargo runs beside `cargo metadata` and `cargo build`, on the
-    // other core: the look for the targets' standard libraries and the toolchain's version.
+    // other core: the look for the targets' standard libraries, and what git says.
     std::thread::scope(|scope| {
         let probes = scope.spawn(|| {
             let probe = |t: &Target| (t.clone(), toolchain::probe(t, manifest_dir, cargo));
             likely_targets.iter().map(probe).collect::<Vec<_>>()
         });
-        let toolchain = scope.spawn(|| provenance::toolchain(cargo, manifest_dir));
         // Most runs make an image of the manifest's own package: ask git about it now.
         let manifest_git = scope.spawn(|| GitFacts::read(manifest_dir));
 
@@ -215,6 +214,8 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         });
 
         let workspace = Workspace::read(cargo, &manifest, &options.cargo)?;
+        let versions = VersionCache::in_target_dir(workspace.target_directory());
+        let toolchain = scope.spawn(move || provenance::toolchain(cargo, manifest_dir, &versions));
         let manifest_git = join(manifest_git);
         let mut jobs = Vec::new();
         for package in workspace.packages(&options.cargo)? {

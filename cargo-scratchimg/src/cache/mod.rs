@@ -1,11 +1,12 @@
 //! What is kept between runs under `target/scratchimg/cache`, so a run whose cargo build is up
-//! to date does little else: compressed layers ([`LayerCache`]) and the crate graphs of the
-//! binaries ([`GraphCache`]). Like Jib's cache, it lives in the build's target directory, is
+//! to date does little else: compressed layers ([`LayerCache`]), the crate graphs of the
+//! binaries ([`GraphCache`]) and the toolchain's version ([`VersionCache`]). Like Jib's cache, it lives in the build's target directory, is
 //! rebuilt from scratch when removed, and never changes what is built: cache trouble is only a
 //! slower run.
 
 mod graphs;
 mod layers;
+mod toolchain;
 
 use std::fs;
 use std::io::Write;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use graphs::GraphCache;
 pub use layers::LayerCache;
+pub use toolchain::VersionCache;
 
 /// Whether a value came from the cache, for `-v` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
