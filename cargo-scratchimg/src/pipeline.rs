@@ -312,6 +312,17 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         })?;
         let toolchain = join(toolchain)?;
 
+        let assembly = Assembly {
+            options,
+            workspace: &workspace,
+            jobs: &jobs,
+            plan: &plan,
+            platforms: &platforms,
+            graphs: &graphs,
+            toolchain: &toolchain,
+        };
+        let compiled = assembly.compile(workspace.target_directory(), shell)?;
+        // The base layers were made beside the build.
         let made_bases = making_bases
             .into_iter()
             .map(join)
@@ -326,19 +337,9 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
                 layer.clone()
             })
             .collect();
-        let assembly = Assembly {
-            options,
-            workspace: &workspace,
-            jobs: &jobs,
-            plan: &plan,
-            platforms: &platforms,
-            graphs: &graphs,
-            bases: &bases,
-            toolchain: &toolchain,
-        };
-        let made = assembly.make(workspace.target_directory(), shell)?;
+        let made = assembly.assemble(&compiled, &bases, shell)?;
         if options.verify {
-            verify(&assembly, &made, shell)?;
+            verify(&assembly, &made, &bases, shell)?;
         }
 
         let mut outcomes = Vec::new();
@@ -621,8 +622,9 @@ struct Platform {
     sysroot: Option<PathBuf>,
 }
 
-/// Everything settled before compiling: one [`Assembly::make`] compiles every platform and
-/// assembles every job's image or index; `--verify` calls it twice.
+/// Everything settled before compiling: [`Assembly::compile`] builds every platform and
+/// [`Assembly::assemble`] makes every job's image or index from that; `--verify` does both
+/// twice.
 struct Assembly<'a> {
     options: &'a Options,
     workspace: &'a Workspace,
@@ -631,12 +633,18 @@ struct Assembly<'a> {
     platforms: &'a [Platform],
     /// Each platform's crate graphs, one per package of the plan; empty without SBOM or list.
     graphs: &'a [Vec<CrateGraph>],
-    bases: &'a [Layer],
     toolchain: &'a str,
 }
 
 /// One binary's SBOM document: `(bin, document)`.
 type SbomDocument = (String, Vec<u8>);
+
+/// What one platform's `cargo build` gave: its binaries, and the crate graph of each package.
+struct Compiled<'a> {
+    target: Target,
+    binaries: Vec<BuiltBinary>,
+    graphs: &'a [CrateGraph],
+}
 
 /// A job's image or index, and its SBOM documents: `(target, bin, document)`.
 struct Made {
@@ -645,9 +653,9 @@ struct Made {
 }
 
 impl Assembly<'_> {
-    /// Compiles every platform into `target_dir` (one `cargo build` each, one after another, so
-    /// incremental builds stay warm) and assembles each job's image or index.
-    fn make(&self, target_dir: &Path, shell: &mut Shell) -> Result<Vec<Made>> {
+    /// Compiles every platform into `target_dir`: one `cargo build` each, one after another, so
+    /// incremental builds stay warm.
+    fn compile(&self, target_dir: &Path, shell: &mut Shell) -> Result<Vec<Compiled<'_>>> {
         let options = self.options;
         let mut built = Vec::new();
         for (platform, graphs) in self.platforms.iter().zip(self.graphs) {
@@ -704,16 +712,34 @@ impl Assembly<'_> {
             for binary in &binaries {
                 elf::check_static(&binary.path, target)?;
             }
-            built.push((target.clone(), binaries, graphs));
+            built.push(Compiled {
+                target: target.clone(),
+                binaries,
+                graphs,
+            });
         }
+        Ok(built)
+    }
 
+    /// Each job's image, or index of one image per platform, on its base layer.
+    fn assemble(
+        &self,
+        built: &[Compiled<'_>],
+        bases: &[Layer],
+        shell: &mut Shell,
+    ) -> Result<Vec<Made>> {
         let cache = LayerCache::in_target_dir(self.workspace.target_directory());
         let mut made = Vec::new();
-        for (i, (job, base)) in self.jobs.iter().zip(self.bases).enumerate() {
+        for (i, (job, base)) in self.jobs.iter().zip(bases).enumerate() {
             shell.status("Packing", base.comment());
             let mut images = Vec::new();
             let mut sboms = Vec::new();
-            for (target, binaries, graphs) in &built {
+            for Compiled {
+                target,
+                binaries,
+                graphs,
+            } in built
+            {
                 let mine: Vec<BuiltBinary> = binaries
                     .iter()
                     .filter(|b| {
@@ -880,7 +906,12 @@ impl Assembly<'_> {
 
 /// `--verify`: compiles everything again in a fresh target directory and insists on the same
 /// images and indexes, so what one machine builds, another can check.
-fn verify(assembly: &Assembly<'_>, first: &[Made], shell: &mut Shell) -> Result<()> {
+fn verify(
+    assembly: &Assembly<'_>,
+    first: &[Made],
+    bases: &[Layer],
+    shell: &mut Shell,
+) -> Result<()> {
     let parent = assembly.workspace.target_directory().join("scratchimg");
     std::fs::create_dir_all(&parent)
         .with_context(|| format!("could not create {}", parent.display()))?;
@@ -892,7 +923,8 @@ fn verify(assembly: &Assembly<'_>, first: &[Made], shell: &mut Shell) -> Result<
         "Verifying",
         format!("by building again in {}", fresh.path().display()),
     );
-    let second = assembly.make(fresh.path(), shell)?;
+    let compiled = assembly.compile(fresh.path(), shell)?;
+    let second = assembly.assemble(&compiled, bases, shell)?;
     for (a, b) in first.iter().zip(&second) {
         let (a, b) = (&a.artifact, &b.artifact);
         if a.digest() == b.digest() {
