@@ -1,18 +1,20 @@
 //! `cargo scratchimg` end to end: select, configure, build, check, assemble, write.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Package;
 use serde::Serialize;
 
+use crate::build::early::{self, BuildSpec, EarlyBuild};
 use crate::build::linker::{self, LinkContext};
 use crate::build::toolchain::{self, Install};
 use crate::build::{
     self, BuildExtras, BuildPlan, BuildRoots, BuiltBinary, CargoOptions, PathRemap, Workspace, elf,
 };
-use crate::cache::{GraphCache, Hit, LayerCache, VersionCache};
+use crate::cache::{BuildCache, GraphCache, Hit, LayerCache, VersionCache};
 use crate::config::{self, ImageFlags, Settings};
 use crate::git::GitFacts;
 use crate::image::{
@@ -23,7 +25,7 @@ use crate::provenance::{self, Provenance};
 use crate::registry::{ClientOptions, MountSources, Registry};
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::{self, CrateGraph, Sbom, SbomFormat, Subject, auditable};
-use crate::shell::Shell;
+use crate::shell::{Shell, Verbosity};
 use crate::sink::{
     ArchiveSink, DaemonSink, Engine, Format, OciDirSink, PendingFile, RegistrySink, Sink,
 };
@@ -213,6 +215,13 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
             })
         });
 
+        let mut early = Early::start(options, &manifest, manifest_dir, shell.verbosity());
+        if early.started.is_some() {
+            shell.verbose(
+                "Building",
+                "early: the last run's build, while cargo reads the workspace",
+            );
+        }
         let workspace = Workspace::read(cargo, &manifest, &options.cargo)?;
         let versions = VersionCache::in_target_dir(workspace.target_directory());
         let toolchain = scope.spawn(move || provenance::toolchain(cargo, manifest_dir, &versions));
@@ -321,7 +330,7 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
             graphs: &graphs,
             toolchain: &toolchain,
         };
-        let compiled = assembly.compile(workspace.target_directory(), shell)?;
+        let compiled = assembly.compile(workspace.target_directory(), Some(&mut early), shell)?;
         // The base layers were made beside the build.
         let made_bases = making_bases
             .into_iter()
@@ -639,6 +648,74 @@ struct Assembly<'a> {
 /// One binary's SBOM document: `(bin, document)`.
 type SbomDocument = (String, Vec<u8>);
 
+/// The build started before planning ([`build::early`]), and the name under which this run
+/// keeps the build it plans for the next.
+struct Early {
+    started: Option<EarlyBuild>,
+    key: String,
+}
+
+impl Early {
+    /// Starts the build the last run like this one planned, if it can build: its target
+    /// installed and its inputs there.
+    fn start(
+        options: &Options,
+        manifest: &Path,
+        manifest_dir: &Path,
+        verbosity: Verbosity,
+    ) -> Early {
+        // Runs with the same manifest and flags mostly plan the same build.
+        let key = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{verbosity:?}",
+            std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf()),
+            options.cargo,
+            options.target,
+            options.platforms,
+            options.auditable,
+            options.sbom,
+        );
+        let key = sha256(key.as_bytes()).digest().to_string();
+        let env_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+        let started = early::likely_target_dir(
+            manifest_dir,
+            options.cargo.target_dir.as_deref(),
+            env_dir.as_deref(),
+        )
+        .and_then(|dir| BuildCache::in_target_dir(&dir).get(&key))
+        .filter(|spec| {
+            // Never rustc's "can't find crate for `std`": the target must be installed.
+            let target = spec.target().and_then(|triple| Target::parse(triple).ok());
+            target.is_some_and(|target| {
+                toolchain::probe(&target, manifest_dir, &options.cargo_program)
+                    .is_ok_and(|probe| probe.installed)
+            })
+        })
+        .and_then(EarlyBuild::start);
+        Early { started, key }
+    }
+
+    /// `command` running: the early build if it is the same, else `command` started now and
+    /// kept under `target_dir` for the next run.
+    fn run(
+        &mut self,
+        command: Command,
+        inputs: Vec<PathBuf>,
+        target_dir: &Path,
+        shell: &mut Shell,
+    ) -> Result<build::Running> {
+        let spec = BuildSpec::of(&command, inputs);
+        if let Some(running) = self.started.take().and_then(|early| early.adopt(&spec)) {
+            shell.verbose(
+                "Building",
+                "went on with the build started early: the plan is the last run's",
+            );
+            return Ok(running);
+        }
+        BuildCache::in_target_dir(target_dir).put(&self.key, &spec);
+        build::spawn(command)
+    }
+}
+
 /// What one platform's `cargo build` gave: its binaries, and the crate graph of each package.
 struct Compiled<'a> {
     target: Target,
@@ -654,8 +731,13 @@ struct Made {
 
 impl Assembly<'_> {
     /// Compiles every platform into `target_dir`: one `cargo build` each, one after another, so
-    /// incremental builds stay warm.
-    fn compile(&self, target_dir: &Path, shell: &mut Shell) -> Result<Vec<Compiled<'_>>> {
+    /// incremental builds stay warm. The first is `early`'s build when that is the same one.
+    fn compile(
+        &self,
+        target_dir: &Path,
+        mut early: Option<&mut Early>,
+        shell: &mut Shell,
+    ) -> Result<Vec<Compiled<'_>>> {
         let options = self.options;
         let mut built = Vec::new();
         for (platform, graphs) in self.platforms.iter().zip(self.graphs) {
@@ -668,14 +750,19 @@ impl Assembly<'_> {
             if self.platforms.len() > 1 {
                 shell.status("Building", target.arch.platform());
             }
-            let mut binaries = build::build(
+            let command = build::command(
                 &options.cargo_program,
                 &plan,
                 target,
                 &cargo_options,
                 &extras,
                 shell.verbosity(),
-            )?;
+            );
+            let running = match early.take() {
+                Some(early) => early.run(command, extras.inputs.clone(), target_dir, shell)?,
+                None => build::spawn(command)?,
+            };
+            let mut binaries = build::collect(running, &plan, target)?;
             // cargo cannot see the link arguments the wrapper adds, so a binary it linked
             // without them (by an older cargo-scratchimg, say) stays "fresh". Such binaries are
             // found by their missing or different list, cleaned, and built once more.
@@ -792,10 +879,12 @@ impl Assembly<'_> {
             sysroot: platform.sysroot.clone(),
         });
         let mut bin_flags = Vec::new();
+        let mut inputs = Vec::new();
         if options.auditable {
             // Every binary of a package gets the package's list: they share its dependencies.
             for ((package, bins), graph) in plan.packages.iter().zip(graphs) {
                 let object = dependency_object(graph, &platform.target, target_dir)?;
+                inputs.push(object.clone());
                 for bin in bins {
                     bin_flags.push((
                         package.name.to_string(),
@@ -808,6 +897,7 @@ impl Assembly<'_> {
         Ok(BuildExtras {
             wrapper: Some((program.clone(), remap)),
             bin_flags,
+            inputs,
             auditable: options.auditable,
         })
     }
@@ -923,7 +1013,7 @@ fn verify(
         "Verifying",
         format!("by building again in {}", fresh.path().display()),
     );
-    let compiled = assembly.compile(fresh.path(), shell)?;
+    let compiled = assembly.compile(fresh.path(), None, shell)?;
     let second = assembly.assemble(&compiled, bases, shell)?;
     for (a, b) in first.iter().zip(&second) {
         let (a, b) = (&a.artifact, &b.artifact);

@@ -1,6 +1,7 @@
 //! Running cargo: pick the package and binary, make sure the target is installed, build with
 //! symbols stripped, and check that the result is static.
 
+pub mod early;
 pub mod elf;
 pub mod linker;
 pub mod remap;
@@ -11,7 +12,7 @@ pub mod wrapper;
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{Message, Package, PackageId, TargetKind};
@@ -31,6 +32,9 @@ pub struct BuildExtras {
     /// of the object with that binary's dependency list. Only the wrapper can add them, so they
     /// take effect only with `wrapper` set.
     pub bin_flags: Vec<(String, String, Vec<String>)>,
+    /// Files the wrapper passes to rustc that cargo does not know of: the objects with the
+    /// dependency lists.
+    pub inputs: Vec<PathBuf>,
     /// Whether the binaries carry their dependency lists. cargo cannot see what the wrapper
     /// adds, so this goes into the profile name: turning it on or off relinks the binaries.
     pub auditable: bool,
@@ -93,15 +97,31 @@ pub fn build(
     extras: &BuildExtras,
     verbosity: Verbosity,
 ) -> Result<Vec<BuiltBinary>> {
-    let Some((first, _)) = plan.packages.first() else {
+    if plan.packages.is_empty() {
         return Ok(Vec::new());
-    };
+    }
+    let command = command(cargo, plan, target, options, extras, verbosity);
+    collect(spawn(command)?, plan, target)
+}
+
+/// The `cargo build` of `plan` for `target`: cargo's messages on stdout, its progress and
+/// diagnostics on our stderr.
+pub fn command(
+    cargo: &Path,
+    plan: &BuildPlan<'_>,
+    target: &Target,
+    options: &CargoOptions,
+    extras: &BuildExtras,
+    verbosity: Verbosity,
+) -> Command {
     let profile = own_profile(&plan.profile, extras.auditable);
     let mut command = Command::new(cargo);
-    command
-        .args(["build", "--message-format=json-render-diagnostics"])
-        .arg("--manifest-path")
-        .arg(first.manifest_path.as_std_path());
+    command.args(["build", "--message-format=json-render-diagnostics"]);
+    if let Some((first, _)) = plan.packages.first() {
+        command
+            .arg("--manifest-path")
+            .arg(first.manifest_path.as_std_path());
+    }
     for (package, bins) in &plan.packages {
         command.args([
             "--package",
@@ -129,9 +149,37 @@ pub fn build(
     if let Some((program, remap)) = &extras.wrapper {
         wrapper::install(&mut command, program, remap, &extras.bin_flags);
     }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("could not run `{} build`", cargo.display()))?;
+    command
+}
+
+/// A running [`command`].
+pub struct Running {
+    child: Child,
+    /// The thread passing an early build's stderr on (see [`early`]).
+    stderr: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts a [`command`].
+pub fn spawn(mut command: Command) -> Result<Running> {
+    let child = command.spawn().with_context(|| {
+        format!(
+            "could not run `{} build`",
+            Path::new(command.get_program()).display()
+        )
+    })?;
+    Ok(Running {
+        child,
+        stderr: None,
+    })
+}
+
+/// Reads a running [`command`]'s messages to its end: where cargo put each planned binary.
+pub fn collect(
+    running: Running,
+    plan: &BuildPlan<'_>,
+    target: &Target,
+) -> Result<Vec<BuiltBinary>> {
+    let Running { mut child, stderr } = running;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut executables: HashMap<(PackageId, String), PathBuf> = HashMap::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
@@ -147,6 +195,10 @@ pub fn build(
         }
     }
     let status = child.wait().context("could not wait for cargo")?;
+    // All of cargo's output before ours.
+    if let Some(stderr) = stderr {
+        let _ = stderr.join();
+    }
     if !status.success() {
         let names: Vec<&str> = plan.packages.iter().map(|(p, _)| p.name.as_str()).collect();
         let noun = if names.len() == 1 {

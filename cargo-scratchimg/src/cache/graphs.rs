@@ -152,3 +152,72 @@ fn key(
 fn file_digest(path: &Path) -> Option<String> {
     Some(sha256(&std::fs::read(path).ok()?).digest().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::Workspace;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// A package with a path dependency, its graph resolved by the real cargo.
+    #[test]
+    fn graphs_are_kept_until_the_lock_or_a_local_manifest_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(
+            &root.join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\ndep = { path = \"dep\" }\n\n[workspace]\n",
+        );
+        write(&root.join("src/main.rs"), "fn main() {}\n");
+        let dep_manifest = root.join("dep/Cargo.toml");
+        write(
+            &dep_manifest,
+            "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        );
+        write(&root.join("dep/src/lib.rs"), "");
+
+        let cargo = Path::new(env!("CARGO"));
+        let options = CargoOptions::default();
+        let workspace = Workspace::read(cargo, &root.join("Cargo.toml"), &options).unwrap();
+        let app = workspace.packages(&options).unwrap().remove(0);
+        let plan = BuildPlan {
+            packages: vec![(&app, vec!["app".to_string()])],
+            features: Vec::new(),
+            profile: "release".into(),
+            env: Vec::new(),
+        };
+        let target = Target::host_musl().unwrap();
+        let cache = GraphCache::in_target_dir(&root.join("target"));
+        let resolve = || {
+            cache
+                .resolve(cargo, &plan, &target, &options, workspace.root(), None)
+                .unwrap()
+        };
+
+        let (first, hit) = resolve();
+        assert_eq!(hit, Hit::Miss);
+        let names: Vec<&str> = first[0].crates.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["app", "dep"]);
+        let (again, hit) = resolve();
+        assert_eq!((again, hit), (first.clone(), Hit::Cached));
+
+        // The path dependency's manifest is one the entry depends on.
+        let text = std::fs::read_to_string(&dep_manifest).unwrap();
+        std::fs::write(&dep_manifest, format!("{text}license = \"MIT\"\n")).unwrap();
+        let (changed, hit) = resolve();
+        assert_eq!(hit, Hit::Miss);
+        assert_eq!(changed[0].crates[1].license.as_deref(), Some("MIT"));
+        assert_eq!(resolve().1, Hit::Cached);
+
+        // So is Cargo.lock, through the key.
+        let lock = root.join("Cargo.lock");
+        let text = std::fs::read_to_string(&lock).unwrap();
+        std::fs::write(&lock, format!("# edited\n{text}")).unwrap();
+        assert_eq!(resolve().1, Hit::Miss);
+    }
+}

@@ -1,9 +1,11 @@
 //! What is kept between runs under `target/scratchimg/cache`, so a run whose cargo build is up
 //! to date does little else: compressed layers ([`LayerCache`]), the crate graphs of the
-//! binaries ([`GraphCache`]) and the toolchain's version ([`VersionCache`]). Like Jib's cache, it lives in the build's target directory, is
+//! binaries ([`GraphCache`]), the toolchain's version ([`VersionCache`]) and the build to start
+//! early ([`BuildCache`]). Like Jib's cache, it lives in the build's target directory, is
 //! rebuilt from scratch when removed, and never changes what is built: cache trouble is only a
 //! slower run.
 
+mod builds;
 mod graphs;
 mod layers;
 mod toolchain;
@@ -12,6 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use builds::BuildCache;
 pub use graphs::GraphCache;
 pub use layers::LayerCache;
 pub use toolchain::VersionCache;
