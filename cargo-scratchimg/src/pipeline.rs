@@ -24,7 +24,7 @@ use crate::image::{
 use crate::provenance::{self, Provenance};
 use crate::registry::{ClientOptions, MountSources, Registry};
 use crate::rootfs::{self, BaseFiles};
-use crate::sbom::{self, CrateGraph, Sbom, SbomFormat, Subject, auditable};
+use crate::sbom::{self, CrateGraph, GraphQuery, Sbom, SbomFormat, Subject, auditable};
 use crate::shell::{Shell, Verbosity};
 use crate::sink::{
     ArchiveSink, DaemonSink, Engine, Format, OciDirSink, PendingFile, RegistrySink, Sink,
@@ -424,14 +424,14 @@ fn resolve_graphs(
     targets
         .iter()
         .map(|target| {
-            cache.resolve(
-                &options.cargo_program,
+            let query = GraphQuery {
+                cargo: &options.cargo_program,
                 plan,
                 target,
-                &options.cargo,
-                workspace.root(),
-                options.cargo_home.as_deref(),
-            )
+                options: &options.cargo,
+                workspace_root: workspace.root(),
+            };
+            cache.resolve(query, options.cargo_home.as_deref())
         })
         .collect()
 }
@@ -781,14 +781,15 @@ impl Assembly<'_> {
                     &cargo_options,
                     options.auditable,
                 )?;
-                binaries = build::build(
+                let command = build::command(
                     &options.cargo_program,
                     &plan,
                     target,
                     &cargo_options,
                     &extras,
                     shell.verbosity(),
-                )?;
+                );
+                binaries = build::collect(build::spawn(command)?, &plan, target)?;
                 if !stale_lists(&plan, graphs, &binaries, &extras)?.is_empty() {
                     bail!(
                         "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",

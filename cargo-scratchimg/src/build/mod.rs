@@ -88,22 +88,6 @@ pub struct BuildPlan<'a> {
     pub env: Vec<(String, String)>,
 }
 
-/// Builds the planned binaries for `target` and returns where cargo put them, in plan order.
-pub fn build(
-    cargo: &Path,
-    plan: &BuildPlan<'_>,
-    target: &Target,
-    options: &CargoOptions,
-    extras: &BuildExtras,
-    verbosity: Verbosity,
-) -> Result<Vec<BuiltBinary>> {
-    if plan.packages.is_empty() {
-        return Ok(Vec::new());
-    }
-    let command = command(cargo, plan, target, options, extras, verbosity);
-    collect(spawn(command)?, plan, target)
-}
-
 /// The `cargo build` of `plan` for `target`: cargo's messages on stdout, its progress and
 /// diagnostics on our stderr.
 pub fn command(

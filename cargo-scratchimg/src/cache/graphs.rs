@@ -13,11 +13,10 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::{Hit, Store};
-use crate::build::{BuildPlan, CargoOptions, cargo_config_files, forwarded_flags};
+use crate::build::{cargo_config_files, forwarded_flags};
 use crate::image::sha256;
-use crate::sbom::CrateGraph;
+use crate::sbom::{CrateGraph, GraphQuery};
 use crate::shell::Verbosity;
-use crate::target::Target;
 
 /// Entries kept: a few per platform, feature set and package selection.
 const KEEP: usize = 32;
@@ -58,20 +57,16 @@ impl GraphCache {
     /// [`CrateGraph::resolve`], from the cache when nothing it depends on has changed.
     pub fn resolve(
         &self,
-        cargo: &Path,
-        plan: &BuildPlan<'_>,
-        target: &Target,
-        options: &CargoOptions,
-        workspace_root: &Path,
+        query: GraphQuery<'_>,
         cargo_home: Option<&Path>,
     ) -> Result<(Vec<CrateGraph>, Hit)> {
-        let key = || key(cargo, plan, target, options, workspace_root, cargo_home);
+        let key = || key(query, cargo_home);
         if let Some(name) = key()
             && let Some(graphs) = self.lookup(&name)
         {
             return Ok((graphs, Hit::Cached));
         }
-        let resolution = CrateGraph::resolve(cargo, plan, target, options, workspace_root)?;
+        let resolution = CrateGraph::resolve(query)?;
         // Keyed after resolving, as cargo may just have written Cargo.lock.
         if let Some(name) = key() {
             let entry = Entry {
@@ -101,14 +96,14 @@ impl GraphCache {
 }
 
 /// The entry name for these inputs; `None` without a `Cargo.lock`.
-fn key(
-    cargo: &Path,
-    plan: &BuildPlan<'_>,
-    target: &Target,
-    options: &CargoOptions,
-    workspace_root: &Path,
-    cargo_home: Option<&Path>,
-) -> Option<String> {
+fn key(query: GraphQuery<'_>, cargo_home: Option<&Path>) -> Option<String> {
+    let GraphQuery {
+        cargo,
+        plan,
+        target,
+        options,
+        workspace_root,
+    } = query;
     let lock = file_digest(&workspace_root.join("Cargo.lock"))?;
     // cargo reads config from the directory it runs in and the manifest's, up to the root.
     let mut config_files = cargo_config_files(workspace_root, cargo_home);
@@ -156,7 +151,8 @@ fn file_digest(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::Workspace;
+    use crate::build::{BuildPlan, CargoOptions, Workspace};
+    use crate::target::Target;
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -193,11 +189,14 @@ mod tests {
         };
         let target = Target::host_musl().unwrap();
         let cache = GraphCache::in_target_dir(&root.join("target"));
-        let resolve = || {
-            cache
-                .resolve(cargo, &plan, &target, &options, workspace.root(), None)
-                .unwrap()
+        let query = GraphQuery {
+            cargo,
+            plan: &plan,
+            target: &target,
+            options: &options,
+            workspace_root: workspace.root(),
         };
+        let resolve = || cache.resolve(query, None).unwrap();
 
         let (first, hit) = resolve();
         assert_eq!(hit, Hit::Miss);

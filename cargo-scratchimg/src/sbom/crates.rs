@@ -69,18 +69,29 @@ pub struct Resolution {
     pub manifests: Vec<PathBuf>,
 }
 
+/// What the crate graphs of a plan are resolved from.
+#[derive(Clone, Copy)]
+pub struct GraphQuery<'a> {
+    pub cargo: &'a Path,
+    pub plan: &'a BuildPlan<'a>,
+    pub target: &'a Target,
+    pub options: &'a CargoOptions,
+    pub workspace_root: &'a Path,
+}
+
 impl CrateGraph {
-    /// Runs `cargo metadata` and `cargo tree` (side by side) for every package of `plan`
-    /// together, as the one `cargo build` of the plan resolves them for `target` (features
+    /// Runs `cargo metadata` and `cargo tree` (side by side) for every package of the plan
+    /// together, as the one `cargo build` of the plan resolves them for the target (features
     /// unified across packages), and gives the graph of each package, in plan order. The
     /// binaries of a package share it.
-    pub fn resolve(
-        cargo: &Path,
-        plan: &BuildPlan<'_>,
-        target: &Target,
-        options: &CargoOptions,
-        workspace_root: &Path,
-    ) -> Result<Resolution> {
+    pub fn resolve(query: GraphQuery<'_>) -> Result<Resolution> {
+        let GraphQuery {
+            cargo,
+            plan,
+            target,
+            options,
+            workspace_root,
+        } = query;
         let Some((first, _)) = plan.packages.first() else {
             return Ok(Resolution {
                 graphs: Vec::new(),

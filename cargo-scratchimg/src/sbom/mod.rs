@@ -12,7 +12,7 @@ mod spdx;
 
 use anyhow::Result;
 
-pub use crates::{Crate, CrateGraph, Kind, Source};
+pub use crates::{Crate, CrateGraph, GraphQuery, Kind, Source};
 
 use crate::rootfs::BaseComponent;
 
