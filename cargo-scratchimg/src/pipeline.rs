@@ -1,20 +1,19 @@
 //! `cargo scratchimg` end to end: select, configure, build, check, assemble, write.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Package;
 use serde::Serialize;
 
-use crate::build::early::{self, BuildSpec, EarlyBuild};
+use crate::build::early::{self, Early};
 use crate::build::linker::{self, LinkContext};
 use crate::build::toolchain::{self, Install};
 use crate::build::{
     self, BuildExtras, BuildPlan, BuildRoots, BuiltBinary, CargoOptions, PathRemap, Workspace, elf,
 };
-use crate::cache::{BuildCache, GraphCache, Hit, LayerCache, VersionCache};
+use crate::cache::{GraphCache, Hit, LayerCache, VersionCache};
 use crate::config::{self, ImageFlags, Settings};
 use crate::git::GitFacts;
 use crate::image::{
@@ -215,8 +214,8 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
             })
         });
 
-        let mut early = Early::start(options, &manifest, manifest_dir, shell.verbosity());
-        if early.started.is_some() {
+        let mut early = start_early(options, &manifest, manifest_dir, shell.verbosity());
+        if early.started() {
             shell.verbose(
                 "Building",
                 "early: the last run's build, while cargo reads the workspace",
@@ -410,6 +409,39 @@ fn settings_targets(jobs: &[Job]) -> Result<Vec<Target>> {
         );
     }
     Ok(first.iter().copied().map(Target::musl).collect())
+}
+
+/// Starts the build the last run like this one planned ([`build::early`]), if it can build:
+/// its target installed.
+fn start_early(
+    options: &Options,
+    manifest: &Path,
+    manifest_dir: &Path,
+    verbosity: Verbosity,
+) -> Early {
+    // Runs with the same manifest and flags mostly plan the same build.
+    let key = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{verbosity:?}",
+        std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf()),
+        options.cargo,
+        options.target,
+        options.platforms,
+        options.auditable,
+        options.sbom,
+    );
+    let env_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    let target_dir = early::likely_target_dir(
+        manifest_dir,
+        options.cargo.target_dir.as_deref(),
+        env_dir.as_deref(),
+    );
+    Early::start(&key, target_dir.as_deref(), |triple| {
+        // Never rustc's "can't find crate for `std`".
+        Target::parse(triple).is_ok_and(|target| {
+            toolchain::probe(&target, manifest_dir, &options.cargo_program)
+                .is_ok_and(|probe| probe.installed)
+        })
+    })
 }
 
 /// Each platform's crate graphs (one per package of the plan), from the cache when nothing
@@ -648,74 +680,6 @@ struct Assembly<'a> {
 /// One binary's SBOM document: `(bin, document)`.
 type SbomDocument = (String, Vec<u8>);
 
-/// The build started before planning ([`build::early`]), and the name under which this run
-/// keeps the build it plans for the next.
-struct Early {
-    started: Option<EarlyBuild>,
-    key: String,
-}
-
-impl Early {
-    /// Starts the build the last run like this one planned, if it can build: its target
-    /// installed and its inputs there.
-    fn start(
-        options: &Options,
-        manifest: &Path,
-        manifest_dir: &Path,
-        verbosity: Verbosity,
-    ) -> Early {
-        // Runs with the same manifest and flags mostly plan the same build.
-        let key = format!(
-            "{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{verbosity:?}",
-            std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf()),
-            options.cargo,
-            options.target,
-            options.platforms,
-            options.auditable,
-            options.sbom,
-        );
-        let key = sha256(key.as_bytes()).digest().to_string();
-        let env_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
-        let started = early::likely_target_dir(
-            manifest_dir,
-            options.cargo.target_dir.as_deref(),
-            env_dir.as_deref(),
-        )
-        .and_then(|dir| BuildCache::in_target_dir(&dir).get(&key))
-        .filter(|spec| {
-            // Never rustc's "can't find crate for `std`": the target must be installed.
-            let target = spec.target().and_then(|triple| Target::parse(triple).ok());
-            target.is_some_and(|target| {
-                toolchain::probe(&target, manifest_dir, &options.cargo_program)
-                    .is_ok_and(|probe| probe.installed)
-            })
-        })
-        .and_then(EarlyBuild::start);
-        Early { started, key }
-    }
-
-    /// `command` running: the early build if it is the same, else `command` started now and
-    /// kept under `target_dir` for the next run.
-    fn run(
-        &mut self,
-        command: Command,
-        inputs: Vec<PathBuf>,
-        target_dir: &Path,
-        shell: &mut Shell,
-    ) -> Result<build::Running> {
-        let spec = BuildSpec::of(&command, inputs);
-        if let Some(running) = self.started.take().and_then(|early| early.adopt(&spec)) {
-            shell.verbose(
-                "Building",
-                "went on with the build started early: the plan is the last run's",
-            );
-            return Ok(running);
-        }
-        BuildCache::in_target_dir(target_dir).put(&self.key, &spec);
-        build::spawn(command)
-    }
-}
-
 /// What one platform's `cargo build` gave: its binaries, and the crate graph of each package.
 struct Compiled<'a> {
     target: Target,
@@ -759,7 +723,17 @@ impl Assembly<'_> {
                 shell.verbosity(),
             );
             let running = match early.take() {
-                Some(early) => early.run(command, extras.inputs.clone(), target_dir, shell)?,
+                Some(early) => {
+                    let (running, adopted) =
+                        early.run(command, extras.inputs.clone(), target_dir)?;
+                    if adopted {
+                        shell.verbose(
+                            "Building",
+                            "went on with the build started early: the plan is the last run's",
+                        );
+                    }
+                    running
+                }
                 None => build::spawn(command)?,
             };
             let mut binaries = build::collect(running, &plan, target)?;

@@ -14,9 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::Running;
+use crate::cache::BuildCache;
+use crate::image::sha256;
 
 /// A `cargo build` command as plain values, to keep and compare.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +87,7 @@ struct Held {
 
 impl EarlyBuild {
     /// Starts `spec` if every input it needs is there; `None` if not, or if it cannot start.
-    pub fn start(spec: BuildSpec) -> Option<EarlyBuild> {
+    fn start(spec: BuildSpec) -> Option<EarlyBuild> {
         if !spec.inputs.iter().all(|input| input.is_file()) {
             return None;
         }
@@ -120,7 +123,7 @@ impl EarlyBuild {
 
     /// The running build, if it is exactly `spec`, with what it printed so far shown; else
     /// `None`, and it is stopped.
-    pub fn adopt(mut self, spec: &BuildSpec) -> Option<Running> {
+    fn adopt(mut self, spec: &BuildSpec) -> Option<Running> {
         if self.spec != *spec {
             return None;
         }
@@ -145,6 +148,45 @@ impl Drop for EarlyBuild {
         if let Some((_, forward)) = self.stderr.take() {
             let _ = forward.join();
         }
+    }
+}
+
+/// A run's early build, if one started, and the name under which the run keeps the build it
+/// plans, for the next run like it.
+pub struct Early {
+    started: Option<EarlyBuild>,
+    key: String,
+}
+
+impl Early {
+    /// Starts the build kept under `key` in `target_dir` if `can_build` its target triple.
+    pub fn start(key: &str, target_dir: Option<&Path>, can_build: impl Fn(&str) -> bool) -> Early {
+        let key = sha256(key.as_bytes()).digest().to_string();
+        let started = target_dir
+            .and_then(|dir| BuildCache::in_target_dir(dir).get(&key))
+            .filter(|spec| spec.target().is_some_and(&can_build))
+            .and_then(EarlyBuild::start);
+        Early { started, key }
+    }
+
+    pub fn started(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// `command` running, and whether it is the early build (exactly the same command); else
+    /// `command` is started now and kept under `target_dir` for the next run.
+    pub fn run(
+        &mut self,
+        command: Command,
+        inputs: Vec<PathBuf>,
+        target_dir: &Path,
+    ) -> Result<(Running, bool)> {
+        let spec = BuildSpec::of(&command, inputs);
+        if let Some(running) = self.started.take().and_then(|early| early.adopt(&spec)) {
+            return Ok((running, true));
+        }
+        BuildCache::in_target_dir(target_dir).put(&self.key, &spec);
+        Ok((super::spawn(command)?, false))
     }
 }
 
@@ -209,6 +251,48 @@ mod tests {
 
         let early = EarlyBuild::start(spec("sh", Vec::new())).expect("started");
         assert!(early.adopt(&spec("bash", Vec::new())).is_none());
+    }
+
+    #[test]
+    fn a_run_keeps_its_build_and_the_next_goes_on_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = |word: &str| {
+            let mut command = Command::new("sh");
+            command
+                .args([
+                    "-c",
+                    &format!("echo {word}"),
+                    "--target",
+                    "x86_64-unknown-linux-musl",
+                ])
+                .stdout(Stdio::piped());
+            command
+        };
+        let output = |running: Running| running.child.wait_with_output().unwrap().stdout;
+
+        let mut first = Early::start("run", Some(dir.path()), |_| true);
+        assert!(!first.started(), "nothing kept yet");
+        let (running, adopted) = first.run(command("one"), Vec::new(), dir.path()).unwrap();
+        assert!(!adopted);
+        assert_eq!(output(running), b"one\n");
+
+        // Not when the target cannot build, nor for another kind of run.
+        assert!(!Early::start("run", Some(dir.path()), |_| false).started());
+        assert!(!Early::start("other", Some(dir.path()), |_| true).started());
+
+        let mut second = Early::start("run", Some(dir.path()), |t| t.contains("musl"));
+        assert!(second.started());
+        let (running, adopted) = second.run(command("one"), Vec::new(), dir.path()).unwrap();
+        assert!(adopted, "the same command goes on");
+        assert_eq!(output(running), b"one\n");
+
+        let mut third = Early::start("run", Some(dir.path()), |_| true);
+        let (running, adopted) = third.run(command("two"), Vec::new(), dir.path()).unwrap();
+        assert!(!adopted, "another command runs anew");
+        assert_eq!(output(running), b"two\n");
+        let mut fourth = Early::start("run", Some(dir.path()), |_| true);
+        let (_, adopted) = fourth.run(command("two"), Vec::new(), dir.path()).unwrap();
+        assert!(adopted, "and is kept for the next run");
     }
 
     #[test]
