@@ -72,7 +72,7 @@ impl BuildSpec {
 
 /// A build started from the last run's [`BuildSpec`]; stopped when dropped unless adopted.
 /// What it prints is held back until it is adopted, so a stopped build never shows.
-pub struct EarlyBuild {
+struct EarlyBuild {
     spec: BuildSpec,
     child: Option<Child>,
     stderr: Option<(Arc<Mutex<Held>>, JoinHandle<()>)>,
