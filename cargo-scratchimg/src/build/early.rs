@@ -93,9 +93,20 @@ impl EarlyBuild {
         }
         let mut command = spec.command();
         command.stderr(Stdio::piped());
-        // cargo colors only a terminal; it will be shown on ours.
-        if std::io::stderr().is_terminal() && std::env::var_os("CARGO_TERM_COLOR").is_none() {
+        // cargo colors, and draws its progress bar, only on a terminal: its output will be shown
+        // on ours. The user's own settings win.
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        if std::io::stderr().is_terminal() && unset("CARGO_TERM_COLOR") {
             command.env("CARGO_TERM_COLOR", "always");
+        }
+        if let Some((terminal_size::Width(width), _)) =
+            terminal_size::terminal_size_of(std::io::stderr())
+            && unset("CARGO_TERM_PROGRESS_WHEN")
+            && unset("CARGO_TERM_PROGRESS_WIDTH")
+        {
+            command
+                .env("CARGO_TERM_PROGRESS_WHEN", "always")
+                .env("CARGO_TERM_PROGRESS_WIDTH", width.to_string());
         }
         let mut child = command.spawn().ok()?;
         let mut pipe = child.stderr.take()?;
