@@ -6,10 +6,12 @@ mod manifest;
 mod standard;
 mod values;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use toml::Spanned;
 
 pub use manifest::{KEYS, Source, Table, Tables};
 pub use standard::standard_annotations;
@@ -153,37 +155,21 @@ pub fn read_tables(
 /// Resolves settings from tables (lowest precedence first) and flags; relative paths in flags
 /// are relative to `cwd`.
 pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Result<Settings> {
-    // The last table that sets a key wins; maps merge key by key.
-    let last = |get: &dyn Fn(&Table) -> bool| tables.iter().rev().find(|(t, _)| get(t));
-
-    let name = match last(&|t| t.name.is_some()) {
-        Some((t, s)) => {
-            let name = t.name.as_ref().unwrap();
-            Some(values::image_name(
-                name.get_ref(),
-                &Origin::key(s, "name", name.span()),
-            )?)
-        }
-        None => None,
-    };
-    let tags = match last(&|t| t.tags.is_some()) {
-        Some((t, s)) => t
-            .tags
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|tag| values::tag(tag.get_ref(), &Origin::key(s, "tags", tag.span())))
-            .collect::<Result<_>>()?,
-        None => Vec::new(),
-    };
+    let name = setting(
+        tables,
+        "name",
+        |t| t.name.as_ref(),
+        |v, o, _| values::image_name(v, o),
+    )?;
+    let tags = list_setting(tables, "tags", |t| t.tags.as_ref(), values::tag)?.unwrap_or_default();
     let entrypoint = match &flags.entrypoint {
         Some(e) => Some(vec![e.clone()]),
-        None => last(&|t| t.entrypoint.is_some()).map(|(t, _)| t.entrypoint.clone().unwrap()),
+        None => last_set(tables, |t| t.entrypoint.as_ref()).map(|(e, _)| e.clone()),
     };
     let cmd = match &flags.cmd {
         Some(cmd) => cmd.clone(),
-        None => last(&|t| t.cmd.is_some())
-            .map(|(t, _)| t.cmd.clone().unwrap())
+        None => last_set(tables, |t| t.cmd.as_ref())
+            .map(|(cmd, _)| cmd.clone())
             .unwrap_or_default(),
     };
 
@@ -201,38 +187,25 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
 
     let workdir = match &flags.workdir {
         Some(dir) => Some(values::absolute(dir, &Origin::Flag("--workdir"))?),
-        None => match last(&|t| t.workdir.is_some()) {
-            Some((t, s)) => {
-                let dir = t.workdir.as_ref().unwrap();
-                Some(values::absolute(
-                    dir.get_ref(),
-                    &Origin::key(s, "workdir", dir.span()),
-                )?)
-            }
-            None => None,
-        },
+        None => setting(
+            tables,
+            "workdir",
+            |t| t.workdir.as_ref(),
+            |v, o, _| values::absolute(v, o),
+        )?,
     };
     let user = match &flags.user {
         Some(user) => values::user(user, &Origin::Flag("--user"))?,
-        None => match last(&|t| t.user.is_some()) {
-            Some((t, s)) => {
-                let user = t.user.as_ref().unwrap();
-                values::user(user.get_ref(), &Origin::key(s, "user", user.span()))?
-            }
-            None => User::Nonroot,
-        },
+        None => setting(
+            tables,
+            "user",
+            |t| t.user.as_ref(),
+            |v, o, _| values::user(v, o),
+        )?
+        .unwrap_or(User::Nonroot),
     };
     let ports = if flags.ports.is_empty() {
-        match last(&|t| t.ports.is_some()) {
-            Some((t, s)) => t
-                .ports
-                .as_ref()
-                .unwrap()
-                .iter()
-                .map(|p| values::port(p.get_ref(), &Origin::key(s, "ports", p.span())))
-                .collect::<Result<_>>()?,
-            None => BTreeSet::new(),
-        }
+        list_setting(tables, "ports", |t| t.ports.as_ref(), values::port)?.unwrap_or_default()
     } else {
         flags
             .ports
@@ -240,16 +213,8 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
             .map(|p| values::port(p, &Origin::Flag("--port")))
             .collect::<Result<_>>()?
     };
-    let volumes = match last(&|t| t.volumes.is_some()) {
-        Some((t, s)) => t
-            .volumes
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|v| values::absolute(v.get_ref(), &Origin::key(s, "volumes", v.span())))
-            .collect::<Result<_>>()?,
-        None => BTreeSet::new(),
-    };
+    let volumes = list_setting(tables, "volumes", |t| t.volumes.as_ref(), values::absolute)?
+        .unwrap_or_default();
     let labels = merge_maps(tables, |t| t.labels.as_ref(), &flags.labels, "--label")?;
     let annotations = merge_maps(
         tables,
@@ -257,28 +222,18 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
         &flags.annotations,
         "--annotation",
     )?;
-    let stop_signal = match last(&|t| t.stop_signal.is_some()) {
-        Some((t, s)) => {
-            let signal = t.stop_signal.as_ref().unwrap();
-            Some(values::signal(
-                signal.get_ref(),
-                &Origin::key(s, "stop-signal", signal.span()),
-            )?)
-        }
-        None => None,
-    };
+    let stop_signal = setting(
+        tables,
+        "stop-signal",
+        |t| t.stop_signal.as_ref(),
+        |v, o, _| values::signal(v, o),
+    )?;
 
     let files = if flags.files.is_empty() {
-        match last(&|t| t.files.is_some()) {
-            Some((t, s)) => t
-                .files
-                .as_ref()
-                .unwrap()
-                .iter()
-                .map(|f| values::file_entry(f, s))
-                .collect::<Result<_>>()?,
-            None => Vec::new(),
-        }
+        last_set(tables, |t| t.files.as_ref())
+            .map(|(files, s)| files.iter().map(|f| values::file_entry(f, s)).collect())
+            .transpose()?
+            .unwrap_or_default()
     } else {
         flags
             .files
@@ -289,22 +244,16 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
 
     let zones = match &flags.tz {
         Some(tz) => values::zones_flag(tz)?,
-        None => match last(&|t| t.tz.is_some()) {
-            Some((t, s)) => {
-                let tz = t.tz.as_ref().unwrap();
-                values::zones(tz.get_ref(), &Origin::key(s, "tz", tz.span()), s)?
-            }
-            None => Zones::All,
-        },
+        None => setting(tables, "tz", |t| t.tz.as_ref(), values::zones)?.unwrap_or(Zones::All),
     };
     let ca = if flags.ca_certs.is_empty() {
-        match last(&|t| t.ca_certs.is_some()) {
-            Some((t, s)) => {
-                let ca = t.ca_certs.as_ref().unwrap();
-                values::ca_certs(ca.get_ref(), &Origin::key(s, "ca-certs", ca.span()), s)?
-            }
-            None => CaCerts::default(),
-        }
+        setting(
+            tables,
+            "ca-certs",
+            |t| t.ca_certs.as_ref(),
+            values::ca_certs,
+        )?
+        .unwrap_or_default()
     } else {
         let files = flags
             .ca_certs
@@ -315,6 +264,21 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
             extra: files.collect::<Result<_>>()?,
         }
     };
+    let platforms = list_setting::<_, Vec<Vec<Arch>>>(
+        tables,
+        "platforms",
+        |t| t.platforms.as_ref(),
+        values::platform,
+    )?
+    .map(|lists| {
+        let mut all: Vec<Arch> = Vec::new();
+        for arch in lists.into_iter().flatten() {
+            if !all.contains(&arch) {
+                all.push(arch);
+            }
+        }
+        all
+    });
 
     Ok(Settings {
         name,
@@ -331,27 +295,53 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
         stop_signal,
         files,
         base: BaseFiles { zones, ca },
-        bin: last(&|t| t.bin.is_some()).and_then(|(t, _)| t.bin.clone()),
-        bins: last(&|t| t.bins.is_some()).and_then(|(t, _)| t.bins.clone()),
-        features: last(&|t| t.features.is_some()).and_then(|(t, _)| t.features.clone()),
-        profile: last(&|t| t.profile.is_some()).and_then(|(t, _)| t.profile.clone()),
-        platforms: match last(&|t| t.platforms.is_some()) {
-            Some((t, s)) => {
-                let list = t.platforms.as_ref().unwrap();
-                let arches = list
-                    .iter()
-                    .map(|p| values::platform(p.get_ref(), &Origin::key(s, "platforms", p.span())));
-                let mut all: Vec<Arch> = Vec::new();
-                for arch in arches.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
-                    if !all.contains(&arch) {
-                        all.push(arch);
-                    }
-                }
-                Some(all)
-            }
-            None => None,
-        },
+        bin: last_set(tables, |t| t.bin.as_ref()).map(|(bin, _)| bin.clone()),
+        bins: last_set(tables, |t| t.bins.as_ref()).map(|(bins, _)| bins.clone()),
+        features: last_set(tables, |t| t.features.as_ref()).map(|(f, _)| f.clone()),
+        profile: last_set(tables, |t| t.profile.as_ref()).map(|(p, _)| p.clone()),
+        platforms,
     })
+}
+
+/// A key's value in the table of highest precedence that sets it (the tables come lowest
+/// first), and the file that table is in.
+fn last_set<'t, V: ?Sized>(
+    tables: &'t [(Table, Source)],
+    get: impl Fn(&'t Table) -> Option<&'t V>,
+) -> Option<(&'t V, &'t Source)> {
+    tables.iter().rev().find_map(|(t, s)| Some((get(t)?, s)))
+}
+
+/// [`last_set`], checked by `check` with where the value is written.
+fn setting<V: Borrow<B>, B: ?Sized, T>(
+    tables: &[(Table, Source)],
+    key: &'static str,
+    get: impl Fn(&Table) -> Option<&Spanned<V>>,
+    check: impl FnOnce(&B, &Origin, &Source) -> Result<T>,
+) -> Result<Option<T>> {
+    last_set(tables, get)
+        .map(|(value, s)| {
+            let origin = Origin::key(s, key, value.span());
+            check(value.get_ref().borrow(), &origin, s)
+        })
+        .transpose()
+}
+
+/// [`last_set`] of a list, each item checked by `check` with where it is written.
+fn list_setting<T, C: FromIterator<T>>(
+    tables: &[(Table, Source)],
+    key: &'static str,
+    get: impl Fn(&Table) -> Option<&Vec<Spanned<String>>>,
+    check: impl Fn(&str, &Origin) -> Result<T>,
+) -> Result<Option<C>> {
+    last_set(tables, get)
+        .map(|(items, s)| {
+            items
+                .iter()
+                .map(|item| check(item.get_ref(), &Origin::key(s, key, item.span())))
+                .collect()
+        })
+        .transpose()
 }
 
 /// Labels and annotations: workspace, then package, then flags, later ones winning per key.
