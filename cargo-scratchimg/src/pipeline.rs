@@ -772,7 +772,7 @@ impl Assembly<'_> {
                 }
             }
             for binary in &binaries {
-                elf::check_static(&binary.path, target)?;
+                elf::check_static(&binary.path, &binary.bytes, target)?;
             }
             built.push(Compiled {
                 target: target.clone(),
@@ -907,13 +907,11 @@ impl Assembly<'_> {
         let mut documents = Vec::new();
         if let (Some(format), Some(graph)) = (options.sbom, graph) {
             for binary in binaries {
-                let data = std::fs::read(&binary.path)
-                    .with_context(|| format!("could not read {}", binary.path.display()))?;
                 let document = Sbom {
                     subject: Subject {
                         image: job.tags[0].familiar(),
                         path: rootfs::app_path(&binary.name),
-                        sha256: sha256(&data).digest().to_string(),
+                        sha256: sha256(&binary.bytes).digest().to_string(),
                     },
                     crates: graph.clone(),
                     base: rootfs::base_components(&job.settings.base),
@@ -1059,9 +1057,7 @@ fn stale_lists<'a>(
             .iter()
             .filter(|b| b.package == package.name.as_str())
         {
-            let data = std::fs::read(&binary.path)
-                .with_context(|| format!("could not read {}", binary.path.display()))?;
-            if auditable::section(&data).as_deref() != Some(expected.as_slice()) {
+            if auditable::section(&binary.bytes).as_deref() != Some(expected.as_slice()) {
                 stale.push(*package);
                 break;
             }

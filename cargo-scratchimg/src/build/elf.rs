@@ -33,12 +33,11 @@ impl Linkage {
     }
 }
 
-/// Checks that the binary at `path` runs in an empty filesystem on the target's architecture.
-pub fn check_static(path: &Path, target: &Target) -> Result<()> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+/// Checks that the binary at `path` (its `bytes`) runs in an empty filesystem on the target's
+/// architecture.
+pub fn check_static(path: &Path, bytes: &[u8], target: &Target) -> Result<()> {
     let linkage =
-        Linkage::read(&bytes).with_context(|| format!("could not inspect {}", path.display()))?;
+        Linkage::read(bytes).with_context(|| format!("could not inspect {}", path.display()))?;
     let expected = target.arch.elf_machine();
     if linkage.machine != expected {
         bail!(
@@ -136,7 +135,9 @@ mod tests {
             linkage.needed.iter().any(|l| l.starts_with("libc.so")),
             "{linkage:?}"
         );
-        let err = check_static(&bin, &host).unwrap_err().to_string();
+        let err = check_static(&bin, &std::fs::read(&bin).unwrap(), &host)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("is dynamically linked; it needs libc.so.6"),
             "{err}"
@@ -154,14 +155,24 @@ mod tests {
         let bin = compile(dir.path(), "static", &["-static"]);
         let linkage = Linkage::read(&std::fs::read(&bin).unwrap()).unwrap();
         assert!(linkage.is_static(), "{linkage:?}");
-        check_static(&bin, &Target::host_musl().unwrap()).unwrap();
+        check_static(
+            &bin,
+            &std::fs::read(&bin).unwrap(),
+            &Target::host_musl().unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
     fn static_pie_binaries_pass() {
         let dir = tempfile::tempdir().unwrap();
         let bin = compile(dir.path(), "static-pie", &["-static-pie", "-fPIE"]);
-        check_static(&bin, &Target::host_musl().unwrap()).unwrap();
+        check_static(
+            &bin,
+            &std::fs::read(&bin).unwrap(),
+            &Target::host_musl().unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -172,7 +183,7 @@ mod tests {
             .into_iter()
             .find(|a| Some(*a) != Arch::host())
             .unwrap();
-        let err = check_static(&bin, &Target::musl(other))
+        let err = check_static(&bin, &std::fs::read(&bin).unwrap(), &Target::musl(other))
             .unwrap_err()
             .to_string();
         assert!(err.contains("but target"), "{err}");
@@ -185,7 +196,12 @@ mod tests {
         std::fs::write(&path, "#!/bin/sh\necho hi\n").unwrap();
         let err = format!(
             "{:#}",
-            check_static(&path, &Target::host_musl().unwrap()).unwrap_err()
+            check_static(
+                &path,
+                &std::fs::read(&path).unwrap(),
+                &Target::host_musl().unwrap()
+            )
+            .unwrap_err()
         );
         assert!(
             err.contains("could not inspect") && err.contains("not an ELF"),

@@ -63,6 +63,8 @@ pub struct CargoOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltBinary {
     pub path: PathBuf,
+    /// The executable's bytes, read once: checked, hashed and packed from memory.
+    pub bytes: std::sync::Arc<[u8]>,
     /// The binary target's name, e.g. `hello`.
     pub name: String,
     pub package: String,
@@ -204,8 +206,11 @@ pub fn collect(
                     package.name
                 );
             };
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("could not read {}", path.display()))?;
             built.push(BuiltBinary {
                 path,
+                bytes: bytes.into(),
                 name: bin.clone(),
                 package: package.name.to_string(),
                 version: package.version.to_string(),

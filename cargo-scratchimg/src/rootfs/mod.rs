@@ -9,7 +9,7 @@ mod users;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::build::BuiltBinary;
 use crate::image::{Layer, LayerBuilder, Owner};
@@ -226,12 +226,10 @@ pub fn mozilla_pem_sample() -> String {
 }
 
 /// The programs at `/app/<bin>`, owned by root and not writable by the user they run as.
-pub fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'static>> {
+pub fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'_>> {
     let mut layer = LayerBuilder::new(mtime);
     for binary in binaries {
-        let data = std::fs::read(&binary.path)
-            .with_context(|| format!("could not read {}", binary.path.display()))?;
-        layer.file(&app_path(&binary.name), data, 0o755, Owner::ROOT)?;
+        layer.file(&app_path(&binary.name), &*binary.bytes, 0o755, Owner::ROOT)?;
     }
     Ok(layer)
 }
