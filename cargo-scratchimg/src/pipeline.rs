@@ -257,7 +257,7 @@ pub fn run(options: &Options, shell: &mut Shell) -> Result<Vec<Outcome>> {
         let engine = match options.load {
             None => None,
             Some(Load::Auto) => Some(Engine::detect()?),
-            Some(Load::Engine(engine)) => Some(engine),
+            Some(Load::Engine(engine)) => Some(engine.check()?),
         };
 
         // One platform after another, in one target directory, so incremental builds stay warm.

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use scratchimg_tests::{
-    BareToolchain, fixture_copy, host_musl_target, require_musl_target, shared_target_dir, tool,
+    BareToolchain, fixture_copy, host_musl_target, path_with_failing, require_musl_target,
+    shared_target_dir, tool,
 };
 use snapbox::cmd::Command;
 use snapbox::{Assert, Redactions, file, str};
@@ -512,4 +513,53 @@ error: --registry-password-stdin read an empty password
 help: pipe it in, e.g. `echo "$TOKEN" | cargo scratchimg --registry-user USER --registry-password-stdin ...`
 
 "#]]);
+}
+
+/// A `podman` first on PATH that fails the way a broken installation does, and a `DOCKER_HOST`
+/// where no daemon listens: no engine answers.
+fn without_engines(dir: &Path) -> Command {
+    let path = path_with_failing(
+        &dir.join("fake-bin"),
+        "podman",
+        "Error: podman is broken here",
+    );
+    scratchimg(dir)
+        .env("PATH", path)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+}
+
+#[test]
+fn load_without_an_engine_fails_before_building() {
+    let dir = fixture_copy("multi-bin");
+    without_engines(dir.path())
+        .args(["--bin", "server", "--load", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: --load found no container engine that answers
+  docker: `docker version` failed (exit status: 1): [..]
+  podman: `podman version` failed (exit status: 125): Error: podman is broken here
+help: start the docker daemon (or point DOCKER_HOST at one) or install podman, or drop --load and run `docker load -i FILE` yourself
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
+}
+
+#[test]
+fn load_into_a_named_engine_that_does_not_answer_fails_before_building() {
+    let dir = fixture_copy("multi-bin");
+    without_engines(dir.path())
+        .args(["--bin", "server", "--load=podman", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: --load=podman: `podman version` failed (exit status: 125): Error: podman is broken here
+help: start podman, or use --load to take whichever engine answers
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
 }

@@ -359,3 +359,16 @@ pub fn assert_hello_output(stdout: &str) {
         .unwrap_or_else(|| panic!("no certificate count in {stdout}"));
     assert!(certs > 100, "only {certs} certificates");
 }
+
+/// A `PATH` with a `program` in `dir` first that prints `said` to stderr and exits 125, the way a
+/// broken installation fails; the rest of `PATH` follows.
+pub fn path_with_failing(dir: &Path, program: &str, said: &str) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let fake = dir.join(program);
+    std::fs::write(&fake, format!("#!/bin/sh\necho '{said}' >&2\nexit 125\n")).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)))
+        .unwrap()
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -25,28 +26,87 @@ impl Engine {
         }
     }
 
-    /// Docker when its daemon answers, else podman when it is installed.
+    /// Docker when its daemon answers, else podman when it answers; asked before the build, so
+    /// `--load` with no engine fails in a second instead of after the compile.
     pub fn detect() -> Result<Engine> {
-        let answers = |args: &[&str], program: &str| {
-            Command::new(program)
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if answers(&["version", "--format", "{{.Server.Version}}"], "docker") {
-            Ok(Engine::Docker)
-        } else if answers(&["--version"], "podman") {
-            Ok(Engine::Podman)
-        } else {
-            bail!(
-                "--load found no container engine: no docker daemon answered and podman is not installed\n\
-                 help: start the docker daemon or install podman, or drop --load and load the tar yourself"
-            )
+        let mut tried = Vec::new();
+        for engine in [Engine::Docker, Engine::Podman] {
+            match engine.answer() {
+                Ok(()) => return Ok(engine),
+                Err(why) => tried.push(format!("  {engine}: {why}")),
+            }
         }
+        bail!(
+            "--load found no container engine that answers\n{}\n\
+             help: start the docker daemon (or point DOCKER_HOST at one) or install podman, \
+             or drop --load and run `docker load -i FILE` yourself",
+            tried.join("\n")
+        )
+    }
+
+    /// Checks before the build that this engine answers, for `--load=docker` and `--load=podman`.
+    pub fn check(self) -> Result<Engine> {
+        self.answer().map_err(|why| {
+            anyhow::anyhow!(
+                "--load={self}: {why}\n\
+                 help: start {self}, or use --load to take whichever engine answers"
+            )
+        })?;
+        Ok(self)
+    }
+
+    /// Asks the engine for its version: the docker CLI asks its daemon, podman its storage.
+    fn answer(self) -> std::result::Result<(), String> {
+        let (program, args): (_, &[&str]) = match self {
+            Engine::Docker => ("docker", &["version", "--format", "{{.Server.Version}}"]),
+            Engine::Podman => ("podman", &["version", "--format", "{{.Version}}"]),
+        };
+        let shown = format!("`{program} {}`", args[0]);
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not run {shown}: {e}"))?;
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let reading = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let deadline = Instant::now() + ENGINE_ANSWER_LIMIT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "{shown} gave no answer in {} s",
+                        ENGINE_ANSWER_LIMIT.as_secs()
+                    ));
+                }
+            }
+        };
+        let text = reading.join().unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        let said = text.lines().map(str::trim).find(|l| !l.is_empty());
+        Err(match said {
+            Some(line) => format!("{shown} failed ({status}): {line}"),
+            None => format!("{shown} failed ({status})"),
+        })
     }
 }
+
+/// How long an engine may take to say its version: a daemon that accepts and never answers
+/// must not hold the run.
+const ENGINE_ANSWER_LIMIT: Duration = Duration::from_secs(15);
 
 impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,179 @@
+//! `scripts/test`, the one command a contributor runs: on a machine where everything is there
+//! (as it is while this suite runs, which that script started), `--check` changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use scratchimg_tests::{path_with_failing, repo_root};
+
+/// What the set-up steps would change: installed packages, rustup's toolchains, the tools venv,
+/// the engines' configuration and the running daemon.
+fn machine_state() -> Vec<String> {
+    let stamp = |path: &Path| match std::fs::metadata(path) {
+        Ok(meta) => format!(
+            "{}: {:?} {}",
+            path.display(),
+            meta.modified().ok(),
+            meta.len()
+        ),
+        Err(_) => format!("{}: absent", path.display()),
+    };
+    let mut state = Vec::new();
+    let rustup = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"));
+    let venv = repo_root().join("target/tools-venv");
+    for path in [
+        PathBuf::from("/var/lib/dpkg/status"),
+        PathBuf::from("/etc/containers/containers.conf"),
+        rustup.join("toolchains"),
+        venv.join("bin"),
+        venv.join("lib"),
+    ] {
+        state.push(stamp(&path));
+    }
+    if let Ok(entries) = std::fs::read_dir(rustup.join("toolchains")) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        state.push(format!("toolchains: {names:?}"));
+    }
+    let daemon = Command::new("pidof").arg("dockerd").output().unwrap();
+    state.push(format!(
+        "dockerd: {}",
+        String::from_utf8_lossy(&daemon.stdout).trim()
+    ));
+    state
+}
+
+#[test]
+fn check_changes_nothing_where_everything_is_there() {
+    let before = machine_state();
+    let output = Command::new(repo_root().join("scripts/test"))
+        .arg("--check")
+        .output()
+        .expect("scripts/test runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "scripts/test --check failed:\n{stderr}"
+    );
+    for step in [
+        "musl targets",
+        "docker engine",
+        "podman",
+        "syft",
+        "everything the tests need",
+    ] {
+        assert!(
+            stderr.contains(step),
+            "no status line for {step}:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("Installing") && !stderr.contains("Starting"),
+        "{stderr}"
+    );
+    assert_eq!(
+        machine_state(),
+        before,
+        "scripts/test --check changed the machine"
+    );
+}
+
+#[test]
+fn check_names_what_is_missing_and_exits_non_zero() {
+    // A PATH without the engines: each is named, nothing is installed, the exit code says so.
+    let bin = tempfile::tempdir().unwrap();
+    for tool in [
+        "rustup", "rustc", "cargo", "python3", "timeout", "cut", "sort", "tr", "cat", "dirname",
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        let path = String::from_utf8(found.stdout).unwrap();
+        std::os::unix::fs::symlink(path.trim(), bin.path().join(tool)).unwrap();
+    }
+    let before = machine_state();
+    let output = Command::new("/bin/bash")
+        .arg(repo_root().join("scripts/test"))
+        .arg("--check")
+        .env("PATH", bin.path())
+        .output()
+        .expect("scripts/test runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("missing: programs: ") && stderr.contains("podman"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("missing: a docker daemon that answers"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: run scripts/test"), "{stderr}");
+    assert_eq!(
+        machine_state(),
+        before,
+        "scripts/test --check changed the machine"
+    );
+}
+
+/// `scripts/try`, the README's first command, with the test runner's cargo variables removed
+/// (they would point the tool's build elsewhere).
+fn try_command() -> Command {
+    let mut command = Command::new(repo_root().join("scripts/try"));
+    for var in [
+        "CARGO",
+        "RUSTC",
+        "CARGO_TARGET_DIR",
+        "LD_LIBRARY_PATH",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+#[test]
+fn try_builds_hello_and_runs_it_in_an_engine() {
+    let output = try_command().output().expect("scripts/try runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "scripts/try failed:\n{stderr}");
+    // hello's own output, from inside the container: the non-root user and Tokyo's time.
+    assert!(
+        stdout.contains("user: nonroot (uid 65532"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("+09:00 (Asia/Tokyo)"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("run --rm -e TZ=Asia/Tokyo hello:0.1.0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn try_without_an_engine_writes_the_image_and_says_how_to_run_it() {
+    // No daemon on DOCKER_HOST, and a podman that fails: the image is still made.
+    let bin = tempfile::tempdir().unwrap();
+    let path = path_with_failing(bin.path(), "podman", "Error: podman is broken here");
+    let output = try_command()
+        .env("PATH", path)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("scripts/try runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "scripts/try failed:\n{stderr}");
+    let archive = repo_root().join("examples/hello/target/scratchimg/hello-0.1.0.tar");
+    assert!(archive.is_file(), "no {}:\n{stderr}", archive.display());
+    for how in ["docker load -i ", "podman load -i "] {
+        assert!(stderr.contains(how), "no `{how}` in:\n{stderr}");
+    }
+    assert!(stderr.contains("hello-0.1.0.tar"), "{stderr}");
+}
