@@ -19,8 +19,7 @@ pub use values::{Origin, User};
 
 use crate::image::RunConfig;
 use crate::rootfs::{
-    APP_DIR, BaseFiles, CaCerts, FileCopy, NONROOT, ROOT, Zones, app_path, ca_bundle_path,
-    has_ca_bundle,
+    APP_DIR, BaseFiles, CaCerts, FileCopy, Zones, app_path, ca_bundle_path, has_ca_bundle,
 };
 use crate::target::Arch;
 
@@ -96,11 +95,7 @@ impl Settings {
                 .filter(|(k, _)| !is_builtin(k))
                 .map(|(k, v)| format!("{k}={v}")),
         );
-        let home = match self.user {
-            User::Nonroot => NONROOT.home,
-            User::Root => ROOT.home,
-            _ => "/",
-        };
+        let home = self.user.home();
         let mut labels = derived.clone();
         labels.extend(self.labels.clone());
         RunConfig {

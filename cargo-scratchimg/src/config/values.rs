@@ -46,7 +46,7 @@ pub enum User {
     Nonroot,
     Root,
     Nobody,
-    /// `UID` or `UID:GID`, as given.
+    /// `UID` or `UID:GID`, numbers written without leading zeros (`000:0` is `0:0`).
     Id(String),
 }
 
@@ -61,22 +61,54 @@ impl User {
         }
     }
 
+    /// Root however it is spelled: `root`, `0`, `00`, `0:10`.
     pub fn is_root(&self) -> bool {
+        self.uid() == ROOT.id
+    }
+
+    /// The default working directory: the home of root or nonroot, whichever way the id is
+    /// written (`65532` is `nonroot`); `/` for other users (nobody's home does not exist).
+    pub fn home(&self) -> &'static str {
+        [ROOT, NONROOT]
+            .into_iter()
+            .find(|account| account.id == self.uid())
+            .map_or("/", |account| account.home)
+    }
+
+    fn uid(&self) -> u64 {
         match self {
-            User::Root => true,
-            User::Id(id) => id.split(':').next() == Some("0"),
-            _ => false,
+            User::Nonroot => NONROOT.id,
+            User::Root => ROOT.id,
+            User::Nobody => NOBODY.id,
+            User::Id(id) => id
+                .split(':')
+                .next()
+                .and_then(|uid| uid.parse().ok())
+                .expect("an Id is checked numeric when it is made"),
         }
     }
 }
 
 pub fn user(value: &str, origin: &Origin) -> Result<User> {
-    let numeric = |s: &str| !s.is_empty() && s.len() <= 10 && s.chars().all(|c| c.is_ascii_digit());
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     Ok(match value {
         "nonroot" => User::Nonroot,
         "root" => User::Root,
         "nobody" => User::Nobody,
-        id if id.split(':').count() <= 2 && id.split(':').all(numeric) => User::Id(id.to_string()),
+        id if id.split(':').count() <= 2 && id.split(':').all(digits) => {
+            let ids: Vec<String> = id
+                .split(':')
+                .map(|n| match n.parse::<u32>() {
+                    Ok(n) => Ok(n.to_string()),
+                    Err(_) => Err(anyhow::anyhow!(
+                        "{origin}: `{value}`: `{n}` is beyond the largest uid or gid, {}\n\
+                         help: uids and gids are 32-bit numbers; use \"nonroot\" (65532) unless you need another",
+                        u32::MAX
+                    )),
+                })
+                .collect::<Result<_>>()?;
+            User::Id(ids.join(":"))
+        }
         _ => bail!(
             "{origin}: `{value}` is not a user of the image\n\
              help: use \"nonroot\" (the default), \"root\", \"nobody\", or a numeric UID[:GID]"
@@ -365,7 +397,21 @@ mod tests {
         assert_eq!(user("root", &O).unwrap().spec(), "0:0");
         assert!(user("root", &O).unwrap().is_root() && user("0:10", &O).unwrap().is_root());
         assert_eq!(user("1000", &O).unwrap(), User::Id("1000".into()));
-        for bad in ["alice", "1:2:3", "-1", ""] {
+        // Root however it is spelled, and nonroot's home for its uid.
+        for root in ["0", "00", "0:0", "000:0", "0:10"] {
+            assert!(user(root, &O).unwrap().is_root(), "{root}");
+        }
+        assert_eq!(user("000:00", &O).unwrap().spec(), "0:0");
+        assert!(!user("1000", &O).unwrap().is_root() && !user("10:0", &O).unwrap().is_root());
+        assert_eq!(user("65532", &O).unwrap().home(), "/home/nonroot");
+        assert_eq!(user("nonroot", &O).unwrap().home(), "/home/nonroot");
+        assert_eq!(user("00", &O).unwrap().home(), "/root");
+        assert_eq!(user("1000", &O).unwrap().home(), "/");
+        assert!(user("4294967295:4294967295", &O).is_ok());
+        let beyond = user("4294967296", &O).unwrap_err().to_string();
+        assert!(beyond.contains("`4294967296` is beyond"), "{beyond}");
+        assert!(user("1:99999999999999999999", &O).is_err());
+        for bad in ["alice", "1:2:3", "-1", "", ":", "1:"] {
             assert!(user(bad, &O).is_err(), "{bad}");
         }
     }
