@@ -102,8 +102,8 @@ pub struct ScratchimgArgs {
     pub format: FormatArg,
 
     /// How to report the result on stdout
-    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human, help_heading = OUTPUT)]
-    pub message_format: MessageFormat,
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormatArg::Human, help_heading = OUTPUT)]
+    pub message_format: MessageFormatArg,
 
     /// Leave the dependency list (cargo-auditable's `.dep-v0` section) out of the binary
     #[arg(long, help_heading = SUPPLY)]
@@ -226,7 +226,7 @@ pub enum SbomArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MessageFormat {
+pub enum MessageFormatArg {
     Human,
     Json,
 }

@@ -1,28 +1,49 @@
 //! `cargo scratchimg`: build a Rust program for musl and write it into a `FROM scratch` OCI
 //! image, with no Docker daemon, Dockerfile or base image.
 //!
-//! The pipeline: [`build`] runs cargo and gives a [`build::BuiltBinary`]; [`rootfs`] turns it and
-//! the embedded base files into [`image::Layer`]s; [`image::ImageBuilder`] makes an immutable
-//! [`image::Image`]; [`sink`]s write it out. [`pipeline::run`] strings them together.
+//! [`run`] is the whole of it, in the steps [`pipeline`] lists: plan, compile, assemble,
+//! verify, publish. The stages, each a folder or file of its own:
 //!
-//! For the supply chain: [`sbom`] finds the crates compiled into the binary, which the binary
-//! then carries (cargo-auditable's `.dep-v0`) and an SBOM document lists; [`provenance`] says
-//! where the image came from; [`build::remap`] keeps the machine's paths out of the binary.
+//! - [`config`]: settings from Cargo.toml and flags, checked;
+//! - [`cargo`]: everything that runs cargo or rustc; gives each [`cargo::BuiltBinary`];
+//! - [`rootfs`]: the files of the image (CA roots, tzdata, users, `files`, the binaries);
+//! - [`image`]: layers, configs, manifests and indexes as immutable values;
+//! - [`sbom`] and [`provenance`]: what the image says about itself;
+//! - [`sink`]: writes a finished image to a tar, an OCI directory, an engine or registries,
+//!   the last through the small distribution client in [`registry`];
+//! - [`cache`]: what a run keeps for the next, under the target directory's [`layout`].
+//!
+//! The environment is read once, into an [`Env`]; everything the library says goes through a
+//! [`Reporter`], which [`Shell`] implements for the terminal.
 
-pub mod build;
-pub mod cache;
-pub mod config;
-pub mod git;
-pub mod image;
-pub mod pipeline;
-pub mod provenance;
-pub mod registry;
-pub mod rootfs;
-pub mod sbom;
-pub mod shell;
-pub mod sink;
-pub mod source_date;
-pub mod target;
+mod cache;
+mod cargo;
+mod config;
+mod env;
+mod git;
+mod image;
+mod layout;
+mod outcome;
+mod pipeline;
+mod provenance;
+mod registry;
+mod report;
+mod rootfs;
+mod sbom;
+mod shell;
+mod sink;
+mod source_date;
+mod target;
+mod util;
 
-pub use pipeline::{Options, Outcome, run};
-pub use shell::{Shell, Verbosity};
+pub use cargo::CargoOptions;
+pub use cargo::wrapper::run_if_wrapping;
+pub use config::ImageFlags;
+pub use env::{Env, Terminal};
+pub use outcome::{ImageSummary, LayerSummary, Outcome};
+pub use pipeline::{Load, Options, run};
+pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret};
+pub use report::{Capture, Event, Progress, Reporter, Verbosity};
+pub use sbom::SbomFormat;
+pub use shell::{MessageFormat, Shell};
+pub use sink::{Engine, Format};

@@ -6,23 +6,18 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-
-use cargo_scratchimg::build::{BuildRoots, CargoOptions, cargo_program, wrapper};
-use cargo_scratchimg::config::ImageFlags;
-use cargo_scratchimg::pipeline::Load;
-use cargo_scratchimg::registry::{
-    ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret,
+use cargo_scratchimg::{
+    CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format, ImageFlags,
+    Load, MessageFormat, Options, RetryPolicy, SbomFormat, Secret, Shell, Verbosity,
+    run_if_wrapping,
 };
-use cargo_scratchimg::sbom::SbomFormat;
-use cargo_scratchimg::sink::{Engine, Format};
-use cargo_scratchimg::{Options, Shell, Verbosity};
 use clap::Parser;
 
-use cli::{Cargo, FormatArg, LoadArg, MessageFormat, SbomArg, ScratchimgArgs};
+use cli::{Cargo, FormatArg, LoadArg, MessageFormatArg, SbomArg, ScratchimgArgs};
 
 fn main() -> ExitCode {
     // cargo runs us as its rustc wrapper during our own builds; that is not a command line.
-    if let Some(code) = wrapper::run_if_wrapping() {
+    if let Some(code) = run_if_wrapping() {
         return code;
     }
     let Cargo::Scratchimg(args) = Cargo::parse();
@@ -31,27 +26,15 @@ fn main() -> ExitCode {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let mut shell = Shell::new(verbosity);
-    let json = args.message_format == MessageFormat::Json;
-    let result = options(args).and_then(|options| cargo_scratchimg::run(&options, &mut shell));
-    match result {
-        Ok(outcomes) => {
-            for outcome in outcomes {
-                if json {
-                    let line = serde_json::to_string(&outcome).expect("the outcome serializes");
-                    println!("{line}");
-                } else {
-                    // The path of what was written, if anything, then each pushed reference.
-                    if let Some(path) = &outcome.path {
-                        println!("{}", path.display());
-                    }
-                    for pushed in &outcome.pushed {
-                        println!("{pushed}");
-                    }
-                }
-            }
-            ExitCode::SUCCESS
-        }
+    let format = match args.message_format {
+        MessageFormatArg::Human => MessageFormat::Human,
+        MessageFormatArg::Json => MessageFormat::Json,
+    };
+    let shell = Shell::new(verbosity, format);
+    let env = Env::read();
+    // The results go to stdout as each image is published.
+    match options(args).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             shell.error(&error);
             ExitCode::FAILURE
@@ -82,7 +65,6 @@ fn explicit_credentials(user: Option<String>, from_stdin: bool) -> Result<Option
 
 fn options(args: ScratchimgArgs) -> Result<Options> {
     let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
-    let (cargo_home, rustup_home) = BuildRoots::homes(|var| std::env::var_os(var));
     Ok(Options {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
@@ -124,8 +106,6 @@ fn options(args: ScratchimgArgs) -> Result<Options> {
             LoadArg::Docker => Load::Engine(Engine::Docker),
             LoadArg::Podman => Load::Engine(Engine::Podman),
         }),
-        cargo_program: cargo_program(std::env::var_os("CARGO")),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         auditable: !args.no_auditable,
         sbom: match args.sbom {
             SbomArg::None => None,
@@ -133,14 +113,7 @@ fn options(args: ScratchimgArgs) -> Result<Options> {
             SbomArg::Cyclonedx => Some(SbomFormat::CycloneDx),
         },
         verify: args.verify,
-        rustc_wrapper: std::env::current_exe().ok(),
-        cargo_home,
-        rustup_home,
-        cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
         push: args.push,
-        default_repo: std::env::var("SCRATCHIMG_REPO")
-            .ok()
-            .filter(|r| !r.is_empty()),
         registry: ClientOptions {
             ca_files: args.registry_ca,
             insecure: args.insecure_registry,

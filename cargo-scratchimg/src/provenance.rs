@@ -5,12 +5,6 @@
 //! repository that is only a local path is left out, and credentials in a URL are removed.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use anyhow::{Context, Result, bail};
-
-use crate::cache::VersionCache;
 
 /// The facts the annotations state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,42 +45,6 @@ impl Provenance {
             if self.auditable { "true" } else { "false" },
         );
         map
-    }
-}
-
-/// `rustc -vV` of the rustc `cargo` runs in `dir`: the one beside it, else `RUSTC`, else the
-/// rustup-selected one. Kept in `cache` while that executable is unchanged.
-pub fn toolchain(cargo: &Path, dir: &Path, cache: &VersionCache) -> Result<String> {
-    let rustc: PathBuf = crate::build::toolchain::rustc_beside(cargo)
-        .or_else(|| std::env::var_os("RUSTC").map(Into::into))
-        .unwrap_or_else(|| "rustc".into());
-    let run = || {
-        let output = Command::new(&rustc)
-            .arg("-vV")
-            .current_dir(dir)
-            .output()
-            .with_context(|| {
-                format!(
-                    "could not run `{} -vV` in {}\nhelp: install Rust, e.g. from https://rustup.rs",
-                    rustc.display(),
-                    dir.display()
-                )
-            })?;
-        if !output.status.success() {
-            bail!(
-                "`{} -vV` failed: {}",
-                rustc.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    };
-    // Only a rustc named by its path is the same file run after run; rustup's picks vary by
-    // directory and override.
-    if rustc.is_absolute() {
-        Ok(cache.version(&rustc, run)?.0)
-    } else {
-        run()
     }
 }
 

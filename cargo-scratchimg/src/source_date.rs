@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 
 /// Where the build's timestamp came from, for `-v` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub enum DateSource {
     SourceDateEpoch,
     GitCommit,
     Default,
@@ -14,7 +14,7 @@ pub enum Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceDate {
     pub seconds: u64,
-    pub origin: Origin,
+    pub source: DateSource,
 }
 
 impl SourceDate {
@@ -30,17 +30,17 @@ impl SourceDate {
             };
             return Ok(SourceDate {
                 seconds,
-                origin: Origin::SourceDateEpoch,
+                source: DateSource::SourceDateEpoch,
             });
         }
         Ok(match last_commit_time {
             Some(seconds) => SourceDate {
                 seconds,
-                origin: Origin::GitCommit,
+                source: DateSource::GitCommit,
             },
             None => SourceDate {
                 seconds: 0,
-                origin: Origin::Default,
+                source: DateSource::Default,
             },
         })
     }
@@ -64,7 +64,7 @@ mod tests {
             date,
             SourceDate {
                 seconds: 1_700_000_000,
-                origin: Origin::SourceDateEpoch
+                source: DateSource::SourceDateEpoch
             }
         );
         assert_eq!(
@@ -83,14 +83,14 @@ mod tests {
             SourceDate::resolve(None, Some(1_600_000_000)).unwrap(),
             SourceDate {
                 seconds: 1_600_000_000,
-                origin: Origin::GitCommit
+                source: DateSource::GitCommit
             }
         );
         assert_eq!(
             SourceDate::resolve(Some(" "), None).unwrap(),
             SourceDate {
                 seconds: 0,
-                origin: Origin::Default
+                source: DateSource::Default
             }
         );
     }

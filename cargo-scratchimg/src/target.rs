@@ -1,9 +1,10 @@
 //! The platforms an image can be built for, and how each is named by rustc, OCI and ELF.
 
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 
 /// A CPU architecture we build static musl binaries for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Arch {
     Amd64,
     Arm64,
@@ -59,7 +60,7 @@ impl Arch {
 }
 
 /// A rustc target triple together with the architecture it builds for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Target {
     pub triple: String,
     pub arch: Arch,
@@ -84,6 +85,17 @@ impl Target {
                 std::env::consts::ARCH
             ),
         }
+    }
+
+    /// cargo's environment variable `CARGO_TARGET_<TRIPLE>_<key>`, e.g. `_LINKER`.
+    pub fn cargo_env(&self, key: &str) -> String {
+        let triple = self.triple.to_uppercase().replace(['-', '.'], "_");
+        format!("CARGO_TARGET_{triple}_{key}")
+    }
+
+    /// cc-rs's `CC_<triple>`, which names the C compiler for the target.
+    pub fn cc_env(&self) -> String {
+        format!("CC_{}", self.triple.replace(['-', '.'], "_"))
     }
 
     /// Parses a triple given with `--target`; only Linux targets can go into a Linux image.
@@ -116,13 +128,9 @@ pub fn parse_platforms(value: &str) -> Result<Vec<Arch>> {
                  help: use linux/amd64, linux/arm64, or all (both), separated by commas"
             ),
         };
-        for arch in found {
-            if !arches.contains(arch) {
-                arches.push(*arch);
-            }
-        }
+        arches.extend_from_slice(found);
     }
-    Ok(arches)
+    Ok(crate::util::unique(arches))
 }
 
 impl Arch {
@@ -175,5 +183,10 @@ mod tests {
         );
         assert!(Target::parse("x86_64-apple-darwin").is_err());
         assert!(Target::parse("riscv64gc-unknown-linux-musl").is_err());
+        assert_eq!(
+            t.cargo_env("LINKER"),
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"
+        );
+        assert_eq!(t.cc_env(), "CC_aarch64_unknown_linux_musl");
     }
 }

@@ -1,45 +1,49 @@
 //! What is kept between runs under `target/scratchimg/cache`, so a run whose cargo build is up
-//! to date does little else: compressed layers ([`LayerCache`]), the crate graphs of the
-//! binaries ([`GraphCache`]), the toolchain's version ([`VersionCache`]) and the build to start
-//! early ([`BuildCache`]). Like Jib's cache, it lives in the build's target directory, is
-//! rebuilt from scratch when removed, and never changes what is built: cache trouble is only a
-//! slower run.
+//! to date does little else. Like Jib's cache, it lives in the build's target directory, is
+//! rebuilt when removed, and never changes what is built: cache trouble is only a slower run.
+//!
+//! Caches hold no knowledge of what they keep: a key, a value, and the caller's way to compute
+//! it. Every entry is checked before use: a [`Keyed`] entry carries the SHA-256 of its payload
+//! and must parse; a [`LayerCache`] blob must hash to the digest it is stored under and
+//! decompress to its diff_id. An entry that fails is removed and recomputed, with a `-v` note.
+//! Entries are written whole (a temporary file, fsync, rename), so a crash leaves the old entry
+//! or the new one.
 
-mod builds;
-mod graphs;
 mod layers;
-mod toolchain;
 
 use std::fs;
 use std::io::Write;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-pub use builds::BuildCache;
-pub use graphs::GraphCache;
-pub use layers::LayerCache;
-pub use toolchain::VersionCache;
+use anyhow::Result;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub(crate) use layers::LayerCache;
+
+use crate::image::sha256;
+use crate::layout::Layout;
+use crate::report::Reporter;
 
 /// Whether a value came from the cache, for `-v` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hit {
+pub(crate) enum Hit {
     Cached,
     Miss,
 }
 
 /// A directory of entries named by their key, keeping the newest few.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Store {
     dir: PathBuf,
     keep: usize,
 }
 
 impl Store {
-    /// The store `name` under a target directory. Each version of this tool has its own, as what
-    /// it keeps (compressed bytes, graph files) may change between versions.
-    fn in_target_dir(target_directory: &Path, name: &str, keep: usize) -> Store {
-        let dir = format!("{name}-{}", env!("CARGO_PKG_VERSION"));
+    fn open(layout: &Layout, kind: &str, keep: usize) -> Store {
         Store {
-            dir: target_directory.join("scratchimg").join("cache").join(dir),
+            dir: layout.cache(kind),
             keep,
         }
     }
@@ -48,22 +52,36 @@ impl Store {
         self.dir.join(entry)
     }
 
+    /// The entry's bytes; `None` when there is none.
     fn read(&self, entry: &str) -> Option<Vec<u8>> {
         fs::read(self.path(entry)).ok()
     }
 
-    /// Writes an entry whole (a temporary file, then rename), then drops the oldest entries.
+    /// Removes an entry that failed its check, and says so with `-v`.
+    fn discard(&self, entry: &str, why: &str, report: &dyn Reporter) {
+        let path = self.path(entry);
+        let _ = fs::remove_file(&path);
+        report.verbose("Cache", &|| {
+            format!("discarded {}: {why}; computing it again", path.display())
+        });
+    }
+
+    /// Writes an entry whole (a temporary file, fsync, rename), then drops the oldest entries.
     fn write(&self, entry: &str, data: &[u8]) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.dir)?;
         temp.write_all(data)?;
-        temp.persist(self.path(entry))?;
+        temp.as_file().sync_all()?;
+        temp.persist(self.path(entry)).map_err(|e| e.error)?;
         self.prune()
     }
 
     fn prune(&self) -> std::io::Result<()> {
         let mut entries: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&self.dir)?
             .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
         if entries.len() > self.keep {
@@ -73,5 +91,178 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Names of the entries, for lookups by prefix.
+    fn entries(&self) -> Vec<String> {
+        fs::read_dir(&self.dir)
+            .map(|dir| {
+                dir.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Values of type `T` kept as JSON under the digest of a key.
+#[derive(Debug, Clone)]
+pub(crate) struct Keyed<T> {
+    store: Store,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Keyed<T> {
+    /// The cache `kind` of a target directory, keeping `keep` entries.
+    pub(crate) fn open(layout: &Layout, kind: &str, keep: usize) -> Keyed<T> {
+        Keyed {
+            store: Store::open(layout, kind, keep),
+            value: PhantomData,
+        }
+    }
+
+    /// The value kept under `key`, if there is one and it is whole; a damaged entry is removed.
+    pub(crate) fn get(&self, key: &impl Serialize, report: &dyn Reporter) -> Option<T> {
+        let entry = entry_name(key)?;
+        let bytes = self.store.read(&entry)?;
+        match decode(&bytes) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                self.store.discard(&entry, why, report);
+                None
+            }
+        }
+    }
+
+    /// Keeps `value` under `key`, best effort.
+    pub(crate) fn put(&self, key: &impl Serialize, value: &T) {
+        if let (Some(entry), Ok(payload)) = (entry_name(key), serde_json::to_vec(value)) {
+            let mut bytes = format!("{}\n", sha256(&payload).digest()).into_bytes();
+            bytes.extend_from_slice(&payload);
+            let _ = self.store.write(&entry, &bytes);
+        }
+    }
+
+    /// The value under `key`, else `compute`d now and kept.
+    pub(crate) fn get_or_compute(
+        &self,
+        key: &impl Serialize,
+        report: &dyn Reporter,
+        compute: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, Hit)> {
+        if let Some(value) = self.get(key, report) {
+            return Ok((value, Hit::Cached));
+        }
+        let value = compute()?;
+        self.put(key, &value);
+        Ok((value, Hit::Miss))
+    }
+
+    #[cfg(test)]
+    fn path(&self, key: &impl Serialize) -> PathBuf {
+        self.store.path(&entry_name(key).unwrap())
+    }
+}
+
+fn entry_name(key: &impl Serialize) -> Option<String> {
+    let json = serde_json::to_vec(key).ok()?;
+    Some(format!("{}.json", sha256(&json).digest()))
+}
+
+/// An entry is the hex SHA-256 of the payload, a newline, and the payload.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, &'static str> {
+    let newline = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or("it is truncated")?;
+    let (digest, payload) = (&bytes[..newline], &bytes[newline + 1..]);
+    if digest != sha256(payload).digest().as_bytes() {
+        return Err("its bytes do not match their digest");
+    }
+    serde_json::from_slice(payload).map_err(|_| "it does not parse")
+}
+
+/// The hex SHA-256 of a file's bytes; `None` when it cannot be read.
+pub(crate) fn file_digest(path: &Path) -> Option<String> {
+    Some(sha256(&fs::read(path).ok()?).digest().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Capture, Event, Verbosity};
+
+    #[test]
+    fn a_value_put_is_got_back_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache: Keyed<Vec<String>> = Keyed::open(&Layout::new(dir.path()), "test", 4);
+        let report = Capture::new(Verbosity::Verbose);
+        assert_eq!(cache.get(&"k", &report), None);
+        cache.put(&"k", &vec!["v".to_string()]);
+        assert_eq!(cache.get(&"k", &report), Some(vec!["v".to_string()]));
+        assert_eq!(cache.get(&"other", &report), None);
+        let (value, hit) = cache
+            .get_or_compute(&"k", &report, || panic!("not computed again"))
+            .unwrap();
+        assert_eq!((value, hit), (vec!["v".to_string()], Hit::Cached));
+        assert!(report.events().is_empty());
+    }
+
+    #[test]
+    fn damaged_entries_are_discarded_with_a_note_and_computed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache: Keyed<String> = Keyed::open(&Layout::new(dir.path()), "test", 4);
+        let path = cache.path(&"k");
+        type Damage = Box<dyn Fn(Vec<u8>) -> Vec<u8>>;
+        let damages: [(&str, Damage); 4] = [
+            ("empty", Box::new(|_| Vec::new())),
+            (
+                "truncated",
+                Box::new(|b: Vec<u8>| b[..b.len() - 3].to_vec()),
+            ),
+            (
+                "flipped",
+                Box::new(|mut b: Vec<u8>| {
+                    let last = b.len() - 2;
+                    b[last] ^= 1;
+                    b
+                }),
+            ),
+            (
+                "unparsable",
+                Box::new(|_| {
+                    let payload = b"{not json";
+                    let mut b = format!("{}\n", sha256(payload).digest()).into_bytes();
+                    b.extend_from_slice(payload);
+                    b
+                }),
+            ),
+        ];
+        for (name, damage) in damages {
+            cache.put(&"k", &"good value".to_string());
+            std::fs::write(&path, damage(std::fs::read(&path).unwrap())).unwrap();
+            let report = Capture::new(Verbosity::Verbose);
+            let (value, hit) = cache
+                .get_or_compute(&"k", &report, || Ok("recomputed".to_string()))
+                .unwrap();
+            assert_eq!((value.as_str(), hit), ("recomputed", Hit::Miss), "{name}");
+            let notes: Vec<_> = report
+                .events()
+                .into_iter()
+                .filter(|e| matches!(e, Event::Verbose { message, .. } if message.contains("discarded")))
+                .collect();
+            assert_eq!(notes.len(), 1, "{name}: {:?}", report.events());
+            assert_eq!(cache.get(&"k", &report).as_deref(), Some("recomputed"));
+        }
+    }
+
+    #[test]
+    fn old_entries_are_pruned_and_no_temporary_file_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache: Keyed<usize> = Keyed::open(&Layout::new(dir.path()), "test", 3);
+        for i in 0..6 {
+            cache.put(&i, &i);
+        }
+        assert_eq!(cache.store.entries().len(), 3);
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use toml::Spanned;
 
-pub use manifest::{KEYS, Source, Table, Tables};
+pub use manifest::{Source, Table};
 pub use standard::standard_annotations;
 pub use values::{Origin, User};
 

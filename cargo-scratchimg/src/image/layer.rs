@@ -27,7 +27,6 @@ pub enum EntryKind<'a> {
     File(Cow<'a, [u8]>),
     /// A hard link to an earlier regular file in the same layer (a path like our own keys).
     Hardlink(String),
-    Symlink(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,16 +119,6 @@ impl<'a> LayerBuilder<'a> {
         self.insert_new(path, entry)
     }
 
-    pub fn symlink(&mut self, path: &str, target: &str) -> Result<&mut Self> {
-        let entry = Entry {
-            kind: EntryKind::Symlink(target.to_string()),
-            mode: 0o777,
-            owner: Owner::ROOT,
-            implied: false,
-        };
-        self.insert_new(path, entry)
-    }
-
     pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry<'a>)> {
         self.entries
             .iter()
@@ -204,17 +193,13 @@ impl<'a> LayerBuilder<'a> {
                     tar.append_link(&mut header, path, target)
                         .with_context(context)?;
                 }
-                EntryKind::Symlink(target) => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    tar.append_link(&mut header, path, target)
-                        .with_context(context)?;
-                }
             }
         }
         tar.into_inner().context("could not finish a layer tar")
     }
 
     /// Writes the tar, digests it, and compresses it into the layer's blob.
+    #[cfg(test)]
     pub fn build(&self, comment: impl Into<String>) -> Result<Layer> {
         Layer::compress(&self.tar()?, comment)
     }
@@ -231,6 +216,16 @@ impl Layer {
     pub fn from_compressed(gzip: Vec<u8>, diff_id: Digest, comment: impl Into<String>) -> Layer {
         Layer {
             blob: Blob::new(MediaType::ImageLayerGzip, gzip),
+            diff_id,
+            comment: comment.into(),
+        }
+    }
+
+    /// A layer from a blob read back, whose diff_id the image's config gives.
+    #[cfg(test)]
+    pub fn from_blob(blob: Blob, diff_id: Digest, comment: impl Into<String>) -> Layer {
+        Layer {
+            blob,
             diff_id,
             comment: comment.into(),
         }

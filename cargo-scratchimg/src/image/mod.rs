@@ -18,7 +18,7 @@ use oci_spec::image::{
 
 pub use blob::{Blob, sha256};
 pub use index::{Artifact, Index};
-pub use layer::{Entry, EntryKind, Layer, LayerBuilder, Owner, gzip};
+pub use layer::{EntryKind, Layer, LayerBuilder, Owner};
 pub use reference::{ImageRef, Repository, split_tag};
 
 use crate::target::Arch;
@@ -204,6 +204,58 @@ impl Image {
     /// Compressed size of the config and every layer: what a pull downloads.
     pub fn compressed_size(&self) -> u64 {
         self.blobs().map(Blob::size).sum()
+    }
+}
+
+impl Image {
+    /// An image from the blobs an OCI layout or registry holds: its manifest, config and
+    /// layers, in the manifest's order. Architecture, diff_ids and comments come from the
+    /// config; [`validate`] checks that the blobs agree.
+    #[cfg(test)]
+    pub fn from_blobs(manifest: Blob, config: Blob, layers: Vec<Blob>) -> Result<Image> {
+        let parsed: ImageConfiguration =
+            serde_json::from_slice(config.data()).context("the config is not an image config")?;
+        let arch = Arch::ALL
+            .into_iter()
+            .find(|a| &oci_arch(*a) == parsed.architecture())
+            .with_context(|| {
+                format!(
+                    "the image is for {}, which cargo-scratchimg does not build",
+                    parsed.architecture()
+                )
+            })?;
+        let diff_ids = parsed.rootfs().diff_ids();
+        let comments: Vec<String> = parsed
+            .history()
+            .iter()
+            .flatten()
+            .filter(|h| !h.empty_layer().unwrap_or(false))
+            .map(|h| h.comment().clone().unwrap_or_default())
+            .collect();
+        ensure!(
+            diff_ids.len() == layers.len(),
+            "the config lists {} diff_ids for {} layers",
+            diff_ids.len(),
+            layers.len()
+        );
+        let layers = layers
+            .into_iter()
+            .zip(diff_ids)
+            .enumerate()
+            .map(|(i, (blob, diff_id))| {
+                let diff_id: oci_spec::image::Digest = diff_id
+                    .parse()
+                    .with_context(|| format!("diff_id `{diff_id}` is not a digest"))?;
+                let comment = comments.get(i).cloned().unwrap_or_default();
+                Ok(Layer::from_blob(blob, diff_id, comment))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Image {
+            arch,
+            layers,
+            config,
+            manifest,
+        })
     }
 }
 

@@ -57,12 +57,12 @@ impl MountSources {
             .insert(digest.to_string(), repository.to_string());
     }
 
-    /// Forgets every blob but `digest`, the one later runs share: other layers change with
-    /// each build, and mounting them from this run's repositories only helps within the run.
-    pub fn retain_only(&mut self, digest: Option<&Digest>) {
-        let keep = digest.map(Digest::to_string);
+    /// Forgets every blob but those of `keep`, which later runs share: other layers change
+    /// with each build, and mounting them from this run's repositories only helps within it.
+    pub fn retain_only(&mut self, keep: &[Digest]) {
+        let keep: Vec<String> = keep.iter().map(Digest::to_string).collect();
         for blobs in self.known.values_mut() {
-            blobs.retain(|d, _| Some(d) == keep.as_ref());
+            blobs.retain(|d, _| keep.contains(d));
         }
     }
 

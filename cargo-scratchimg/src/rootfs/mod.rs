@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::build::BuiltBinary;
-use crate::image::{Layer, LayerBuilder, Owner};
+use crate::cargo::BuiltBinary;
+use crate::image::{LayerBuilder, Owner};
+use crate::sbom::Component;
 pub use files::{FileCopy, files_layer};
 pub use users::{NOBODY, NONROOT, ROOT};
 
@@ -68,11 +69,6 @@ impl CaCerts {
 pub struct BaseFiles {
     pub zones: Zones,
     pub ca: CaCerts,
-}
-
-/// Files every image gets, laid out as distroless `static` does, as one layer.
-pub fn base_layer(base: &BaseFiles) -> Result<Layer> {
-    base_files(base)?.build(base_comment(base))
 }
 
 /// The files of the base layer, before compression.
@@ -171,24 +167,12 @@ pub fn has_ca_bundle(base: &BaseFiles) -> bool {
     !base.ca.is_empty()
 }
 
-/// A part of the base layer, as an SBOM lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseComponent {
-    pub name: &'static str,
-    pub version: String,
-    /// Where it lives in the image, absolute.
-    pub path: String,
-    pub summary: String,
-    /// The package URL of where its data comes from.
-    pub purl: String,
-}
-
 /// What `base` puts into the base layer that has a version: Mozilla's CA bundle and the tz
 /// database, each only when the settings keep it. Extra CA files have no version to list.
-pub fn base_components(base: &BaseFiles) -> Vec<BaseComponent> {
+pub fn base_components(base: &BaseFiles) -> Vec<Component> {
     let mut components = Vec::new();
     if base.ca.mozilla {
-        components.push(BaseComponent {
+        components.push(Component {
             name: "ca-certificates",
             version: certs::VERSION.to_string(),
             path: format!("/{}", certs::PATH),
@@ -206,7 +190,7 @@ pub fn base_components(base: &BaseFiles) -> Vec<BaseComponent> {
         Zones::Only(names) => Some(format!(" ({} zones and UTC)", names.len())),
     };
     if let Some(zones) = zones {
-        components.push(BaseComponent {
+        components.push(Component {
             name: "tzdata",
             version: tzdata::version().to_string(),
             path: format!("/{}", tzdata::DIR),
@@ -266,6 +250,11 @@ pub fn ca_bundle_path() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::Layer;
+
+    fn base_layer(base: &BaseFiles) -> Result<Layer> {
+        base_files(base)?.build(base_comment(base))
+    }
 
     #[test]
     fn base_layer_is_the_same_every_time() {

@@ -12,9 +12,7 @@ mod spdx;
 
 use anyhow::Result;
 
-pub use crates::{Crate, CrateGraph, GraphQuery, Kind, Source};
-
-use crate::rootfs::BaseComponent;
+pub use crates::{Crate, CrateGraph, Kind, Source};
 
 /// The directory of the image that holds the SBOM.
 pub const IMAGE_DIR: &str = "usr/share/doc/sbom";
@@ -40,6 +38,19 @@ impl SbomFormat {
 }
 
 /// The binary as the SBOM names it.
+/// A part of the image besides the binary that has a version of its own (the CA bundle, the
+/// tz database), as the SBOM lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub name: &'static str,
+    pub version: String,
+    /// Where it lives in the image, absolute.
+    pub path: String,
+    pub summary: String,
+    /// The package URL of where its data comes from.
+    pub purl: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// The image name, e.g. `hello:0.1.0`.
@@ -55,7 +66,7 @@ pub struct Subject {
 pub struct Sbom {
     pub subject: Subject,
     pub crates: CrateGraph,
-    pub base: Vec<BaseComponent>,
+    pub base: Vec<Component>,
     /// The build's one timestamp, not the wall clock.
     pub created: jiff::Timestamp,
 }

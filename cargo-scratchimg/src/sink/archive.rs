@@ -6,33 +6,41 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::Sink;
+use super::Written;
 use super::layout::{docker_manifest, oci_layout};
 use super::pending::PendingFile;
 use crate::image::{Artifact, ImageRef, LayerBuilder, Owner};
 use crate::target::Arch;
 
-pub struct ArchiveSink {
-    output: Option<PendingFile>,
+/// An archive path, claimed.
+pub(crate) struct Archive {
+    output: PendingFile,
     mtime: u64,
 }
 
-impl ArchiveSink {
+impl Archive {
     /// Claims `path`: fails now if it cannot be written. `mtime` stamps the archive's entries.
-    pub fn create(path: &Path, mtime: u64) -> Result<ArchiveSink> {
-        Ok(ArchiveSink {
-            output: Some(PendingFile::create(path)?),
+    pub(crate) fn claim(path: &Path, mtime: u64) -> Result<Archive> {
+        Ok(Archive {
+            output: PendingFile::create(path)?,
             mtime,
         })
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.output.as_ref().map(PendingFile::path)
+    pub(crate) fn path(&self) -> &Path {
+        self.output.path()
+    }
+
+    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
+        let bytes = render(artifact, tags, self.mtime)?;
+        let path = self.output.path().to_path_buf();
+        self.output.commit(&bytes)?;
+        Ok(Written { path })
     }
 }
 
 /// The archive's bytes; deterministic, since the tar is laid out like a layer.
-pub fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Vec<u8>> {
+pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Vec<u8>> {
     let mut tar = LayerBuilder::new(mtime);
     for (path, data) in oci_layout(artifact, tags)? {
         tar.file(&path, data, 0o644, Owner::ROOT)?;
@@ -46,12 +54,4 @@ pub fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Vec<
         )?;
     }
     tar.tar()
-}
-
-impl Sink for ArchiveSink {
-    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()> {
-        let bytes = render(artifact, tags, self.mtime)?;
-        let output = self.output.take().expect("an archive sink writes once");
-        output.commit(&bytes)
-    }
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::Sink;
 use super::archive::render;
 use crate::image::{Artifact, ImageRef};
 use crate::target::Arch;
@@ -28,7 +27,7 @@ impl Engine {
 
     /// Docker when its daemon answers, else podman when it answers; asked before the build, so
     /// `--load` with no engine fails in a second instead of after the compile.
-    pub fn detect() -> Result<Engine> {
+    pub(crate) fn detect() -> Result<Engine> {
         let mut tried = Vec::new();
         for engine in [Engine::Docker, Engine::Podman] {
             match engine.answer() {
@@ -45,7 +44,7 @@ impl Engine {
     }
 
     /// Checks before the build that this engine answers, for `--load=docker` and `--load=podman`.
-    pub fn check(self) -> Result<Engine> {
+    pub(crate) fn check(self) -> Result<Engine> {
         self.answer().map_err(|why| {
             anyhow::anyhow!(
                 "--load={self}: {why}\n\
@@ -114,58 +113,58 @@ impl fmt::Display for Engine {
     }
 }
 
-/// Pipes the image, as the archive `docker save` would write, into `<engine> load`.
-pub struct DaemonSink {
+/// What an engine loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Loaded {
+    pub engine: Engine,
+    /// The names it says it loaded, e.g. `hello:0.1.0`.
+    pub names: Vec<String>,
+}
+
+/// Pipes this machine's image of `artifact`, as the archive `docker save` would write, into
+/// `<engine> load`. `mtime` stamps the archive's entries.
+pub(crate) fn load(
     engine: Engine,
+    artifact: &Artifact,
+    tags: &[ImageRef],
     mtime: u64,
-    /// What the engine printed, e.g. `Loaded image: hello:0.1.0`.
-    pub report: String,
-}
-
-impl DaemonSink {
-    pub fn new(engine: Engine, mtime: u64) -> DaemonSink {
-        DaemonSink {
-            engine,
-            mtime,
-            report: String::new(),
-        }
+) -> Result<Loaded> {
+    let program = engine.program();
+    // An engine stores one platform per name: this machine's.
+    let Some(image) = artifact.image_for(Arch::host()) else {
+        bail!(
+            "the image has no platform that runs on this machine, so it cannot be loaded\n\
+             help: add this machine's platform to --platform, or push the index to a registry"
+        );
+    };
+    let archive = render(&Artifact::Image(image.clone()), tags, mtime)?;
+    let mut child = Command::new(program)
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not run `{program} load`"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // Write from another thread: the engine may fill its output pipes before reading all input.
+    let writer = std::thread::spawn(move || stdin.write_all(&archive));
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("could not run `{program} load`"))?;
+    let written = writer.join().expect("the writer thread does not panic");
+    if !output.status.success() {
+        bail!(
+            "`{program} load` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-}
-
-impl Sink for DaemonSink {
-    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()> {
-        let program = self.engine.program();
-        // An engine stores one platform per name: this machine's.
-        let Some(image) = artifact.image_for(Arch::host()) else {
-            bail!(
-                "the image has no platform that runs on this machine, so it cannot be loaded\n\
-                 help: add this machine's platform to --platform, or push the index to a registry"
-            );
-        };
-        let archive = render(&Artifact::Image(image.clone()), tags, self.mtime)?;
-        let mut child = Command::new(program)
-            .arg("load")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not run `{program} load`"))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        // Write from another thread: the engine may fill its output pipes before reading all input.
-        let writer = std::thread::spawn(move || stdin.write_all(&archive));
-        let output = child
-            .wait_with_output()
-            .with_context(|| format!("could not run `{program} load`"))?;
-        let written = writer.join().expect("the writer thread does not panic");
-        if !output.status.success() {
-            bail!(
-                "`{program} load` failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        written.with_context(|| format!("could not send the image to `{program} load`"))?;
-        self.report = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        Ok(())
-    }
+    written.with_context(|| format!("could not send the image to `{program} load`"))?;
+    let names = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.trim().trim_start_matches("Loaded image: "))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok(Loaded { engine, names })
 }

@@ -16,7 +16,7 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, bytes) pairs. The index has one
 /// entry per tag, annotated the way `docker save` does since Docker 25, pointing at the image
 /// manifest or at the image index. Blobs that platforms share are stored once.
-pub fn oci_layout<'a>(
+pub(crate) fn oci_layout<'a>(
     artifact: &'a Artifact,
     tags: &[ImageRef],
 ) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
@@ -69,7 +69,7 @@ struct DockerManifest {
 }
 
 /// `manifest.json`, pointing into the same `blobs/` as the OCI layout, so no blob is stored twice.
-pub fn docker_manifest(image: &Image, tags: &[ImageRef]) -> Result<Vec<u8>> {
+pub(crate) fn docker_manifest(image: &Image, tags: &[ImageRef]) -> Result<Vec<u8>> {
     let entry = DockerManifest {
         config: image.config().layout_path(),
         repo_tags: tags.iter().map(ImageRef::familiar).collect(),

@@ -1,28 +1,29 @@
-//! Sinks write a finished [`Artifact`] (an image, or an index of images): into a tar, an OCI
-//! layout directory, a container engine, or registries. They never build; it arrives
-//! complete, with every digest computed.
+//! Sinks write a finished [`Artifact`] (an image, or an index of images) and say what they
+//! wrote: a tar ([`Archive`]), an OCI layout directory ([`OciDir`]), a container engine
+//! ([`load`]), registries ([`push`]). They never build, print summaries or keep caches; a sink
+//! that writes once takes `self`.
 
 mod archive;
 mod daemon;
 mod layout;
 mod oci_dir;
 mod pending;
+#[cfg(test)]
+pub(crate) mod read;
 mod registry;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::image::{Artifact, ImageRef};
-pub use archive::ArchiveSink;
-pub use daemon::{DaemonSink, Engine};
-pub use layout::{docker_manifest, oci_layout};
-pub use oci_dir::OciDirSink;
-pub use pending::PendingFile;
-pub use registry::RegistrySink;
+pub(crate) use archive::Archive;
+pub use daemon::Engine;
+pub(crate) use daemon::load;
+pub(crate) use oci_dir::OciDir;
+pub(crate) use pending::PendingFile;
+pub(crate) use registry::{PushError, push};
 
-/// Somewhere an image or index can be written to, under some tags.
-pub trait Sink {
-    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()>;
-}
+use crate::image::{Artifact, ImageRef};
 
 /// What `--format` writes to the output path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,4 +33,51 @@ pub enum Format {
     Archive,
     /// An OCI image layout directory.
     OciDir,
+}
+
+impl Format {
+    /// The name `--message-format json` gives it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Archive => "archive",
+            Format::OciDir => "oci-dir",
+        }
+    }
+}
+
+/// An output path claimed before the build, written after it.
+pub(crate) enum Destination {
+    Archive(Archive),
+    OciDir(OciDir),
+}
+
+/// What a file sink wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub path: PathBuf,
+}
+
+impl Destination {
+    /// Claims `path` for `format`: fails now if it cannot be written. `mtime` stamps the
+    /// archive's entries.
+    pub(crate) fn claim(path: &Path, format: Format, mtime: u64) -> Result<Destination> {
+        Ok(match format {
+            Format::Archive => Destination::Archive(Archive::claim(path, mtime)?),
+            Format::OciDir => Destination::OciDir(OciDir::claim(path)?),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Destination::Archive(archive) => archive.path(),
+            Destination::OciDir(dir) => dir.path(),
+        }
+    }
+
+    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
+        match self {
+            Destination::Archive(archive) => archive.write(artifact, tags),
+            Destination::OciDir(dir) => dir.write(artifact, tags),
+        }
+    }
 }

@@ -4,34 +4,32 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::Sink;
+use super::Written;
 use super::layout::oci_layout;
 use super::pending::PendingDir;
 use crate::image::{Artifact, ImageRef};
 
-pub struct OciDirSink {
-    output: Option<PendingDir>,
+/// An OCI layout directory, claimed.
+pub(crate) struct OciDir {
+    output: PendingDir,
 }
 
-impl OciDirSink {
-    pub fn create(path: &Path) -> Result<OciDirSink> {
-        Ok(OciDirSink {
-            output: Some(PendingDir::create(path)?),
+impl OciDir {
+    pub(crate) fn claim(path: &Path) -> Result<OciDir> {
+        Ok(OciDir {
+            output: PendingDir::create(path)?,
         })
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.output.as_ref().map(PendingDir::path)
+    pub(crate) fn path(&self) -> &Path {
+        self.output.path()
     }
-}
 
-impl Sink for OciDirSink {
-    fn write(&mut self, artifact: &Artifact, tags: &[ImageRef]) -> Result<()> {
+    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
         let files = oci_layout(artifact, tags)?;
-        let output = self
-            .output
-            .take()
-            .expect("an OCI directory sink writes once");
-        output.commit(files.iter().map(|(path, data)| (path.as_str(), &data[..])))
+        let path = self.output.path().to_path_buf();
+        self.output
+            .commit(files.iter().map(|(path, data)| (path.as_str(), &data[..])))?;
+        Ok(Written { path })
     }
 }

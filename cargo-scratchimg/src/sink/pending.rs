@@ -34,13 +34,13 @@ fn prefix(path: &Path) -> String {
 }
 
 /// A file that replaces `path` atomically on `commit`.
-pub struct PendingFile {
+pub(crate) struct PendingFile {
     path: PathBuf,
     temp: NamedTempFile,
 }
 
 impl PendingFile {
-    pub fn create(path: &Path) -> Result<PendingFile> {
+    pub(crate) fn create(path: &Path) -> Result<PendingFile> {
         if path.is_dir() {
             bail!(
                 "output path {} is a directory\nhelp: give a file with -o, e.g. -o {}",
@@ -65,12 +65,12 @@ impl PendingFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Writes `data`, flushes it to disk, and renames it over `path`.
-    pub fn commit(mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn commit(mut self, data: &[u8]) -> Result<()> {
         let context = || format!("could not write {}", self.path.display());
         self.temp.write_all(data).with_context(context)?;
         self.temp.as_file().sync_all().with_context(context)?;
@@ -83,13 +83,13 @@ impl PendingFile {
 }
 
 /// A directory that replaces `path` on `commit`.
-pub struct PendingDir {
+pub(crate) struct PendingDir {
     path: PathBuf,
     temp: TempDir,
 }
 
 impl PendingDir {
-    pub fn create(path: &Path) -> Result<PendingDir> {
+    pub(crate) fn create(path: &Path) -> Result<PendingDir> {
         if path.exists() && !(path.is_dir() && path.join("oci-layout").is_file()) {
             bail!(
                 "output path {} exists and is not an OCI layout; not replacing it\nhelp: remove it, or choose another path with -o",
@@ -112,12 +112,15 @@ impl PendingDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Writes the files (paths relative to the directory) and swaps the directory into place.
-    pub fn commit<'a>(self, files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<()> {
+    pub(crate) fn commit<'a>(
+        self,
+        files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<()> {
         let context = || format!("could not write {}", self.path.display());
         for (name, data) in files {
             let file = self.temp.path().join(name);

@@ -10,27 +10,19 @@ use super::CargoOptions;
 
 /// The workspace as `cargo metadata` sees it.
 #[derive(Debug, Clone)]
-pub struct Workspace {
+pub(crate) struct Workspace {
     metadata: Metadata,
 }
 
 impl Workspace {
     /// Reads the workspace of `manifest` with `cargo metadata --no-deps`.
-    pub fn read(cargo: &Path, manifest: &Path, options: &CargoOptions) -> Result<Workspace> {
+    pub(crate) fn read(cargo: &Path, manifest: &Path, options: &CargoOptions) -> Result<Workspace> {
         let mut command = MetadataCommand::new();
-        command.cargo_path(cargo).manifest_path(manifest).no_deps();
-        let flags = [
-            (options.locked, "--locked"),
-            (options.frozen, "--frozen"),
-            (options.offline, "--offline"),
-        ];
-        command.other_options(
-            flags
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, f)| f.to_string())
-                .collect::<Vec<_>>(),
-        );
+        command
+            .cargo_path(cargo)
+            .manifest_path(manifest)
+            .no_deps()
+            .other_options(options.lock_flags());
         if let Some(dir) = &options.target_dir {
             command.env("CARGO_TARGET_DIR", dir);
         }
@@ -40,23 +32,23 @@ impl Workspace {
         Ok(Workspace { metadata })
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.metadata.workspace_root.as_std_path()
     }
 
     /// The workspace's own Cargo.toml, where `[workspace.metadata]` lives.
-    pub fn manifest_path(&self) -> PathBuf {
+    pub(crate) fn manifest_path(&self) -> PathBuf {
         self.root().join("Cargo.toml")
     }
 
     /// cargo's target directory, honouring `--target-dir`, `CARGO_TARGET_DIR` and config.
-    pub fn target_directory(&self) -> &Path {
+    pub(crate) fn target_directory(&self) -> &Path {
         self.metadata.target_directory.as_std_path()
     }
 
     /// The packages to make images of: `-p`, every binary package with `--workspace`, the one
     /// that has `--bin`, the package of the manifest, or the only binary package.
-    pub fn packages(&self, options: &CargoOptions) -> Result<Vec<Package>> {
+    pub(crate) fn packages(&self, options: &CargoOptions) -> Result<Vec<Package>> {
         let metadata = &self.metadata;
         let members = metadata.workspace_packages();
         let names = |packages: &[&Package]| {
@@ -129,7 +121,7 @@ impl Workspace {
 /// Packages of the dependency graph for `triple` that compile C code: those whose build
 /// script build-depends on `cc` or `cmake`. Needs the full `cargo metadata`, so it is only
 /// asked when a cross build has no C compiler.
-pub fn c_packages(
+pub(crate) fn c_packages(
     cargo: &Path,
     manifest: &Path,
     triple: &str,
@@ -138,15 +130,7 @@ pub fn c_packages(
     let mut command = MetadataCommand::new();
     command.cargo_path(cargo).manifest_path(manifest);
     let mut flags = vec!["--filter-platform".to_string(), triple.to_string()];
-    for (on, flag) in [
-        (options.locked, "--locked"),
-        (options.frozen, "--frozen"),
-        (options.offline, "--offline"),
-    ] {
-        if on {
-            flags.push(flag.to_string());
-        }
-    }
+    flags.extend(options.lock_flags());
     command.other_options(flags);
     let metadata = command
         .exec()
@@ -174,7 +158,7 @@ pub fn c_packages(
 }
 
 /// The directory of a package's Cargo.toml.
-pub fn package_dir(package: &Package) -> &Path {
+pub(crate) fn package_dir(package: &Package) -> &Path {
     package
         .manifest_path
         .parent()
@@ -197,7 +181,7 @@ fn bins(package: &Package) -> Vec<&str> {
 
 /// The binaries that go into a package's image: `--bin`, else the `bins` or `bin` setting,
 /// else the only one or `default-run`.
-pub fn select_bins(
+pub(crate) fn select_bins(
     package: &Package,
     flag: Option<&str>,
     setting_bin: Option<&str>,
@@ -240,8 +224,9 @@ pub fn select_bins(
     }
 }
 
-/// The manifest to read: `--manifest-path`, else the nearest `Cargo.toml` upwards, as cargo does.
-pub fn find_manifest(given: Option<&Path>) -> Result<PathBuf> {
+/// The manifest to read: `--manifest-path`, else the nearest `Cargo.toml` upwards from `cwd`, as
+/// cargo does.
+pub(crate) fn find_manifest(given: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     if let Some(path) = given {
         if !path.is_file() {
             bail!(
@@ -251,7 +236,6 @@ pub fn find_manifest(given: Option<&Path>) -> Result<PathBuf> {
         }
         return Ok(path.to_path_buf());
     }
-    let cwd = std::env::current_dir().context("could not read the current directory")?;
     match cwd
         .ancestors()
         .map(|dir| dir.join("Cargo.toml"))

@@ -10,7 +10,7 @@ use crate::target::Target;
 
 /// What the ELF headers say about how a binary is linked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Linkage {
+pub(crate) struct Linkage {
     pub machine: u16,
     /// `PT_INTERP`: the dynamic loader the kernel would start.
     pub interpreter: Option<String>,
@@ -19,7 +19,7 @@ pub struct Linkage {
 }
 
 impl Linkage {
-    pub fn read(bytes: &[u8]) -> Result<Linkage> {
+    pub(crate) fn read(bytes: &[u8]) -> Result<Linkage> {
         let elf = Elf::parse(bytes).context("not an ELF executable")?;
         Ok(Linkage {
             machine: elf.header.e_machine,
@@ -28,14 +28,14 @@ impl Linkage {
         })
     }
 
-    pub fn is_static(&self) -> bool {
+    pub(crate) fn is_static(&self) -> bool {
         self.interpreter.is_none() && self.needed.is_empty()
     }
 }
 
 /// Checks that the binary at `path` (its `bytes`) runs in an empty filesystem on the target's
 /// architecture.
-pub fn check_static(path: &Path, bytes: &[u8], target: &Target) -> Result<()> {
+pub(crate) fn check_static(path: &Path, bytes: &[u8], target: &Target) -> Result<()> {
     let linkage =
         Linkage::read(bytes).with_context(|| format!("could not inspect {}", path.display()))?;
     let expected = target.arch.elf_machine();

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+use crate::env::Env;
 use crate::target::{Arch, Target};
 
 /// What is known about the machine and the crate graph when choosing a linker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LinkContext {
+pub(crate) struct LinkContext {
     /// `CARGO_TARGET_<TRIPLE>_LINKER` is set, or a cargo config sets `target.<triple>.linker`.
     pub configured: bool,
     /// `<arch>-linux-musl-gcc`, when it is on PATH.
@@ -21,17 +22,9 @@ pub struct LinkContext {
     pub c_packages: Vec<String>,
 }
 
-/// `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER`, as cargo names it.
-pub fn linker_env(target: &Target) -> String {
-    format!(
-        "CARGO_TARGET_{}_LINKER",
-        target.triple.to_uppercase().replace(['-', '.'], "_")
-    )
-}
-
 /// The environment a build for `target` needs on a `host` machine: nothing for a native build
 /// or one the user configured, else a linker, else an error naming what to install.
-pub fn cross_env(
+pub(crate) fn cross_env(
     target: &Target,
     host: Option<Arch>,
     context: &LinkContext,
@@ -39,7 +32,7 @@ pub fn cross_env(
     if host == Some(target.arch) || context.configured {
         return Ok(Vec::new());
     }
-    let var = linker_env(target);
+    let var = target.cargo_env("LINKER");
     if let Some(gcc) = &context.cross_gcc {
         return Ok(vec![(var, gcc.display().to_string())]);
     }
@@ -60,7 +53,7 @@ pub fn cross_env(
             }
         )
     };
-    let cc_var = format!("CC_{}", target.triple.replace('-', "_"));
+    let cc_var = target.cc_env();
     bail!(
         "cannot link for {}: no `{gcc}` on PATH, and {why}\n\
          help: install a musl cross compiler named {gcc} and put it on PATH\n\
@@ -71,32 +64,70 @@ pub fn cross_env(
     )
 }
 
-/// Whether a cargo config that cargo reads from `dir` sets `target.<triple>.linker`: the
-/// `.cargo/config.toml` files of `dir` and its parents, then `$CARGO_HOME`'s.
-pub fn configured_in_files(target: &Target, dir: &Path, cargo_home: Option<&Path>) -> bool {
-    super::cargo_config_files(dir, cargo_home)
-        .iter()
-        .any(|file| {
-            let Ok(text) = std::fs::read_to_string(file) else {
-                return false;
-            };
-            let Ok(config) = text.parse::<toml::Table>() else {
-                return false;
-            };
-            config
-                .get("target")
-                .and_then(|t| t.get(&target.triple))
-                .and_then(|t| t.get("linker"))
-                .is_some()
-        })
+/// What decides the linker of a cross build for `target`: the user's own configuration
+/// (`CARGO_TARGET_<TRIPLE>_LINKER`, or a cargo config file cargo reads from `dir`, including
+/// the cargo home's), a cross gcc on `PATH`, and rust-lld in the toolchain whose std for the
+/// target is in `libdir`. `c_packages` is asked only when neither a configuration nor a cross
+/// gcc settles it, as it costs a `cargo metadata`.
+pub(crate) fn link_context(
+    target: &Target,
+    libdir: &Path,
+    dir: &Path,
+    env: &Env,
+    c_packages: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<LinkContext> {
+    let configured = env.cargo_var(&target.cargo_env("LINKER")).is_some()
+        || configured_in_files(target, dir, env.cargo_home.as_deref());
+    let cross_gcc = env.on_path(&format!("{}-linux-musl-gcc", target.arch.rust_arch()));
+    let mut context = LinkContext {
+        configured,
+        cross_gcc,
+        ..LinkContext::default()
+    };
+    if !context.configured && context.cross_gcc.is_none() {
+        // <sysroot>/lib/rustlib/<target>/lib: rust-lld lives in <sysroot>/lib/rustlib/<host>/bin.
+        let rustlib = libdir.parent().and_then(Path::parent);
+        context.rust_lld = rustlib
+            .and_then(|r| std::fs::read_dir(r).ok())
+            .is_some_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("bin/rust-lld").is_file())
+            });
+        context.c_packages = c_packages()?;
+    }
+    Ok(context)
 }
 
-/// A program on PATH, by name.
-pub fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+/// Whether a cargo config that cargo reads from `dir` sets `target.<triple>.linker`: the
+/// `.cargo/config.toml` files of `dir` and its parents, then `$CARGO_HOME`'s.
+fn configured_in_files(target: &Target, dir: &Path, cargo_home: Option<&Path>) -> bool {
+    cargo_config_files(dir, cargo_home).iter().any(|file| {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        let Ok(config) = text.parse::<toml::Table>() else {
+            return false;
+        };
+        config
+            .get("target")
+            .and_then(|t| t.get(&target.triple))
+            .and_then(|t| t.get("linker"))
+            .is_some()
+    })
+}
+
+/// The cargo config files cargo reads when run in `dir`, whether or not they exist: the
+/// `.cargo/config.toml` (or old `.cargo/config`) of `dir` and its parents, then `$CARGO_HOME`'s.
+pub(crate) fn cargo_config_files(dir: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = dir
+        .ancestors()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .collect();
+    if let Some(home) = cargo_home {
+        files.extend([home.join("config.toml"), home.join("config")]);
+    }
+    files
 }
 
 #[cfg(test)]
@@ -182,5 +213,35 @@ mod tests {
             &project,
             None
         ));
+    }
+
+    /// With `CARGO_HOME` unset, cargo reads `~/.cargo/config.toml`: so does the linker choice.
+    #[test]
+    fn a_linker_in_the_default_cargo_home_counts_as_configured() {
+        let home = tempfile::tempdir().unwrap();
+        let project = home.path().join("src/app");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(home.path().join(".cargo")).unwrap();
+        std::fs::write(
+            home.path().join(".cargo/config.toml"),
+            "[target.aarch64-unknown-linux-musl]\nlinker = \"my-ld\"\n",
+        )
+        .unwrap();
+        let env = Env::from_vars(
+            project.clone(),
+            [("HOME".into(), home.path().as_os_str().to_owned())],
+        );
+        assert_eq!(env.cargo_home, Some(home.path().join(".cargo")));
+        let context = link_context(&arm(), Path::new("/nowhere"), &project, &env, || {
+            panic!("not asked: the configuration settles it")
+        })
+        .unwrap();
+        assert!(context.configured);
+        assert!(
+            cross_env(&arm(), Some(Arch::Amd64), &context)
+                .unwrap()
+                .is_empty(),
+            "cargo uses the configured linker"
+        );
     }
 }

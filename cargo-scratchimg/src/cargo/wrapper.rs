@@ -13,8 +13,10 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+
+use serde::{Deserialize, Serialize};
 
 use super::remap::PathRemap;
 
@@ -26,38 +28,60 @@ const INNER_ENV: &str = "__SCRATCHIMG_INNER_RUSTC_WRAPPER";
 /// Flags for single binaries: entries `package 0x1f bin 0x1f flag 0x1f flag…`, separated by 0x1e.
 const BIN_FLAGS_ENV: &str = "__SCRATCHIMG_BIN_FLAGS";
 
-/// Sets up `cargo` to run `program` (this executable) as its rustc wrapper with `remap`, adding
-/// `bin_flags` (`(package, bin, flags)`) to those binaries' compilations alone.
-pub fn install(
-    cargo: &mut Command,
-    program: &Path,
-    remap: &PathRemap,
-    bin_flags: &[(String, String, Vec<String>)],
-) {
-    let inner = ["RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"]
-        .into_iter()
-        .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()));
-    if let Some(inner) = inner {
-        cargo.env(INNER_ENV, inner);
-    }
-    let flags = remap.rustc_args().join(&OsString::from("\x1f"));
-    cargo
-        .env("RUSTC_WRAPPER", program)
-        .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
-        .env(FLAGS_ENV, flags)
-        .env(BIN_FLAGS_ENV, encode_bin_flags(bin_flags));
+/// This executable as cargo's rustc wrapper, and what it adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Wrapper {
+    /// This executable.
+    pub program: PathBuf,
+    /// The paths of this machine to take out of every crate.
+    pub remap: PathRemap,
+    /// Flags for single binary crates: each binary's dependency list to link.
+    pub bin_flags: Vec<BinFlags>,
+    /// The user's own wrapper (sccache, say), which ours runs in turn.
+    pub inner: Option<OsString>,
+    /// Files the flags name that cargo does not know of: the dependency-list objects.
+    pub inputs: Vec<PathBuf>,
 }
 
-fn encode_bin_flags(bin_flags: &[(String, String, Vec<String>)]) -> String {
+/// rustc flags for the compilation of one binary crate alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BinFlags {
+    pub package: String,
+    pub bin: String,
+    pub flags: Vec<String>,
+}
+
+impl Wrapper {
+    /// Sets up `cargo` to run this wrapper for every crate.
+    pub(crate) fn install(&self, cargo: &mut Command) {
+        if let Some(inner) = &self.inner {
+            cargo.env(INNER_ENV, inner);
+        }
+        let flags = self.remap.rustc_args().join(&OsString::from("\x1f"));
+        cargo
+            .env("RUSTC_WRAPPER", &self.program)
+            .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
+            .env(FLAGS_ENV, flags)
+            .env(BIN_FLAGS_ENV, encode_bin_flags(&self.bin_flags));
+    }
+}
+
+fn encode_bin_flags(bin_flags: &[BinFlags]) -> String {
     bin_flags
         .iter()
-        .map(|(package, bin, flags)| {
-            [package.as_str(), bin.as_str()]
-                .into_iter()
-                .chain(flags.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join("\x1f")
-        })
+        .map(
+            |BinFlags {
+                 package,
+                 bin,
+                 flags,
+             }| {
+                [package.as_str(), bin.as_str()]
+                    .into_iter()
+                    .chain(flags.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\x1f")
+            },
+        )
         .collect::<Vec<_>>()
         .join("\x1e")
 }
@@ -134,15 +158,17 @@ mod tests {
 
     #[test]
     fn each_binary_gets_its_own_flags() {
+        let flags = |package: &str, bin: &str, flags: &[&str]| BinFlags {
+            package: package.into(),
+            bin: bin.into(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        };
         let encoded = encode_bin_flags(&[
-            ("api".into(), "api".into(), vec!["-Clink-arg=/a.o".into()]),
-            (
-                "tools".into(),
-                "migrate".into(),
-                vec![
-                    "-Clink-arg=/t.o".into(),
-                    "-Clink-arg=-Wl,--undefined=X".into(),
-                ],
+            flags("api", "api", &["-Clink-arg=/a.o"]),
+            flags(
+                "tools",
+                "migrate",
+                &["-Clink-arg=/t.o", "-Clink-arg=-Wl,--undefined=X"],
             ),
         ]);
         assert_eq!(flags_for(&encoded, "api", "api"), ["-Clink-arg=/a.o"]);

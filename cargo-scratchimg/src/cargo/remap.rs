@@ -6,17 +6,19 @@
 //! `build.rustflags` all keep working, each with its own precedence, untouched.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 /// Prefixes to rewrite, each with the machine-independent path it becomes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PathRemap {
-    prefixes: Vec<(PathBuf, &'static str)>,
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PathRemap {
+    prefixes: Vec<(PathBuf, String)>,
 }
 
 /// Where a build's inputs live on this machine.
 #[derive(Debug, Clone, Default)]
-pub struct BuildRoots {
+pub(crate) struct BuildRoots {
     pub workspace: PathBuf,
     pub target_dir: PathBuf,
     /// `$CARGO_HOME`, else `~/.cargo`.
@@ -27,24 +29,11 @@ pub struct BuildRoots {
     pub sysroot: Option<PathBuf>,
 }
 
-impl BuildRoots {
-    /// The cargo and rustup homes as cargo and rustup find them, from `env` and the home dir.
-    pub fn homes(env: impl Fn(&str) -> Option<OsString>) -> (Option<PathBuf>, Option<PathBuf>) {
-        let home = env("HOME").map(PathBuf::from);
-        let dir = |var: &str, default: &str| {
-            env(var)
-                .map(PathBuf::from)
-                .or_else(|| home.as_ref().map(|h| h.join(default)))
-        };
-        (dir("CARGO_HOME", ".cargo"), dir("RUSTUP_HOME", ".rustup"))
-    }
-}
-
 impl PathRemap {
-    pub fn new(roots: &BuildRoots) -> PathRemap {
+    pub(crate) fn new(roots: &BuildRoots) -> PathRemap {
         let mut prefixes = vec![
-            (roots.workspace.clone(), "/workspace"),
-            (roots.target_dir.clone(), "/target"),
+            (roots.workspace.clone(), "/workspace".to_string()),
+            (roots.target_dir.clone(), "/target".to_string()),
         ];
         for (path, to) in [
             (&roots.cargo_home, "/cargo"),
@@ -52,7 +41,7 @@ impl PathRemap {
             (&roots.sysroot, "/rustc/sysroot"),
         ] {
             if let Some(path) = path {
-                prefixes.push((path.clone(), to));
+                prefixes.push((path.clone(), to.to_string()));
             }
         }
         // rustc applies the last prefix that matches: longer, more specific ones go last, so a
@@ -63,21 +52,17 @@ impl PathRemap {
     }
 
     /// The rustc flags, one `--remap-path-prefix=FROM=TO` each.
-    pub fn rustc_args(&self) -> Vec<OsString> {
+    pub(crate) fn rustc_args(&self) -> Vec<OsString> {
         self.prefixes
             .iter()
             .map(|(from, to)| {
                 let mut arg = OsString::from("--remap-path-prefix=");
                 arg.push(from.as_os_str());
                 arg.push("=");
-                arg.push(to);
+                arg.push(to.as_str());
                 arg
             })
             .collect()
-    }
-
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.prefixes.iter().map(|(path, _)| path.as_path())
     }
 }
 
@@ -102,19 +87,6 @@ mod tests {
                 "--remap-path-prefix=/home/me/.cargo=/cargo",
                 "--remap-path-prefix=/home/me/app/target=/target",
             ]
-        );
-    }
-
-    #[test]
-    fn homes_follow_the_environment() {
-        let env = |var: &str| match var {
-            "HOME" => Some(OsString::from("/home/me")),
-            "CARGO_HOME" => Some(OsString::from("/ch")),
-            _ => None,
-        };
-        assert_eq!(
-            BuildRoots::homes(env),
-            (Some("/ch".into()), Some("/home/me/.rustup".into()))
         );
     }
 }

@@ -1,0 +1,480 @@
+//! The last run's `cargo build`, started again before `cargo metadata` has answered.
+//!
+//! With the build up to date, a run is mostly cargo starting twice: once to read the workspace,
+//! once to find that nothing needs compiling. Most runs plan the very build the run before did,
+//! so that build starts at once, beside `cargo metadata`, and is adopted only if the new plan
+//! turns out the same [`Build`]. Otherwise it is stopped and the planned build runs. cargo
+//! decides what is up to date either way, so a wrong guess costs time, never correctness.
+//!
+//! What is kept is a [`Build`] value, not a command line: the command is made from it by the
+//! same code as any build, with this run's cargo, and a kept build that names anything this run
+//! would not (another wrapper or linker, a profile name that is not one, files outside the
+//! tool's folder) is not started.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::Result;
+
+use super::command::{Build, Running};
+use crate::cache::Keyed;
+use crate::env::Env;
+use crate::image::sha256;
+use crate::layout::{self, Layout};
+use crate::report::Reporter;
+
+/// Entries kept: one per way the tool is run on this target directory.
+const KEEP: usize = 16;
+
+/// A build started from the last run's [`Build`]; stopped when dropped unless adopted.
+/// What it prints is held back until it is adopted, so a stopped build never shows.
+struct EarlyBuild {
+    build: Build,
+    child: Option<Child>,
+    stderr: Option<(Arc<Mutex<Held>>, JoinHandle<()>)>,
+}
+
+/// cargo's stderr: kept until adopted, then passed through.
+#[derive(Default)]
+struct Held {
+    adopted: bool,
+    bytes: Vec<u8>,
+}
+
+impl EarlyBuild {
+    /// Starts `build` with `cargo` if every input it needs is there; `None` if not, or if it
+    /// cannot start.
+    fn start(build: Build, cargo: &Path, env: &Env) -> Option<EarlyBuild> {
+        if !build.inputs().iter().all(|input| input.is_file()) {
+            return None;
+        }
+        let mut command = build.command(cargo);
+        command.stderr(Stdio::piped());
+        // cargo colors, and draws its progress bar, only on a terminal: its output will be shown
+        // on ours. The user's own settings win.
+        let terminal = &env.terminal;
+        if terminal.stderr && !terminal.color_set {
+            command.env("CARGO_TERM_COLOR", "always");
+        }
+        if let Some(width) = terminal.width
+            && !terminal.progress_set
+        {
+            command
+                .env("CARGO_TERM_PROGRESS_WHEN", "always")
+                .env("CARGO_TERM_PROGRESS_WIDTH", width.to_string());
+        }
+        let mut child = command.spawn().ok()?;
+        let mut pipe = child.stderr.take()?;
+        let held = Arc::new(Mutex::new(Held::default()));
+        let forward = {
+            let held = Arc::clone(&held);
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                    let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                    if held.adopted {
+                        let _ = std::io::stderr().write_all(&chunk[..n]);
+                    } else {
+                        held.bytes.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            })
+        };
+        Some(EarlyBuild {
+            build,
+            child: Some(child),
+            stderr: Some((held, forward)),
+        })
+    }
+
+    /// The running build, if it is exactly `build`, with what it printed so far shown; else
+    /// `None`, and it is stopped.
+    fn adopt(mut self, build: &Build) -> Option<Running> {
+        if self.build != *build {
+            return None;
+        }
+        let child = self.child.take()?;
+        let (held, forward) = self.stderr.take()?;
+        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = std::io::stderr().write_all(&held.bytes);
+        held.adopted = true;
+        Some(Running {
+            child,
+            stderr: Some(forward),
+        })
+    }
+}
+
+impl Drop for EarlyBuild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some((_, forward)) = self.stderr.take() {
+            let _ = forward.join();
+        }
+    }
+}
+
+/// A run's early build, if one started, and the name under which the run keeps the build it
+/// plans, for the next run like it.
+pub(crate) struct Early {
+    started: Option<EarlyBuild>,
+    key: String,
+    cache: Option<Keyed<Build>>,
+}
+
+impl Early {
+    /// No early build: the planned one starts when planned, and is not kept.
+    pub(crate) fn none() -> Early {
+        Early {
+            started: None,
+            key: String::new(),
+            cache: None,
+        }
+    }
+
+    /// Starts the build kept under `key` (the manifest, flags and settings of this kind of run)
+    /// in `target_dir` if it is one this run could plan and `can_build` its target triple.
+    pub(crate) fn start(
+        key: &str,
+        manifest: &Path,
+        target_dir: Option<&Path>,
+        env: &Env,
+        report: &dyn Reporter,
+        can_build: impl Fn(&str) -> bool,
+    ) -> Early {
+        let key = sha256(key.as_bytes()).digest().to_string();
+        let cache = target_dir.map(|dir| Keyed::open(&Layout::new(dir), "builds", KEEP));
+        let started = cache
+            .as_ref()
+            .zip(target_dir)
+            .and_then(|(cache, dir)| {
+                let build: Build = cache.get(&key, report)?;
+                let ours = is_ours(&build, manifest, dir, env);
+                if !ours {
+                    report.verbose("Cache", &|| {
+                        "ignored the kept build: it is not one this run would make".into()
+                    });
+                }
+                ours.then_some(build)
+            })
+            .filter(|build| can_build(&build.target.triple))
+            .and_then(|build| EarlyBuild::start(build, &env.cargo, env));
+        Early {
+            started,
+            key,
+            cache,
+        }
+    }
+
+    pub(crate) fn started(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// `build` running, and whether it is the early build (exactly the same build); else it is
+    /// started now and kept for the next run.
+    pub(crate) fn run(&mut self, build: &Build, cargo: &Path) -> Result<(Running, bool)> {
+        if let Some(running) = self.started.take().and_then(|early| early.adopt(build)) {
+            return Ok((running, true));
+        }
+        if let Some(cache) = &self.cache {
+            cache.put(&self.key, build);
+        }
+        Ok((Running::spawn(build.command(cargo))?, false))
+    }
+}
+
+/// Whether a kept `build` is one this run could have planned for `manifest` in `target_dir`:
+/// this cargo's wrapper (this executable) with the user's own inner wrapper, a profile name
+/// cargo accepts, lock flags, linkers this machine offers, and inputs under the tool's folder.
+fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let request = &build.request;
+    let profile_ok = !request.profile.inherits.is_empty()
+        && request
+            .profile
+            .inherits
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let flags_ok = request
+        .lock_flags
+        .iter()
+        .all(|f| matches!(f.as_str(), "--locked" | "--frozen" | "--offline"));
+    let linker = build.target.cargo_env("LINKER");
+    let gcc = format!("{}-linux-musl-gcc", build.target.arch.rust_arch());
+    let env_ok = build.env.iter().all(|(key, value)| {
+        *key == linker
+            && (value == "rust-lld"
+                || env
+                    .on_path(&gcc)
+                    .is_some_and(|p| p.as_os_str() == value.as_str()))
+    });
+    let auditable = Layout::new(target_dir).auditable();
+    let wrapper_ok = build.wrapper.as_ref().is_none_or(|wrapper| {
+        Some(&wrapper.program) == env.current_exe.as_ref()
+            && wrapper.inner == env.rustc_wrapper
+            && wrapper
+                .inputs
+                .iter()
+                .all(|input| input.parent() == Some(auditable.as_path()))
+            && wrapper.bin_flags.iter().flat_map(|b| &b.flags).all(|flag| {
+                wrapper
+                    .inputs
+                    .iter()
+                    .any(|input| crate::sbom::auditable::link_args(input).contains(flag))
+            })
+    });
+    build.target_dir == target_dir
+        && canonical(&request.manifest_path).is_some()
+        && canonical(&request.manifest_path) == canonical(manifest)
+        && profile_ok
+        && flags_ok
+        && env_ok
+        && wrapper_ok
+}
+
+/// The target directory a run will most likely use, before cargo says: `--target-dir`, else
+/// `CARGO_TARGET_DIR`, else the nearest `target` at or above the manifest's directory that this
+/// tool has written to. `None` when there is no such guess (a first run, a target directory set
+/// in a config file): the build then simply starts when planned.
+pub(crate) fn likely_target_dir(
+    manifest_dir: &Path,
+    flag: Option<&Path>,
+    env: Option<&Path>,
+) -> Option<PathBuf> {
+    if let Some(dir) = flag.or(env) {
+        return Some(dir.to_path_buf());
+    }
+    let manifest_dir = std::fs::canonicalize(manifest_dir).ok()?;
+    manifest_dir
+        .ancestors()
+        .map(|dir| dir.join("target"))
+        .find(|target| target.join(layout::DIR).is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::cargo::command::tests::request;
+    use crate::report::{Capture, Verbosity};
+    use crate::target::Target;
+
+    /// A directory with a manifest, a target directory, and a `cargo` that prints one build
+    /// message and the word it was built with (its `--features`).
+    struct Fixture {
+        dir: tempfile::TempDir,
+        env: Env,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+            let cargo = dir.path().join("cargo");
+            std::fs::write(
+                &cargo,
+                "#!/bin/sh\nfor a; do case $a in --features=*) echo \"${a#--features=}\";; esac; done\n\
+                 echo '{\"reason\":\"build-finished\",\"success\":true}'\n",
+            )
+            .unwrap();
+            std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let env = Env {
+                cargo,
+                current_exe: Some("/usr/bin/cargo-scratchimg".into()),
+                ..Env::default()
+            };
+            Fixture { dir, env }
+        }
+
+        fn target_dir(&self) -> PathBuf {
+            self.dir.path().join("target")
+        }
+
+        fn build(&self, word: &str) -> Build {
+            let mut request = request();
+            request.manifest_path = self.dir.path().join("Cargo.toml");
+            request.features = vec![word.to_string()];
+            Build {
+                request,
+                target: Target::parse("x86_64-unknown-linux-musl").unwrap(),
+                target_dir: self.target_dir(),
+                env: Vec::new(),
+                wrapper: None,
+            }
+        }
+
+        fn start(&self, key: &str, can_build: bool) -> Early {
+            Early::start(
+                key,
+                &self.dir.path().join("Cargo.toml"),
+                Some(&self.target_dir()),
+                &self.env,
+                &Capture::new(Verbosity::Normal),
+                |_| can_build,
+            )
+        }
+    }
+
+    fn output(running: Running) -> String {
+        String::from_utf8(running.child.wait_with_output().unwrap().stdout).unwrap()
+    }
+
+    #[test]
+    fn the_same_build_is_adopted_and_another_is_stopped() {
+        let f = Fixture::new();
+        let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
+        let running = early.adopt(&f.build("one")).expect("adopted");
+        assert!(output(running).starts_with("one\n"));
+        let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
+        assert!(early.adopt(&f.build("two")).is_none());
+    }
+
+    #[test]
+    fn a_run_keeps_its_build_and_the_next_goes_on_with_it() {
+        let f = Fixture::new();
+        let mut first = f.start("run", true);
+        assert!(!first.started(), "nothing kept yet");
+        let (running, adopted) = first.run(&f.build("one"), &f.env.cargo).unwrap();
+        assert!(!adopted);
+        assert!(output(running).starts_with("one\n"));
+
+        // Not when the target cannot build, nor for another kind of run.
+        assert!(!f.start("run", false).started());
+        assert!(!f.start("other", true).started());
+
+        let mut second = f.start("run", true);
+        assert!(second.started());
+        let (running, adopted) = second.run(&f.build("one"), &f.env.cargo).unwrap();
+        assert!(adopted, "the same build goes on");
+        assert!(output(running).starts_with("one\n"));
+
+        let mut third = f.start("run", true);
+        let (running, adopted) = third.run(&f.build("two"), &f.env.cargo).unwrap();
+        assert!(!adopted, "another build runs anew");
+        assert!(output(running).starts_with("two\n"));
+        let mut fourth = f.start("run", true);
+        let (_, adopted) = fourth.run(&f.build("two"), &f.env.cargo).unwrap();
+        assert!(adopted, "and is kept for the next run");
+    }
+
+    #[test]
+    fn missing_inputs_keep_it_from_starting() {
+        let f = Fixture::new();
+        let auditable = Layout::new(&f.target_dir()).auditable();
+        let object = auditable.join("deps.o");
+        let mut build = f.build("one");
+        build.wrapper = Some(crate::cargo::wrapper::Wrapper {
+            program: f.env.current_exe.clone().unwrap(),
+            remap: Default::default(),
+            bin_flags: Vec::new(),
+            inner: None,
+            inputs: vec![object.clone()],
+        });
+        assert!(EarlyBuild::start(build.clone(), &f.env.cargo, &f.env).is_none());
+        std::fs::create_dir_all(&auditable).unwrap();
+        std::fs::write(&object, b"").unwrap();
+        assert!(EarlyBuild::start(build, &f.env.cargo, &f.env).is_some());
+    }
+
+    /// A kept build is a file anyone with write access to the target directory could change:
+    /// one naming another program, linker, profile or manifest is never started.
+    #[test]
+    fn kept_builds_this_run_would_not_make_are_ignored() {
+        let f = Fixture::new();
+        let dir = f.target_dir();
+        let manifest = f.dir.path().join("Cargo.toml");
+        let ok = f.build("one");
+        assert!(is_ours(&ok, &manifest, &dir, &f.env));
+        let wrapper = |program: &str, inputs: Vec<PathBuf>, flags: Vec<String>| {
+            Some(crate::cargo::wrapper::Wrapper {
+                program: program.into(),
+                remap: Default::default(),
+                bin_flags: vec![crate::cargo::wrapper::BinFlags {
+                    package: "app".into(),
+                    bin: "app".into(),
+                    flags,
+                }],
+                inner: None,
+                inputs,
+            })
+        };
+        let object = Layout::new(&dir).auditable().join("deps.o");
+        let mut ours = ok.clone();
+        ours.wrapper = wrapper(
+            "/usr/bin/cargo-scratchimg",
+            vec![object.clone()],
+            crate::sbom::auditable::link_args(&object),
+        );
+        assert!(is_ours(&ours, &manifest, &dir, &f.env));
+
+        let mut tampered: Vec<(&str, Build)> = Vec::new();
+        let mut b = ours.clone();
+        b.wrapper = wrapper("/tmp/evil", vec![object.clone()], Vec::new());
+        tampered.push(("another wrapper", b));
+        let mut b = ours.clone();
+        b.wrapper = wrapper(
+            "/usr/bin/cargo-scratchimg",
+            vec![object.clone()],
+            vec!["-Clink-arg=/tmp/evil.o".into()],
+        );
+        tampered.push(("a link argument of its own", b));
+        let mut b = ours.clone();
+        b.wrapper = wrapper(
+            "/usr/bin/cargo-scratchimg",
+            vec!["/tmp/x.o".into()],
+            Vec::new(),
+        );
+        tampered.push(("an input elsewhere", b));
+        let mut b = ok.clone();
+        b.env = vec![(b.target.cargo_env("LINKER"), "/bin/sh".into())];
+        tampered.push(("another linker", b));
+        let mut b = ok.clone();
+        b.env = vec![("RUSTC".into(), "rust-lld".into())];
+        tampered.push(("another variable", b));
+        let mut b = ok.clone();
+        b.request.profile.inherits = "release\"\nbuild.rustc=\"/tmp/evil".into();
+        tampered.push(("a profile that is not a name", b));
+        let mut b = ok.clone();
+        b.request.lock_flags = vec!["--config=build.rustc='/tmp/evil'".into()];
+        tampered.push(("a flag of its own", b));
+        let mut b = ok.clone();
+        b.request.manifest_path = "/etc/Cargo.toml".into();
+        tampered.push(("another manifest", b));
+        let mut b = ok.clone();
+        b.target_dir = "/tmp/elsewhere".into();
+        tampered.push(("another target directory", b));
+        for (what, build) in tampered {
+            assert!(!is_ours(&build, &manifest, &dir, &f.env), "{what}");
+        }
+    }
+
+    #[test]
+    fn the_target_dir_is_the_flag_the_env_or_one_written_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = dir.path().join("crates/app");
+        std::fs::create_dir_all(&member).unwrap();
+        let flag = Path::new("/flag");
+        let env = Path::new("/env");
+        assert_eq!(
+            likely_target_dir(&member, Some(flag), Some(env)).as_deref(),
+            Some(flag)
+        );
+        assert_eq!(
+            likely_target_dir(&member, None, Some(env)).as_deref(),
+            Some(env)
+        );
+        assert_eq!(likely_target_dir(&member, None, None), None);
+        std::fs::create_dir_all(dir.path().join("target/scratchimg")).unwrap();
+        assert_eq!(
+            likely_target_dir(&member, None, None),
+            Some(std::fs::canonicalize(dir.path()).unwrap().join("target"))
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Everything that runs cargo or rustc: reading the workspace ([`workspace`]), resolving crate
+//! graphs ([`graph`]), the `cargo build` itself ([`command`]) and the one started early
+//! ([`early`]), the target's standard library and `rustc -vV` ([`toolchain`]), cross linkers
+//! ([`linker`]), this executable as rustc's wrapper ([`wrapper`], [`remap`]), and the check
+//! that what cargo built is static ([`elf`]).
+
+pub(crate) mod command;
+pub(crate) mod early;
+pub(crate) mod elf;
+pub(crate) mod graph;
+pub(crate) mod linker;
+pub(crate) mod remap;
+pub(crate) mod toolchain;
+pub(crate) mod workspace;
+pub mod wrapper;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::target::Target;
+
+/// cargo's own flags, as plain values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CargoOptions {
+    pub manifest_path: Option<PathBuf>,
+    pub package: Option<String>,
+    pub bin: Option<String>,
+    /// `--workspace`: an image of every binary package.
+    pub workspace: bool,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    /// `--profile`; the `profile` setting, else `release`, when `None`.
+    pub profile: Option<String>,
+    pub target_dir: Option<PathBuf>,
+    pub locked: bool,
+    pub frozen: bool,
+    pub offline: bool,
+}
+
+impl CargoOptions {
+    /// `--locked`, `--frozen` and `--offline` as given: every cargo command we run takes them.
+    pub(crate) fn lock_flags(&self) -> Vec<String> {
+        [
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+            (self.offline, "--offline"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, flag)| flag.to_string())
+        .collect()
+    }
+
+    /// Whether cargo and rustup may reach the network.
+    pub(crate) fn network_allowed(&self) -> bool {
+        !(self.offline || self.frozen)
+    }
+}
+
+/// An executable cargo built, and what it was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BuiltBinary {
+    pub path: PathBuf,
+    /// The executable's bytes, read once: checked, hashed and packed from memory.
+    pub bytes: Arc<[u8]>,
+    /// The binary target's name, e.g. `hello`.
+    pub name: String,
+    pub package: String,
+    pub version: String,
+    pub target: Target,
+}

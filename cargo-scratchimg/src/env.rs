@@ -1,0 +1,177 @@
+//! The process environment, read once in `main` and passed down: nothing else in the library
+//! reads environment variables, the current directory or terminal facts. (The rustc wrapper,
+//! which cargo starts as another process, reads its own.)
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// What the tool needs to know of the environment it runs in.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// What relative paths in flags are relative to.
+    pub cwd: PathBuf,
+    /// The cargo to run: `$CARGO` when cargo started us (so `cargo +nightly scratchimg` builds
+    /// with nightly), else `cargo` from `PATH`.
+    pub cargo: PathBuf,
+    /// `$CARGO_HOME`, else `~/.cargo`, as cargo finds it.
+    pub cargo_home: Option<PathBuf>,
+    /// `$RUSTUP_HOME`, else `~/.rustup`, as rustup finds it.
+    pub rustup_home: Option<PathBuf>,
+    /// `$CARGO_TARGET_DIR`.
+    pub target_dir: Option<PathBuf>,
+    /// `$RUSTC`: the rustc cargo runs instead of the toolchain's.
+    pub rustc: Option<PathBuf>,
+    /// `$RUSTC_WRAPPER`, else `$CARGO_BUILD_RUSTC_WRAPPER`: the user's wrapper (sccache, say),
+    /// which ours runs in turn.
+    pub rustc_wrapper: Option<OsString>,
+    /// cargo's variables that change what it resolves or how it links: `RUSTFLAGS`,
+    /// `CARGO_ENCODED_RUSTFLAGS`, `CARGO_BUILD_RUSTFLAGS` and every `CARGO_TARGET_<TRIPLE>_*`.
+    pub cargo_vars: BTreeMap<String, String>,
+    /// `$PATH`, where cross compilers are looked for.
+    pub path: Option<OsString>,
+    /// `$SOURCE_DATE_EPOCH`, the timestamp of reproducible builds.
+    pub source_date_epoch: Option<String>,
+    /// `$SCRATCHIMG_REPO`: the registry and namespace pushes go to when they do not name one.
+    pub default_repo: Option<String>,
+    /// This executable, which cargo runs as its rustc wrapper.
+    pub current_exe: Option<PathBuf>,
+    pub terminal: Terminal,
+}
+
+/// What the terminal on stderr is, for cargo's colors and progress bar in the early build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terminal {
+    /// stderr is a terminal.
+    pub stderr: bool,
+    /// Its width in columns, when known.
+    pub width: Option<u16>,
+    /// `CARGO_TERM_COLOR` is set: the user's choice wins over ours.
+    pub color_set: bool,
+    /// `CARGO_TERM_PROGRESS_WHEN` or `CARGO_TERM_PROGRESS_WIDTH` is set.
+    pub progress_set: bool,
+}
+
+impl Env {
+    /// This process's environment.
+    pub fn read() -> Env {
+        use std::io::IsTerminal;
+        let mut env = Env::from_vars(
+            std::env::current_dir().unwrap_or_else(|_| ".".into()),
+            std::env::vars_os(),
+        );
+        env.current_exe = std::env::current_exe().ok();
+        env.terminal.stderr = std::io::stderr().is_terminal();
+        env.terminal.width = terminal_size::terminal_size_of(std::io::stderr())
+            .map(|(terminal_size::Width(width), _)| width);
+        env
+    }
+
+    /// The environment `vars` describe, in `cwd`; no terminal, no executable of our own.
+    pub fn from_vars(cwd: PathBuf, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Env {
+        let vars: BTreeMap<String, OsString> = vars
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let var = |name: &str| vars.get(name).cloned();
+        let string = |name: &str| var(name).and_then(|v| v.into_string().ok());
+        let path = |name: &str| var(name).map(PathBuf::from);
+        let home = path("HOME");
+        let under_home = |dir: &str| home.as_ref().map(|h| h.join(dir));
+        let cargo_vars = vars
+            .iter()
+            .filter(|(k, _)| is_cargo_var(k))
+            .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
+            .collect();
+        Env {
+            cwd,
+            cargo: path("CARGO").unwrap_or_else(|| PathBuf::from("cargo")),
+            cargo_home: path("CARGO_HOME").or_else(|| under_home(".cargo")),
+            rustup_home: path("RUSTUP_HOME").or_else(|| under_home(".rustup")),
+            target_dir: path("CARGO_TARGET_DIR"),
+            rustc: path("RUSTC"),
+            rustc_wrapper: var("RUSTC_WRAPPER").or_else(|| var("CARGO_BUILD_RUSTC_WRAPPER")),
+            cargo_vars,
+            path: var("PATH"),
+            source_date_epoch: string("SOURCE_DATE_EPOCH"),
+            default_repo: string("SCRATCHIMG_REPO"),
+            current_exe: None,
+            terminal: Terminal {
+                color_set: vars.contains_key("CARGO_TERM_COLOR"),
+                progress_set: vars.contains_key("CARGO_TERM_PROGRESS_WHEN")
+                    || vars.contains_key("CARGO_TERM_PROGRESS_WIDTH"),
+                ..Terminal::default()
+            },
+        }
+    }
+
+    /// A cargo variable of [`Env::cargo_vars`], e.g. `CARGO_TARGET_<TRIPLE>_LINKER`.
+    pub fn cargo_var(&self, name: &str) -> Option<&str> {
+        self.cargo_vars.get(name).map(String::as_str)
+    }
+
+    /// A program on `PATH`, by name.
+    pub fn on_path(&self, program: &str) -> Option<PathBuf> {
+        std::env::split_paths(self.path.as_ref()?)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    }
+
+    /// `path` made absolute against [`Env::cwd`].
+    pub fn absolute(&self, path: &Path) -> PathBuf {
+        self.cwd.join(path)
+    }
+}
+
+fn is_cargo_var(name: &str) -> bool {
+    matches!(
+        name,
+        "RUSTFLAGS" | "CARGO_ENCODED_RUSTFLAGS" | "CARGO_BUILD_RUSTFLAGS"
+    ) || name.starts_with("CARGO_TARGET_") && name != "CARGO_TARGET_DIR"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env::from_vars(
+            "/work".into(),
+            vars.iter().map(|(k, v)| (k.into(), v.into())),
+        )
+    }
+
+    #[test]
+    fn homes_follow_the_environment_then_the_home_directory() {
+        let e = env(&[("HOME", "/home/me"), ("CARGO_HOME", "/ch")]);
+        assert_eq!(e.cargo_home.as_deref(), Some(Path::new("/ch")));
+        assert_eq!(
+            e.rustup_home.as_deref(),
+            Some(Path::new("/home/me/.rustup"))
+        );
+        assert_eq!(e.cargo, Path::new("cargo"));
+        let bare = env(&[]);
+        assert_eq!((bare.cargo_home, bare.rustup_home), (None, None));
+    }
+
+    #[test]
+    fn cargo_variables_are_kept_and_empty_values_are_unset() {
+        let e = env(&[
+            ("RUSTFLAGS", "-Copt-level=2"),
+            ("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "my-ld"),
+            ("CARGO_TARGET_DIR", "/t"),
+            ("SCRATCHIMG_REPO", ""),
+            ("EDITOR", "vi"),
+        ]);
+        assert_eq!(
+            e.cargo_vars.keys().collect::<Vec<_>>(),
+            [
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+                "RUSTFLAGS"
+            ]
+        );
+        assert_eq!(e.target_dir.as_deref(), Some(Path::new("/t")));
+        assert_eq!(e.default_repo, None);
+    }
+}

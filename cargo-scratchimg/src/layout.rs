@@ -1,0 +1,87 @@
+//! What the tool keeps under cargo's target directory, in one place:
+//!
+//! ```text
+//! <target-dir>/scratchimg/
+//!     <name>-<version>.tar      default outputs
+//!     auditable/                dependency-list objects linked into the binaries
+//!     cache/<kind>-<version>/   what a run keeps for the next (see `crate::cache`)
+//!     cache/registry-mounts.json
+//!     verify-*/                 --verify's second build, removed when it ends
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The folder's name under the target directory.
+pub const DIR: &str = "scratchimg";
+
+/// `<target-dir>/scratchimg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(target_dir: &Path) -> Layout {
+        Layout {
+            root: target_dir.join(DIR),
+        }
+    }
+
+    /// `<target-dir>/scratchimg` itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where an output goes when `-o` does not say.
+    pub fn default_output(&self, file_name: &str) -> PathBuf {
+        self.root.join(file_name)
+    }
+
+    /// The dependency-list objects.
+    pub fn auditable(&self) -> PathBuf {
+        self.root.join("auditable")
+    }
+
+    /// The cache of one kind. Each version of this tool has its own: what it keeps may change
+    /// between versions.
+    pub fn cache(&self, kind: &str) -> PathBuf {
+        self.root
+            .join("cache")
+            .join(format!("{kind}-{}", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// Where pushed blobs were seen, for mounting.
+    pub fn registry_mounts(&self) -> PathBuf {
+        self.root.join("cache/registry-mounts.json")
+    }
+
+    /// The prefix of `--verify`'s fresh target directories, under [`Layout::root`].
+    pub const VERIFY_PREFIX: &str = "verify-";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_lives_under_target_scratchimg() {
+        let layout = Layout::new(Path::new("/t"));
+        assert_eq!(layout.root(), Path::new("/t/scratchimg"));
+        assert_eq!(
+            layout.default_output("a-1.tar"),
+            Path::new("/t/scratchimg/a-1.tar")
+        );
+        assert_eq!(layout.auditable(), Path::new("/t/scratchimg/auditable"));
+        assert_eq!(
+            layout.cache("layers"),
+            Path::new(concat!(
+                "/t/scratchimg/cache/layers-",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
+        assert_eq!(
+            layout.registry_mounts(),
+            Path::new("/t/scratchimg/cache/registry-mounts.json")
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! What a run produced for one image: the value `--message-format json` prints, and the summary
+//! lines on stderr.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::image::{Artifact, ImageRef};
+use crate::report::{Reporter, human_size};
+use crate::target::Arch;
+
+/// One image's (or index's) result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The file or directory written; `None` when the image was only pushed.
+    pub path: Option<PathBuf>,
+    /// `archive` or `oci-dir`.
+    pub format: &'static str,
+    /// The manifest digest: of the image, or of the index.
+    pub digest: String,
+    pub config_digest: String,
+    pub tags: Vec<String>,
+    pub platform: String,
+    pub layers: Vec<LayerSummary>,
+    /// Compressed size of the configs and layers, each blob counted once.
+    pub size: u64,
+    /// One entry per platform; `platform`, `config_digest` and `layers` above describe the
+    /// one for this machine (or the first).
+    pub images: Vec<ImageSummary>,
+    pub loaded_into: Option<String>,
+    /// `REF@sha256:…` of each tag pushed.
+    pub pushed: Vec<String>,
+}
+
+/// One platform's image of an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageSummary {
+    pub platform: String,
+    pub digest: String,
+    pub config_digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerSummary {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    pub comment: String,
+}
+
+impl Outcome {
+    /// The outcome of `artifact` under `tags`, before anything is written.
+    pub fn of(artifact: &Artifact, tags: &[ImageRef], format: &'static str) -> Outcome {
+        let images = artifact.images();
+        let primary = artifact.image_for(Arch::host()).unwrap_or(&images[0]);
+        let mut blobs: Vec<_> = images
+            .iter()
+            .flat_map(|i| i.blobs().map(|b| (b.digest().to_string(), b.size())))
+            .collect();
+        blobs.sort();
+        blobs.dedup();
+        Outcome {
+            path: None,
+            format,
+            digest: artifact.digest().to_string(),
+            config_digest: primary.config().digest().to_string(),
+            tags: tags.iter().map(ImageRef::familiar).collect(),
+            platform: primary.arch().platform(),
+            layers: primary
+                .layers()
+                .iter()
+                .map(|l| LayerSummary {
+                    digest: l.blob().digest().to_string(),
+                    diff_id: l.diff_id().to_string(),
+                    size: l.blob().size(),
+                    comment: l.comment().to_string(),
+                })
+                .collect(),
+            size: blobs.iter().map(|(_, size)| size).sum(),
+            images: images
+                .iter()
+                .map(|i| ImageSummary {
+                    platform: i.arch().platform(),
+                    digest: i.digest().to_string(),
+                    config_digest: i.config().digest().to_string(),
+                    size: i.compressed_size(),
+                })
+                .collect(),
+            loaded_into: None,
+            pushed: Vec::new(),
+        }
+    }
+
+    /// The summary on stderr: name, digest, and each layer's size.
+    pub fn summarize(&self, report: &dyn Reporter) {
+        let platforms: Vec<&str> = self.images.iter().map(|i| i.platform.as_str()).collect();
+        let index = platforms.len() > 1;
+        let kind = if index { "index of " } else { "" };
+        report.status(
+            "Image",
+            &format!("{} ({kind}{})", self.tags.join(", "), platforms.join(", ")),
+        );
+        report.status("Digest", &self.digest);
+        if index {
+            for image in &self.images {
+                report.status(
+                    "Platform",
+                    &format!(
+                        "{:<15} {}  {}",
+                        image.platform,
+                        image.digest,
+                        human_size(image.size)
+                    ),
+                );
+            }
+            if self.format == "archive" {
+                report.status(
+                    "Note",
+                    &format!(
+                        "docker load gets {} from this tar (one platform per name)",
+                        self.platform
+                    ),
+                );
+            }
+            report.status("Layers", &format!("of {}:", self.platform));
+        }
+        for layer in &self.layers {
+            report.status(
+                "Layer",
+                &format!("{:>10}  {}", human_size(layer.size), layer.comment),
+            );
+        }
+        let what = if index {
+            "compressed, all platforms, shared blobs once"
+        } else {
+            "compressed, config included"
+        };
+        report.status("Total", &format!("{:>10}  {what}", human_size(self.size)));
+    }
+}

@@ -1,0 +1,192 @@
+//! Step 2: one `cargo build` per platform, one after another in one target directory so
+//! incremental builds stay warm, through this executable as rustc's wrapper (path remapping,
+//! each binary's dependency list); then each binary read once and checked static.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::Plan;
+use super::plan::PlatformPlan;
+use crate::cargo::command::{Build, PackageBins, Running};
+use crate::cargo::early::Early;
+use crate::cargo::remap::{BuildRoots, PathRemap};
+use crate::cargo::wrapper::{BinFlags, Wrapper};
+use crate::cargo::{BuiltBinary, elf};
+use crate::env::Env;
+use crate::image::sha256;
+use crate::report::Reporter;
+use crate::sbom::{CrateGraph, auditable};
+use crate::sink::PendingFile;
+use crate::target::Target;
+
+/// What one platform's `cargo build` gave.
+pub(crate) struct PlatformBuild {
+    pub target: Target,
+    pub binaries: Vec<BuiltBinary>,
+}
+
+impl PlatformBuild {
+    /// The binaries of one image: its package's, those it asked for.
+    pub(crate) fn binaries_of<'a>(
+        &'a self,
+        package: &'a str,
+        bins: &'a [String],
+    ) -> impl Iterator<Item = &'a BuiltBinary> {
+        self.binaries
+            .iter()
+            .filter(move |b| b.package == package && bins.contains(&b.name))
+    }
+}
+
+/// Compiles every platform of `plan` into `target_dir`. The first build is `early`'s when that
+/// is the same one.
+pub(crate) fn compile(
+    plan: &Plan,
+    env: &Env,
+    target_dir: &Path,
+    mut early: Early,
+    report: &dyn Reporter,
+) -> Result<Vec<PlatformBuild>> {
+    let mut builds = Vec::new();
+    for platform in &plan.platforms {
+        let target = &platform.target;
+        let build = Build {
+            request: plan.request.clone(),
+            target: target.clone(),
+            target_dir: target_dir.to_path_buf(),
+            env: platform.linker_env.clone(),
+            wrapper: wrapper(plan, platform, target_dir, env)?,
+        };
+        if plan.multi_platform() {
+            report.status("Building", &target.arch.platform());
+        }
+        let (running, adopted) = early.run(&build, &env.cargo)?;
+        if adopted {
+            report.verbose("Building", &|| {
+                "went on with the build started early: the plan is the last run's".into()
+            });
+        }
+        let mut binaries = running.collect(&build)?;
+        // cargo cannot see the link arguments the wrapper adds, so a binary it linked without
+        // them (by an older cargo-scratchimg, say) stays "fresh". Such binaries are found by
+        // their missing or different list, cleaned, and built once more.
+        let stale = stale_lists(plan, platform, &binaries)?;
+        if !stale.is_empty() {
+            let names: Vec<&str> = stale.iter().map(|p| p.name.as_str()).collect();
+            report.status(
+                "Relinking",
+                &format!("{}: the dependency list is out of date", names.join(", ")),
+            );
+            build.clean(&env.cargo, &stale)?;
+            binaries = Running::spawn(build.command(&env.cargo))?.collect(&build)?;
+            if !stale_lists(plan, platform, &binaries)?.is_empty() {
+                bail!(
+                    "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",
+                    names.join(", ")
+                );
+            }
+        }
+        for binary in &binaries {
+            elf::check_static(&binary.path, &binary.bytes, target)?;
+        }
+        builds.push(PlatformBuild {
+            target: target.clone(),
+            binaries,
+        });
+    }
+    Ok(builds)
+}
+
+/// This executable as rustc's wrapper, with the path remapping, and each binary's dependency
+/// list to link; `None` when the tool cannot be its own wrapper.
+fn wrapper(
+    plan: &Plan,
+    platform: &PlatformPlan,
+    target_dir: &Path,
+    env: &Env,
+) -> Result<Option<Wrapper>> {
+    let Some(program) = &env.current_exe else {
+        return Ok(None);
+    };
+    let remap = PathRemap::new(&BuildRoots {
+        workspace: plan.workspace.root().to_path_buf(),
+        target_dir: target_dir.to_path_buf(),
+        cargo_home: env.cargo_home.clone(),
+        rustup_home: env.rustup_home.clone(),
+        sysroot: platform.sysroot.clone(),
+    });
+    let mut bin_flags = Vec::new();
+    let mut inputs = Vec::new();
+    if plan.auditable {
+        let dir = crate::layout::Layout::new(target_dir).auditable();
+        // Every binary of a package gets the package's list: they share its dependencies.
+        for package in &plan.request.packages {
+            let object = dependency_object(graph(platform, package)?, &platform.target, &dir)?;
+            for bin in &package.bins {
+                bin_flags.push(BinFlags {
+                    package: package.name.clone(),
+                    bin: bin.clone(),
+                    flags: auditable::link_args(&object),
+                });
+            }
+            inputs.push(object);
+        }
+    }
+    Ok(Some(Wrapper {
+        program: program.clone(),
+        remap,
+        bin_flags,
+        inner: env.rustc_wrapper.clone(),
+        inputs,
+    }))
+}
+
+fn graph<'a>(platform: &'a PlatformPlan, package: &PackageBins) -> Result<&'a CrateGraph> {
+    platform.graphs.get(&package.name).with_context(|| {
+        format!(
+            "no crate graph of package `{}` for {} (a bug in cargo-scratchimg)",
+            package.name, platform.target.triple
+        )
+    })
+}
+
+/// Writes the object file with the dependency list into `dir`, named by its content, so each
+/// package and platform links its own.
+fn dependency_object(crates: &CrateGraph, target: &Target, dir: &Path) -> Result<PathBuf> {
+    let object = auditable::object_file(target, &auditable::compressed(crates)?)?;
+    let path = dir.join(format!(
+        "{}-{}.o",
+        crates.root().name,
+        &sha256(&object).digest()[..16]
+    ));
+    if std::fs::read(&path).is_ok_and(|existing| existing == object) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    PendingFile::create(&path)?.commit(&object)?;
+    Ok(path)
+}
+
+/// The packages with a binary whose `.dep-v0` section is not the list it should link.
+fn stale_lists<'a>(
+    plan: &'a Plan,
+    platform: &PlatformPlan,
+    binaries: &[BuiltBinary],
+) -> Result<Vec<&'a PackageBins>> {
+    let mut stale = Vec::new();
+    if !plan.auditable {
+        return Ok(stale);
+    }
+    for package in &plan.request.packages {
+        let expected = auditable::compressed(graph(platform, package)?)?;
+        let differs = binaries
+            .iter()
+            .filter(|b| b.package == package.name)
+            .any(|b| auditable::section(&b.bytes).as_deref() != Some(expected.as_slice()));
+        if differs {
+            stale.push(package);
+        }
+    }
+    Ok(stale)
+}

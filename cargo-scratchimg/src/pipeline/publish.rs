@@ -1,0 +1,104 @@
+//! Step 5: each image written to its claimed output with its SBOMs beside it, loaded into the
+//! engine, pushed to its registries; its [`Outcome`] reported as soon as it is done.
+
+use anyhow::{Context, Result};
+use oci_spec::image::Digest;
+
+use super::Plan;
+use super::assemble::AssembledImage;
+use crate::outcome::Outcome;
+use crate::registry::MountSources;
+use crate::report::{Reporter, human_size};
+use crate::sink::{PushError, load, push};
+
+/// Publishes every image, in plan order.
+pub(crate) fn publish(
+    plan: Plan,
+    images: Vec<AssembledImage>,
+    report: &dyn Reporter,
+) -> Result<Vec<Outcome>> {
+    let mut mounts = MountSources::load(&plan.layout.registry_mounts());
+    let published = publish_each(&plan, images, &mut mounts, report);
+    if !plan.registries.is_empty() {
+        // Later runs remember only the base layers, which every image of a tool version shares;
+        // the others change with each build.
+        let bases: Vec<Digest> = plan
+            .bases
+            .iter()
+            .map(|(_, layer)| layer.blob().digest().clone())
+            .collect();
+        mounts.retain_only(&bases);
+        mounts.save();
+    }
+    published
+}
+
+fn publish_each(
+    plan: &Plan,
+    images: Vec<AssembledImage>,
+    mounts: &mut MountSources,
+    report: &dyn Reporter,
+) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for AssembledImage {
+        plan: image,
+        artifact,
+        sboms,
+    } in images
+    {
+        let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
+        if let Some(destination) = image.destination {
+            report.status("Writing", &destination.path().display());
+            outcome.path = Some(destination.write(&artifact, &image.tags)?.path);
+        }
+        for claim in image.sboms {
+            let document = sboms
+                .iter()
+                .find(|d| d.target == claim.target && d.bin == claim.bin)
+                .expect("an SBOM for every platform and binary");
+            report.status("Writing", &claim.file.path().display());
+            claim.file.commit(&document.bytes)?;
+        }
+        if let Some(engine) = plan.engine {
+            let loaded = load(engine, &artifact, &image.tags, image.date.seconds)
+                .with_context(|| format!("could not load the image into {engine}"))?;
+            for name in &loaded.names {
+                report.status("Loaded", &format!("{name} ({engine})"));
+            }
+            outcome.loaded_into = Some(engine.to_string());
+        }
+        if !image.push_to.is_empty() {
+            match push(&plan.registries, mounts, &artifact, &image.push_to, report) {
+                Ok(pushed) => {
+                    let tags = pushed.refs.len();
+                    report.status(
+                        "Pushed",
+                        &format!(
+                            "{tags} tag{} in {:.3}s: {} blob{} uploaded ({}), {} mounted, {} already there",
+                            if tags == 1 { "" } else { "s" },
+                            pushed.elapsed.as_secs_f64(),
+                            pushed.uploaded,
+                            if pushed.uploaded == 1 { "" } else { "s" },
+                            human_size(pushed.sent),
+                            pushed.mounted,
+                            pushed.existing
+                        ),
+                    );
+                    outcome.pushed = pushed.refs;
+                }
+                Err(PushError { pushed, error }) => {
+                    // What went up is there: say so on stdout, then fail.
+                    if !pushed.is_empty() || outcome.path.is_some() {
+                        outcome.pushed = pushed;
+                        report.result(&outcome);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        outcome.summarize(report);
+        report.result(&outcome);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}

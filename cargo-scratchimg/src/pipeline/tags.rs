@@ -1,0 +1,267 @@
+//! Names: the image's tags, the references `--push` names, and the files a run writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::config::Settings;
+use crate::image::{ImageRef, Repository, split_tag};
+use crate::sink::Format;
+use crate::target::Target;
+use crate::util::unique;
+
+/// `-t` values; else `name` with each of `tags` (or the version); else `<bin>:<version>`.
+/// All checked before anything is built.
+pub(super) fn image_tags(
+    given: &[String],
+    settings: &Settings,
+    default_name: &str,
+    version: &str,
+) -> Result<Vec<ImageRef>> {
+    if !given.is_empty() {
+        return given.iter().map(|tag| tag.parse()).collect();
+    }
+    // Repository names are lowercase; binary names need not be.
+    let name = settings
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name.to_lowercase());
+    let tags = if settings.tags.is_empty() {
+        vec![ImageRef::tag_for_version(version)]
+    } else {
+        settings.tags.clone()
+    };
+    tags.iter()
+        .map(|tag| {
+            format!("{name}:{tag}").parse().with_context(|| {
+                format!("`{name}` does not make a valid image name\nhelp: name the image with -t NAME[:TAG] or `name` in [package.metadata.scratchimg]")
+            })
+        })
+        .collect()
+}
+
+/// The references `--push` names, completed with the image's tags where they have none, and
+/// prefixed with `SCRATCHIMG_REPO` where they name no registry.
+pub(super) fn push_refs(
+    given: &[String],
+    default_repo: Option<&str>,
+    tags: &[ImageRef],
+) -> Result<Vec<ImageRef>> {
+    let mut refs: Vec<ImageRef> = Vec::new();
+    for value in given {
+        let context = || format!("invalid --push `{value}`");
+        if value.is_empty() {
+            let prefix = default_repo.context(
+                "--push without a reference needs SCRATCHIMG_REPO\n\
+                 help: set SCRATCHIMG_REPO to a registry and namespace, e.g. `ghcr.io/acme`, or give --push REGISTRY/REPO[:TAG]",
+            )?;
+            for tag in tags {
+                let name = tag
+                    .repository()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(tag.repository());
+                let repo = Repository::under_prefix(prefix, name)
+                    .with_context(|| format!("invalid SCRATCHIMG_REPO `{prefix}`"))?;
+                refs.push(repo.tagged(tag.tag()));
+            }
+            continue;
+        }
+        let (name, tag) = split_tag(value).with_context(context)?;
+        let name = match default_repo {
+            Some(prefix) if !Repository::names_registry(name) => {
+                format!("{}/{name}", prefix.trim_end_matches('/'))
+            }
+            _ => name.to_string(),
+        };
+        match tag {
+            Some(tag) => refs.push(format!("{name}:{tag}").parse().with_context(context)?),
+            None => {
+                let repo: Repository = name.parse().with_context(context)?;
+                refs.extend(tags.iter().map(|t| repo.tagged(t.tag())));
+            }
+        }
+    }
+    Ok(unique(refs))
+}
+
+/// The registries `--push` names, known before the image's tags are: the tags change
+/// repositories, never registries. Empty when a reference is invalid; `push_refs` says why.
+pub(super) fn push_hosts(given: &[String], default_repo: Option<&str>) -> Vec<String> {
+    let any_tag: ImageRef = "any:latest".parse().expect("a valid reference");
+    let refs = push_refs(given, default_repo, &[any_tag]).unwrap_or_default();
+    unique(refs.iter().map(|r| r.registry().to_string()))
+}
+
+pub(super) fn output_name(name: &str, version: &str, format: Format) -> String {
+    match format {
+        Format::Archive => format!("{name}-{version}.tar"),
+        Format::OciDir => format!("{name}-{version}"),
+    }
+}
+
+/// Where a binary's SBOM goes beside the output, before the format's extension: the output
+/// itself for one platform and binary; else with `.<os>-<arch>` for each platform of an index
+/// (one document per platform image, as each lists what that platform compiled) and `.<bin>`
+/// for each of several binaries.
+pub(super) fn sbom_beside(
+    output: &Path,
+    target: &Target,
+    bin: &str,
+    targets: &[Target],
+    bins: &[String],
+) -> PathBuf {
+    let mut path = output.to_path_buf();
+    if targets.len() > 1 {
+        path = beside(&path, &format!("linux-{}", target.arch.oci_arch()));
+    }
+    if bins.len() > 1 {
+        path = beside(&path, bin);
+    }
+    path
+}
+
+/// `<output>.<extension>`, e.g. `hello-0.1.0.tar.spdx.json`.
+pub(super) fn beside(output: &Path, extension: &str) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".");
+    name.push(extension);
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ImageFlags};
+
+    fn settings(name: Option<&str>, tags: &[&str]) -> Settings {
+        let mut s = config::resolve(&[], &ImageFlags::default(), Path::new("/")).unwrap();
+        s.name = name.map(str::to_string);
+        s.tags = tags.iter().map(|t| t.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn tags_come_from_flags_then_settings_then_the_binary() {
+        let familiar =
+            |tags: Vec<ImageRef>| tags.iter().map(ImageRef::familiar).collect::<Vec<_>>();
+        let none = settings(None, &[]);
+        assert_eq!(
+            familiar(image_tags(&[], &none, "hello", "0.1.0+build.7").unwrap()),
+            ["hello:0.1.0_build.7"]
+        );
+        assert_eq!(
+            familiar(image_tags(&[], &none, "My_Tool", "1.0.0").unwrap()),
+            ["my_tool:1.0.0"]
+        );
+        let named = settings(Some("ghcr.io/acme/web"), &["latest", "v1"]);
+        assert_eq!(
+            familiar(image_tags(&[], &named, "web", "1.0.0").unwrap()),
+            ["ghcr.io/acme/web:latest", "ghcr.io/acme/web:v1"]
+        );
+        let name_only = settings(Some("acme/web"), &[]);
+        assert_eq!(
+            familiar(image_tags(&[], &name_only, "web", "1.0.0").unwrap()),
+            ["acme/web:1.0.0"]
+        );
+        assert_eq!(
+            familiar(image_tags(&["x:1".into()], &named, "web", "1.0.0").unwrap()),
+            ["x:1"]
+        );
+        assert!(image_tags(&["ok:1".into(), "a:b:c".into()], &none, "hello", "0.1.0").is_err());
+    }
+
+    #[test]
+    fn push_references_take_tags_and_the_default_repo() {
+        let none = settings(None, &[]);
+        let tags = image_tags(
+            &["hello:0.1.0".into(), "acme/hello:latest".into()],
+            &none,
+            "x",
+            "1",
+        )
+        .unwrap();
+        let refs = |given: &[&str], repo: Option<&str>| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_refs(&given, repo, &tags)
+                .map(|r| r.iter().map(ImageRef::familiar).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            refs(&["localhost:5000/hello"], None).unwrap(),
+            ["localhost:5000/hello:0.1.0", "localhost:5000/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["ghcr.io/acme/hello:v1", "ghcr.io/acme/hello:v1"], None).unwrap(),
+            ["ghcr.io/acme/hello:v1"]
+        );
+        assert_eq!(
+            refs(&[""], Some("ghcr.io/acme/")).unwrap(),
+            ["ghcr.io/acme/hello:0.1.0", "ghcr.io/acme/hello:latest"]
+        );
+        assert_eq!(
+            refs(&["svc:v2", "quay.io/o/svc"], Some("ghcr.io/acme")).unwrap(),
+            [
+                "ghcr.io/acme/svc:v2",
+                "quay.io/o/svc:0.1.0",
+                "quay.io/o/svc:latest"
+            ]
+        );
+        assert_eq!(refs(&["acme/hello:1"], None).unwrap(), ["acme/hello:1"]);
+        let error = |given: &[&str], repo| format!("{:#}", refs(given, repo).unwrap_err());
+        assert!(error(&[""], None).contains("needs SCRATCHIMG_REPO"));
+        assert!(
+            error(&["localhost:5000/Hello"], None)
+                .starts_with("invalid --push `localhost:5000/Hello`")
+        );
+        assert!(error(&["reg.io/a@sha256:00"], None).contains("has a digest"));
+        assert!(error(&[""], Some("ghcr.io/Acme")).starts_with("invalid SCRATCHIMG_REPO"));
+        let hosts = |given: &[&str], repo| {
+            let given: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+            push_hosts(&given, repo)
+        };
+        assert_eq!(
+            hosts(&["a.io/x", "b.io/y:1", "a.io/z", "w"], Some("b.io/team")),
+            ["a.io", "b.io"]
+        );
+        assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
+        assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
+    }
+
+    #[test]
+    fn output_names_follow_the_image() {
+        assert_eq!(
+            output_name("hello", "0.1.0", Format::Archive),
+            "hello-0.1.0.tar"
+        );
+        assert_eq!(output_name("hello", "0.1.0", Format::OciDir), "hello-0.1.0");
+    }
+
+    #[test]
+    fn sboms_beside_the_output_name_the_platform_and_binary_when_there_are_several() {
+        let amd64 = Target::parse("x86_64-unknown-linux-musl").unwrap();
+        let arm64 = Target::parse("aarch64-unknown-linux-musl").unwrap();
+        let out = Path::new("/o/web-1.0.0.tar");
+        let one_bin = ["web".to_string()];
+        let two_bins = ["web".to_string(), "migrate".to_string()];
+        let beside_spdx = |target: &Target, bin: &str, targets: &[Target], bins: &[String]| {
+            beside(&sbom_beside(out, target, bin, targets, bins), "spdx.json")
+        };
+        assert_eq!(
+            beside_spdx(&amd64, "web", std::slice::from_ref(&amd64), &one_bin),
+            Path::new("/o/web-1.0.0.tar.spdx.json")
+        );
+        let both = [amd64.clone(), arm64.clone()];
+        assert_eq!(
+            beside_spdx(&arm64, "web", &both, &one_bin),
+            Path::new("/o/web-1.0.0.tar.linux-arm64.spdx.json")
+        );
+        assert_eq!(
+            beside_spdx(&amd64, "migrate", &both, &two_bins),
+            Path::new("/o/web-1.0.0.tar.linux-amd64.migrate.spdx.json")
+        );
+        assert_eq!(
+            beside_spdx(&amd64, "migrate", std::slice::from_ref(&amd64), &two_bins),
+            Path::new("/o/web-1.0.0.tar.migrate.spdx.json")
+        );
+    }
+}

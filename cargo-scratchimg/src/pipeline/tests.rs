@@ -1,0 +1,333 @@
+//! The whole pipeline in-process, on a workspace of two packages for two platforms, with a
+//! fake compile step: prebuilt static binaries instead of cargo's, as cargo-dist's fake builds
+//! do. Everything else is real: `cargo metadata` and `cargo tree` (with the toolchain that has
+//! the musl targets), the settings, the claims, the layers, the files written and read back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+use crate::cargo::BuiltBinary;
+use crate::image::validate;
+use crate::report::{Capture, Event, Verbosity};
+use crate::sink::read::{read_archive, read_oci_dir};
+use crate::target::{Arch, Target};
+
+/// The cargo of the toolchain with both musl targets: `SCRATCHIMG_TEST_TOOLCHAIN` (CI sets
+/// `musl-offline`), else the one running the tests.
+fn musl_cargo() -> PathBuf {
+    let mut rustup = Command::new("rustup");
+    rustup.args(["which", "cargo"]);
+    if let Some(toolchain) = std::env::var("SCRATCHIMG_TEST_TOOLCHAIN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    let output = rustup.output().expect("rustup runs");
+    assert!(output.status.success(), "rustup which cargo failed");
+    let cargo = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+    let rustlib = cargo.parent().unwrap().join("../lib/rustlib");
+    for arch in Arch::ALL {
+        let lib = rustlib.join(Target::musl(arch).triple).join("lib");
+        assert!(
+            std::fs::read_dir(&lib).is_ok_and(|mut e| e.any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("libstd-"))),
+            "the toolchain of {} lacks {lib:?}: install both musl targets \
+             (`rustup target add`, or ../shared/env/install-musl-targets.sh and \
+             SCRATCHIMG_TEST_TOOLCHAIN=musl-offline)",
+            cargo.display()
+        );
+    }
+    cargo
+}
+
+/// A static ELF executable for `arch` that the ELF check takes: one loadable segment, no
+/// interpreter, no libraries. `marker` makes each binary's bytes its own.
+fn static_elf(arch: Arch, marker: &str) -> Vec<u8> {
+    let mut elf = Vec::new();
+    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+    elf.extend_from_slice(&[0; 8]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&arch.elf_machine().to_le_bytes());
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&0x40_0078u64.to_le_bytes()); // entry
+    elf.extend_from_slice(&64u64.to_le_bytes()); // program headers
+    elf.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    let size = (120 + marker.len()) as u64;
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    for word in [0, 0x40_0000, 0x40_0000, size, size, 0x1000u64] {
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    elf.extend_from_slice(marker.as_bytes());
+    elf
+}
+
+/// The compile step with cargo left out: each binary the plan asks for, prebuilt.
+fn fake_compile(
+    plan: &Plan,
+    _: &Env,
+    target_dir: &Path,
+    _: Early,
+    report: &dyn Reporter,
+) -> Result<Vec<PlatformBuild>> {
+    plan.platforms
+        .iter()
+        .map(|platform| {
+            let target = platform.target.clone();
+            report.status("Building", &format!("(fake) {}", target.triple));
+            let binaries = plan
+                .request
+                .packages
+                .iter()
+                .flat_map(|package| package.bins.iter().map(move |bin| (package, bin)))
+                .map(|(package, bin)| BuiltBinary {
+                    path: target_dir.join(&target.triple).join(bin),
+                    bytes: static_elf(target.arch, &format!("{bin} {}", target.triple)).into(),
+                    name: bin.clone(),
+                    package: package.name.clone(),
+                    version: package.version.clone(),
+                    target: target.clone(),
+                })
+                .collect();
+            Ok(PlatformBuild { target, binaries })
+        })
+        .collect()
+}
+
+/// A workspace with binary packages `api` and `worker`, and settings of its own.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"api\", \"worker\"]\nresolver = \"2\"\n\n\
+         [workspace.metadata.scratchimg]\nenv = { RUST_LOG = \"info\" }\n",
+    );
+    for name in ["api", "worker"] {
+        write(
+            &format!("{name}/Cargo.toml"),
+            &format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.2.0\"\nedition = \"2021\"\n\
+                 license = \"MIT\"\n\n[package.metadata.scratchimg]\nports = [\"8080\"]\n"
+            ),
+        );
+        write(&format!("{name}/src/main.rs"), "fn main() {}\n");
+    }
+    dir
+}
+
+fn env(root: &Path) -> Env {
+    let mut env = Env::from_vars(root.to_path_buf(), std::env::vars_os());
+    env.cargo = musl_cargo();
+    env.rustc = None;
+    env.rustc_wrapper = None;
+    env.target_dir = None;
+    env.source_date_epoch = Some("1700000000".into());
+    env.default_repo = None;
+    // A configured linker: the plan takes it as given, whatever this machine has.
+    env.cargo_vars.insert(
+        Target::musl(Arch::Arm64).cargo_env("LINKER"),
+        "aarch64-linux-musl-gcc".into(),
+    );
+    env.cargo_vars.insert(
+        Target::musl(Arch::Amd64).cargo_env("LINKER"),
+        "x86_64-linux-musl-gcc".into(),
+    );
+    // The wrapper is named, so the binaries would carry their lists; cargo never runs it here.
+    env.current_exe = Some("/nonexistent/cargo-scratchimg".into());
+    env
+}
+
+fn options(out: &Path, format: Format) -> Options {
+    Options {
+        cargo: CargoOptions {
+            workspace: true,
+            ..CargoOptions::default()
+        },
+        platforms: Some("linux/amd64,linux/arm64".into()),
+        output: Some(out.to_path_buf()),
+        format,
+        auditable: true,
+        sbom: Some(SbomFormat::Spdx),
+        verify: true,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn the_plan_of_a_workspace_holds_one_record_per_image_and_platform() {
+    let ws = workspace();
+    let out = ws.path().join("out");
+    let env = env(ws.path());
+    let report = Capture::new(Verbosity::Verbose);
+    let Planned { plan, images, .. } =
+        plan(&options(&out, Format::Archive), &env, &report).expect("the workspace plans");
+
+    let triples: Vec<&str> = plan
+        .platforms
+        .iter()
+        .map(|p| p.target.triple.as_str())
+        .collect();
+    assert_eq!(
+        triples,
+        ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"]
+    );
+    for platform in &plan.platforms {
+        assert!(platform.linker_env.is_empty(), "the configured linker wins");
+        let graphs: Vec<&str> = platform.graphs.keys().map(String::as_str).collect();
+        assert_eq!(graphs, ["api", "worker"], "a crate graph per package");
+        assert_eq!(platform.graphs["api"].root().name, "api");
+    }
+    let packages: Vec<(&str, &[String])> = plan
+        .request
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.bins.as_slice()))
+        .collect();
+    assert_eq!(
+        packages,
+        [
+            ("api", &["api".to_string()][..]),
+            ("worker", &["worker".to_string()][..])
+        ]
+    );
+    assert_eq!(plan.request.profile.name(), "scratchimg-release");
+    assert_eq!(plan.bases.len(), 1, "both images stand on the same base");
+    assert!(plan.toolchain.starts_with("rustc "), "{}", plan.toolchain);
+
+    assert_eq!(images.len(), 2);
+    for (image, name) in images.iter().zip(["api", "worker"]) {
+        assert_eq!(image.package.name.as_str(), name);
+        assert_eq!(image.bins, [name]);
+        assert_eq!(image.tags[0].familiar(), format!("{name}:0.2.0"));
+        assert_eq!(image.date.seconds, 1_700_000_000);
+        assert_eq!(
+            image.settings.env["RUST_LOG"], "info",
+            "workspace settings apply"
+        );
+        assert!(image.settings.ports.contains("8080/tcp"));
+        let destination = image.destination.as_ref().expect("an output");
+        assert_eq!(destination.path(), out.join(format!("{name}-0.2.0.tar")));
+        let sboms: Vec<String> = image
+            .sboms
+            .iter()
+            .map(|c| {
+                c.file
+                    .path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(
+            sboms,
+            [
+                format!("{name}-0.2.0.tar.linux-amd64.spdx.json"),
+                format!("{name}-0.2.0.tar.linux-arm64.spdx.json")
+            ]
+        );
+    }
+    assert!(
+        report
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Verbose { verb, .. } if verb == "Timestamp")),
+        "{:?}",
+        report.events()
+    );
+    drop(images);
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+        "dropped claims leave nothing behind"
+    );
+}
+
+#[test]
+fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
+    for format in [Format::Archive, Format::OciDir] {
+        let ws = workspace();
+        let out = ws.path().join("out");
+        let env = env(ws.path());
+        let report = Capture::new(Verbosity::Normal);
+        let outcomes = run_with(&options(&out, format), &env, &report, fake_compile)
+            .expect("the run succeeds");
+
+        assert_eq!(outcomes.len(), 2);
+        for (outcome, name) in outcomes.iter().zip(["api", "worker"]) {
+            let path = outcome.path.as_ref().expect("written");
+            let artifact = match format {
+                Format::Archive => read_archive(path),
+                Format::OciDir => read_oci_dir(path),
+            }
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            assert_eq!(artifact.digest().to_string(), outcome.digest);
+            assert_eq!(artifact.images().len(), 2, "an index of both platforms");
+            for image in artifact.images() {
+                validate(image).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+                assert_eq!(image.layers().len(), 2, "base and app");
+            }
+            let platforms: Vec<&str> = outcome.images.iter().map(|i| i.platform.as_str()).collect();
+            assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+            for platform in ["amd64", "arm64"] {
+                let sbom = PathBuf::from(format!("{}.linux-{platform}.spdx.json", path.display()));
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+                assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+            }
+        }
+        // What the reporter got: the steps in order, one result per image.
+        let verbs: Vec<String> = report
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Status { verb, .. } => Some(verb),
+                _ => None,
+            })
+            .collect();
+        let first = |verb: &str| verbs.iter().position(|v| v == verb).unwrap();
+        assert!(first("Building") < first("Packing"));
+        assert!(first("Packing") < first("Verifying"));
+        assert!(first("Verified") < first("Writing"));
+        assert_eq!(verbs.last().map(String::as_str), Some("Finished"));
+        assert_eq!(report.statuses("Verified").len(), 2);
+        let results: Vec<Outcome> = report
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Result(outcome) => Some(*outcome),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(results, outcomes, "each outcome reported as published");
+        // --verify's directory is gone; nothing temporary is left beside the outputs.
+        let scratch = ws.path().join("target/scratchimg");
+        let leftovers: Vec<_> = std::fs::read_dir(&scratch)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("verify-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let hidden: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(hidden.is_empty(), "{hidden:?}");
+    }
+}
