@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::util::join;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitFacts {
     /// The directory asked about, canonical when it exists.
@@ -25,8 +27,8 @@ impl GitFacts {
             let origin = git(dir, &["remote", "get-url", "origin"]);
             GitFacts {
                 dir: canonical(dir),
-                last_commit_time: last.join().ok().flatten().and_then(|t| t.parse().ok()),
-                revision: revision.join().ok().flatten(),
+                last_commit_time: join(last).and_then(|t| t.parse().ok()),
+                revision: join(revision),
                 origin,
             }
         })

@@ -1,12 +1,10 @@
-//! What a run produced for one image: the value `--message-format json` prints, and the summary
-//! lines on stderr.
+//! What a run produced for one image: the value `--message-format json` prints.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::image::{Artifact, ImageRef};
-use crate::report::{Reporter, human_size};
 use crate::target::Arch;
 
 /// One image's (or index's) result.
@@ -90,52 +88,5 @@ impl Outcome {
             loaded_into: None,
             pushed: Vec::new(),
         }
-    }
-
-    /// The summary on stderr: name, digest, and each layer's size.
-    pub fn summarize(&self, report: &dyn Reporter) {
-        let platforms: Vec<&str> = self.images.iter().map(|i| i.platform.as_str()).collect();
-        let index = platforms.len() > 1;
-        let kind = if index { "index of " } else { "" };
-        report.status(
-            "Image",
-            &format!("{} ({kind}{})", self.tags.join(", "), platforms.join(", ")),
-        );
-        report.status("Digest", &self.digest);
-        if index {
-            for image in &self.images {
-                report.status(
-                    "Platform",
-                    &format!(
-                        "{:<15} {}  {}",
-                        image.platform,
-                        image.digest,
-                        human_size(image.size)
-                    ),
-                );
-            }
-            if self.format == "archive" {
-                report.status(
-                    "Note",
-                    &format!(
-                        "docker load gets {} from this tar (one platform per name)",
-                        self.platform
-                    ),
-                );
-            }
-            report.status("Layers", &format!("of {}:", self.platform));
-        }
-        for layer in &self.layers {
-            report.status(
-                "Layer",
-                &format!("{:>10}  {}", human_size(layer.size), layer.comment),
-            );
-        }
-        let what = if index {
-            "compressed, all platforms, shared blobs once"
-        } else {
-            "compressed, config included"
-        };
-        report.status("Total", &format!("{:>10}  {what}", human_size(self.size)));
     }
 }

@@ -91,8 +91,13 @@ impl Profile {
 impl BuildRequest {
     /// `--manifest-path M --package a@1 …`: the packages every cargo command of the plan names.
     pub(crate) fn package_args(&self) -> Vec<OsString> {
+        self.args_for(&self.packages.iter().collect::<Vec<_>>())
+    }
+
+    /// [`BuildRequest::package_args`] for some of the packages.
+    fn args_for(&self, packages: &[&PackageBins]) -> Vec<OsString> {
         let mut args = vec!["--manifest-path".into(), self.manifest_path.clone().into()];
-        for package in &self.packages {
+        for package in packages {
             args.push("--package".into());
             args.push(format!("{}@{}", package.name, package.version).into());
         }

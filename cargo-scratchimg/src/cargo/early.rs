@@ -124,8 +124,8 @@ impl Drop for EarlyBuild {
 /// plans, for the next run like it.
 pub(crate) struct Early {
     started: Option<EarlyBuild>,
-    key: String,
-    cache: Option<Keyed<Build>>,
+    /// `None` for a build that is not kept.
+    key: Option<String>,
 }
 
 impl Early {
@@ -133,8 +133,7 @@ impl Early {
     pub(crate) fn none() -> Early {
         Early {
             started: None,
-            key: String::new(),
-            cache: None,
+            key: None,
         }
     }
 
@@ -149,12 +148,9 @@ impl Early {
         can_build: impl Fn(&str) -> bool,
     ) -> Early {
         let key = sha256(key.as_bytes()).digest().to_string();
-        let cache = target_dir.map(|dir| Keyed::open(&Layout::new(dir), "builds", KEEP));
-        let started = cache
-            .as_ref()
-            .zip(target_dir)
-            .and_then(|(cache, dir)| {
-                let build: Build = cache.get(&key, report)?;
+        let started = target_dir
+            .and_then(|dir| {
+                let build = builds(dir).get(&key, report)?;
                 let ours = is_ours(&build, manifest, dir, env);
                 if !ours {
                     report.verbose("Cache", &|| {
@@ -167,8 +163,7 @@ impl Early {
             .and_then(|build| EarlyBuild::start(build, &env.cargo, env));
         Early {
             started,
-            key,
-            cache,
+            key: Some(key),
         }
     }
 
@@ -177,16 +172,21 @@ impl Early {
     }
 
     /// `build` running, and whether it is the early build (exactly the same build); else it is
-    /// started now and kept for the next run.
+    /// started now and kept in its target directory for the next run.
     pub(crate) fn run(&mut self, build: &Build, cargo: &Path) -> Result<(Running, bool)> {
         if let Some(running) = self.started.take().and_then(|early| early.adopt(build)) {
             return Ok((running, true));
         }
-        if let Some(cache) = &self.cache {
-            cache.put(&self.key, build);
+        if let Some(key) = self.key.take() {
+            builds(&build.target_dir).put(&key, build);
         }
         Ok((Running::spawn(build.command(cargo))?, false))
     }
+}
+
+/// The builds kept in a target directory.
+fn builds(target_dir: &Path) -> Keyed<Build> {
+    Keyed::open(&Layout::new(target_dir), "builds", KEEP)
 }
 
 /// Whether a kept `build` is one this run could have planned for `manifest` in `target_dir`:

@@ -96,9 +96,63 @@ fn publish_each(
                 }
             }
         }
-        outcome.summarize(report);
+        summarize(&outcome, report);
         report.result(&outcome);
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// The summary on stderr: name, digest, and each layer's size.
+fn summarize(outcome: &Outcome, report: &dyn Reporter) {
+    let platforms: Vec<&str> = outcome.images.iter().map(|i| i.platform.as_str()).collect();
+    let index = platforms.len() > 1;
+    let kind = if index { "index of " } else { "" };
+    report.status(
+        "Image",
+        &format!(
+            "{} ({kind}{})",
+            outcome.tags.join(", "),
+            platforms.join(", ")
+        ),
+    );
+    report.status("Digest", &outcome.digest);
+    if index {
+        for image in &outcome.images {
+            report.status(
+                "Platform",
+                &format!(
+                    "{:<15} {}  {}",
+                    image.platform,
+                    image.digest,
+                    human_size(image.size)
+                ),
+            );
+        }
+        if outcome.format == "archive" {
+            report.status(
+                "Note",
+                &format!(
+                    "docker load gets {} from this tar (one platform per name)",
+                    outcome.platform
+                ),
+            );
+        }
+        report.status("Layers", &format!("of {}:", outcome.platform));
+    }
+    for layer in &outcome.layers {
+        report.status(
+            "Layer",
+            &format!("{:>10}  {}", human_size(layer.size), layer.comment),
+        );
+    }
+    let what = if index {
+        "compressed, all platforms, shared blobs once"
+    } else {
+        "compressed, config included"
+    };
+    report.status(
+        "Total",
+        &format!("{:>10}  {what}", human_size(outcome.size)),
+    );
 }

@@ -1,7 +1,7 @@
 //! Pushing images to OCI registries: a small distribution-API client ([`Registry`],
 //! [`Session`]), registry authentication ([`auth`]), credentials as Docker and podman find
 //! them ([`credentials`]), and bounded retries of transient failures ([`retry`]). The sink that
-//! pushes an [`crate::image::Image`] with them is [`crate::sink::RegistrySink`].
+//! pushes an image with them is `crate::sink::push`.
 
 pub mod auth;
 mod client;
