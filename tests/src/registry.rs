@@ -108,6 +108,9 @@ pub struct Settings<'a> {
     pub tls: Option<&'a TestCa>,
     /// htpasswd basic auth with [`USER`] and [`PASSWORD`].
     pub htpasswd: bool,
+    /// The URL the registry gives out in `Location` headers (its `http.host`), e.g. that of a
+    /// proxy on another port that stands for object storage.
+    pub external_url: Option<String>,
 }
 
 impl Registry {
@@ -123,13 +126,18 @@ impl Registry {
             "version: 0.1\nlog: {{level: info}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\n",
             dir.path().join("data").display()
         );
+        let external = settings
+            .external_url
+            .as_ref()
+            .map(|url| format!(", host: \"{url}\""))
+            .unwrap_or_default();
         match settings.tls {
             Some(ca) => config.push_str(&format!(
-                "http: {{addr: \"{host}\", tls: {{certificate: {}, key: {}}}}}\n",
+                "http: {{addr: \"{host}\"{external}, tls: {{certificate: {}, key: {}}}}}\n",
                 ca.cert.display(),
                 ca.key.display()
             )),
-            None => config.push_str(&format!("http: {{addr: \"{host}\"}}\n")),
+            None => config.push_str(&format!("http: {{addr: \"{host}\"{external}}}\n")),
         }
         if settings.htpasswd {
             require_tool("htpasswd", &["-nbB", "probe", "probe"]);
