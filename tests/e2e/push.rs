@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use scratchimg_tests::proxy::{self, Fault, Proxy, Silent};
 use scratchimg_tests::registry::{PASSWORD, Registry, Settings, TestCa, USER};
+use scratchimg_tests::token::TokenServer;
 use scratchimg_tests::{
     assert_hello_output, copy_tree, example, require_musl_target, require_tool, run_ok,
     shared_target_dir, tool,
@@ -493,39 +494,75 @@ fn assert_no_tag(reference: &str) {
     assert!(said.contains("manifest unknown"), "{said}");
 }
 
-#[test]
-fn an_upload_location_on_another_host_gets_no_credentials() {
-    // The registry sends uploads to another port (object storage, in S3-backed registries),
-    // where a proxy records what arrives and passes it on with credentials of its own.
+/// How the registry of [`upload_location_on_another_host`] authenticates.
+enum Auth {
+    Basic,
+    Bearer,
+}
+
+/// A push where the registry sends uploads to another port (object storage, in S3-backed
+/// registries), where a proxy records what arrives and passes it on with credentials of its own:
+/// the registry's own requests carry the push's credentials, the uploads none, and the push
+/// succeeds.
+fn upload_location_on_another_host(auth: Auth) {
+    let home = Home::new();
     let storage_port = scratchimg_tests::free_port();
+    let tokens = matches!(auth, Auth::Bearer).then(|| TokenServer::start(home.path()));
     let registry = Registry::start(Settings {
-        htpasswd: true,
+        htpasswd: matches!(auth, Auth::Basic),
+        token: tokens.as_ref(),
         external_url: Some(format!("http://127.0.0.1:{storage_port}")),
         ..Settings::default()
     });
-    let own_basic = format!(
-        "Basic {}",
-        run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg("printf '%s:%s' \"$1\" \"$2\" | base64 -w0")
-                .args(["sh", USER, PASSWORD]),
-        )
-    );
+    let repository = match auth {
+        Auth::Basic => "scratchimg-e2e/elsewhere-basic",
+        Auth::Bearer => "scratchimg-e2e/elsewhere-bearer",
+    };
+    let (scheme, storage_authorization) = match &tokens {
+        None => (
+            "Basic ",
+            format!(
+                "Basic {}",
+                run_ok(
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg("printf '%s:%s' \"$1\" \"$2\" | base64 -w0")
+                        .args(["sh", USER, PASSWORD]),
+                )
+            ),
+        ),
+        Some(tokens) => (
+            "Bearer ",
+            format!(
+                "Bearer {}",
+                tokens.mint(&[&format!("repository:{repository}:pull,push")])
+            ),
+        ),
+    };
     let storage = Proxy::start_with(
         &registry.host,
         proxy::Options {
             port: Some(storage_port),
-            authorization: Some(own_basic),
+            authorization: Some(storage_authorization),
             ..proxy::Options::default()
         },
     );
     let front = Proxy::start(&registry.host, Fault::None);
-    let home = Home::new();
     let config = home.docker_config("docker", &front.host, USER, PASSWORD);
-    let reference = format!("{}/scratchimg-e2e/elsewhere:v1", front.host);
-    let (result, _) =
-        pushed(hello_push(&home, &["--push", &reference]).env("DOCKER_CONFIG", &config));
+    let reference = format!("{}/{repository}:v1", front.host);
+    let (result, stderr) =
+        pushed(hello_push(&home, &["--push", &reference, "-v"]).env("DOCKER_CONFIG", &config));
+    let described = match auth {
+        Auth::Basic => "basic auth",
+        Auth::Bearer => "bearer token",
+    };
+    assert!(
+        stderr.contains(&format!(
+            "{} over http, {described} with credentials",
+            front.host
+        )),
+        "{stderr}"
+    );
 
     // The registry's own requests carried the credentials; the uploads, none.
     let front_heads = front.heads();
@@ -538,7 +575,7 @@ fn an_upload_location_on_another_host_gets_no_credentials() {
         assert!(
             request
                 .header("authorization")
-                .is_some_and(|v| v.starts_with("Basic ")),
+                .is_some_and(|v| v.starts_with(scheme)),
             "{request:?}"
         );
     }
@@ -549,14 +586,26 @@ fn an_upload_location_on_another_host_gets_no_credentials() {
         assert!(request.header("content-length").is_some(), "{request:?}");
         assert_eq!(request.header("authorization"), None, "{request:?}");
     }
+    // Straight to the registry (skopeo gets its own token, where tokens are used): the tag is
+    // there, as pushed.
     let creds = format!("--creds={USER}:{PASSWORD}");
     assert_eq!(
         skopeo_digest(
-            &format!("docker://{}/scratchimg-e2e/elsewhere:v1", registry.host),
+            &format!("docker://{}/{repository}:v1", registry.host),
             &[&creds]
         ),
         result["digest"].as_str().unwrap()
     );
+}
+
+#[test]
+fn an_upload_location_on_another_host_gets_no_basic_credentials() {
+    upload_location_on_another_host(Auth::Basic);
+}
+
+#[test]
+fn an_upload_location_on_another_host_gets_no_bearer_token() {
+    upload_location_on_another_host(Auth::Bearer);
 }
 
 #[test]

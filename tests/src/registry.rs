@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::token::{ISSUER, SERVICE, TokenServer};
 use crate::{require_tool, run_ok};
 
 pub struct Registry {
@@ -108,6 +109,8 @@ pub struct Settings<'a> {
     pub tls: Option<&'a TestCa>,
     /// htpasswd basic auth with [`USER`] and [`PASSWORD`].
     pub htpasswd: bool,
+    /// Token authentication with this server's tokens (instead of htpasswd).
+    pub token: Option<&'a TokenServer>,
     /// The URL the registry gives out in `Location` headers (its `http.host`), e.g. that of a
     /// proxy on another port that stands for object storage.
     pub external_url: Option<String>,
@@ -147,6 +150,13 @@ impl Registry {
             config.push_str(&format!(
                 "auth: {{htpasswd: {{realm: scratchimg-test, path: {}}}}}\n",
                 file.display()
+            ));
+        }
+        if let Some(token) = settings.token {
+            config.push_str(&format!(
+                "auth: {{token: {{realm: \"{}\", service: {SERVICE}, issuer: {ISSUER}, rootcertbundle: {}}}}}\n",
+                token.realm,
+                token.cert.display()
             ));
         }
         let config_file = dir.path().join("config.yml");
