@@ -1,6 +1,7 @@
 //! The command line, as clap sees it. Nothing outside `main.rs` uses these types.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
 
@@ -144,6 +145,17 @@ pub struct ScratchimgArgs {
     #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
     pub insecure_registry: Vec<String>,
 
+    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
+    /// uploads get more for their size, credential helpers three times it
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_timeout,
+        help_heading = REGISTRY
+    )]
+    pub registry_timeout: Duration,
+
     /// Package to build the image of
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
     pub package: Option<String>,
@@ -200,6 +212,23 @@ pub struct ScratchimgArgs {
     pub verbose: bool,
 }
 
+/// `30s`, `2m`, `1m30s`, `500ms` (jiff's friendly durations), or a number of seconds.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let duration = match value.trim().parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => value
+            .trim()
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| Duration::try_from(d).ok())
+            .ok_or_else(|| format!("`{value}` is not a duration: give e.g. 30s, 2m or 90"))?,
+    };
+    if duration.is_zero() {
+        return Err("a limit of zero would fail every request: give e.g. 30s".to_string());
+    }
+    Ok(duration)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LoadArg {
     Auto,
@@ -233,9 +262,35 @@ pub enum MessageFormatArg {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     #[test]
     fn cli_is_consistent() {
         use clap::CommandFactory;
         super::Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn registry_timeouts_read_as_durations_or_seconds() {
+        use super::parse_timeout;
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_timeout("0").unwrap_err().contains("zero"));
+        assert!(parse_timeout("-5s").is_err());
+        assert!(
+            parse_timeout("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        // The flag's default is the library's.
+        use clap::Parser;
+        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from(["cargo", "scratchimg"]);
+        assert_eq!(
+            args.registry_timeout,
+            cargo_scratchimg::registry::DEFAULT_TIMEOUT
+        );
     }
 }

@@ -117,6 +117,7 @@ fn options(args: ScratchimgArgs) -> Result<Options> {
         registry: ClientOptions {
             ca_files: args.registry_ca,
             insecure: args.insecure_registry,
+            timeout: args.registry_timeout,
             retry: RetryPolicy::default(),
             credentials: CredentialSources::from_env(credentials),
         },

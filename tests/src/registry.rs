@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::token::{ISSUER, SERVICE, TokenServer};
 use crate::{require_tool, run_ok};
 
 pub struct Registry {
@@ -108,6 +109,11 @@ pub struct Settings<'a> {
     pub tls: Option<&'a TestCa>,
     /// htpasswd basic auth with [`USER`] and [`PASSWORD`].
     pub htpasswd: bool,
+    /// Token authentication with this server's tokens (instead of htpasswd).
+    pub token: Option<&'a TokenServer>,
+    /// The URL the registry gives out in `Location` headers (its `http.host`), e.g. that of a
+    /// proxy on another port that stands for object storage.
+    pub external_url: Option<String>,
 }
 
 impl Registry {
@@ -123,13 +129,18 @@ impl Registry {
             "version: 0.1\nlog: {{level: info}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\n",
             dir.path().join("data").display()
         );
+        let external = settings
+            .external_url
+            .as_ref()
+            .map(|url| format!(", host: \"{url}\""))
+            .unwrap_or_default();
         match settings.tls {
             Some(ca) => config.push_str(&format!(
-                "http: {{addr: \"{host}\", tls: {{certificate: {}, key: {}}}}}\n",
+                "http: {{addr: \"{host}\"{external}, tls: {{certificate: {}, key: {}}}}}\n",
                 ca.cert.display(),
                 ca.key.display()
             )),
-            None => config.push_str(&format!("http: {{addr: \"{host}\"}}\n")),
+            None => config.push_str(&format!("http: {{addr: \"{host}\"{external}}}\n")),
         }
         if settings.htpasswd {
             require_tool("htpasswd", &["-nbB", "probe", "probe"]);
@@ -139,6 +150,13 @@ impl Registry {
             config.push_str(&format!(
                 "auth: {{htpasswd: {{realm: scratchimg-test, path: {}}}}}\n",
                 file.display()
+            ));
+        }
+        if let Some(token) = settings.token {
+            config.push_str(&format!(
+                "auth: {{token: {{realm: \"{}\", service: {SERVICE}, issuer: {ISSUER}, rootcertbundle: {}}}}}\n",
+                token.realm,
+                token.cert.display()
             ));
         }
         let config_file = dir.path().join("config.yml");

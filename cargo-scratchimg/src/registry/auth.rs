@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use super::client::one_line;
 use super::credentials::{Found, Secret};
 
 /// How a registry wants to be authenticated, from its `WWW-Authenticate` header.
@@ -128,6 +129,8 @@ pub fn fetch_token(
     credentials: Option<&Found>,
 ) -> std::result::Result<Secret, TokenError> {
     let mut request = agent.get(realm);
+    // The realm is the registry's text: shown on one line, bounded.
+    let realm = &one_line(realm, 200);
     if let Some(service) = service {
         request = request.query("service", service);
     }
@@ -174,7 +177,8 @@ pub fn check_realm(realm: &str, http_allowed: impl Fn(&str) -> bool) -> Result<(
     match host {
         Some(host) if http_allowed(host) => Ok(()),
         _ => bail!(
-            "the registry's token endpoint {realm} is not HTTPS\nhelp: allow plain HTTP to it with --insecure-registry HOST if you trust the network"
+            "the registry's token endpoint {} is not HTTPS\nhelp: allow plain HTTP to it with --insecure-registry HOST if you trust the network",
+            one_line(realm, 200)
         ),
     }
 }

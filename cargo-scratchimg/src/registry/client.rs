@@ -7,6 +7,7 @@
 //! nor reports upload progress. This client is synchronous, speaks rustls with the system's
 //! roots, and does exactly the calls a push needs.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,22 +16,60 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::Digest;
 use ureq::Agent;
-use ureq::http::Response;
+use ureq::config::RedirectAuthHeaders;
+use ureq::http::{Response, Uri};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::auth::{self, Challenge, TokenError};
 use super::credentials::{CredentialSources, Lookup, Secret};
 use super::retry::{RequestError, RetryPolicy};
 
-/// How to reach registries: extra trust, plain-HTTP exceptions, retries, credentials.
-#[derive(Debug, Clone, Default)]
+/// The default of `--registry-timeout`: with five tries and their backoff, a registry that
+/// accepts connections and never answers fails a push in under a minute.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The slowest link a blob upload is given time for beyond the timeout: 1 Mbit/s.
+const SLOWEST_UPLOAD: u64 = 128 * 1024;
+
+/// How to reach registries: extra trust, plain-HTTP exceptions, deadlines, retries, credentials.
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// `--registry-ca`: PEM files of CAs trusted besides the system's roots.
     pub ca_files: Vec<PathBuf>,
     /// `--insecure-registry`: hosts (`host` or `host:port`) that may be spoken to over HTTP.
     pub insecure: Vec<String>,
+    /// `--registry-timeout`: how long one request may take, from connecting to the last byte of
+    /// the answer. A blob upload gets more for its size ([`upload_deadline`]); a credential
+    /// helper, three times this ([`helper_limit`]).
+    pub timeout: Duration,
     pub retry: RetryPolicy,
     pub credentials: CredentialSources,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            ca_files: Vec::new(),
+            insecure: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            credentials: CredentialSources::default(),
+        }
+    }
+}
+
+/// How long the upload of a blob of `size` bytes may take: the timeout, plus its size at the
+/// slowest link we allow for. Stalls fail sooner: a write that moves nothing for `timeout` does.
+pub fn upload_deadline(timeout: Duration, size: u64) -> Duration {
+    timeout.saturating_add(Duration::from_millis(
+        size.saturating_mul(1000) / SLOWEST_UPLOAD,
+    ))
+}
+
+/// How long a `docker-credential-*` helper may run: three request timeouts (30 s by default),
+/// since a helper may itself ask a cloud API for a token.
+pub fn helper_limit(timeout: Duration) -> Duration {
+    timeout.saturating_mul(3)
 }
 
 /// What Docker calls the registry of `docker.io/...` references.
@@ -58,6 +97,7 @@ pub struct Registry {
     auth: Auth,
     credentials: Lookup,
     retry: RetryPolicy,
+    timeout: Duration,
     insecure: Vec<String>,
     /// Retries that happened, for the caller to report.
     retries: Arc<Mutex<Vec<String>>>,
@@ -75,6 +115,68 @@ pub fn http_allowed(host: &str, insecure: &[String]) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     loopback || insecure.iter().any(|i| i == host || i == name)
+}
+
+/// Scheme, host and port of a URL, the default port filled in: what decides whether a URL is
+/// the registry's own.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, uri.host()?.to_ascii_lowercase(), port))
+}
+
+/// Whether `url` is on the same scheme, host and port as `base`: only those get credentials.
+fn same_origin(url: &str, base: &str) -> bool {
+    matches!((origin(url), origin(base)), (Some(a), Some(b)) if a == b)
+}
+
+/// Registry text (error bodies, headers) on one line: escape sequences, control characters and
+/// bidirectional overrides removed, whitespace collapsed, at most `max` characters. Nothing a
+/// registry says can then start a line of ours, such as a `help:` line, or restyle the terminal.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let stripped = anstream::adapter::strip_str(text).to_string();
+    let mut line = String::new();
+    let mut count = 0;
+    for c in stripped.chars() {
+        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+        if invisible {
+            continue;
+        }
+        if c.is_control() || c.is_whitespace() {
+            if !line.is_empty() && !line.ends_with(' ') {
+                line.push(' ');
+            }
+            continue;
+        }
+        if count == max {
+            line.push('…');
+            return line;
+        }
+        line.push(c);
+        count += 1;
+    }
+    line.trim_end().to_string()
+}
+
+/// How much of a registry's own words an error shows.
+const WORDS_SHOWN: usize = 300;
+
+/// Registry text quoted as the registry's: `"…"`, on one line, bounded.
+pub(crate) fn quoted(text: &str) -> String {
+    format!("\"{}\"", one_line(text, WORDS_SHOWN))
+}
+
+/// `, saying "…"` after a status, when the registry said anything.
+fn saying(text: &str) -> String {
+    let words = one_line(text, WORDS_SHOWN);
+    if words.is_empty() {
+        String::new()
+    } else {
+        format!(", saying \"{words}\"")
+    }
 }
 
 fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts> {
@@ -114,8 +216,9 @@ fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts> {
 }
 
 /// An agent for one registry. `HTTPS_PROXY` and friends apply, except to loopback registries,
-/// which a proxy elsewhere could not reach.
-fn agent(host: &str, ca_files: &[PathBuf]) -> Result<Agent> {
+/// which a proxy elsewhere could not reach. Each exchange, from the name lookup to the last
+/// byte of the answer's body, must end within `timeout`; redirects never carry credentials.
+fn agent(host: &str, ca_files: &[PathBuf], timeout: Duration) -> Result<Agent> {
     let loopback = http_allowed(host, &[]);
     let tls = TlsConfig::builder()
         .root_certs(root_certs(ca_files)?)
@@ -128,34 +231,87 @@ fn agent(host: &str, ca_files: &[PathBuf]) -> Result<Agent> {
         } else {
             ureq::Proxy::try_from_env()
         })
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .timeout_per_call(Some(timeout))
+        .redirect_auth_headers(RedirectAuthHeaders::Never)
         .user_agent(concat!("cargo-scratchimg/", env!("CARGO_PKG_VERSION")))
         .build()
         .into())
 }
 
-/// Whether a failure is the server's certificate not being trusted.
-fn untrusted_certificate(error: &ureq::Error) -> bool {
-    let rustls_error = match error {
+/// The rustls error inside a transport failure, if any.
+fn rustls_error(error: &ureq::Error) -> Option<&rustls::Error> {
+    match error {
         ureq::Error::Rustls(e) => Some(e),
         ureq::Error::Io(e) => e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
         _ => None,
-    };
+    }
+}
+
+/// Whether a failure is the server's certificate not being trusted.
+fn untrusted_certificate(error: &ureq::Error) -> bool {
     matches!(
-        rustls_error,
+        rustls_error(error),
         Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
     )
 }
 
-/// Sorts a transport failure into transient (worth a retry) or final, naming the registry.
-fn transport_error(host: &str, error: ureq::Error) -> RequestError {
+/// Whether the TLS handshake was answered with something that is not TLS: a server speaking
+/// plain HTTP answers the handshake with `HTTP/1.1 400 …`, which is no TLS record type.
+fn plain_http_answer(error: &ureq::Error) -> bool {
+    matches!(
+        rustls_error(error),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
+}
+
+fn timed_out(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
+        _ => false,
+    }
+}
+
+/// `10s`, `1.5s`: a limit as `--registry-timeout` takes it.
+fn seconds(limit: Duration) -> String {
+    if limit.subsec_millis() == 0 {
+        format!("{}s", limit.as_secs())
+    } else {
+        format!("{:.1}s", limit.as_secs_f64())
+    }
+}
+
+/// Sorts a transport failure of `what` (a step: `GET /v2/`, `PUT of the manifest`) into
+/// transient (worth a retry) or final, naming the registry and the step. `limit` is the
+/// deadline the request had.
+fn transport_error(host: &str, what: &str, limit: Duration, error: ureq::Error) -> RequestError {
     use std::io::ErrorKind::*;
+    // ureq's words may quote a header of the registry's.
+    let said = one_line(&error.to_string(), WORDS_SHOWN);
     if untrusted_certificate(&error) {
         return anyhow!(
-            "the TLS certificate of registry {host} is not trusted: {error}\nhelp: if the registry uses a private CA, pass its certificate with --registry-ca FILE"
+            "the TLS certificate of registry {host} is not trusted: {said}\nhelp: if the registry uses a private CA, pass its certificate with --registry-ca FILE"
         )
         .into();
+    }
+    if plain_http_answer(&error) {
+        return anyhow!(
+            "registry {host} answered the TLS handshake of {what} in plain HTTP\nhelp: if it only speaks HTTP and you trust the network to it, pass --insecure-registry {host}"
+        )
+        .into();
+    }
+    if let ureq::Error::Timeout(ureq::Timeout::PerWrite) = &error {
+        return RequestError::transient(format!(
+            "registry {host} stopped taking {what} (see --registry-timeout)"
+        ));
+    }
+    if timed_out(&error) {
+        return RequestError::transient(format!(
+            "registry {host} did not answer {what} within {} (see --registry-timeout)",
+            seconds(limit)
+        ));
     }
     match &error {
         ureq::Error::Io(e)
@@ -166,27 +322,53 @@ fn transport_error(host: &str, error: ureq::Error) -> RequestError {
                     | ConnectionRefused
                     | BrokenPipe
                     | UnexpectedEof
-                    | TimedOut
                     | Interrupted
             ) =>
         {
-            RequestError::transient(format!("could not reach registry {host}: {error}"))
+            RequestError::transient(format!("could not reach registry {host} for {what}: {said}"))
         }
-        ureq::Error::Timeout(_) | ureq::Error::Protocol(_) | ureq::Error::ConnectionFailed => {
-            RequestError::transient(format!("could not reach registry {host}: {error}"))
+        ureq::Error::Protocol(_) | ureq::Error::ConnectionFailed => {
+            RequestError::transient(format!("could not reach registry {host} for {what}: {said}"))
         }
         ureq::Error::HostNotFound => anyhow!(
             "could not resolve registry {host}\nhelp: check the registry host in --push or SCRATCHIMG_REPO"
         )
         .into(),
         _ => anyhow!(
-            "could not reach registry {host}: {error}\nhelp: check the registry host in --push or SCRATCHIMG_REPO, and that this machine can reach it"
+            "could not reach registry {host} for {what}: {said}\nhelp: check the registry host in --push or SCRATCHIMG_REPO, and that this machine can reach it"
         )
         .into(),
     }
 }
 
-/// The message of a registry's error body (`{"errors":[{"code":..,"message":..}]}`), if any.
+/// Reads the rest of an answer, so that one that stops midway fails like a dropped connection
+/// (and is retried) instead of passing for a whole one.
+fn finish(
+    host: &str,
+    what: &str,
+    limit: Duration,
+    response: &mut Response<ureq::Body>,
+) -> Result<(), RequestError> {
+    let read = response
+        .body_mut()
+        .with_config()
+        .limit(1024 * 1024)
+        .read_to_vec();
+    match read {
+        Ok(_) => Ok(()),
+        Err(error) if timed_out(&error) => Err(RequestError::transient(format!(
+            "registry {host} did not finish its answer to {what} within {} (see --registry-timeout)",
+            seconds(limit)
+        ))),
+        Err(error) => Err(RequestError::transient(format!(
+            "registry {host} broke off its answer to {what}: {}",
+            one_line(&error.to_string(), WORDS_SHOWN)
+        ))),
+    }
+}
+
+/// The message of a registry's error body (`{"errors":[{"code":..,"message":..}]}`), if any, as
+/// the registry wrote it: [`saying`] quotes and cleans it.
 fn error_text(response: &mut Response<ureq::Body>) -> String {
     let body = response
         .body_mut()
@@ -211,13 +393,7 @@ fn error_text(response: &mut Response<ureq::Body>) -> String {
                 .collect::<Vec<_>>()
                 .join("; ")
         });
-    errors.unwrap_or_else(|| {
-        String::from_utf8_lossy(&body)
-            .trim()
-            .chars()
-            .take(200)
-            .collect()
-    })
+    errors.unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
 }
 
 fn status_line(response: &Response<ureq::Body>) -> String {
@@ -250,17 +426,9 @@ fn transient_status(
     let line = status_line(response);
     let text = error_text(response);
     Some(RequestError::Transient {
-        message: format!("registry {host} answered {line} to {what}{}", suffix(&text)),
+        message: format!("registry {host} answered {line} to {what}{}", saying(&text)),
         retry_after,
     })
-}
-
-fn suffix(text: &str) -> String {
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {text}")
-    }
 }
 
 impl Registry {
@@ -268,7 +436,7 @@ impl Registry {
     /// plain HTTP where allowed and the registry does not speak TLS, and settles how to
     /// authenticate.
     pub fn connect(host: &str, options: &ClientOptions) -> Result<Registry> {
-        let agent = agent(host, &options.ca_files)?;
+        let agent = agent(host, &options.ca_files, options.timeout)?;
         let api_host = if host == "docker.io" {
             DOCKER_HUB_API
         } else {
@@ -282,38 +450,47 @@ impl Registry {
             auth: Auth::Anonymous,
             credentials: Lookup::default(),
             retry: options.retry,
+            timeout: options.timeout,
             insecure: options.insecure.clone(),
             retries,
         };
-        let call =
-            |registry: &Registry| registry.agent.get(format!("{}/v2/", registry.base)).call();
-        // One try as it comes; 429 and 5xx, like connection failures, are worth more.
-        let ping = |registry: &Registry| {
-            let mut response = call(registry).map_err(|e| transport_error(host, e))?;
-            match transient_status(host, "GET /v2/", &mut response) {
-                Some(transient) => Err(transient),
-                None => Ok(response),
-            }
-        };
-        let mut response = match call(&registry) {
-            // A loopback or --insecure-registry host that does not speak TLS: plain HTTP.
-            Err(error)
-                if http_allowed(host, &options.insecure) && !untrusted_certificate(&error) =>
-            {
-                registry.base = format!("http://{api_host}");
-                registry.with_retries("GET /v2/", || ping(&registry))?
-            }
-            Err(error) => match transport_error(host, error) {
-                RequestError::Final(e) => return Err(e),
-                RequestError::Transient { .. } => {
-                    registry.with_retries("GET /v2/", || ping(&registry))?
+        let what = "GET /v2/";
+        // A loopback or --insecure-registry host that fails HTTPS other than on its certificate
+        // is spoken to in plain HTTP from then on: at once when it answered the handshake, at the
+        // next try when it did not answer at all (that try counts, so the retries stay bounded).
+        let may_fall_back = http_allowed(host, &options.insecure);
+        let scheme = Cell::new("https");
+        let mut response = registry.with_retries(what, || {
+            let ping = |scheme: &str| {
+                registry
+                    .agent
+                    .get(format!("{scheme}://{api_host}/v2/"))
+                    .call()
+            };
+            let answer = match ping(scheme.get()) {
+                Err(error)
+                    if scheme.get() == "https"
+                        && may_fall_back
+                        && !untrusted_certificate(&error) =>
+                {
+                    scheme.set("http");
+                    if timed_out(&error) {
+                        return Err(registry.transport_error(what, error));
+                    }
+                    ping("http")
                 }
-            },
-            Ok(mut response) => match transient_status(host, "GET /v2/", &mut response) {
-                Some(_) => registry.with_retries("GET /v2/", || ping(&registry))?,
-                None => response,
-            },
-        };
+                answer => answer,
+            };
+            let mut response = answer.map_err(|e| registry.transport_error(what, e))?;
+            if let Some(transient) = transient_status(host, what, &mut response) {
+                return Err(transient);
+            }
+            if response.status().as_u16() == 200 {
+                finish(host, what, registry.timeout, &mut response)?;
+            }
+            Ok(response)
+        })?;
+        registry.base = format!("{}://{api_host}", scheme.get());
         let status = response.status().as_u16();
         match status {
             200 => {}
@@ -324,29 +501,35 @@ impl Registry {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_string();
-                registry.credentials = options.credentials.find(host)?;
+                registry.credentials = options
+                    .credentials
+                    .find(host, helper_limit(options.timeout))?;
                 registry.auth = match Challenge::parse(&header) {
                     Some(Challenge::Basic { .. }) => {
                         let Some(found) = &registry.credentials.found else {
-                            return Err(registry.unauthorized("GET /v2/"));
+                            return Err(registry.unauthorized(what));
                         };
                         let basic = found.credentials.basic();
                         // Check the credentials now, before anything is built.
-                        let mut check = registry.with_retries("GET /v2/", || {
-                            registry
+                        let mut check = registry.with_retries(what, || {
+                            let mut response = registry
                                 .agent
                                 .get(format!("{}/v2/", registry.base))
                                 .header("Authorization", &basic)
                                 .call()
-                                .map_err(|e| transport_error(host, e))
+                                .map_err(|e| registry.transport_error(what, e))?;
+                            if response.status().as_u16() == 200 {
+                                finish(host, what, registry.timeout, &mut response)?;
+                            }
+                            Ok(response)
                         })?;
                         match check.status().as_u16() {
                             200 => Auth::Basic(Secret::new(basic)),
-                            401 => return Err(registry.unauthorized("GET /v2/")),
+                            401 => return Err(registry.unauthorized(what)),
                             _ => bail!(
-                                "registry {host} answered {} to GET /v2/{}",
+                                "registry {host} answered {} to {what}{}",
                                 status_line(&check),
-                                suffix(&error_text(&mut check))
+                                saying(&error_text(&mut check))
                             ),
                         }
                     }
@@ -355,14 +538,15 @@ impl Registry {
                         Auth::Bearer { realm, service }
                     }
                     None => bail!(
-                        "registry {host} asks for an authentication scheme cargo-scratchimg does not speak: `{header}`"
+                        "registry {host} asks for an authentication scheme cargo-scratchimg does not speak: {}",
+                        quoted(&header)
                     ),
                 };
             }
             _ => bail!(
-                "registry {host} answered {} to GET /v2/: it does not look like an OCI registry{}\nhelp: check the registry host in --push or SCRATCHIMG_REPO",
+                "registry {host} answered {} to {what}: it does not look like an OCI registry{}\nhelp: check the registry host in --push or SCRATCHIMG_REPO",
                 status_line(&response),
-                suffix(&error_text(&mut response))
+                saying(&error_text(&mut response))
             ),
         }
         Ok(registry)
@@ -446,6 +630,11 @@ impl Registry {
         })
     }
 
+    /// A transport failure of `what`, within the registry's timeout.
+    fn transport_error(&self, what: &str, error: ureq::Error) -> RequestError {
+        transport_error(&self.host, what, self.timeout, error)
+    }
+
     /// The error for a 401: which credentials were refused, or where none were found.
     fn unauthorized(&self, what: &str) -> anyhow::Error {
         let host = &self.host;
@@ -490,6 +679,8 @@ pub struct Session<'r> {
     authorization: Option<String>,
 }
 
+const START_UPLOAD: &str = "POST of a blob upload";
+
 impl Session<'_> {
     pub fn repository(&self) -> &str {
         &self.repository
@@ -507,6 +698,7 @@ impl Session<'_> {
         {
             let host = rest.split('/').next().unwrap_or(rest);
             if location.starts_with("http://") && !self.registry.http_allowed(host) {
+                let host = one_line(host, 100);
                 bail!(
                     "registry {} sent an upload location over plain HTTP ({host})\nhelp: allow it with --insecure-registry {host} if you trust the network",
                     self.registry.host
@@ -517,10 +709,14 @@ impl Session<'_> {
         Ok(format!("{}{location}", self.registry.base))
     }
 
-    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    /// The request with the session's credentials, when `url` is the registry's own: an upload
+    /// location on another host or port (object storage, say) gets none.
+    fn authorize<B>(&self, url: &str, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.authorization {
-            Some(value) => request.header("Authorization", value),
-            None => request,
+            Some(value) if same_origin(url, &self.registry.base) => {
+                request.header("Authorization", value)
+            }
+            _ => request,
         }
     }
 
@@ -552,27 +748,41 @@ impl Session<'_> {
                 };
                 anyhow!(
                     "registry {host} denied pushing to {repository} ({line} to {what}){}\nhelp: check that {whose} may push to {host}/{repository}, or that the repository exists",
-                    suffix(&text)
+                    saying(&text)
                 )
             }
             _ => anyhow!(
                 "registry {host} answered {line} to {what} in {repository}{}",
-                suffix(&text)
+                saying(&text)
             ),
         }
         .into())
     }
 
+    /// One try of a request: sent within `limit`, its status checked, its answer read whole.
+    fn exchange(
+        &self,
+        what: &str,
+        expected: &[u16],
+        limit: Duration,
+        request: impl FnOnce() -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>, RequestError> {
+        let host = &self.registry.host;
+        let response = request().map_err(|e| transport_error(host, what, limit, e))?;
+        let mut response = self.check(what, expected, response)?;
+        finish(host, what, limit, &mut response)?;
+        Ok(response)
+    }
+
+    /// [`Self::exchange`] with retries, within the registry's timeout.
     fn send(
         &self,
         what: &str,
         expected: &[u16],
         request: impl Fn() -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>> {
-        let host = &self.registry.host;
         self.registry.with_retries(what, || {
-            let response = request().map_err(|e| transport_error(host, e))?;
-            self.check(what, expected, response)
+            self.exchange(what, expected, self.registry.timeout, &request)
         })
     }
 
@@ -580,7 +790,7 @@ impl Session<'_> {
     pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"));
         let response = self.send("HEAD of a blob", &[200, 404], || {
-            self.authorize(self.registry.agent.head(&url)).call()
+            self.authorize(&url, self.registry.agent.head(&url)).call()
         })?;
         Ok(response.status().as_u16() == 200)
     }
@@ -588,9 +798,15 @@ impl Session<'_> {
     /// `POST /v2/<name>/blobs/uploads/`, with `?mount=&from=` when a repository of this
     /// registry is known to hold the blob.
     pub fn start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount> {
+        self.registry
+            .with_retries(START_UPLOAD, || self.try_start_upload(digest, from))
+    }
+
+    /// One try of [`Self::start_upload`].
+    fn try_start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount, RequestError> {
         let url = self.url("blobs/uploads/");
-        let response = self.send("POST of a blob upload", &[201, 202], || {
-            let mut request = self.authorize(self.registry.agent.post(&url));
+        let response = self.exchange(START_UPLOAD, &[201, 202], self.registry.timeout, || {
+            let mut request = self.authorize(&url, self.registry.agent.post(&url));
             if let Some(from) = from {
                 request = request.query("mount", digest).query("from", from);
             }
@@ -613,8 +829,9 @@ impl Session<'_> {
     }
 
     /// Uploads `data` whole (`PUT <location>?digest=`), starting a new upload session for
-    /// each retry, since a broken one cannot be resumed reliably. `progress` hears the bytes
-    /// sent so far.
+    /// each retry, since a broken one cannot be resumed reliably; a try is at most that `POST`
+    /// and the `PUT`, so a registry that stops answering fails within the retry policy's bound.
+    /// `progress` hears the bytes sent so far.
     pub fn upload(
         &self,
         digest: &Digest,
@@ -622,13 +839,14 @@ impl Session<'_> {
         first: Mount,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
-        let host = &self.registry.host;
         let what = "PUT of a blob";
+        let timeout = self.registry.timeout;
+        let deadline = upload_deadline(timeout, data.len() as u64);
         let mut session = Some(first);
         self.registry.with_retries(what, || {
             let location = match session.take() {
                 Some(Mount::Upload(location)) => location,
-                _ => match self.start_upload(digest, None)? {
+                _ => match self.try_start_upload(digest, None)? {
                     Mount::Upload(location) => location,
                     Mount::Mounted => unreachable!("no mount was asked for"),
                 },
@@ -641,13 +859,17 @@ impl Session<'_> {
                 sent: 0,
                 progress,
             };
-            let response = self
-                .authorize(self.registry.agent.put(&url))
-                .header("Content-Type", "application/octet-stream")
-                .header("Content-Length", data.len().to_string())
-                .send(ureq::SendBody::from_reader(&mut body))
-                .map_err(|e| transport_error(host, e))?;
-            self.check(what, &[201, 204], response).map(drop)
+            self.exchange(what, &[201, 204], deadline, || {
+                self.authorize(&url, self.registry.agent.put(&url))
+                    .config()
+                    .timeout_per_call(Some(deadline))
+                    .timeout_per_write(Some(timeout))
+                    .build()
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", data.len().to_string())
+                    .send(ureq::SendBody::from_reader(&mut body))
+            })
+            .map(drop)
         })
     }
 
@@ -662,7 +884,7 @@ impl Session<'_> {
     ) -> Result<()> {
         let url = self.url(&format!("manifests/{tag}"));
         let response = self.send("PUT of the manifest", &[201, 200], || {
-            self.authorize(self.registry.agent.put(&url))
+            self.authorize(&url, self.registry.agent.put(&url))
                 .header("Content-Type", media_type)
                 .send(bytes)
         })?;
@@ -673,9 +895,10 @@ impl Session<'_> {
             && theirs != digest.to_string()
         {
             bail!(
-                "registry {} stored the manifest of {}:{tag} as {theirs}, not {digest}",
+                "registry {} stored the manifest of {}:{tag} as {}, not {digest}",
                 self.registry.host,
-                self.repository
+                self.repository,
+                quoted(theirs)
             );
         }
         Ok(())
@@ -700,7 +923,7 @@ impl Read for Counted<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
     use super::*;
@@ -743,6 +966,162 @@ mod tests {
             },
             ..ClientOptions::default()
         }
+    }
+
+    /// A server on 127.0.0.1 that answers each connection with the next of `answers`, raw
+    /// bytes written after the first read (a request head, or a TLS ClientHello), then holds
+    /// the connection open until the test ends: a stalled or silent registry.
+    fn scripted(answers: Vec<&'static str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for answer in answers {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(answer.as_bytes());
+                held.push(stream);
+            }
+            // Later connections are taken and never answered.
+            for stream in listener.incoming() {
+                held.push(stream.unwrap());
+            }
+        });
+        host
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    /// What nginx and most plain-HTTP servers answer a TLS ClientHello with.
+    const BAD_REQUEST: &str =
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+    fn quick(timeout_ms: u64) -> ClientOptions {
+        ClientOptions {
+            timeout: Duration::from_millis(timeout_ms),
+            ..instant_retries()
+        }
+    }
+
+    #[test]
+    fn the_defaults_fail_an_unanswering_registry_well_under_two_minutes() {
+        // Every try of a step (the ping, a HEAD, an upload's POST and PUT) ends at the request
+        // deadline; five of them and the backoff between them bound the step.
+        let defaults = ClientOptions::default();
+        let bound = defaults.retry.bound(defaults.timeout);
+        assert_eq!(
+            bound,
+            Duration::from_millis(5 * 10_000 + 250 + 500 + 1000 + 2000)
+        );
+        assert!(bound <= Duration::from_secs(60), "{bound:?}");
+        // The credential helper, looked up once per registry before the first step.
+        assert_eq!(helper_limit(defaults.timeout), Duration::from_secs(30));
+        // Blob uploads: the timeout, plus the blob's size at 1 Mbit/s.
+        assert_eq!(
+            upload_deadline(defaults.timeout, 0),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            upload_deadline(defaults.timeout, 20 * 1024 * 1024),
+            Duration::from_secs(10 + 160)
+        );
+    }
+
+    #[test]
+    fn a_registry_that_never_answers_fails_naming_it_and_the_step() {
+        let host = scripted(vec![]);
+        let error = Registry::connect(&host, &quick(200)).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "registry {host} did not answer GET /v2/ within 0.2s (see --registry-timeout) (gave up after 3 tries)\nhelp: check that the registry is up and reachable, then run the same command again: blobs already pushed are not sent again"
+            )
+        );
+    }
+
+    #[test]
+    fn an_answer_that_stops_midway_is_retried() {
+        // The TLS probe answered in plain HTTP; the ping's body cut short; then a whole one.
+        let host = scripted(vec![
+            BAD_REQUEST,
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial",
+            OK,
+        ]);
+        let registry = Registry::connect(&host, &quick(300)).unwrap();
+        assert!(!registry.is_https());
+        assert_eq!(
+            registry.take_retries(),
+            [format!(
+                "registry {host} did not finish its answer to GET /v2/ within 0.3s (see --registry-timeout); retrying GET /v2/ (try 2 of 3)"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_plain_http_answer_to_tls_names_insecure_registry() {
+        let host = scripted(vec![BAD_REQUEST]);
+        let error = agent(&host, &[], Duration::from_secs(5))
+            .unwrap()
+            .get(format!("https://{host}/v2/"))
+            .call()
+            .unwrap_err();
+        assert!(plain_http_answer(&error), "{error:?}");
+        // The same answer from a host that is not loopback: it must be named to be spoken to in
+        // plain HTTP.
+        let RequestError::Final(error) =
+            transport_error("registry.example:5000", "GET /v2/", DEFAULT_TIMEOUT, error)
+        else {
+            panic!("a plain HTTP answer is final");
+        };
+        assert_eq!(
+            error.to_string(),
+            "registry registry.example:5000 answered the TLS handshake of GET /v2/ in plain HTTP\nhelp: if it only speaks HTTP and you trust the network to it, pass --insecure-registry registry.example:5000"
+        );
+        // A loopback registry answering so is spoken to in plain HTTP, without a retry.
+        let host = scripted(vec![BAD_REQUEST, OK]);
+        let registry = Registry::connect(&host, &quick(5000)).unwrap();
+        assert!(!registry.is_https());
+        assert!(registry.take_retries().is_empty());
+    }
+
+    #[test]
+    fn credentials_go_to_the_registry_origin_only() {
+        let base = "https://registry.example";
+        assert!(same_origin(
+            "https://registry.example/v2/a/blobs/uploads/1",
+            base
+        ));
+        assert!(same_origin("https://REGISTRY.example:443/v2/", base));
+        assert!(!same_origin("https://registry.example:8443/v2/", base));
+        assert!(!same_origin("http://registry.example/v2/", base));
+        assert!(!same_origin("https://bucket.s3.example/upload?sig=1", base));
+        assert!(!same_origin("https://registry.example.evil/v2/", base));
+        assert!(!same_origin("not a url", base));
+        let base = "http://127.0.0.1:5000";
+        assert!(same_origin("http://127.0.0.1:5000/v2/x", base));
+        assert!(!same_origin("http://127.0.0.1:5001/v2/x", base));
+        assert!(!same_origin("http://localhost:5000/v2/x", base));
+    }
+
+    #[test]
+    fn registry_words_are_one_bounded_line() {
+        assert_eq!(
+            one_line(
+                "bad\x1b[31m red\x1b[0m\r\nhelp: run this\x07\u{202e}txt",
+                100
+            ),
+            "bad red help: run thistxt"
+        );
+        assert_eq!(one_line("\x1b]0;title\x07 x \t\n y ", 100), "x y");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+        assert_eq!(quoted("a\nb"), "\"a b\"");
+        assert_eq!(saying(" \n "), "");
+        assert_eq!(
+            saying("MANIFEST_INVALID: x"),
+            ", saying \"MANIFEST_INVALID: x\""
+        );
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! Docker's file and cannot say where it looked, and a 401 must name every source it tried.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
@@ -154,8 +157,9 @@ impl CredentialSources {
         }
     }
 
-    /// The first credentials for `registry` (a host, as in `ghcr.io` or `127.0.0.1:5000`).
-    pub fn find(&self, registry: &str) -> Result<Lookup> {
+    /// The first credentials for `registry` (a host, as in `ghcr.io` or `127.0.0.1:5000`); a
+    /// credential helper may run for `helper_limit`.
+    pub fn find(&self, registry: &str, helper_limit: Duration) -> Result<Lookup> {
         let mut lookup = Lookup::default();
         if let Some(credentials) = &self.explicit {
             lookup.found = Some(Found {
@@ -175,7 +179,7 @@ impl CredentialSources {
                 None => lookup
                     .tried
                     .push(format!("{} (no such file)", path.display())),
-                Some(config) => match from_config(&config, path, registry)? {
+                Some(config) => match from_config(&config, path, registry, helper_limit)? {
                     Ok(found) => {
                         lookup.found = Some(found);
                         return Ok(lookup);
@@ -214,6 +218,7 @@ fn from_config(
     config: &ConfigFile,
     path: &Path,
     registry: &str,
+    helper_limit: Duration,
 ) -> Result<std::result::Result<Found, String>> {
     let source = |how: &str| format!("{} ({how})", path.display());
     if let Some((_, helper)) = config
@@ -221,7 +226,7 @@ fn from_config(
         .iter()
         .find(|(key, _)| same_registry(key, registry))
     {
-        return Ok(run_helper(helper, registry)?
+        return Ok(run_helper(helper, registry, helper_limit)?
             .map(|credentials| Found {
                 credentials,
                 source: source(&format!("credHelpers: docker-credential-{helper}")),
@@ -245,7 +250,7 @@ fn from_config(
         }));
     }
     if let Some(store) = &config.creds_store {
-        return Ok(run_helper(store, registry)?
+        return Ok(run_helper(store, registry, helper_limit)?
             .map(|credentials| Found {
                 credentials,
                 source: source(&format!("credsStore: docker-credential-{store}")),
@@ -281,13 +286,28 @@ fn entry_credentials(entry: &AuthEntry) -> Result<Option<Credentials>> {
 }
 
 /// Asks `docker-credential-<helper>` for the registry's credentials; `None` when it has none.
-fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>> {
+fn run_helper(helper: &str, registry: &str, limit: Duration) -> Result<Option<Credentials>> {
     let program = format!("docker-credential-{helper}");
-    let mut child = Command::new(&program)
+    ask_helper(&program, Command::new(&program), registry, limit)
+}
+
+/// Runs `command` (the helper `program`) with `get`, the server URL on stdin, and reads its
+/// answer, all within `limit`: past it, the helper and whatever it started are killed.
+fn ask_helper(
+    program: &str,
+    mut command: Command,
+    registry: &str,
+    limit: Duration,
+) -> Result<Option<Credentials>> {
+    let deadline = Instant::now() + limit;
+    let mut child = command
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
+        // Its own process group, so that a timeout also ends what it started (gpg, a browser
+        // login, a cloud CLI) and nothing is left holding its stdout.
+        .process_group(0)
         .spawn()
         .with_context(|| {
             format!("could not run the credential helper `{program}`\nhelp: install it, or remove it from your Docker config")
@@ -295,22 +315,54 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>> {
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let written = stdin.write_all(helper_server_url(registry).as_bytes());
     drop(stdin);
-    let output = child
-        .wait_with_output()
-        .with_context(|| format!("could not run the credential helper `{program}`"))?;
-    if !output.status.success() {
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, answer) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let read = stdout.read_to_end(&mut said).map(|_| said);
+        let _ = sender.send(read);
+    });
+    let stop = |child: &mut std::process::Child| {
+        let _ = rustix::process::kill_process_group(
+            rustix::process::Pid::from_child(child),
+            rustix::process::Signal::KILL,
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    let said = status.and_then(|_| {
+        answer
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    });
+    let (Some(status), Some(said)) = (status, said) else {
+        stop(&mut child);
+        bail!(
+            "the credential helper `{program}` gave no answer for {registry} within {:.0?}, so it was stopped\nhelp: check that `{program} get` answers when given `{}` on stdin (it may be waiting for a login or a passphrase); it gets three times --registry-timeout",
+            limit,
+            helper_server_url(registry)
+        );
+    };
+    let said = said.with_context(|| format!("could not read the answer of `{program}`"))?;
+    if !status.success() {
         // Helpers say "credentials not found" on stdout when they have none for the server.
-        let said = String::from_utf8_lossy(&output.stdout);
+        let said = String::from_utf8_lossy(&said);
         if said.to_lowercase().contains("credentials not found") {
             return Ok(None);
         }
         bail!(
-            "the credential helper `{program}` failed for {registry} ({})\nhelp: run `docker login {registry}` again",
-            output.status
+            "the credential helper `{program}` failed for {registry} ({status})\nhelp: run `docker login {registry}` again"
         );
     }
     written.with_context(|| format!("could not talk to the credential helper `{program}`"))?;
-    let answer: HelperAnswer = serde_json::from_slice(&output.stdout).with_context(|| {
+    let answer: HelperAnswer = serde_json::from_slice(&said).with_context(|| {
         format!("the credential helper `{program}` gave an answer we cannot read")
     })?;
     if answer.username == "<token>" {
@@ -327,6 +379,8 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(30);
 
     fn write(dir: &Path, name: &str, json: &str) -> PathBuf {
         let path = dir.join(name);
@@ -357,13 +411,13 @@ mod tests {
             docker_config: Some(config.clone()),
             ..CredentialSources::default()
         };
-        let hub = sources.find("docker.io").unwrap().found.unwrap();
+        let hub = sources.find("docker.io", LIMIT).unwrap().found.unwrap();
         assert_eq!(hub.credentials.username, "alice");
         assert_eq!(hub.credentials.password.expose(), "s3cret:with:colons");
         assert_eq!(hub.source, format!("{} (auths)", config.display()));
-        let ghcr = sources.find("ghcr.io").unwrap().found.unwrap();
+        let ghcr = sources.find("ghcr.io", LIMIT).unwrap().found.unwrap();
         assert_eq!(ghcr.credentials.username, "bob");
-        let none = sources.find("quay.io").unwrap();
+        let none = sources.find("quay.io", LIMIT).unwrap();
         assert!(none.found.is_none());
         assert_eq!(
             none.tried,
@@ -394,7 +448,7 @@ mod tests {
             docker_config: Some(docker),
             ..CredentialSources::default()
         };
-        let lookup = sources.find("localhost:5000").unwrap();
+        let lookup = sources.find("localhost:5000", LIMIT).unwrap();
         assert_eq!(lookup.found.unwrap().credentials.username, "pod");
         assert!(lookup.tried[1].ends_with("missing.json (no such file)"));
     }
@@ -410,7 +464,7 @@ mod tests {
             docker_config: Some(PathBuf::from("/nonexistent/config.json")),
             ..CredentialSources::default()
         };
-        let found = sources.find("ghcr.io").unwrap().found.unwrap();
+        let found = sources.find("ghcr.io", LIMIT).unwrap().found.unwrap();
         assert_eq!(found.source, "--registry-user");
         assert!(!format!("{sources:?} {found:?}").contains("hunter2"));
         assert_eq!(credentials.basic(), "Basic Y2k6aHVudGVyMg==");
@@ -423,7 +477,7 @@ mod tests {
             dir.path(),
             r#"{"credHelpers":{"ghcr.io":"scratchimg-test-absent"}}"#,
         );
-        let error = format!("{:#}", sources.find("ghcr.io").unwrap_err());
+        let error = format!("{:#}", sources.find("ghcr.io", LIMIT).unwrap_err());
         assert!(
             error.contains(
                 "could not run the credential helper `docker-credential-scratchimg-test-absent`"
@@ -439,11 +493,78 @@ mod tests {
             dir.path(),
             r#"{"auths":{"ghcr.io":{"auth":"bm9jb2xvbnNlY3JldA=="}}}"#,
         );
-        let error = format!("{:#}", sources.find("ghcr.io").unwrap_err());
+        let error = format!("{:#}", sources.find("ghcr.io", LIMIT).unwrap_err());
         assert!(error.contains("not base64 of USER:PASSWORD"), "{error}");
         assert!(
             !error.contains("nocolonsecret") && !error.contains("bm9j"),
             "{error}"
         );
+    }
+
+    /// Whether process `pid` is gone (or a zombie waiting for init to reap it).
+    fn gone(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_helper_that_never_answers_is_stopped_with_what_it_started() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-hang");
+        let pids = dir.path().join("pids");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\nsleep 600 &\necho $$ $! > {}\nwait\n",
+                pids.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let error = ask_helper(
+            "docker-credential-hang",
+            Command::new(&helper),
+            "registry.example",
+            Duration::from_millis(500),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the credential helper `docker-credential-hang` gave no answer for registry.example within 500ms, so it was stopped\nhelp: check that `docker-credential-hang get` answers when given `registry.example` on stdin (it may be waiting for a login or a passphrase); it gets three times --registry-timeout"
+        );
+        let pids = std::fs::read_to_string(&pids).unwrap();
+        let pids: Vec<&str> = pids.split_whitespace().collect();
+        assert_eq!(pids.len(), 2, "the helper and its sleep: {pids:?}");
+        for pid in pids {
+            assert!(gone(pid), "process {pid} of the helper is still running");
+        }
+    }
+
+    #[test]
+    fn a_helper_answers_within_its_limit() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-quick");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = ghcr.io ] || exit 3\necho '{\"ServerURL\":\"ghcr.io\",\"Username\":\"bob\",\"Secret\":\"pw\"}'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = ask_helper(
+            "docker-credential-quick",
+            Command::new(&helper),
+            "ghcr.io",
+            LIMIT,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(found.username, "bob");
+        assert_eq!(found.password.expose(), "pw");
     }
 }

@@ -59,6 +59,14 @@ impl RetryPolicy {
         retry_after.map_or(backoff, |after| after.min(self.max_delay))
     }
 
+    /// The longest `run` takes when every try runs into `per_try` (a request's deadline) and no
+    /// `Retry-After` asks for longer waits: the tries, and the backoff between them.
+    pub fn bound(&self, per_try: Duration) -> Duration {
+        (1..self.attempts).fold(per_try.saturating_mul(self.attempts), |total, attempt| {
+            total.saturating_add(self.delay(attempt, None))
+        })
+    }
+
     /// Runs `request` until it succeeds, fails finally, or has failed transiently `attempts`
     /// times; `on_retry` hears about each retry (attempt number and message).
     pub fn run<T>(
