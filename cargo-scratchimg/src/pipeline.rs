@@ -546,16 +546,13 @@ fn plan_job(
     options: &Options,
     shell: &mut Shell,
 ) -> Result<Job> {
-    let tables = config::read_tables(
+    let manifests = config::read_tables(
         package.manifest_path.as_std_path(),
         &workspace.manifest_path(),
     )?;
-    let settings = config::resolve(&tables, &options.image, &options.cwd)?;
-    if settings.user.is_root() {
-        shell.warn(format!(
-            "the image of `{}` runs as root; a scratch image rarely needs to",
-            package.name
-        ));
+    let settings = config::resolve(&manifests.tables, &options.image, &options.cwd)?;
+    for warning in config::warnings(&manifests, &settings, &package.name) {
+        shell.warn(warning);
     }
     let bins = build::select_bins(
         &package,
@@ -591,7 +588,7 @@ fn plan_job(
         .as_deref()
         .map(|path| Output::claim(path, options.format, date.seconds))
         .transpose()?;
-    let files = rootfs::files_layer(&settings.files, date.seconds)?;
+    let files = rootfs::files_layer(&settings.files, &settings.base, &bins, date.seconds)?;
     Ok(Job {
         package,
         bins,
