@@ -290,7 +290,7 @@ mod tests {
         let super::Cargo::Scratchimg(args) = super::Cargo::parse_from(["cargo", "scratchimg"]);
         assert_eq!(
             args.registry_timeout,
-            cargo_scratchimg::registry::DEFAULT_TIMEOUT
+            cargo_scratchimg::DEFAULT_REGISTRY_TIMEOUT
         );
     }
 }

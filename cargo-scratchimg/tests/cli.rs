@@ -563,3 +563,247 @@ help: start podman, or use --load to take whichever engine answers
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
     assert_nothing_built(dir.path());
 }
+
+/// The run stopped before cargo: no `Compiling` line, no output or temporary file, nothing
+/// in the target directory but the tool's cache.
+fn assert_stopped_before_building(dir: &Path, stderr: &[u8]) {
+    let stderr = String::from_utf8_lossy(stderr);
+    assert!(!stderr.contains("Compiling"), "{stderr}");
+    assert_no_output(dir, &dir.join("out.tar"));
+    assert_nothing_built(dir);
+}
+
+#[test]
+fn files_never_replace_what_the_image_has() {
+    let dir = with_settings("bin = \"server\"\nfiles = [{ src = \"seed\", dst = \"/tmp\" }]\n");
+    std::fs::create_dir(dir.path().join("seed")).unwrap();
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:32: `files`: `dst` `/tmp` would replace /tmp, the base's folder
+help: `files` adds to the image's folders and never replaces one; name a path inside it, e.g. /tmp/seed
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+
+    let dir = with_settings("bin = \"server\"\n");
+    std::fs::write(dir.path().join("passwd"), "root::0:0::/:/bin/sh\n").unwrap();
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar", "--file", "passwd:/etc/passwd"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --file: `dst` `/etc/passwd` would replace /etc/passwd, the base's file
+help: they hold the image's accounts, root, nonroot and nobody; choose who runs with `user` (--user)
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar", "--file", "passwd:/app/server"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --file: `dst` `/app/server` would replace /app/server, the programs' file
+help: the program is the one cargo built; put other files beside it, e.g. /app/static
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}
+
+#[test]
+fn a_fifo_in_files_is_refused_at_once() {
+    let dir =
+        with_settings("bin = \"server\"\nfiles = [{ src = \"static\", dst = \"/app/static\" }]\n");
+    std::fs::create_dir(dir.path().join("static")).unwrap();
+    std::fs::write(dir.path().join("static/index.html"), "hi").unwrap();
+    let fifo = dir.path().join("static/events");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:18: `files`: [ROOT]/static/events is a FIFO (named pipe), not a file or a folder
+help: `files` copies regular files and folders; remove the entry, or leave the file out of the folder
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}
+
+#[test]
+fn setuid_in_files_needs_the_entry_to_say_so() {
+    let dir = with_settings(
+        "bin = \"server\"\nfiles = [{ src = \"tool\", dst = \"/app/tool\", mode = \"4755\" }]\n",
+    );
+    std::fs::write(dir.path().join("tool"), "#!").unwrap();
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:52: `files`: mode 4755 sets the setuid or setgid bit, so the program would run with its owner's rights
+help: a scratch image rarely needs that: drop the bit (e.g. mode = "0755"), or add allow-setuid = true to this entry
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}
+
+#[test]
+fn root_and_unreadable_files_entries_name_the_entry() {
+    let dir = with_settings("bin = \"server\"\nfiles = [{ src = \"static\", dst = \"/\" }]\n");
+    std::fs::create_dir(dir.path().join("static")).unwrap();
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:34: `files`: `dst` `/` is the image's root, which `files` cannot replace
+help: name the path the copy gets, e.g. dst = "/app/static"
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+
+    // Root reads any file whatever its mode: what cannot be read here is a link to nothing.
+    let dir =
+        with_settings("bin = \"server\"\nfiles = [{ src = \"static\", dst = \"/app/static\" }]\n");
+    std::fs::create_dir(dir.path().join("static")).unwrap();
+    std::os::unix::fs::symlink("../build/site.css", dir.path().join("static/site.css")).unwrap();
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:18: `files`: [ROOT]/static/site.css is a symlink to ../build/site.css, which cannot be read (No such file or directory (os error 2))
+help: remove the broken link or the entry
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}
+
+#[test]
+fn ca_files_must_hold_only_certificates() {
+    let dir = fixture_copy("multi-bin");
+    let ca = scratchimg_tests::registry::TestCa::new(dir.path());
+    // A CA file with its key after the certificate, as `cat ca.pem ca.key` makes it.
+    let mut with_key = std::fs::read_to_string(&ca.ca).unwrap();
+    with_key.push_str(&std::fs::read_to_string(dir.path().join("ca.key")).unwrap());
+    std::fs::write(dir.path().join("with-key.pem"), with_key).unwrap();
+    let out = scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "out.tar", "--ca-cert", "with-key.pem"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --ca-cert: [ROOT]/with-key.pem: block 2 of 2 (line [..]) is a private key (`PRIVATE KEY`), which must never go into an image
+help: take the key out of this file and keep it where only its server reads it; a CA file holds only the CA's `CERTIFICATE` blocks
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+
+    // A CERTIFICATE block whose base64 is some other DER: OpenSSL would refuse the whole bundle.
+    let mut bad = std::fs::read_to_string(&ca.ca).unwrap();
+    bad.push_str("-----BEGIN CERTIFICATE-----\nMAMCAQU=\n-----END CERTIFICATE-----\n");
+    bad.push_str(&std::fs::read_to_string(&ca.cert).unwrap());
+    std::fs::write(dir.path().join("bad.pem"), bad).unwrap();
+    let out = scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "out.tar", "--ca-cert", "bad.pem"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --ca-cert: [ROOT]/bad.pem: block 2 of 3 (line [..]) is not an X.509 certificate: [..]
+help: a `CERTIFICATE` block holds a certificate's DER in base64; get the CA certificate again from where it comes from
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}
+
+#[test]
+fn empty_or_relative_entrypoints_are_refused() {
+    let dir = with_settings("bin = \"server\"\nentrypoint = []\n");
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:14: `entrypoint`: `entrypoint` is empty and there is no `cmd`, so the image has no program to run
+help: leave `entrypoint` out to run /app/<bin>, or name the program, e.g. entrypoint = ["/app/web"]
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar", "--entrypoint", "server"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --entrypoint: the program `server` is not an absolute path
+help: write where it is in the image, e.g. entrypoint = ["/app/server"]; a relative path depends on the working directory
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}
+
+/// `-t UPPER` fails after the settings are read and before cargo: the warnings show alone.
+fn warnings_before(dir: &Path, args: &[&str]) -> snapbox::cmd::OutputAssert {
+    scratchimg(dir)
+        .args(["-o", "out.tar", "-t", "UPPER"])
+        .args(args)
+        .assert()
+        .code(1)
+}
+
+#[test]
+fn root_however_spelled_warns() {
+    let dir = with_settings("bin = \"server\"\n");
+    for root in ["root", "0", "00", "0:0", "000:0"] {
+        let out = warnings_before(dir.path(), &["--user", root]).stderr_eq(str![[r#"
+warning: the image of `multi-bin` runs as root; a scratch image rarely needs to
+error: `UPPER`: repository name `UPPER` must be lowercase
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+        assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+    }
+    let out = warnings_before(dir.path(), &["--user", "65532:0"]).stderr_eq(str![[r#"
+error: `UPPER`: repository name `UPPER` must be lowercase
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+    scratchimg(dir.path())
+        .args(["-o", "out.tar", "--user", "0:4294967296"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: --user: `0:4294967296`: `4294967296` is beyond the largest uid or gid, 4294967294
+help: uids and gids are 32-bit numbers below 4294967295 (which is -1); use "nonroot" (65532) unless you need another
+
+"#]]);
+    assert_nothing_built(dir.path());
+}
+
+#[test]
+fn a_mistyped_table_is_a_warning() {
+    let dir = fixture_copy("multi-bin");
+    let manifest = dir.path().join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.scratchimage]\nbin = \"server\"\n");
+    text.push_str("\n[workspace.metadata.scratch_img]\nuser = \"root\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let out = warnings_before(dir.path(), &["--bin", "server"]).stderr_eq(str![[r#"
+warning: [ROOT]/Cargo.toml:12:21: `[workspace.metadata.scratch_img]` is not read by cargo-scratchimg; did you mean `scratchimg`?
+help: rename it to [workspace.metadata.scratchimg]
+warning: [ROOT]/Cargo.toml:9:19: `[package.metadata.scratchimage]` is not read by cargo-scratchimg; did you mean `scratchimg`?
+help: rename it to [package.metadata.scratchimg]
+error: `UPPER`: repository name `UPPER` must be lowercase
+help: use NAME[:TAG] with a lowercase name, e.g. `hello:0.1.0` or `ghcr.io/acme/hello:v1`
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+}

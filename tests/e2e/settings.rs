@@ -1,15 +1,15 @@
 //! Image settings from Cargo.toml and flags, seen by the real engines: examples/web's config as
 //! `docker inspect` and `podman inspect` report it, its files inside the running container, a
-//! private CA that lets examples/fetch verify a TLS server, a trimmed tz database, and the
-//! images of a workspace.
+//! private CA that lets examples/fetch verify a TLS server, a trimmed tz database, files seeded
+//! into /tmp and the home folder that leave both writable, and the images of a workspace.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use scratchimg_tests::{
-    Background, copy_tree, example, fixture_copy, free_port, layer_paths, require_musl_target,
-    require_tool, run_ok, shared_target_dir, tool, wait_for_port,
+    Background, copy_tree, example, fixture_copy, free_port, layer_entries, layer_paths,
+    require_musl_target, require_tool, run_ok, shared_target_dir, tool, wait_for_port,
 };
 
 /// Builds the crate in `dir` into `output`, with the shared target directory of `name`.
@@ -369,4 +369,72 @@ fn workspace_gives_an_image_per_binary_package() {
     );
     assert_eq!(one.lines().count(), 1);
     assert!(ws.path().join("api.tar").is_file());
+}
+
+/// `files` into /tmp and the home folder leave both as the base has them: the default user
+/// still writes to /tmp and $HOME, and so does `--user 65532`, whose home is nonroot's.
+#[test]
+fn files_in_tmp_and_home_leave_them_writable() {
+    require_tool("docker", &["version", "--format", "{{.Server.Version}}"]);
+    let work = tempfile::tempdir().unwrap();
+    let writer = fixture_copy("writer");
+    std::fs::write(writer.path().join("seed.txt"), "seeded\n").unwrap();
+    std::fs::write(writer.path().join("app.toml"), "level = 3\n").unwrap();
+    let manifest = writer.path().join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[package.metadata.scratchimg]\nfiles = [\n    { src = \"seed.txt\", dst = \"/tmp/seed.txt\" },\n    { src = \"app.toml\", dst = \"/home/nonroot/.config/app.toml\" },\n]\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+
+    let archive = work.path().join("writer.tar");
+    let image = "scratchimg-e2e/writer:files";
+    build(writer.path(), "writer", &archive, &["-t", image]);
+    // Layers: base, files, program. The files layer carries /tmp and the home folder as the
+    // base has them, since a layer's entry replaces the owner and mode of the one below.
+    let files = &layer_entries(&archive)[1];
+    let entry = |path: &str| -> Vec<String> {
+        let line = files
+            .iter()
+            .find(|l| l.ends_with(&format!(" {path}")))
+            .unwrap_or_else(|| panic!("no {path} in {files:?}"));
+        line.split_whitespace()
+            .take(2)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(entry("tmp/"), ["drwxrwxrwt", "0/0"]);
+    assert_eq!(entry("home/nonroot/"), ["drwx------", "65532/65532"]);
+    assert_eq!(entry("tmp/seed.txt"), ["-rw-r--r--", "0/0"]);
+
+    run_ok(Command::new("docker").arg("load").arg("-i").arg(&archive));
+    let out = run_ok(Command::new("docker").args(["run", "--rm", image]));
+    assert_eq!(
+        out,
+        "home: /home/nonroot\n\
+         cwd: /home/nonroot\n\
+         /tmp: 1777 0:0\n\
+         /home/nonroot: 700 65532:65532\n\
+         read /tmp/seed.txt: seeded\n\
+         read /home/nonroot/.config/app.toml: level = 3\n\
+         wrote /tmp/written.txt as uid 65532\n\
+         wrote /home/nonroot/written.txt as uid 65532\n"
+    );
+
+    // 65532 is nonroot, however it is written: its home is the working directory.
+    let by_uid = work.path().join("writer-uid.tar");
+    let image = "scratchimg-e2e/writer:uid";
+    build(
+        writer.path(),
+        "writer",
+        &by_uid,
+        &["-t", image, "--user", "65532"],
+    );
+    run_ok(Command::new("docker").arg("load").arg("-i").arg(&by_uid));
+    let out = run_ok(Command::new("docker").args(["run", "--rm", image]));
+    assert!(out.contains("cwd: /home/nonroot\n"), "{out}");
+    assert!(
+        out.contains("wrote /home/nonroot/written.txt as uid 65532\n"),
+        "{out}"
+    );
 }

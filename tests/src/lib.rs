@@ -319,6 +319,16 @@ pub fn wait_for_port(port: u16) {
 
 /// The paths in an image archive's layers, layer by layer, read from its `manifest.json`.
 pub fn layer_paths(archive: &Path) -> Vec<Vec<String>> {
+    layer_listings(archive, &["-tzf"])
+}
+
+/// Each layer's entries as `tar -tvz --numeric-owner` lists them: mode, uid/gid, size, date,
+/// path.
+pub fn layer_entries(archive: &Path) -> Vec<Vec<String>> {
+    layer_listings(archive, &["--numeric-owner", "-tvzf"])
+}
+
+fn layer_listings(archive: &Path, tar_args: &[&str]) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     run_ok(
         Command::new("tar")
@@ -336,7 +346,7 @@ pub fn layer_paths(archive: &Path) -> Vec<Vec<String>> {
         .map(|layer| {
             let listing = run_ok(
                 Command::new("tar")
-                    .arg("-tzf")
+                    .args(tar_args)
                     .arg(dir.path().join(layer.as_str().unwrap())),
             );
             listing.lines().map(str::to_string).collect()

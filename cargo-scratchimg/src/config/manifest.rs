@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
 /// A Cargo.toml and its text, to turn byte spans into `path:line:column`.
@@ -74,12 +74,16 @@ impl<'de> Deserialize<'de> for WordOrList {
 
 /// One entry of `files`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileEntry {
     pub src: Spanned<String>,
     pub dst: Spanned<String>,
     /// Octal, as a string (`"0644"`) or a number written in octal (`0o644`).
     pub mode: Option<Spanned<Mode>>,
+    /// `mode` may set the setuid or setgid bit.
+    pub allow_setuid: Option<bool>,
+    /// `mode` may let everyone write.
+    pub allow_world_writable: Option<bool>,
 }
 
 /// A file mode: `0o755` or `"0755"` in TOML.
@@ -122,9 +126,9 @@ impl<'de> Deserialize<'de> for Mode {
 pub struct Table {
     pub name: Option<Spanned<String>>,
     pub tags: Option<Vec<Spanned<String>>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub env: Option<BTreeMap<String, Spanned<String>>>,
+    pub entrypoint: Option<Spanned<Vec<String>>>,
+    pub cmd: Option<Spanned<Vec<String>>>,
+    pub env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub workdir: Option<Spanned<String>>,
     pub user: Option<Spanned<String>>,
     pub ports: Option<Vec<Spanned<String>>>,
@@ -153,9 +157,51 @@ struct Section {
     metadata: Option<Metadata>,
 }
 
-#[derive(Deserialize)]
+/// A `metadata` table: ours, and the names of other tools' tables that look like a typo of ours.
+#[derive(Default)]
 struct Metadata {
-    scratchimg: Option<Spanned<Table>>,
+    scratchimg: Option<Table>,
+    typos: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Metadata;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metadata, A::Error> {
+                let mut metadata = Metadata::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    if key.get_ref() == TABLE {
+                        metadata.scratchimg = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                        if looks_like_ours(key.get_ref()) {
+                            metadata.typos.push(key);
+                        }
+                    }
+                }
+                Ok(metadata)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// The name of our table under `metadata`.
+const TABLE: &str = "scratchimg";
+
+/// `scratchimage`, `scratch-img`, `Scratch_Img`, `scrachimg`: another spelling of ours.
+fn looks_like_ours(name: &str) -> bool {
+    let squashed: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    squashed.starts_with("scratchim") || strsim::damerau_levenshtein(&squashed, TABLE) <= 2
 }
 
 /// The settings tables of one Cargo.toml.
@@ -165,6 +211,10 @@ pub struct Tables {
     pub workspace: Option<Table>,
     /// `[package.metadata.scratchimg]`
     pub package: Option<Table>,
+    /// Warnings about tables under `[workspace.metadata]` named like a typo of ours.
+    pub workspace_typos: Vec<String>,
+    /// The same under `[package.metadata]`.
+    pub package_typos: Vec<String>,
 }
 
 /// Reads both settings tables of a Cargo.toml.
@@ -187,47 +237,72 @@ pub fn read(source: &Source) -> Result<Tables> {
         let help = if message.contains("expected one of") {
             String::new()
         } else {
-            format!("help: the keys are: {}", KEYS.join(", "))
+            format!("help: the keys are: {}", keys().join(", "))
         };
         anyhow::anyhow!(
             "invalid {table} in {}\n{message}{help}",
             source.path.display()
         )
     })?;
-    let table = |section: Option<Section>| {
-        section
-            .and_then(|s| s.metadata)
-            .and_then(|m| m.scratchimg)
-            .map(Spanned::into_inner)
+    let metadata = |section: Option<Section>| section.and_then(|s| s.metadata).unwrap_or_default();
+    let typos = |section: &str, metadata: &Metadata| -> Vec<String> {
+        metadata
+            .typos
+            .iter()
+            .map(|name| {
+                format!(
+                    "{}: `[{section}.metadata.{}]` is not read by cargo-scratchimg; did you mean `{TABLE}`?\n\
+                     help: rename it to [{section}.metadata.{TABLE}]",
+                    source.position(&name.span()),
+                    name.get_ref(),
+                )
+            })
+            .collect()
     };
+    let (workspace, package) = (metadata(document.workspace), metadata(document.package));
     Ok(Tables {
-        workspace: table(document.workspace),
-        package: table(document.package),
+        workspace_typos: typos("workspace", &workspace),
+        package_typos: typos("package", &package),
+        workspace: workspace.scratchimg,
+        package: package.scratchimg,
     })
 }
 
-/// Every key of the table, for help lines.
-pub const KEYS: [&str; 19] = [
-    "name",
-    "tags",
-    "entrypoint",
-    "cmd",
-    "env",
-    "workdir",
-    "user",
-    "ports",
-    "volumes",
-    "labels",
-    "annotations",
-    "stop-signal",
-    "files",
-    "tz",
-    "ca-certs",
-    "bin",
-    "bins",
-    "features",
-    "profile",
-];
+/// Every key of the table, as it is written in Cargo.toml: the field names serde derives for
+/// [`Table`], so a new key is listed without anyone keeping a list.
+pub fn keys() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    // The derived `deserialize` hands its field names to `deserialize_struct`, then gives up.
+    let _ = Table::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+/// A deserializer that only records the field names of the struct asked of it.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for FieldNames<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only a struct's field names are read"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(de::Error::custom("field names read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -258,6 +333,84 @@ mod tests {
             &Mode(0o644)
         );
         assert!(read(&src).unwrap().workspace.is_none());
+    }
+
+    #[test]
+    fn keys_are_every_field_of_the_table() {
+        macro_rules! fields {
+            ($($field:ident),* $(,)?) => {{
+                // Names every field: one added to `Table` and not here does not compile.
+                let Table { $($field: _),* } = Table::default();
+                [$(stringify!($field).replace('_', "-")),*]
+            }};
+        }
+        let fields = fields!(
+            name,
+            tags,
+            entrypoint,
+            cmd,
+            env,
+            workdir,
+            user,
+            ports,
+            volumes,
+            labels,
+            annotations,
+            stop_signal,
+            files,
+            tz,
+            ca_certs,
+            bin,
+            bins,
+            features,
+            profile,
+            platforms,
+        );
+        assert_eq!(keys(), fields);
+        // The README's example shows each of them.
+        let readme = include_str!("../../../README.md");
+        let settings = &readme[readme.find("## Settings in Cargo.toml").unwrap()..];
+        let example = &settings[settings.find("```toml\n").unwrap() + 8..];
+        let example: toml::Table =
+            toml::from_str(&example[..example.find("```").unwrap()]).unwrap();
+        let shown: Vec<&str> = example["package"]["metadata"]["scratchimg"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys = keys().to_vec();
+        keys.sort_unstable();
+        assert_eq!(shown, keys);
+    }
+
+    #[test]
+    fn other_spellings_of_the_table_are_typos() {
+        for typo in [
+            "scratchimage",
+            "scratch-img",
+            "scratch_img",
+            "Scratchimg",
+            "scrachimg",
+            "scratch-image",
+        ] {
+            assert!(looks_like_ours(typo), "{typo}");
+        }
+        for other in ["release", "docker", "deb", "scratch", "generate-rpm"] {
+            assert!(!looks_like_ours(other), "{other}");
+        }
+        let src = source(
+            "[package]\nname = \"x\"\nmetadata = { scratch_img = { user = \"root\" }, docs = {} }\n",
+        );
+        let tables = read(&src).unwrap();
+        assert_eq!(
+            tables.package_typos,
+            [
+                "/p/Cargo.toml:3:14: `[package.metadata.scratch_img]` is not read by cargo-scratchimg; did you mean `scratchimg`?\n\
+              help: rename it to [package.metadata.scratchimg]"
+            ]
+        );
+        assert!(tables.package.is_none() && tables.workspace_typos.is_empty());
     }
 
     #[test]

@@ -122,29 +122,53 @@ impl Settings {
     }
 }
 
+/// The settings tables of a package, and warnings about tables that look like a typo of ours.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    /// Lowest precedence first: the workspace's, then the package's own.
+    pub tables: Vec<(Table, Source)>,
+    pub typos: Vec<String>,
+}
+
 /// Reads the tables of a package, lowest precedence first: the workspace's (in the workspace
 /// root's Cargo.toml) and its own.
-pub fn read_tables(
-    package_manifest: &Path,
-    workspace_manifest: &Path,
-) -> Result<Vec<(Table, Source)>> {
+pub fn read_tables(package_manifest: &Path, workspace_manifest: &Path) -> Result<Manifests> {
     let workspace = Source::read(workspace_manifest)?;
     let workspace_tables = manifest::read(&workspace)?;
-    let (package, package_table) = if package_manifest == workspace_manifest {
-        (workspace.clone(), workspace_tables.package)
+    let (package, package_tables) = if package_manifest == workspace_manifest {
+        (workspace.clone(), workspace_tables.clone())
     } else {
         let package = Source::read(package_manifest)?;
-        let table = manifest::read(&package)?.package;
-        (package, table)
+        let tables = manifest::read(&package)?;
+        (package, tables)
     };
     let layers = [
         (workspace_tables.workspace, workspace),
-        (package_table, package),
+        (package_tables.package, package),
     ];
-    Ok(layers
-        .into_iter()
-        .filter_map(|(table, source)| Some((table?, source)))
-        .collect())
+    Ok(Manifests {
+        tables: layers
+            .into_iter()
+            .filter_map(|(table, source)| Some((table?, source)))
+            .collect(),
+        typos: [
+            workspace_tables.workspace_typos,
+            package_tables.package_typos,
+        ]
+        .concat(),
+    })
+}
+
+/// What is worth a warning in a package's settings: a table that looks like a typo of ours,
+/// and an image that runs as root, however the user is spelled.
+pub fn warnings(manifests: &Manifests, settings: &Settings, package: &str) -> Vec<String> {
+    let mut warnings = manifests.typos.clone();
+    if settings.user.is_root() {
+        warnings.push(format!(
+            "the image of `{package}` runs as root; a scratch image rarely needs to"
+        ));
+    }
+    warnings
 }
 
 /// Resolves settings from tables (lowest precedence first) and flags; relative paths in flags
@@ -157,22 +181,27 @@ pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Re
         |v, o, _| values::image_name(v, o),
     )?;
     let tags = list_setting(tables, "tags", |t| t.tags.as_ref(), values::tag)?.unwrap_or_default();
+    // `--entrypoint ""` clears it, as `docker run --entrypoint ""` does.
     let entrypoint = match &flags.entrypoint {
-        Some(e) => Some(vec![e.clone()]),
-        None => last_set(tables, |t| t.entrypoint.as_ref()).map(|(e, _)| e.clone()),
+        Some(e) if e.is_empty() => Some((Vec::new(), Origin::Flag("--entrypoint"))),
+        Some(e) => Some((vec![e.clone()], Origin::Flag("--entrypoint"))),
+        None => last_set(tables, |t| t.entrypoint.as_ref())
+            .map(|(e, s)| (e.get_ref().clone(), Origin::key(s, "entrypoint", e.span()))),
     };
     let cmd = match &flags.cmd {
-        Some(cmd) => cmd.clone(),
+        Some(cmd) => Some((cmd.clone(), Origin::Flag("--cmd"))),
         None => last_set(tables, |t| t.cmd.as_ref())
-            .map(|(cmd, _)| cmd.clone())
-            .unwrap_or_default(),
+            .map(|(cmd, s)| (cmd.get_ref().clone(), Origin::key(s, "cmd", cmd.span()))),
     };
+    values::program(entrypoint.as_ref(), cmd.as_ref())?;
+    let entrypoint = entrypoint.map(|(e, _)| e);
+    let cmd = cmd.map(|(cmd, _)| cmd).unwrap_or_default();
 
     let mut env = BTreeMap::new();
     for (t, s) in tables {
         for (key, value) in t.env.iter().flatten() {
-            values::env_key(key, &Origin::key(s, "env", value.span()))?;
-            env.insert(key.clone(), value.get_ref().clone());
+            values::env_key(key.get_ref(), &Origin::key(s, "env", key.span()))?;
+            env.insert(key.get_ref().clone(), value.get_ref().clone());
         }
     }
     for pair in &flags.env {
@@ -467,8 +496,10 @@ mod tests {
             "Cargo.toml:4:10: `ports`: `80/sctp` is not a port\nhelp: write N, N/tcp or N/udp with N from 1 to 65535, e.g. \"8080/tcp\""
         );
         assert!(
-            err(&format!("{head}env = {{ \"A=B\" = \"x\" }}\n"))
-                .starts_with("Cargo.toml:4:17: `env`: key `A=B` contains `=`")
+            err(&format!("{head}env = {{ OK = \"x\", \"A=B\" = \"x\" }}\n"))
+                .starts_with("Cargo.toml:4:19: `env`: key `A=B` contains `=`"),
+            "the key's column, not its value's: {}",
+            err(&format!("{head}env = {{ OK = \"x\", \"A=B\" = \"x\" }}\n"))
         );
         assert!(err(&format!("{head}user = \"alice\"\n")).contains(
             "help: use \"nonroot\" (the default), \"root\", \"nobody\", or a numeric UID[:GID]"
@@ -509,6 +540,56 @@ mod tests {
             ))
             .contains("must not contain `..`")
         );
+        assert_eq!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"/\" }}]\n"
+            )),
+            "Cargo.toml:4:38: `files`: `dst` `/` is the image's root, which `files` cannot replace\n\
+             help: name the path the copy gets, e.g. dst = \"/app/Cargo.toml\""
+        );
+        assert!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"/app/./x\" }}]\n"
+            ))
+            .contains("must not contain `..` or `.`")
+        );
+        assert_eq!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"/app/x\", mode = \"4755\" }}]\n"
+            )),
+            "Cargo.toml:4:55: `files`: mode 4755 sets the setuid or setgid bit, so the program would run with its owner's rights\n\
+             help: a scratch image rarely needs that: drop the bit (e.g. mode = \"0755\"), or add allow-setuid = true to this entry"
+        );
+        assert!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"/app/x\", mode = 0o2755 }}]\n"
+            ))
+            .contains("mode 2755 sets the setuid or setgid bit")
+        );
+        assert!(
+            err(&format!(
+                "{head}files = [{{ src = \"Cargo.toml\", dst = \"/app/x\", mode = \"0666\", allow-setuid = true }}]\n"
+            ))
+            .contains("mode 0666 lets every user write the files\nhelp: use e.g. mode = \"0644\", or add allow-world-writable = true to this entry")
+        );
+        assert_eq!(
+            err(&format!("{head}entrypoint = []\n")),
+            "Cargo.toml:4:14: `entrypoint`: `entrypoint` is empty and there is no `cmd`, so the image has no program to run\n\
+             help: leave `entrypoint` out to run /app/<bin>, or name the program, e.g. entrypoint = [\"/app/web\"]"
+        );
+        assert!(
+            err(&format!("{head}entrypoint = []\ncmd = []\n"))
+                .contains("`entrypoint` is empty and `cmd` is too")
+        );
+        assert_eq!(
+            err(&format!("{head}entrypoint = [\"web\", \"--serve\"]\n")),
+            "Cargo.toml:4:14: `entrypoint`: the program `web` is not an absolute path\n\
+             help: write where it is in the image, e.g. entrypoint = [\"/app/web\"]; a relative path depends on the working directory"
+        );
+        assert!(
+            err(&format!("{head}entrypoint = []\ncmd = [\"./web\"]\n"))
+                .starts_with("Cargo.toml:5:7: `cmd`: the program `./web` is not an absolute path")
+        );
         assert!(err(&format!("{head}name = \"Web\"\n")).contains("`name`: `Web`"));
         let platforms = err(&format!(
             "{head}platforms = [\"linux/amd64\", \"linux/riscv64\"]\n"
@@ -519,6 +600,106 @@ mod tests {
             ),
             "{platforms}"
         );
+    }
+
+    #[test]
+    fn setuid_and_world_writable_modes_need_the_entry_to_say_so() {
+        let (table, source) = table(
+            "Cargo.toml",
+            "[package.metadata.scratchimg]\nfiles = [\n  { src = \"Cargo.toml\", dst = \"/app/su\", mode = \"4755\", allow-setuid = true },\n  { src = \"Cargo.toml\", dst = \"/srv/\", mode = \"0666\", allow-world-writable = true },\n]\n",
+            false,
+        );
+        let settings = resolve(&[(table, source)], &ImageFlags::default(), Path::new("/")).unwrap();
+        let modes: Vec<_> = settings.files.iter().map(|f| f.mode).collect();
+        assert_eq!(modes, [Some(0o4755), Some(0o666)]);
+    }
+
+    #[test]
+    fn an_empty_entrypoint_runs_cmd() {
+        let (table, source) = table(
+            "Cargo.toml",
+            "[package.metadata.scratchimg]\nentrypoint = []\ncmd = [\"/app/web\", \"--serve\"]\n",
+            false,
+        );
+        let settings = resolve(&[(table, source)], &ImageFlags::default(), Path::new("/")).unwrap();
+        let run = settings.run_config(&["web".into()], &BTreeMap::new());
+        assert!(run.entrypoint.is_empty());
+        assert_eq!(run.cmd, ["/app/web", "--serve"]);
+        // `--entrypoint ""` clears it as docker's does, and then needs `--cmd`.
+        let flags = |cmd: Option<Vec<String>>| ImageFlags {
+            entrypoint: Some(String::new()),
+            cmd,
+            ..ImageFlags::default()
+        };
+        let err = resolve(&[], &flags(None), Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--entrypoint: `entrypoint` is empty and there is no `cmd`"),
+            "{err}"
+        );
+        let settings = resolve(&[], &flags(Some(vec!["/app/x".into()])), Path::new("/")).unwrap();
+        assert_eq!(settings.entrypoint, Some(Vec::new()));
+        let err = resolve(
+            &[],
+            &ImageFlags {
+                entrypoint: Some("app/x".into()),
+                ..ImageFlags::default()
+            },
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("--entrypoint: the program `app/x` is not an absolute path"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mistyped_tables_and_root_are_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("Cargo.toml");
+        std::fs::write(
+            &ws,
+            "[workspace]\nmembers = [\"web\"]\n\n[workspace.metadata.scratch-img]\nuser = \"root\"\n\n[workspace.metadata.release]\nx = 1\n",
+        )
+        .unwrap();
+        let pkg = dir.path().join("web/Cargo.toml");
+        std::fs::create_dir(pkg.parent().unwrap()).unwrap();
+        std::fs::write(
+            &pkg,
+            "[package]\nname = \"web\"\n\n[package.metadata.scratchimage]\nuser = \"root\"\n\n[package.metadata.scratchimg]\nuser = \"000:0\"\n",
+        )
+        .unwrap();
+        let manifests = read_tables(&pkg, &ws).unwrap();
+        let settings = resolve(&manifests.tables, &ImageFlags::default(), Path::new("/")).unwrap();
+        assert_eq!(
+            warnings(&manifests, &settings, "web"),
+            [
+                format!(
+                    "{}:4:21: `[workspace.metadata.scratch-img]` is not read by cargo-scratchimg; did you mean `scratchimg`?\n\
+                     help: rename it to [workspace.metadata.scratchimg]",
+                    ws.display()
+                ),
+                format!(
+                    "{}:4:19: `[package.metadata.scratchimage]` is not read by cargo-scratchimg; did you mean `scratchimg`?\n\
+                     help: rename it to [package.metadata.scratchimg]",
+                    pkg.display()
+                ),
+                "the image of `web` runs as root; a scratch image rarely needs to".to_string(),
+            ]
+        );
+        // Another package's table in the workspace root is not this package's business.
+        std::fs::write(
+            &ws,
+            "[workspace]\nmembers = [\"web\"]\n[package]\nname = \"root\"\n[package.metadata.scratch_img]\n",
+        )
+        .unwrap();
+        std::fs::write(&pkg, "[package]\nname = \"web\"\n").unwrap();
+        let manifests = read_tables(&pkg, &ws).unwrap();
+        assert!(manifests.typos.is_empty(), "{:?}", manifests.typos);
+        assert_eq!(read_tables(&ws, &ws).unwrap().typos.len(), 1);
     }
 
     #[test]

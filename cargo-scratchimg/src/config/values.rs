@@ -4,15 +4,13 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use anyhow::{Result, bail};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use super::manifest::{FileEntry, Source, WordOrList};
 use crate::image::ImageRef;
-use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones};
+use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones, read_regular};
 use crate::target::Arch;
 
 /// Where a value was given, for error messages.
@@ -99,10 +97,12 @@ pub fn user(value: &str, origin: &Origin) -> Result<User> {
             let ids: Vec<String> = id
                 .split(':')
                 .map(|n| match n.parse::<u32>() {
-                    Ok(n) => Ok(n.to_string()),
-                    Err(_) => Err(anyhow::anyhow!(
+                    // (uid_t)-1 means "no id" to the kernel, which refuses to run as it.
+                    Ok(n) if n < u32::MAX => Ok(n.to_string()),
+                    _ => Err(anyhow::anyhow!(
                         "{origin}: `{value}`: `{n}` is beyond the largest uid or gid, {}\n\
-                         help: uids and gids are 32-bit numbers; use \"nonroot\" (65532) unless you need another",
+                         help: uids and gids are 32-bit numbers below {} (which is -1); use \"nonroot\" (65532) unless you need another",
+                        u32::MAX - 1,
                         u32::MAX
                     )),
                 })
@@ -130,6 +130,35 @@ pub fn port(value: &str, origin: &Origin) -> Result<String> {
              help: write N, N/tcp or N/udp with N from 1 to 65535, e.g. \"8080/tcp\""
         ),
     }
+}
+
+/// The program the image runs: `entrypoint`, else `cmd` when `entrypoint` is empty; each with
+/// where it was given. Without `entrypoint` the image runs `/app/<bin>`.
+pub fn program(
+    entrypoint: Option<&(Vec<String>, Origin)>,
+    cmd: Option<&(Vec<String>, Origin)>,
+) -> Result<()> {
+    let (program, origin, key) = match (entrypoint, cmd) {
+        (None, _) => return Ok(()),
+        (Some((e, origin)), _) if !e.is_empty() => (&e[0], origin, "entrypoint"),
+        (Some((_, origin)), None) => bail!(
+            "{origin}: `entrypoint` is empty and there is no `cmd`, so the image has no program to run\n\
+             help: leave `entrypoint` out to run /app/<bin>, or name the program, e.g. entrypoint = [\"/app/web\"]"
+        ),
+        (Some((_, origin)), Some((cmd, _))) if cmd.is_empty() => bail!(
+            "{origin}: `entrypoint` is empty and `cmd` is too, so the image has no program to run\n\
+             help: leave `entrypoint` out to run /app/<bin>, or name the program, e.g. entrypoint = [\"/app/web\"]"
+        ),
+        (Some(_), Some((cmd, origin))) => (&cmd[0], origin, "cmd"),
+    };
+    if !program.starts_with('/') {
+        bail!(
+            "{origin}: the program `{program}` is not an absolute path\n\
+             help: write where it is in the image, e.g. {key} = [\"/app/{}\"]; a relative path depends on the working directory",
+            program.trim_start_matches("./")
+        );
+    }
+    Ok(())
 }
 
 pub fn env_key(key: &str, origin: &Origin) -> Result<()> {
@@ -286,35 +315,14 @@ pub fn ca_certs(value: &WordOrList, origin: &Origin, source: &Source) -> Result<
 
 /// A PEM file of one or more certificates, to append to the bundle.
 pub fn pem_file(path: &Path, origin: &Origin) -> Result<ExtraCa> {
-    let pem = match std::fs::read(path) {
+    let pem = match read_regular(path) {
         Ok(pem) => pem,
         Err(e) => bail!(
             "{origin}: could not read {}: {e}\nhelp: give the path of a PEM file of CA certificates",
             path.display()
         ),
     };
-    let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-    match parsed {
-        Ok(certs) if !certs.is_empty() && certs.iter().all(|c| c.first() == Some(&0x30)) => {
-            Ok(ExtraCa {
-                path: path.to_path_buf(),
-                count: certs.len(),
-                pem,
-            })
-        }
-        Ok(certs) if certs.is_empty() => bail!(
-            "{origin}: {} holds no certificate\nhelp: a PEM file has `-----BEGIN CERTIFICATE-----` blocks",
-            path.display()
-        ),
-        Ok(_) => bail!(
-            "{origin}: {} holds a certificate that is not DER inside\nhelp: check the file is a CA certificate",
-            path.display()
-        ),
-        Err(e) => bail!(
-            "{origin}: {} is not valid PEM: {e}\nhelp: a PEM file has `-----BEGIN CERTIFICATE-----` blocks",
-            path.display()
-        ),
-    }
+    ExtraCa::parse(path.to_path_buf(), &pem).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
 fn file_copy(
@@ -338,12 +346,17 @@ fn file_copy(
             dst.trim_start_matches("./")
         );
     }
-    if Path::new(dst)
-        .components()
-        .any(|c| c == Component::ParentDir)
-    {
+    if dst.split('/').any(|c| c == ".." || c == ".") {
         bail!(
-            "{dst_origin}: `dst` `{dst}` must not contain `..`\nhelp: write the path inside the image it names"
+            "{dst_origin}: `dst` `{dst}` must not contain `..` or `.`\nhelp: write the path inside the image it names"
+        );
+    }
+    if dst.split('/').all(str::is_empty) {
+        let name = Path::new(src).file_name().map(|n| n.to_string_lossy());
+        bail!(
+            "{dst_origin}: `dst` `{dst}` is the image's root, which `files` cannot replace\n\
+             help: name the path the copy gets, e.g. dst = \"/app/{}\"",
+            name.unwrap_or_default()
         );
     }
     Ok(FileCopy {
@@ -352,11 +365,28 @@ fn file_copy(
         mode,
         root: root.to_path_buf(),
         origin: src_origin.to_string(),
+        dst_origin: dst_origin.to_string(),
     })
 }
 
 pub fn file_entry(entry: &FileEntry, source: &Source) -> Result<FileCopy> {
     let mode = entry.mode.as_ref().map(|m| m.get_ref().0);
+    if let Some(m) = &entry.mode {
+        let origin = Origin::key(source, "files", m.span());
+        let bits = m.get_ref().0;
+        if bits & 0o6000 != 0 && entry.allow_setuid != Some(true) {
+            bail!(
+                "{origin}: mode {bits:04o} sets the setuid or setgid bit, so the program would run with its owner's rights\n\
+                 help: a scratch image rarely needs that: drop the bit (e.g. mode = \"0755\"), or add allow-setuid = true to this entry"
+            );
+        }
+        if bits & 0o002 != 0 && entry.allow_world_writable != Some(true) {
+            bail!(
+                "{origin}: mode {bits:04o} lets every user write the files\n\
+                 help: use e.g. mode = \"0644\", or add allow-world-writable = true to this entry"
+            );
+        }
+    }
     file_copy(
         entry.src.get_ref(),
         entry.dst.get_ref(),
@@ -407,7 +437,14 @@ mod tests {
         assert_eq!(user("nonroot", &O).unwrap().home(), "/home/nonroot");
         assert_eq!(user("00", &O).unwrap().home(), "/root");
         assert_eq!(user("1000", &O).unwrap().home(), "/");
-        assert!(user("4294967295:4294967295", &O).is_ok());
+        assert!(user("4294967294:4294967294", &O).is_ok());
+        let minus_one = user("0:4294967295", &O).unwrap_err().to_string();
+        assert!(
+            minus_one.starts_with(
+                "--x: `0:4294967295`: `4294967295` is beyond the largest uid or gid, 4294967294"
+            ),
+            "{minus_one}"
+        );
         let beyond = user("4294967296", &O).unwrap_err().to_string();
         assert!(beyond.contains("`4294967296` is beyond"), "{beyond}");
         assert!(user("1:99999999999999999999", &O).is_err());
@@ -459,11 +496,24 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
+        assert_eq!(
+            pem_file(&broken, &O).unwrap_err().to_string(),
+            format!(
+                "--x: {}: block 1 of 1 (line 1) is not base64 (Invalid symbol 33, offset 0.)\n\
+                 help: the file is damaged; copy the certificate again",
+                broken.display()
+            )
+        );
+        // A FIFO is refused at once, not read until a writer comes.
+        let fifo = dir.path().join("fifo.pem");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         assert!(
-            pem_file(&broken, &O)
+            pem_file(&fifo, &O)
                 .unwrap_err()
                 .to_string()
-                .contains("is not valid PEM")
+                .contains("fifo.pem: it is a FIFO (named pipe), not a file"),
         );
     }
 }

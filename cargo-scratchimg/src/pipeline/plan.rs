@@ -140,11 +140,20 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
 
         let manifest_git = beside.git();
         let mut images = Vec::new();
+        let mut warned = Vec::new();
         for package in workspace.packages(&options.cargo)? {
             let git = manifest_git.for_dir(workspace::package_dir(&package));
-            images.push(plan_image(
-                &workspace, &layout, package, git, options, env, report,
-            )?);
+            let image = plan_image(
+                &workspace,
+                &layout,
+                package,
+                git,
+                options,
+                env,
+                &mut warned,
+                report,
+            )?;
+            images.push(image);
         }
         beside.base_layers(scope, &images, &layout, report);
         let targets = match flag_targets {
@@ -244,6 +253,7 @@ fn check_workspace_flags(options: &Options) -> Result<()> {
 }
 
 /// Reads and checks a package's settings, picks its binaries and tags, and claims its output.
+#[allow(clippy::too_many_arguments)]
 fn plan_image(
     workspace: &Workspace,
     layout: &Layout,
@@ -251,18 +261,20 @@ fn plan_image(
     git: GitFacts,
     options: &Options,
     env: &Env,
+    warned: &mut Vec<String>,
     report: &dyn Reporter,
 ) -> Result<ImagePlan> {
-    let tables = config::read_tables(
+    let manifests = config::read_tables(
         package.manifest_path.as_std_path(),
         &workspace.manifest_path(),
     )?;
-    let settings = config::resolve(&tables, &options.image, &env.cwd)?;
-    if settings.user.is_root() {
-        report.warn(&format!(
-            "the image of `{}` runs as root; a scratch image rarely needs to",
-            package.name
-        ));
+    let settings = config::resolve(&manifests.tables, &options.image, &env.cwd)?;
+    for warning in config::warnings(&manifests, &settings, &package.name) {
+        // The workspace's tables are every package's: say what is wrong with them once.
+        if !warned.contains(&warning) {
+            report.warn(&warning);
+            warned.push(warning);
+        }
     }
     let bins = workspace::select_bins(
         &package,
@@ -277,13 +289,14 @@ fn plan_image(
         package.name.to_string()
     };
     let tags = image_tags(&options.tags, &settings, &image_name, &version)?;
-    let push_to = push_refs(&options.push, env.default_repo.as_deref(), &tags)?;
     let date = SourceDate::resolve(env.source_date_epoch.as_deref(), git.last_commit_time)?;
+    let files = rootfs::files_layer(&settings.files, &settings.base, &bins, date.seconds)?;
+    let push_to = push_refs(&options.push, env.default_repo.as_deref(), &tags)?;
     let timestamp = date.timestamp()?;
     report.verbose("Timestamp", &|| {
         format!("{timestamp} (from {:?})", date.source)
     });
-    // A push writes no file unless -o asks for one.
+    // Claimed last, once every check has passed. A push writes no file unless -o asks for one.
     let name = output_name(&image_name, &version, options.format);
     let path = match (&options.output, options.cargo.workspace) {
         (Some(dir), true) => Some(dir.join(name)),
@@ -295,7 +308,6 @@ fn plan_image(
         .as_deref()
         .map(|path| Destination::claim(path, options.format, date.seconds))
         .transpose()?;
-    let files = rootfs::files_layer(&settings.files, date.seconds)?;
     Ok(ImagePlan {
         package,
         bins,

@@ -9,7 +9,7 @@ pub mod credentials;
 mod mounts;
 pub mod retry;
 
-pub use client::{ClientOptions, Mount, Registry, Session};
+pub use client::{ClientOptions, DEFAULT_TIMEOUT, Mount, Registry, Session};
 pub use credentials::{CredentialSources, Credentials, Secret};
 pub use mounts::MountSources;
 pub use retry::RetryPolicy;

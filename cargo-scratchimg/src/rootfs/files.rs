@@ -1,12 +1,17 @@
-//! `files`: the user's files and folders, copied into a layer of their own.
+//! `files`: the user's files and folders, copied into a layer of their own. The layer only
+//! adds to the image: it never replaces a file or folder of the base or the programs, and the
+//! folders it passes through keep the base's owner and mode (`/tmp` stays 1777).
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::image::{LayerBuilder, Owner};
+use super::{BaseFiles, app_path, base_files, certs, tzdata};
+use crate::image::{EntryKind, LayerBuilder, Owner};
 
 /// One `files` entry, checked: `src` exists, `dst` is absolute and stays in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,39 +22,195 @@ pub struct FileCopy {
     pub mode: Option<u32>,
     /// Symlinks must resolve inside this directory: the package, or the current directory.
     pub root: PathBuf,
-    /// Where the entry was given, for errors.
+    /// Where `src` was given, for errors.
     pub origin: String,
+    /// Where `dst` was given, for errors.
+    pub dst_origin: String,
 }
 
-/// The layer of `copies`, or `None` when there are none. Files are read now, so a broken
-/// entry fails before anything is built. Symlinks are followed, and must stay inside `root`.
-pub fn files_layer(copies: &[FileCopy], mtime: u64) -> Result<Option<LayerBuilder<'static>>> {
+/// The layer of `copies`, or `None` when there are none, over the base layer of `base` and
+/// under the programs `bins`. Files are read now, so a broken entry fails before anything is
+/// built. Symlinks are followed, and must stay inside `root`.
+pub fn files_layer(
+    copies: &[FileCopy],
+    base: &BaseFiles,
+    bins: &[String],
+    mtime: u64,
+) -> Result<Option<LayerBuilder<'static>>> {
     if copies.is_empty() {
         return Ok(None);
     }
+    let taken = Taken::new(base, bins)?;
     let mut layer = LayerBuilder::new(mtime);
     for copy in copies {
         let root = fs::canonicalize(&copy.root)
             .with_context(|| format!("could not read {}", copy.root.display()))?;
-        add(&mut layer, copy, &root, &copy.src, &copy.dst)?;
+        let (resolved, meta) = source(copy, &root, &copy.src)?;
+        let dst = if meta.is_dir() {
+            copy.dst.clone()
+        } else {
+            file_dst(&copy.dst, &copy.src)
+        };
+        let path = inside(&dst);
+        taken.check(copy, &path)?;
+        // The folders on the way keep the owner and mode the base gives them.
+        for (i, _) in path.match_indices('/') {
+            if let Some(existing) = taken.entries.get(&path[..i]) {
+                layer.dir(&path[..i], existing.mode, existing.owner)?;
+            }
+        }
+        add(
+            &mut layer,
+            copy,
+            &root,
+            &copy.src,
+            (resolved, meta),
+            &dst,
+            &mut Vec::new(),
+        )?;
     }
     Ok(Some(layer))
 }
 
-fn add(
-    layer: &mut LayerBuilder<'static>,
-    copy: &FileCopy,
-    root: &Path,
-    src: &Path,
-    dst: &str,
-) -> Result<()> {
+/// An entry of the image that `files` must leave alone.
+struct Existing {
+    dir: bool,
+    mode: u32,
+    owner: Owner,
+    /// What it is, for errors: "the base's", "the programs'".
+    of: &'static str,
+}
+
+/// Every path of the base layer and of the programs' layer.
+struct Taken {
+    entries: BTreeMap<String, Existing>,
+    bins: Vec<String>,
+}
+
+impl Taken {
+    fn new(base: &BaseFiles, bins: &[String]) -> Result<Taken> {
+        let mut programs = LayerBuilder::new(0);
+        for bin in bins {
+            programs.file(&app_path(bin), &[][..], 0o755, Owner::ROOT)?;
+        }
+        programs.dir(crate::sbom::IMAGE_DIR, 0o755, Owner::ROOT)?;
+        let base = base_files(base)?;
+        let mut entries = BTreeMap::new();
+        for (layer, of) in [(&programs, "the programs'"), (&base, "the base's")] {
+            for (path, entry) in layer.entries() {
+                let existing = Existing {
+                    dir: entry.kind == EntryKind::Dir,
+                    mode: entry.mode,
+                    owner: entry.owner,
+                    of,
+                };
+                entries.insert(path.to_string(), existing);
+            }
+        }
+        Ok(Taken {
+            entries,
+            bins: bins.to_vec(),
+        })
+    }
+
+    /// Refuses a copy to `path` (without the leading `/`) that would replace an entry, or
+    /// go inside a file.
+    fn check(&self, copy: &FileCopy, path: &str) -> Result<()> {
+        let (origin, dst) = (&copy.dst_origin, &copy.dst);
+        for (i, _) in path.match_indices('/') {
+            if let Some(existing) = self.entries.get(&path[..i]).filter(|e| !e.dir) {
+                bail!(
+                    "{origin}: `dst` `{dst}` would go inside /{}, {} file\n\
+                     help: a file cannot hold files; choose a path inside a folder",
+                    &path[..i],
+                    existing.of,
+                );
+            }
+        }
+        // The SBOM of each program, whichever format `--sbom` picks.
+        let sbom_of = path
+            .strip_prefix(crate::sbom::IMAGE_DIR)
+            .and_then(|name| name.strip_prefix('/'))
+            .and_then(|name| {
+                self.bins
+                    .iter()
+                    .find(|b| name.starts_with(&format!("{b}.")))
+            });
+        if let Some(bin) = sbom_of {
+            bail!(
+                "{origin}: `dst` `{dst}` is where the image keeps the SBOM of `{bin}` (/{}/{bin}.*)\n\
+                 help: choose another path",
+                crate::sbom::IMAGE_DIR
+            );
+        }
+        let Some(existing) = self.entries.get(path) else {
+            return Ok(());
+        };
+        let name = copy
+            .src
+            .file_name()
+            .map_or("name".into(), |n| n.to_string_lossy());
+        let help = if existing.dir {
+            format!(
+                "`files` adds to the image's folders and never replaces one; name a path inside it, e.g. /{path}/{name}"
+            )
+        } else if self.bins.iter().any(|b| app_path(b) == format!("/{path}")) {
+            "the program is the one cargo built; put other files beside it, e.g. /app/static"
+                .to_string()
+        } else if path == certs::PATH {
+            "add CA certificates with `ca-certs` (--ca-cert), which checks them".to_string()
+        } else if path.starts_with(tzdata::DIR) {
+            "choose the zones with `tz` (--tz)".to_string()
+        } else if ["etc/passwd", "etc/group", "etc/nsswitch.conf"].contains(&path) {
+            "they hold the image's accounts, root, nonroot and nobody; choose who runs with `user` (--user)".to_string()
+        } else {
+            "`files` never replaces a file the image has; choose another path".to_string()
+        };
+        let kind = if existing.dir { "folder" } else { "file" };
+        bail!(
+            "{origin}: `dst` `{dst}` would replace /{path}, {} {kind}\nhelp: {help}",
+            existing.of
+        );
+    }
+}
+
+/// `dst` as a path inside the image, without the leading `/`.
+fn inside(dst: &str) -> String {
+    let parts: Vec<&str> = dst.split('/').filter(|p| !p.is_empty()).collect();
+    parts.join("/")
+}
+
+/// Where a file goes: `dst`, or inside it when it ends with `/`.
+fn file_dst(dst: &str, src: &Path) -> String {
+    if dst.ends_with('/') {
+        let name = src.file_name().map(|n| n.to_string_lossy());
+        format!("{dst}{}", name.unwrap_or_default())
+    } else {
+        dst.to_string()
+    }
+}
+
+/// `src` resolved and checked: it exists, stays inside `root`, and is a file or a folder.
+fn source(copy: &FileCopy, root: &Path, src: &Path) -> Result<(PathBuf, fs::Metadata)> {
     let origin = &copy.origin;
     let resolved = match fs::canonicalize(src) {
         Ok(path) => path,
-        Err(e) => bail!(
-            "{origin}: {} cannot be read ({e})\nhelp: remove the broken link or the entry",
-            src.display()
-        ),
+        Err(e) => {
+            let link = fs::read_link(src).ok();
+            match link {
+                Some(target) => bail!(
+                    "{origin}: {} is a symlink to {}, which cannot be read ({e})\n\
+                     help: remove the broken link or the entry",
+                    src.display(),
+                    target.display()
+                ),
+                None => bail!(
+                    "{origin}: {} cannot be read ({e})\n\
+                     help: check that it exists and can be read, or remove the entry",
+                    src.display()
+                ),
+            }
+        }
     };
     if !resolved.starts_with(root) {
         bail!(
@@ -59,38 +220,119 @@ fn add(
             resolved.display()
         );
     }
-    let meta = fs::metadata(&resolved)
-        .with_context(|| format!("could not read {}", resolved.display()))?;
+    let meta = match fs::metadata(&resolved) {
+        Ok(meta) => meta,
+        Err(e) => bail!(
+            "{origin}: {} cannot be read ({e})\n\
+             help: check that it can be read, or remove the entry",
+            src.display()
+        ),
+    };
+    if let Some(kind) = special(&meta.file_type()) {
+        bail!(
+            "{origin}: {} is {kind}, not a file or a folder\n\
+             help: `files` copies regular files and folders; remove the entry, or leave the file out of the folder",
+            src.display()
+        );
+    }
+    Ok((resolved, meta))
+}
+
+/// What a file that is neither a regular file nor a folder is, for errors.
+fn special(kind: &fs::FileType) -> Option<&'static str> {
+    if kind.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_dir() || kind.is_file() {
+        None
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// The bytes of the regular file at `path`. It is opened without blocking (a FIFO swapped in
+/// after a check cannot hang the read) and checked once open, and at most the size it had
+/// then is read, so a file that grows cannot make the read grow.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if let Some(kind) = special(&meta.file_type()).or(meta.is_dir().then_some("a folder")) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {kind}, not a file"),
+        ));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(meta.len()).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+fn add(
+    layer: &mut LayerBuilder<'static>,
+    copy: &FileCopy,
+    root: &Path,
+    src: &Path,
+    (resolved, meta): (PathBuf, fs::Metadata),
+    dst: &str,
+    folders: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let origin = &copy.origin;
     if meta.is_dir() {
-        layer.dir(dst, 0o755, Owner::ROOT)?;
-        let mut children: Vec<_> = fs::read_dir(&resolved)
-            .with_context(|| format!("could not read {}", resolved.display()))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("could not read {}", resolved.display()))?;
+        if folders.contains(&resolved) {
+            bail!(
+                "{origin}: {} leads back to {}, a folder it is in, so the copy would never end\n\
+                 help: remove the symlink, or leave it out with another `files` entry",
+                src.display(),
+                resolved.display()
+            );
+        }
+        layer
+            .dir(dst, 0o755, Owner::ROOT)
+            .with_context(|| format!("{}: could not add {}", copy.dst_origin, src.display()))?;
+        let listing = fs::read_dir(&resolved).and_then(|entries| {
+            entries
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<Vec<_>>>()
+        });
+        let mut children = match listing {
+            Ok(children) => children,
+            Err(e) => bail!(
+                "{origin}: the folder {} cannot be read ({e})\n\
+                 help: check that it can be read, or remove the entry",
+                src.display()
+            ),
+        };
         children.sort();
+        folders.push(resolved);
         for name in children {
             let child_dst = format!("{}/{}", dst.trim_end_matches('/'), name.to_string_lossy());
-            add(layer, copy, root, &src.join(&name), &child_dst)?;
+            let child = src.join(&name);
+            let found = source(copy, root, &child)?;
+            add(layer, copy, root, &child, found, &child_dst, folders)?;
         }
+        folders.pop();
     } else {
-        let data = fs::read(&resolved)
-            .with_context(|| format!("could not read {}", resolved.display()))?;
+        let data = match read_regular(&resolved) {
+            Ok(data) => data,
+            Err(e) => bail!(
+                "{origin}: {} cannot be read ({e})\n\
+                 help: check that it can be read, or remove the entry",
+                src.display()
+            ),
+        };
         let executable = meta.permissions().mode() & 0o111 != 0;
         let mode = copy.mode.unwrap_or(if executable { 0o755 } else { 0o644 });
-        let dst = if dst.ends_with('/') {
-            format!(
-                "{dst}{}",
-                src.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            )
-        } else {
-            dst.to_string()
-        };
         layer
-            .file(&dst, data, mode, Owner::ROOT)
-            .with_context(|| format!("{origin}: could not add {}", src.display()))?;
+            .file(&file_dst(dst, src), data, mode, Owner::ROOT)
+            .with_context(|| format!("{}: could not add {}", copy.dst_origin, src.display()))?;
     }
     Ok(())
 }
@@ -107,8 +349,14 @@ mod tests {
             dst: dst.into(),
             mode,
             root: root.into(),
-            origin: "test".into(),
+            origin: "Cargo.toml:5:10: `files`".into(),
+            dst_origin: "Cargo.toml:5:30: `files`".into(),
         }
+    }
+
+    /// The layer of `copies` over the default base, under the program `web`.
+    fn layer(copies: &[FileCopy]) -> Result<LayerBuilder<'static>> {
+        Ok(files_layer(copies, &BaseFiles::default(), &["web".into()], 0)?.unwrap())
     }
 
     fn listing(layer: &LayerBuilder<'_>) -> Vec<(String, u32)> {
@@ -116,6 +364,12 @@ mod tests {
             .entries()
             .map(|(p, e)| (p.to_string(), e.mode))
             .collect()
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches nothing else.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     }
 
     #[test]
@@ -132,9 +386,8 @@ mod tests {
             copy(root, "static", "/app/static", None),
             copy(root, "run.sh", "/app/bin/", None),
         ];
-        let layer = files_layer(&copies, 0).unwrap().unwrap();
         assert_eq!(
-            listing(&layer),
+            listing(&layer(&copies).unwrap()),
             [
                 ("app", 0o755),
                 ("app/bin", 0o755),
@@ -147,14 +400,154 @@ mod tests {
             ]
             .map(|(p, m)| (p.to_string(), m))
         );
-        let with_mode = files_layer(&[copy(root, "static", "/srv", Some(0o600))], 0)
-            .unwrap()
-            .unwrap();
+        let with_mode = layer(&[copy(root, "static", "/srv", Some(0o600))]).unwrap();
         assert!(listing(&with_mode).contains(&("srv/index.html".into(), 0o600)));
+        assert!(
+            files_layer(&[], &BaseFiles::default(), &[], 0)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
-    fn symlinks_out_of_the_package_are_refused() {
+    fn folders_of_the_base_keep_their_owner_and_mode() {
+        let pkg = tempfile::tempdir().unwrap();
+        let root = pkg.path();
+        fs::write(root.join("seed.txt"), "seed").unwrap();
+        fs::write(root.join("app.toml"), "x = 1").unwrap();
+        let copies = [
+            copy(root, "seed.txt", "/tmp/seed.txt", None),
+            copy(root, "app.toml", "/home/nonroot/.config/app.toml", None),
+            copy(root, "seed.txt", "/etc/web/", None),
+        ];
+        let layer = layer(&copies).unwrap();
+        let entries: Vec<(&str, u32, u64, u64)> = layer
+            .entries()
+            .map(|(p, e)| (p, e.mode, e.owner.uid, e.owner.gid))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("etc", 0o755, 0, 0),
+                ("etc/web", 0o755, 0, 0),
+                ("etc/web/seed.txt", 0o644, 0, 0),
+                ("home", 0o755, 0, 0),
+                ("home/nonroot", 0o700, 65532, 65532),
+                ("home/nonroot/.config", 0o755, 0, 0),
+                ("home/nonroot/.config/app.toml", 0o644, 0, 0),
+                ("tmp", 0o1777, 0, 0),
+                ("tmp/seed.txt", 0o644, 0, 0),
+            ]
+        );
+        // The same as the base layer has them, entry for entry.
+        let base = base_files(&BaseFiles::default()).unwrap();
+        for (path, entry) in base.entries() {
+            if let Some((_, mode, uid, gid)) = entries.iter().find(|e| e.0 == path) {
+                assert_eq!(
+                    (*mode, *uid, *gid),
+                    (entry.mode, entry.owner.uid, entry.owner.gid)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_of_the_base_or_the_programs_is_replaced() {
+        let pkg = tempfile::tempdir().unwrap();
+        let root = pkg.path();
+        fs::create_dir(root.join("dir")).unwrap();
+        fs::write(root.join("file"), "x").unwrap();
+        let err = |src: &str, dst: &str| {
+            layer(&[copy(root, src, dst, None)])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("dir", "/tmp"),
+            "Cargo.toml:5:30: `files`: `dst` `/tmp` would replace /tmp, the base's folder\n\
+             help: `files` adds to the image's folders and never replaces one; name a path inside it, e.g. /tmp/dir"
+        );
+        assert_eq!(
+            err("file", "/etc/passwd"),
+            "Cargo.toml:5:30: `files`: `dst` `/etc/passwd` would replace /etc/passwd, the base's file\n\
+             help: they hold the image's accounts, root, nonroot and nobody; choose who runs with `user` (--user)"
+        );
+        assert_eq!(
+            err("file", "/app/web"),
+            "Cargo.toml:5:30: `files`: `dst` `/app/web` would replace /app/web, the programs' file\n\
+             help: the program is the one cargo built; put other files beside it, e.g. /app/static"
+        );
+        assert!(err("dir", "/app/").contains("would replace /app, the programs' folder"));
+        assert!(err("file", "/etc/ssl/certs/ca-certificates.crt").contains("`ca-certs`"));
+        assert!(err("file", "/usr/share/zoneinfo/UTC").contains("`tz`"));
+        assert!(err("dir", "/home/nonroot/").contains("would replace /home/nonroot"));
+        assert_eq!(
+            err("file", "/etc/passwd/extra"),
+            "Cargo.toml:5:30: `files`: `dst` `/etc/passwd/extra` would go inside /etc/passwd, the base's file\n\
+             help: a file cannot hold files; choose a path inside a folder"
+        );
+        assert!(
+            err("file", "/usr/share/doc/sbom/web.spdx.json")
+                .contains("is where the image keeps the SBOM of `web` (/usr/share/doc/sbom/web.*)")
+        );
+        // Beside them is fine, and a file into a folder of the base with a trailing `/`.
+        let ok = layer(&[
+            copy(root, "file", "/tmp/", None),
+            copy(root, "dir", "/app/static", None),
+            copy(root, "file", "/usr/share/doc/sbom/notes.txt", None),
+        ])
+        .unwrap();
+        assert!(ok.entries().any(|(p, _)| p == "tmp/file"));
+        // Another program's name is free.
+        assert!(
+            files_layer(
+                &[copy(root, "file", "/app/web", None)],
+                &BaseFiles::default(),
+                &["api".into()],
+                0
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn fifos_and_sockets_are_refused_without_reading() {
+        let pkg = tempfile::tempdir().unwrap();
+        let root = pkg.path();
+        mkfifo(&root.join("pipe"));
+        let err = layer(&[copy(root, "pipe", "/app/pipe", None)])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "Cargo.toml:5:10: `files`: {}/pipe is a FIFO (named pipe), not a file or a folder\n\
+                 help: `files` copies regular files and folders; remove the entry, or leave the file out of the folder",
+                root.display()
+            )
+        );
+        fs::create_dir(root.join("run")).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("run/app.sock")).unwrap();
+        let err = layer(&[copy(root, "run", "/run", None)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("run/app.sock is a socket, not a file"),
+            "{err}"
+        );
+        // Read directly, a FIFO is an error at once, not a read that waits for a writer.
+        let err = read_regular(&root.join("pipe")).unwrap_err();
+        assert_eq!(err.to_string(), "it is a FIFO (named pipe), not a file");
+        assert_eq!(
+            read_regular(Path::new("/dev/null"))
+                .unwrap_err()
+                .to_string(),
+            "it is a character device, not a file"
+        );
+    }
+
+    #[test]
+    fn symlinks_out_of_the_package_or_in_a_circle_are_refused() {
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "x").unwrap();
         let pkg = tempfile::tempdir().unwrap();
@@ -164,14 +557,47 @@ mod tests {
             pkg.path().join("static/secret"),
         )
         .unwrap();
-        let err = files_layer(&[copy(pkg.path(), "static", "/app/static", None)], 0)
+        let err = layer(&[copy(pkg.path(), "static", "/app/static", None)])
             .unwrap_err()
             .to_string();
         assert!(err.contains("points outside the package"), "{err}");
-        symlink("missing", pkg.path().join("dangling")).unwrap();
-        let err = files_layer(&[copy(pkg.path(), "dangling", "/x", None)], 0)
+        fs::remove_file(pkg.path().join("static/secret")).unwrap();
+        symlink("..", pkg.path().join("static/up")).unwrap();
+        let err = layer(&[copy(pkg.path(), "static", "/app/static", None)])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("cannot be read"), "{err}");
+        assert!(
+            err.starts_with("Cargo.toml:5:10: `files`: ")
+                && err.contains("static/up/static leads back to"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_read_names_the_entry() {
+        let pkg = tempfile::tempdir().unwrap();
+        symlink("missing", pkg.path().join("dangling")).unwrap();
+        let err = layer(&[copy(pkg.path(), "dangling", "/x", None)])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "Cargo.toml:5:10: `files`: {}/dangling is a symlink to missing, which cannot be read (No such file or directory (os error 2))\n\
+                 help: remove the broken link or the entry",
+                pkg.path().display()
+            )
+        );
+        // Inside a folder too.
+        fs::create_dir(pkg.path().join("static")).unwrap();
+        symlink("nowhere", pkg.path().join("static/gone")).unwrap();
+        let err = layer(&[copy(pkg.path(), "static", "/srv", None)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("Cargo.toml:5:10: `files`: ")
+                && err.contains("static/gone is a symlink to nowhere"),
+            "{err}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use anyhow::Result;
 use crate::cargo::BuiltBinary;
 use crate::image::{LayerBuilder, Owner};
 use crate::sbom::Component;
-pub use files::{FileCopy, files_layer};
+pub use files::{FileCopy, files_layer, read_regular};
 pub use users::{NOBODY, NONROOT, ROOT};
 
 /// Where programs go, and so the image's `PATH`.
@@ -39,7 +39,21 @@ pub enum Zones {
 pub struct ExtraCa {
     pub path: PathBuf,
     pub count: usize,
+    /// Its certificates written anew, without the text around them.
     pub pem: Vec<u8>,
+}
+
+impl ExtraCa {
+    /// The certificates of the PEM file at `path`, each checked to be an X.509 certificate; the
+    /// error says which block is wrong and how to fix it.
+    pub fn parse(path: PathBuf, pem: &[u8]) -> Result<ExtraCa, String> {
+        let ders = certs::certificates(pem, &path)?;
+        Ok(ExtraCa {
+            path,
+            count: ders.len(),
+            pem: certs::pem(ders.iter().map(Vec::as_slice)),
+        })
+    }
 }
 
 /// What goes into the CA bundle.
