@@ -539,7 +539,7 @@ impl<'scope> Beside<'scope> {
             scope.spawn(move || {
                 hosts
                     .iter()
-                    .map(|host| Registry::connect(host, &options.registry))
+                    .map(|host| Registry::connect(host, &options.registry, report))
                     .collect()
             })
         });
@@ -657,9 +657,6 @@ impl<'scope> Beside<'scope> {
             .transpose()?
             .unwrap_or_default();
         for registry in &registries {
-            for retry in registry.take_retries() {
-                report.warn(&retry);
-            }
             report.verbose("Registry", &|| registry.describe());
         }
         let engine = self.engine.take().map(join).transpose()?;

@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -23,6 +23,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use super::auth::{self, Challenge, TokenError};
 use super::credentials::{CredentialSources, Lookup, Secret};
 use super::retry::{RequestError, RetryPolicy};
+use crate::report::Reporter;
 
 /// The default of `--registry-timeout`: with five tries and their backoff, a registry that
 /// accepts connections and never answers fails a push in under a minute.
@@ -99,8 +100,6 @@ pub struct Registry {
     retry: RetryPolicy,
     timeout: Duration,
     insecure: Vec<String>,
-    /// Retries that happened, for the caller to report.
-    retries: Arc<Mutex<Vec<String>>>,
 }
 
 /// Whether `host` (with or without a port) may be spoken to over plain HTTP.
@@ -435,14 +434,14 @@ impl Registry {
     /// Pings `GET /v2/` on `host` (a reference's registry, e.g. `ghcr.io`), choosing HTTPS, or
     /// plain HTTP where allowed and the registry does not speak TLS, and settles how to
     /// authenticate.
-    pub fn connect(host: &str, options: &ClientOptions) -> Result<Registry> {
+    /// Each retry is a warning to `report` as it happens.
+    pub fn connect(host: &str, options: &ClientOptions, report: &dyn Reporter) -> Result<Registry> {
         let agent = agent(host, &options.ca_files, options.timeout)?;
         let api_host = if host == "docker.io" {
             DOCKER_HUB_API
         } else {
             host
         };
-        let retries = Arc::new(Mutex::new(Vec::new()));
         let mut registry = Registry {
             host: host.to_string(),
             base: format!("https://{api_host}"),
@@ -452,7 +451,6 @@ impl Registry {
             retry: options.retry,
             timeout: options.timeout,
             insecure: options.insecure.clone(),
-            retries,
         };
         let what = "GET /v2/";
         // A loopback or --insecure-registry host that fails HTTPS other than on its certificate
@@ -460,7 +458,7 @@ impl Registry {
         // next try when it did not answer at all (that try counts, so the retries stay bounded).
         let may_fall_back = http_allowed(host, &options.insecure);
         let scheme = Cell::new("https");
-        let mut response = registry.with_retries(what, || {
+        let mut response = registry.with_retries(what, report, || {
             let ping = |scheme: &str| {
                 registry
                     .agent
@@ -511,7 +509,7 @@ impl Registry {
                         };
                         let basic = found.credentials.basic();
                         // Check the credentials now, before anything is built.
-                        let mut check = registry.with_retries(what, || {
+                        let mut check = registry.with_retries(what, report, || {
                             let mut response = registry
                                 .agent
                                 .get(format!("{}/v2/", registry.base))
@@ -578,20 +576,20 @@ impl Registry {
         self.base.starts_with("https://")
     }
 
-    /// The retries since the last call, for the caller to report.
-    pub fn take_retries(&self) -> Vec<String> {
-        std::mem::take(&mut self.retries.lock().expect("not poisoned"))
-    }
-
     /// A session for pushing to `repository`, with a token for it (and for pulling from
-    /// `mount_from`) when the registry uses bearer tokens.
-    pub fn session(&self, repository: &str, mount_from: &[String]) -> Result<Session<'_>> {
+    /// `mount_from`) when the registry uses bearer tokens. Its retries are warnings to `report`.
+    pub fn session<'a>(
+        &'a self,
+        repository: &str,
+        mount_from: &[String],
+        report: &'a dyn Reporter,
+    ) -> Result<Session<'a>> {
         let authorization = match &self.auth {
             Auth::Anonymous => None,
             Auth::Basic(basic) => Some(basic.expose().to_string()),
             Auth::Bearer { realm, service } => {
                 let scopes = auth::push_scopes(repository, mount_from);
-                let token = self.with_retries("the token request", || {
+                let token = self.with_retries("the token request", report, || {
                     match auth::fetch_token(
                         &self.agent,
                         realm,
@@ -611,18 +609,21 @@ impl Registry {
         };
         Ok(Session {
             registry: self,
+            report,
             repository: repository.to_string(),
             authorization,
         })
     }
 
+    /// `request` with the registry's retries, each said to `report` as a warning.
     fn with_retries<T>(
         &self,
         what: &str,
+        report: &dyn Reporter,
         request: impl FnMut() -> Result<T, RequestError>,
     ) -> Result<T> {
         self.retry.run(request, |attempt, message| {
-            self.retries.lock().expect("not poisoned").push(format!(
+            report.warn(&format!(
                 "{message}; retrying {what} (try {} of {})",
                 attempt + 1,
                 self.retry.attempts
@@ -675,6 +676,7 @@ pub enum Mount {
 /// Pushing to one repository of a registry.
 pub struct Session<'r> {
     registry: &'r Registry,
+    report: &'r dyn Reporter,
     repository: String,
     authorization: Option<String>,
 }
@@ -781,7 +783,7 @@ impl Session<'_> {
         expected: &[u16],
         request: impl Fn() -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>> {
-        self.registry.with_retries(what, || {
+        self.registry.with_retries(what, self.report, || {
             self.exchange(what, expected, self.registry.timeout, &request)
         })
     }
@@ -798,8 +800,9 @@ impl Session<'_> {
     /// `POST /v2/<name>/blobs/uploads/`, with `?mount=&from=` when a repository of this
     /// registry is known to hold the blob.
     pub fn start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount> {
-        self.registry
-            .with_retries(START_UPLOAD, || self.try_start_upload(digest, from))
+        self.registry.with_retries(START_UPLOAD, self.report, || {
+            self.try_start_upload(digest, from)
+        })
     }
 
     /// One try of [`Self::start_upload`].
@@ -843,7 +846,7 @@ impl Session<'_> {
         let timeout = self.registry.timeout;
         let deadline = upload_deadline(timeout, data.len() as u64);
         let mut session = Some(first);
-        self.registry.with_retries(what, || {
+        self.registry.with_retries(what, self.report, || {
             let location = match session.take() {
                 Some(Mount::Upload(location)) => location,
                 _ => match self.try_start_upload(digest, None)? {
@@ -925,6 +928,20 @@ impl Read for Counted<'_> {
 mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+
+    use crate::report::{Capture, Event};
+
+    /// The warnings `report` was given: the retries, as they happened.
+    fn warnings(report: &Capture) -> Vec<String> {
+        report
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Warning(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
 
     use super::*;
 
@@ -1032,7 +1049,9 @@ mod tests {
     #[test]
     fn a_registry_that_never_answers_fails_naming_it_and_the_step() {
         let host = scripted(vec![]);
-        let error = Registry::connect(&host, &quick(200)).err().unwrap();
+        let error = Registry::connect(&host, &quick(200), &Capture::default())
+            .err()
+            .unwrap();
         assert_eq!(
             error.to_string(),
             format!(
@@ -1049,10 +1068,11 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial",
             OK,
         ]);
-        let registry = Registry::connect(&host, &quick(300)).unwrap();
+        let report = Capture::default();
+        let registry = Registry::connect(&host, &quick(300), &report).unwrap();
         assert!(!registry.is_https());
         assert_eq!(
-            registry.take_retries(),
+            warnings(&report),
             [format!(
                 "registry {host} did not finish its answer to GET /v2/ within 0.3s (see --registry-timeout); retrying GET /v2/ (try 2 of 3)"
             )]
@@ -1081,9 +1101,10 @@ mod tests {
         );
         // A loopback registry answering so is spoken to in plain HTTP, without a retry.
         let host = scripted(vec![BAD_REQUEST, OK]);
-        let registry = Registry::connect(&host, &quick(5000)).unwrap();
+        let report = Capture::default();
+        let registry = Registry::connect(&host, &quick(5000), &report).unwrap();
         assert!(!registry.is_https());
-        assert!(registry.take_retries().is_empty());
+        assert!(warnings(&report).is_empty());
     }
 
     #[test]
@@ -1127,13 +1148,14 @@ mod tests {
     #[test]
     fn a_busy_registry_is_pinged_again() {
         let (host, server) = answering(vec![(503, ""), (429, "Retry-After: 0\r\n"), (200, "")]);
-        let registry = Registry::connect(&host, &instant_retries()).unwrap();
+        let report = Capture::default();
+        let registry = Registry::connect(&host, &instant_retries(), &report).unwrap();
         assert_eq!(server.join().unwrap(), 3);
         assert!(
             !registry.is_https(),
             "a loopback registry without TLS is spoken to in HTTP"
         );
-        let retries = registry.take_retries();
+        let retries = warnings(&report);
         assert_eq!(retries.len(), 2, "{retries:?}");
         assert!(
             retries[0].contains("answered 503 Service Unavailable to GET /v2/"),
@@ -1148,7 +1170,9 @@ mod tests {
     #[test]
     fn basic_auth_without_credentials_fails_at_the_ping() {
         let (host, server) = answering(vec![(401, "WWW-Authenticate: Basic realm=\"r\"\r\n")]);
-        let error = Registry::connect(&host, &instant_retries()).err().unwrap();
+        let error = Registry::connect(&host, &instant_retries(), &Capture::default())
+            .err()
+            .unwrap();
         server.join().unwrap();
         let error = error.to_string();
         assert!(

@@ -41,12 +41,6 @@ fn short(digest: &Digest) -> String {
     )
 }
 
-fn warn_retries(registry: &Registry, report: &dyn Reporter) {
-    for retry in registry.take_retries() {
-        report.warn(&retry);
-    }
-}
-
 /// What became of one blob.
 enum Placed {
     Existed,
@@ -166,9 +160,7 @@ fn push_to(
             .with_context(|| {
                 format!("registry {host} was not connected (a bug in cargo-scratchimg)")
             })?;
-        let session = registry.session(repository, &mounts.repositories(host));
-        warn_retries(registry, report);
-        let session = session?;
+        let session = registry.session(repository, &mounts.repositories(host), report)?;
         let bars: Vec<Option<Box<dyn Progress>>> = unique
             .iter()
             .map(|(blob, label)| {
@@ -190,7 +182,6 @@ fn push_to(
                 .collect();
             handles.into_iter().map(crate::util::join).collect()
         });
-        warn_retries(registry, report);
         let place = format!("{host}/{repository}");
         for ((blob, label), placed) in unique.iter().zip(placed) {
             let digest = short(blob.digest());
@@ -227,7 +218,6 @@ fn push_to(
                     manifest.data(),
                     manifest.digest(),
                 );
-                warn_retries(registry, report);
                 put.with_context(|| {
                     format!(
                         "could not push the {} manifest to {host}/{repository}",
@@ -247,7 +237,6 @@ fn push_to(
         {
             let put =
                 session.put_manifest(tag.tag(), &media_type, manifest.data(), manifest.digest());
-            warn_retries(registry, report);
             put.with_context(|| format!("could not push the manifest of {tag}"))?;
             let reference = format!("{tag}@{}", manifest.digest());
             report.status("Pushed", &reference);
