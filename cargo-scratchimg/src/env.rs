@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What the tool needs to know of the environment it runs in.
 #[derive(Debug, Clone, Default)]
@@ -117,11 +117,6 @@ impl Env {
             .map(|dir| dir.join(program))
             .find(|p| p.is_file())
     }
-
-    /// `path` made absolute against [`Env::cwd`].
-    pub fn absolute(&self, path: &Path) -> PathBuf {
-        self.cwd.join(path)
-    }
 }
 
 fn is_cargo_var(name: &str) -> bool {
@@ -133,6 +128,8 @@ fn is_cargo_var(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> Env {

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::util::join;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GitFacts {
+pub(crate) struct GitFacts {
     /// The directory asked about, canonical when it exists.
     pub dir: PathBuf,
     /// Commit time of the last commit touching `dir`.
@@ -20,7 +20,7 @@ pub struct GitFacts {
 }
 
 impl GitFacts {
-    pub fn read(dir: &Path) -> GitFacts {
+    pub(crate) fn read(dir: &Path) -> GitFacts {
         std::thread::scope(|scope| {
             let last = scope.spawn(|| git(dir, &["log", "-1", "--format=%ct", "--", "."]));
             let revision = scope.spawn(|| git(dir, &["rev-parse", "HEAD"]));
@@ -35,7 +35,7 @@ impl GitFacts {
     }
 
     /// These facts if they are about `dir`, else the facts of `dir`, read now.
-    pub fn for_dir(&self, dir: &Path) -> GitFacts {
+    pub(crate) fn for_dir(&self, dir: &Path) -> GitFacts {
         if canonical(dir) == self.dir {
             self.clone()
         } else {

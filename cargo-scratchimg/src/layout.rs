@@ -12,51 +12,51 @@
 use std::path::{Path, PathBuf};
 
 /// The folder's name under the target directory.
-pub const DIR: &str = "scratchimg";
+pub(crate) const DIR: &str = "scratchimg";
 
 /// `<target-dir>/scratchimg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
+pub(crate) struct Layout {
     root: PathBuf,
 }
 
 impl Layout {
-    pub fn new(target_dir: &Path) -> Layout {
+    pub(crate) fn new(target_dir: &Path) -> Layout {
         Layout {
             root: target_dir.join(DIR),
         }
     }
 
     /// `<target-dir>/scratchimg` itself.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// Where an output goes when `-o` does not say.
-    pub fn default_output(&self, file_name: &str) -> PathBuf {
+    pub(crate) fn default_output(&self, file_name: &str) -> PathBuf {
         self.root.join(file_name)
     }
 
     /// The dependency-list objects.
-    pub fn auditable(&self) -> PathBuf {
+    pub(crate) fn auditable(&self) -> PathBuf {
         self.root.join("auditable")
     }
 
     /// The cache of one kind. Each version of this tool has its own: what it keeps may change
     /// between versions.
-    pub fn cache(&self, kind: &str) -> PathBuf {
+    pub(crate) fn cache(&self, kind: &str) -> PathBuf {
         self.root
             .join("cache")
             .join(format!("{kind}-{}", env!("CARGO_PKG_VERSION")))
     }
 
     /// Where pushed blobs were seen, for mounting.
-    pub fn registry_mounts(&self) -> PathBuf {
+    pub(crate) fn registry_mounts(&self) -> PathBuf {
         self.root.join("cache/registry-mounts.json")
     }
 
     /// The prefix of `--verify`'s fresh target directories, under [`Layout::root`].
-    pub const VERIFY_PREFIX: &str = "verify-";
+    pub(crate) const VERIFY_PREFIX: &str = "verify-";
 }
 
 #[cfg(test)]

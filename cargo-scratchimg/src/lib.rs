@@ -16,6 +16,8 @@
 //! The environment is read once, into an [`Env`]; everything the library says goes through a
 //! [`Reporter`], which [`Shell`] implements for the terminal.
 
+#![warn(unreachable_pub)]
+
 mod cache;
 mod cargo;
 mod config;

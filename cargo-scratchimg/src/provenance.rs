@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 /// The facts the annotations state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Provenance {
+pub(crate) struct Provenance {
     /// `package.repository`, else the `origin` remote when it is a URL.
     pub source: Option<String>,
     /// `rustc -vV` of the toolchain that built the binary.
@@ -27,7 +27,7 @@ impl Provenance {
     /// Ours under `dev.cargo-scratchimg.*`, and `org.opencontainers.image.source`. The caller
     /// merges them under the standard annotations from Cargo.toml and git (title, version,
     /// revision, source), which keep their values.
-    pub fn annotations(&self) -> BTreeMap<String, String> {
+    pub(crate) fn annotations(&self) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         let mut put = |key: &str, value: &str| {
             map.insert(key.to_string(), value.to_string());
@@ -49,7 +49,7 @@ impl Provenance {
 }
 
 /// `package.repository` if given, else `origin`'s URL without credentials, if it is a URL.
-pub fn source(repository: Option<&str>, origin: Option<&str>) -> Option<String> {
+pub(crate) fn source(repository: Option<&str>, origin: Option<&str>) -> Option<String> {
     if let Some(repository) = repository {
         return Some(repository.to_string());
     }

@@ -125,7 +125,7 @@ impl Reporter for Capture {
 }
 
 /// Sizes as cargo prints them: `512 B`, `1.5 KiB`, `3.0 MiB`.
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     match bytes {
         b if b < 1024 => format!("{b} B"),
         b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),

@@ -5,14 +5,14 @@ use anyhow::{Context, Result, bail};
 
 /// Where the build's timestamp came from, for `-v` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DateSource {
+pub(crate) enum DateSource {
     SourceDateEpoch,
     GitCommit,
     Default,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourceDate {
+pub(crate) struct SourceDate {
     pub seconds: u64,
     pub source: DateSource,
 }
@@ -20,7 +20,7 @@ pub struct SourceDate {
 impl SourceDate {
     /// `env` is the value of `SOURCE_DATE_EPOCH`, read by the caller at the edge;
     /// `last_commit_time` that of the last commit touching the package ([`crate::git`]).
-    pub fn resolve(env: Option<&str>, last_commit_time: Option<u64>) -> Result<SourceDate> {
+    pub(crate) fn resolve(env: Option<&str>, last_commit_time: Option<u64>) -> Result<SourceDate> {
         if let Some(value) = env.filter(|v| !v.trim().is_empty()) {
             let Ok(seconds) = value.trim().parse::<u64>() else {
                 bail!(
@@ -45,7 +45,7 @@ impl SourceDate {
         })
     }
 
-    pub fn timestamp(&self) -> Result<jiff::Timestamp> {
+    pub(crate) fn timestamp(&self) -> Result<jiff::Timestamp> {
         let seconds = i64::try_from(self.seconds).ok();
         seconds
             .and_then(|s| jiff::Timestamp::from_second(s).ok())

@@ -61,14 +61,14 @@ impl Arch {
 
 /// A rustc target triple together with the architecture it builds for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Target {
+pub(crate) struct Target {
     pub triple: String,
     pub arch: Arch,
 }
 
 impl Target {
     /// The musl target of an architecture: static by default, no libc needed in the image.
-    pub fn musl(arch: Arch) -> Target {
+    pub(crate) fn musl(arch: Arch) -> Target {
         Target {
             triple: format!("{}-unknown-linux-musl", arch.rust_arch()),
             arch,
@@ -76,7 +76,7 @@ impl Target {
     }
 
     /// The musl target of the machine we run on.
-    pub fn host_musl() -> Result<Target> {
+    pub(crate) fn host_musl() -> Result<Target> {
         match Arch::host() {
             Some(arch) => Ok(Target::musl(arch)),
             None => bail!(
@@ -88,18 +88,18 @@ impl Target {
     }
 
     /// cargo's environment variable `CARGO_TARGET_<TRIPLE>_<key>`, e.g. `_LINKER`.
-    pub fn cargo_env(&self, key: &str) -> String {
+    pub(crate) fn cargo_env(&self, key: &str) -> String {
         let triple = self.triple.to_uppercase().replace(['-', '.'], "_");
         format!("CARGO_TARGET_{triple}_{key}")
     }
 
     /// cc-rs's `CC_<triple>`, which names the C compiler for the target.
-    pub fn cc_env(&self) -> String {
+    pub(crate) fn cc_env(&self) -> String {
         format!("CC_{}", self.triple.replace(['-', '.'], "_"))
     }
 
     /// Parses a triple given with `--target`; only Linux targets can go into a Linux image.
-    pub fn parse(triple: &str) -> Result<Target> {
+    pub(crate) fn parse(triple: &str) -> Result<Target> {
         let arch = triple.split('-').next().and_then(Arch::from_rust_arch);
         match arch {
             Some(arch) if triple.contains("-linux-") => Ok(Target {
@@ -116,7 +116,7 @@ impl Target {
 
 /// The platforms of `--platform` and the `platforms` setting: `linux/amd64`, `linux/arm64`
 /// (or `linux/arm64/v8`), `all`, or several separated by commas.
-pub fn parse_platforms(value: &str) -> Result<Vec<Arch>> {
+pub(crate) fn parse_platforms(value: &str) -> Result<Vec<Arch>> {
     let mut arches = Vec::new();
     for item in value.split(',').map(str::trim) {
         let found: &[Arch] = match item {

@@ -451,6 +451,10 @@ fn unreachable_registry_fails_before_building() {
         .code(1)
         .stdout_eq(str![])
         .stderr_eq(str![[r#"
+warning: could not reach registry 127.0.0.1:1 for GET /v2/: io: Connection refused (os error 111); retrying GET /v2/ (try 2 of 5)
+warning: could not reach registry 127.0.0.1:1 for GET /v2/: io: Connection refused (os error 111); retrying GET /v2/ (try 3 of 5)
+warning: could not reach registry 127.0.0.1:1 for GET /v2/: io: Connection refused (os error 111); retrying GET /v2/ (try 4 of 5)
+warning: could not reach registry 127.0.0.1:1 for GET /v2/: io: Connection refused (os error 111); retrying GET /v2/ (try 5 of 5)
 error: could not reach registry 127.0.0.1:1 for GET /v2/: io: Connection refused (os error 111) (gave up after 5 tries)
 help: check that the registry is up and reachable, then run the same command again: blobs already pushed are not sent again
 

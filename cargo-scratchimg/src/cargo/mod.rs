@@ -12,7 +12,7 @@ pub(crate) mod linker;
 pub(crate) mod remap;
 pub(crate) mod toolchain;
 pub(crate) mod workspace;
-pub mod wrapper;
+pub(crate) mod wrapper;
 
 use std::path::PathBuf;
 use std::sync::Arc;

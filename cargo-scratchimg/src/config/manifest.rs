@@ -13,13 +13,13 @@ use toml::Spanned;
 
 /// A Cargo.toml and its text, to turn byte spans into `path:line:column`.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     pub path: PathBuf,
     text: String,
 }
 
 impl Source {
-    pub fn read(path: &Path) -> Result<Source> {
+    pub(crate) fn read(path: &Path) -> Result<Source> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read {}", path.display()))?;
         Ok(Source {
@@ -29,7 +29,7 @@ impl Source {
     }
 
     /// `Cargo.toml:12:5` for a span, as compilers print positions.
-    pub fn position(&self, span: &Range<usize>) -> String {
+    pub(crate) fn position(&self, span: &Range<usize>) -> String {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -37,14 +37,14 @@ impl Source {
     }
 
     /// The directory relative paths in this file are relative to.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
     }
 }
 
 /// A string, or a list of strings: `tz = "all"` or `tz = ["Europe/Berlin"]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WordOrList {
+pub(crate) enum WordOrList {
     Word(String),
     List(Vec<Spanned<String>>),
 }
@@ -75,7 +75,7 @@ impl<'de> Deserialize<'de> for WordOrList {
 /// One entry of `files`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     pub src: Spanned<String>,
     pub dst: Spanned<String>,
     /// Octal, as a string (`"0644"`) or a number written in octal (`0o644`).
@@ -88,7 +88,7 @@ pub struct FileEntry {
 
 /// A file mode: `0o755` or `"0755"` in TOML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode(pub u32);
+pub(crate) struct Mode(pub u32);
 
 impl<'de> Deserialize<'de> for Mode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -123,7 +123,7 @@ impl<'de> Deserialize<'de> for Mode {
 /// The settings table as written; every key optional, unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Table {
+pub(crate) struct Table {
     pub name: Option<Spanned<String>>,
     pub tags: Option<Vec<Spanned<String>>>,
     pub entrypoint: Option<Spanned<Vec<String>>>,
@@ -206,7 +206,7 @@ fn looks_like_ours(name: &str) -> bool {
 
 /// The settings tables of one Cargo.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tables {
+pub(super) struct Tables {
     /// `[workspace.metadata.scratchimg]`
     pub workspace: Option<Table>,
     /// `[package.metadata.scratchimg]`
@@ -218,7 +218,7 @@ pub struct Tables {
 }
 
 /// Reads both settings tables of a Cargo.toml.
-pub fn read(source: &Source) -> Result<Tables> {
+pub(super) fn read(source: &Source) -> Result<Tables> {
     let document: Document = toml::from_str(&source.text).map_err(|e| {
         // The error is in the table whose header comes last before it.
         let before = &source.text[..e.span().map_or(0, |s| s.start).min(source.text.len())];
@@ -270,7 +270,7 @@ pub fn read(source: &Source) -> Result<Tables> {
 
 /// Every key of the table, as it is written in Cargo.toml: the field names serde derives for
 /// [`Table`], so a new key is listed without anyone keeping a list.
-pub fn keys() -> &'static [&'static str] {
+pub(super) fn keys() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     // The derived `deserialize` hands its field names to `deserialize_struct`, then gives up.
     let _ = Table::deserialize(FieldNames(&mut fields));

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use toml::Spanned;
 
-pub use manifest::{Source, Table};
-pub use standard::standard_annotations;
-pub use values::{Origin, User};
+pub(crate) use manifest::{Source, Table};
+pub(crate) use standard::standard_annotations;
+pub(crate) use values::{Origin, User};
 
 use crate::image::RunConfig;
 use crate::rootfs::{
@@ -46,7 +46,7 @@ pub struct ImageFlags {
 
 /// The settings of one image, resolved and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The image name without a tag, e.g. `ghcr.io/acme/web`.
     pub name: Option<String>,
     pub tags: Vec<String>,
@@ -73,7 +73,11 @@ impl Settings {
     /// How the image runs its programs: `entrypoint` or the first binary, as `user`, in
     /// `workdir` or the user's home, with `PATH=/app` and `SSL_CERT_FILE` unless `env` says
     /// otherwise. `derived` labels (from Cargo.toml) give way to the user's.
-    pub fn run_config(&self, bins: &[String], derived: &BTreeMap<String, String>) -> RunConfig {
+    pub(crate) fn run_config(
+        &self,
+        bins: &[String],
+        derived: &BTreeMap<String, String>,
+    ) -> RunConfig {
         let entrypoint = match (&self.entrypoint, bins.first()) {
             (Some(entrypoint), _) => entrypoint.clone(),
             (None, Some(bin)) => vec![app_path(bin)],
@@ -112,7 +116,7 @@ impl Settings {
     }
 
     /// Manifest annotations: the derived ones, then the user's, which win.
-    pub fn manifest_annotations(
+    pub(crate) fn manifest_annotations(
         &self,
         derived: &BTreeMap<String, String>,
     ) -> BTreeMap<String, String> {
@@ -124,7 +128,7 @@ impl Settings {
 
 /// The settings tables of a package, and warnings about tables that look like a typo of ours.
 #[derive(Debug, Clone, Default)]
-pub struct Manifests {
+pub(crate) struct Manifests {
     /// Lowest precedence first: the workspace's, then the package's own.
     pub tables: Vec<(Table, Source)>,
     pub typos: Vec<String>,
@@ -132,7 +136,7 @@ pub struct Manifests {
 
 /// Reads the tables of a package, lowest precedence first: the workspace's (in the workspace
 /// root's Cargo.toml) and its own.
-pub fn read_tables(package_manifest: &Path, workspace_manifest: &Path) -> Result<Manifests> {
+pub(crate) fn read_tables(package_manifest: &Path, workspace_manifest: &Path) -> Result<Manifests> {
     let workspace = Source::read(workspace_manifest)?;
     let workspace_tables = manifest::read(&workspace)?;
     let (package, package_tables) = if package_manifest == workspace_manifest {
@@ -161,7 +165,7 @@ pub fn read_tables(package_manifest: &Path, workspace_manifest: &Path) -> Result
 
 /// What is worth a warning in a package's settings: a table that looks like a typo of ours,
 /// and an image that runs as root, however the user is spelled.
-pub fn warnings(manifests: &Manifests, settings: &Settings, package: &str) -> Vec<String> {
+pub(crate) fn warnings(manifests: &Manifests, settings: &Settings, package: &str) -> Vec<String> {
     let mut warnings = manifests.typos.clone();
     if settings.user.is_root() {
         warnings.push(format!(
@@ -173,7 +177,11 @@ pub fn warnings(manifests: &Manifests, settings: &Settings, package: &str) -> Ve
 
 /// Resolves settings from tables (lowest precedence first) and flags; relative paths in flags
 /// are relative to `cwd`.
-pub fn resolve(tables: &[(Table, Source)], flags: &ImageFlags, cwd: &Path) -> Result<Settings> {
+pub(crate) fn resolve(
+    tables: &[(Table, Source)],
+    flags: &ImageFlags,
+    cwd: &Path,
+) -> Result<Settings> {
     let name = setting(
         tables,
         "name",

@@ -7,7 +7,7 @@ use cargo_metadata::Package;
 const PREFIX: &str = "org.opencontainers.image.";
 
 /// `org.opencontainers.image.*` for a package; keys whose source is empty are left out.
-pub fn standard_annotations(
+pub(crate) fn standard_annotations(
     package: &Package,
     revision: Option<&str>,
     created: &str,

@@ -15,13 +15,13 @@ use crate::target::Arch;
 
 /// Where a value was given, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Flag(&'static str),
     Key { position: String, key: &'static str },
 }
 
 impl Origin {
-    pub fn key(source: &Source, key: &'static str, span: Range<usize>) -> Origin {
+    pub(crate) fn key(source: &Source, key: &'static str, span: Range<usize>) -> Origin {
         Origin::Key {
             position: source.position(&span),
             key,
@@ -40,7 +40,7 @@ impl fmt::Display for Origin {
 
 /// Who the program runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum User {
+pub(crate) enum User {
     Nonroot,
     Root,
     Nobody,
@@ -50,7 +50,7 @@ pub enum User {
 
 impl User {
     /// The config's `User`: numeric, so it needs no lookup in /etc/passwd.
-    pub fn spec(&self) -> String {
+    pub(crate) fn spec(&self) -> String {
         match self {
             User::Nonroot => NONROOT.user_spec(),
             User::Root => ROOT.user_spec(),
@@ -60,13 +60,13 @@ impl User {
     }
 
     /// Root however it is spelled: `root`, `0`, `00`, `0:10`.
-    pub fn is_root(&self) -> bool {
+    pub(crate) fn is_root(&self) -> bool {
         self.uid() == ROOT.id
     }
 
     /// The default working directory: the home of root or nonroot, whichever way the id is
     /// written (`65532` is `nonroot`); `/` for other users (nobody's home does not exist).
-    pub fn home(&self) -> &'static str {
+    pub(crate) fn home(&self) -> &'static str {
         [ROOT, NONROOT]
             .into_iter()
             .find(|account| account.id == self.uid())
@@ -87,7 +87,7 @@ impl User {
     }
 }
 
-pub fn user(value: &str, origin: &Origin) -> Result<User> {
+pub(super) fn user(value: &str, origin: &Origin) -> Result<User> {
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     Ok(match value {
         "nonroot" => User::Nonroot,
@@ -117,7 +117,7 @@ pub fn user(value: &str, origin: &Origin) -> Result<User> {
 }
 
 /// `8080`, `8080/tcp` or `53/udp`, normalized to `N/proto`.
-pub fn port(value: &str, origin: &Origin) -> Result<String> {
+pub(super) fn port(value: &str, origin: &Origin) -> Result<String> {
     let (number, protocol) = value.split_once('/').unwrap_or((value, "tcp"));
     let number = number
         .parse::<u16>()
@@ -134,7 +134,7 @@ pub fn port(value: &str, origin: &Origin) -> Result<String> {
 
 /// The program the image runs: `entrypoint`, else `cmd` when `entrypoint` is empty; each with
 /// where it was given. Without `entrypoint` the image runs `/app/<bin>`.
-pub fn program(
+pub(super) fn program(
     entrypoint: Option<&(Vec<String>, Origin)>,
     cmd: Option<&(Vec<String>, Origin)>,
 ) -> Result<()> {
@@ -161,7 +161,7 @@ pub fn program(
     Ok(())
 }
 
-pub fn env_key(key: &str, origin: &Origin) -> Result<()> {
+pub(super) fn env_key(key: &str, origin: &Origin) -> Result<()> {
     if key.is_empty() || key.contains('=') || key.contains('\0') {
         bail!(
             "{origin}: key `{key}` contains `=` or is empty\n\
@@ -172,14 +172,14 @@ pub fn env_key(key: &str, origin: &Origin) -> Result<()> {
 }
 
 /// `KEY=VALUE` from a flag; the value may contain `=`.
-pub fn key_value(pair: &str, origin: &Origin) -> Result<(String, String)> {
+pub(super) fn key_value(pair: &str, origin: &Origin) -> Result<(String, String)> {
     match pair.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => bail!("{origin} `{pair}`: expected KEY=VALUE\nhelp: e.g. {origin} RUST_LOG=info"),
     }
 }
 
-pub fn absolute(path: &str, origin: &Origin) -> Result<String> {
+pub(super) fn absolute(path: &str, origin: &Origin) -> Result<String> {
     if !path.starts_with('/') {
         bail!(
             "{origin}: `{path}` must be an absolute path\nhelp: e.g. \"/{}\"",
@@ -195,7 +195,7 @@ pub fn absolute(path: &str, origin: &Origin) -> Result<String> {
 }
 
 /// `SIGTERM`, `SIGRTMIN+3` or a number.
-pub fn signal(value: &str, origin: &Origin) -> Result<String> {
+pub(super) fn signal(value: &str, origin: &Origin) -> Result<String> {
     let named = value.starts_with("SIG")
         && value.len() > 3
         && value[3..]
@@ -211,7 +211,7 @@ pub fn signal(value: &str, origin: &Origin) -> Result<String> {
 }
 
 /// An image name without a tag, as `name` gives it.
-pub fn image_name(value: &str, origin: &Origin) -> Result<String> {
+pub(super) fn image_name(value: &str, origin: &Origin) -> Result<String> {
     if value
         .rsplit('/')
         .next()
@@ -228,11 +228,11 @@ pub fn image_name(value: &str, origin: &Origin) -> Result<String> {
 }
 
 /// One entry of `platforms`: `linux/amd64`, `linux/arm64` or `all`.
-pub fn platform(value: &str, origin: &Origin) -> Result<Vec<Arch>> {
+pub(super) fn platform(value: &str, origin: &Origin) -> Result<Vec<Arch>> {
     crate::target::parse_platforms(value).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
-pub fn tag(value: &str, origin: &Origin) -> Result<String> {
+pub(super) fn tag(value: &str, origin: &Origin) -> Result<String> {
     match format!("x:{value}").parse::<ImageRef>() {
         Ok(_) => Ok(value.to_string()),
         Err(_) => bail!(
@@ -253,7 +253,7 @@ fn zone(name: &str, origin: &Origin) -> Result<&'static str> {
     }
 }
 
-pub fn zones(value: &WordOrList, origin: &Origin, source: &Source) -> Result<Zones> {
+pub(super) fn zones(value: &WordOrList, origin: &Origin, source: &Source) -> Result<Zones> {
     match value {
         WordOrList::Word(word) => match word.as_str() {
             "all" => Ok(Zones::All),
@@ -272,7 +272,7 @@ pub fn zones(value: &WordOrList, origin: &Origin, source: &Source) -> Result<Zon
 }
 
 /// `--tz all`, `--tz none` or `--tz Europe/Berlin,Asia/Tokyo`.
-pub fn zones_flag(value: &str) -> Result<Zones> {
+pub(super) fn zones_flag(value: &str) -> Result<Zones> {
     let origin = Origin::Flag("--tz");
     Ok(match value {
         "all" => Zones::All,
@@ -285,7 +285,7 @@ pub fn zones_flag(value: &str) -> Result<Zones> {
     })
 }
 
-pub fn ca_certs(value: &WordOrList, origin: &Origin, source: &Source) -> Result<CaCerts> {
+pub(super) fn ca_certs(value: &WordOrList, origin: &Origin, source: &Source) -> Result<CaCerts> {
     match value {
         WordOrList::Word(word) => match word.as_str() {
             "mozilla" => Ok(CaCerts::default()),
@@ -314,7 +314,7 @@ pub fn ca_certs(value: &WordOrList, origin: &Origin, source: &Source) -> Result<
 }
 
 /// A PEM file of one or more certificates, to append to the bundle.
-pub fn pem_file(path: &Path, origin: &Origin) -> Result<ExtraCa> {
+pub(super) fn pem_file(path: &Path, origin: &Origin) -> Result<ExtraCa> {
     let pem = match read_regular(path) {
         Ok(pem) => pem,
         Err(e) => bail!(
@@ -369,7 +369,7 @@ fn file_copy(
     })
 }
 
-pub fn file_entry(entry: &FileEntry, source: &Source) -> Result<FileCopy> {
+pub(super) fn file_entry(entry: &FileEntry, source: &Source) -> Result<FileCopy> {
     let mode = entry.mode.as_ref().map(|m| m.get_ref().0);
     if let Some(m) = &entry.mode {
         let origin = Origin::key(source, "files", m.span());
@@ -398,7 +398,7 @@ pub fn file_entry(entry: &FileEntry, source: &Source) -> Result<FileCopy> {
 }
 
 /// `--file SRC:DST`, with SRC relative to the current directory.
-pub fn file_flag(value: &str, cwd: &Path) -> Result<FileCopy> {
+pub(super) fn file_flag(value: &str, cwd: &Path) -> Result<FileCopy> {
     let origin = Origin::Flag("--file");
     let Some((src, dst)) = value.split_once(':') else {
         bail!("--file `{value}`: expected SRC:DST\nhelp: e.g. --file static:/app/static");

@@ -4,7 +4,7 @@ use oci_spec::image::{Descriptor, Digest, MediaType, Sha256Digest};
 use sha2::{Digest as _, Sha256};
 
 /// The `sha256:` digest of some bytes.
-pub fn sha256(bytes: &[u8]) -> Digest {
+pub(crate) fn sha256(bytes: &[u8]) -> Digest {
     let hex = format!("{:x}", Sha256::digest(bytes));
     hex.parse::<Sha256Digest>()
         .expect("sha256 hex is a valid digest")

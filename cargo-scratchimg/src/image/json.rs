@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Serializes `value` canonically.
-pub fn to_vec<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+pub(crate) fn to_vec<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
     let value = serde_json::to_value(value)?;
     let mut out = Vec::with_capacity(512);
     write(&value, &mut out)?;

@@ -12,17 +12,17 @@ use super::blob::{Blob, sha256};
 
 /// Numeric owner of an entry; names are resolved by the image's /etc/passwd, not the tar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     pub uid: u64,
     pub gid: u64,
 }
 
 impl Owner {
-    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+    pub(crate) const ROOT: Owner = Owner { uid: 0, gid: 0 };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind<'a> {
+pub(crate) enum EntryKind<'a> {
     Dir,
     File(Cow<'a, [u8]>),
     /// A hard link to an earlier regular file in the same layer (a path like our own keys).
@@ -30,7 +30,7 @@ pub enum EntryKind<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     pub kind: EntryKind<'a>,
     pub mode: u32,
     pub owner: Owner,
@@ -41,7 +41,7 @@ pub struct Entry<'a> {
 /// Collects the files of one layer. Entries are kept sorted by path and every parent directory
 /// is present exactly once, so the tar is the same whatever order files were added in.
 #[derive(Debug, Clone)]
-pub struct LayerBuilder<'a> {
+pub(crate) struct LayerBuilder<'a> {
     mtime: u64,
     entries: BTreeMap<String, Entry<'a>>,
 }
@@ -57,14 +57,14 @@ pub struct Layer {
 impl<'a> LayerBuilder<'a> {
     /// Every entry gets `mtime` (seconds since the epoch), so the bytes do not depend on when or
     /// where the build ran.
-    pub fn new(mtime: u64) -> LayerBuilder<'a> {
+    pub(crate) fn new(mtime: u64) -> LayerBuilder<'a> {
         LayerBuilder {
             mtime,
             entries: BTreeMap::new(),
         }
     }
 
-    pub fn dir(&mut self, path: &str, mode: u32, owner: Owner) -> Result<&mut Self> {
+    pub(crate) fn dir(&mut self, path: &str, mode: u32, owner: Owner) -> Result<&mut Self> {
         let path = normalize(path)?;
         if let Some(existing) = self.entries.get(&path)
             && !(existing.implied || existing.kind == EntryKind::Dir)
@@ -82,7 +82,7 @@ impl<'a> LayerBuilder<'a> {
         )
     }
 
-    pub fn file(
+    pub(crate) fn file(
         &mut self,
         path: &str,
         data: impl Into<Cow<'a, [u8]>>,
@@ -99,7 +99,7 @@ impl<'a> LayerBuilder<'a> {
     }
 
     /// A hard link at `path` to the regular file at `target`, which must be in this layer too.
-    pub fn hardlink(&mut self, path: &str, target: &str) -> Result<&mut Self> {
+    pub(crate) fn hardlink(&mut self, path: &str, target: &str) -> Result<&mut Self> {
         let target = normalize(target)?;
         let Some(Entry {
             kind: EntryKind::File(_),
@@ -119,7 +119,7 @@ impl<'a> LayerBuilder<'a> {
         self.insert_new(path, entry)
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry<'a>)> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &Entry<'a>)> {
         self.entries
             .iter()
             .map(|(path, entry)| (path.as_str(), entry))
@@ -160,7 +160,7 @@ impl<'a> LayerBuilder<'a> {
 
     /// The layer as an uncompressed tar: entries sorted by path, parents before children, hard
     /// links after their targets, every header field set explicitly.
-    pub fn tar(&self) -> Result<Vec<u8>> {
+    pub(crate) fn tar(&self) -> Result<Vec<u8>> {
         let mut tar = tar::Builder::new(Vec::new());
         // Sorting by bytes puts `a/b` after `a` but `a-b` between them; hard links need their
         // target first, which holds when callers link to the first of equal files.
@@ -200,7 +200,7 @@ impl<'a> LayerBuilder<'a> {
 
     /// Writes the tar, digests it, and compresses it into the layer's blob.
     #[cfg(test)]
-    pub fn build(&self, comment: impl Into<String>) -> Result<Layer> {
+    pub(crate) fn build(&self, comment: impl Into<String>) -> Result<Layer> {
         Layer::compress(&self.tar()?, comment)
     }
 }
@@ -247,7 +247,7 @@ impl Layer {
 }
 
 /// gzip with a fixed header: no file name, mtime 0, OS "unknown", as Go's compress/gzip writes.
-pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(super) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = GzBuilder::new()
         .mtime(0)
         .operating_system(255)

@@ -3,7 +3,7 @@
 
 mod blob;
 mod index;
-pub mod json;
+pub(crate) mod json;
 mod layer;
 mod reference;
 
@@ -16,19 +16,19 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
-pub use blob::{Blob, sha256};
-pub use index::{Artifact, Index};
-pub use layer::{EntryKind, Layer, LayerBuilder, Owner};
-pub use reference::{ImageRef, Repository, split_tag};
+pub(crate) use blob::{Blob, sha256};
+pub(crate) use index::{Artifact, Index};
+pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
+pub(crate) use reference::{ImageRef, Repository, split_tag};
 
 use crate::target::Arch;
 
 /// What `history[].created_by` says made each layer.
-pub const CREATED_BY: &str = concat!("cargo-scratchimg ", env!("CARGO_PKG_VERSION"));
+pub(crate) const CREATED_BY: &str = concat!("cargo-scratchimg ", env!("CARGO_PKG_VERSION"));
 
 /// The runtime settings of an image: what the OCI config calls `config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunConfig {
+pub(crate) struct RunConfig {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
     /// `KEY=VALUE` pairs, in the order given.
@@ -44,7 +44,7 @@ pub struct RunConfig {
 
 /// Assembles an image from layers and settings.
 #[derive(Debug, Clone)]
-pub struct ImageBuilder {
+pub(crate) struct ImageBuilder {
     arch: Arch,
     created: jiff::Timestamp,
     run: RunConfig,
@@ -63,7 +63,7 @@ pub struct Image {
 
 impl ImageBuilder {
     /// `created` is the one timestamp of the image: config, history and layer mtimes share it.
-    pub fn new(arch: Arch, created: jiff::Timestamp) -> ImageBuilder {
+    pub(crate) fn new(arch: Arch, created: jiff::Timestamp) -> ImageBuilder {
         ImageBuilder {
             arch,
             created,
@@ -73,24 +73,24 @@ impl ImageBuilder {
         }
     }
 
-    pub fn run_config(mut self, run: RunConfig) -> Self {
+    pub(crate) fn run_config(mut self, run: RunConfig) -> Self {
         self.run = run;
         self
     }
 
     /// Annotations of the manifest.
-    pub fn annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+    pub(crate) fn annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
         self.annotations = annotations;
         self
     }
 
     /// Adds a layer on top of the ones before it.
-    pub fn layer(mut self, layer: Layer) -> Self {
+    pub(crate) fn layer(mut self, layer: Layer) -> Self {
         self.layers.push(layer);
         self
     }
 
-    pub fn build(self) -> Result<Image> {
+    pub(crate) fn build(self) -> Result<Image> {
         let created = self.created.to_string();
         let history = self
             .layers
@@ -262,7 +262,7 @@ impl Image {
 /// Checks an image's internal consistency from its bytes alone: the manifest names the config
 /// and layer blobs by their real digests and sizes, and `rootfs.diff_ids` are the digests of the
 /// decompressed layers.
-pub fn validate(image: &Image) -> Result<()> {
+pub(crate) fn validate(image: &Image) -> Result<()> {
     let manifest: ImageManifest =
         serde_json::from_slice(image.manifest().data()).context("manifest is not valid JSON")?;
     let config: ImageConfiguration =

@@ -141,7 +141,7 @@ impl Repository {
 }
 
 /// Splits `NAME[:TAG]` into the name and the tag, if one was given.
-pub fn split_tag(s: &str) -> Result<(&str, Option<&str>)> {
+pub(crate) fn split_tag(s: &str) -> Result<(&str, Option<&str>)> {
     if s.is_empty() {
         bail!("image reference is empty\n{HELP}");
     }

@@ -10,7 +10,7 @@ use super::credentials::{Found, Secret};
 
 /// How a registry wants to be authenticated, from its `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     Basic {
         realm: Option<String>,
     },
@@ -67,7 +67,7 @@ fn parameters(s: &str) -> Vec<(String, String)> {
 
 impl Challenge {
     /// Parses a `WWW-Authenticate` value; `None` for schemes we do not speak.
-    pub fn parse(header: &str) -> Option<Challenge> {
+    pub(crate) fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
         let params = parameters(rest);
@@ -93,7 +93,7 @@ impl Challenge {
 
 /// The scope a push to `repository` needs, and the pull scope of each repository a blob may
 /// be mounted from.
-pub fn push_scopes(repository: &str, mount_from: &[String]) -> Vec<String> {
+pub(crate) fn push_scopes(repository: &str, mount_from: &[String]) -> Vec<String> {
     std::iter::once(format!("repository:{repository}:pull,push"))
         .chain(
             mount_from
@@ -112,7 +112,7 @@ struct TokenAnswer {
 
 /// Why a token request failed, so the caller can name the credentials that were refused.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("the token endpoint {realm} refused the credentials ({status})")]
     Refused { realm: String, status: u16 },
     #[error(transparent)]
@@ -121,7 +121,7 @@ pub enum TokenError {
 
 /// Asks the token endpoint `realm` for a token with `scopes`, with the credentials as Basic
 /// authentication when there are any, anonymously otherwise.
-pub fn fetch_token(
+pub(crate) fn fetch_token(
     agent: &ureq::Agent,
     realm: &str,
     service: Option<&str>,
@@ -167,7 +167,7 @@ pub fn fetch_token(
 
 /// Checks that a token endpoint may be sent credentials: HTTPS, or plain HTTP where the
 /// registry itself is allowed plain HTTP.
-pub fn check_realm(realm: &str, http_allowed: impl Fn(&str) -> bool) -> Result<()> {
+pub(crate) fn check_realm(realm: &str, http_allowed: impl Fn(&str) -> bool) -> Result<()> {
     if realm.starts_with("https://") {
         return Ok(());
     }

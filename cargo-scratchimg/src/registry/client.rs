@@ -61,7 +61,7 @@ impl Default for ClientOptions {
 
 /// How long the upload of a blob of `size` bytes may take: the timeout, plus its size at the
 /// slowest link we allow for. Stalls fail sooner: a write that moves nothing for `timeout` does.
-pub fn upload_deadline(timeout: Duration, size: u64) -> Duration {
+pub(super) fn upload_deadline(timeout: Duration, size: u64) -> Duration {
     timeout.saturating_add(Duration::from_millis(
         size.saturating_mul(1000) / SLOWEST_UPLOAD,
     ))
@@ -69,7 +69,7 @@ pub fn upload_deadline(timeout: Duration, size: u64) -> Duration {
 
 /// How long a `docker-credential-*` helper may run: three request timeouts (30 s by default),
 /// since a helper may itself ask a cloud API for a token.
-pub fn helper_limit(timeout: Duration) -> Duration {
+pub(super) fn helper_limit(timeout: Duration) -> Duration {
     timeout.saturating_mul(3)
 }
 
@@ -89,7 +89,7 @@ enum Auth {
 }
 
 /// One registry, pinged and with its authentication settled.
-pub struct Registry {
+pub(crate) struct Registry {
     /// The name in references, e.g. `ghcr.io` or `127.0.0.1:5000`.
     host: String,
     /// `https://host` or, for loopback and `--insecure-registry` hosts, maybe `http://host`.
@@ -103,7 +103,7 @@ pub struct Registry {
 }
 
 /// Whether `host` (with or without a port) may be spoken to over plain HTTP.
-pub fn http_allowed(host: &str, insecure: &[String]) -> bool {
+pub(super) fn http_allowed(host: &str, insecure: &[String]) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
         _ => host,
@@ -435,7 +435,11 @@ impl Registry {
     /// plain HTTP where allowed and the registry does not speak TLS, and settles how to
     /// authenticate.
     /// Each retry is a warning to `report` as it happens.
-    pub fn connect(host: &str, options: &ClientOptions, report: &dyn Reporter) -> Result<Registry> {
+    pub(crate) fn connect(
+        host: &str,
+        options: &ClientOptions,
+        report: &dyn Reporter,
+    ) -> Result<Registry> {
         let agent = agent(host, &options.ca_files, options.timeout)?;
         let api_host = if host == "docker.io" {
             DOCKER_HUB_API
@@ -550,12 +554,12 @@ impl Registry {
         Ok(registry)
     }
 
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// How the registry is spoken to, for `-v`: `127.0.0.1:5000 over http, anonymous`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let scheme = if self.is_https() { "https" } else { "http" };
         let auth = match &self.auth {
             Auth::Anonymous => "anonymous",
@@ -572,13 +576,13 @@ impl Registry {
     }
 
     /// Whether the registry is spoken to over TLS.
-    pub fn is_https(&self) -> bool {
+    pub(crate) fn is_https(&self) -> bool {
         self.base.starts_with("https://")
     }
 
     /// A session for pushing to `repository`, with a token for it (and for pulling from
     /// `mount_from`) when the registry uses bearer tokens. Its retries are warnings to `report`.
-    pub fn session<'a>(
+    pub(crate) fn session<'a>(
         &'a self,
         repository: &str,
         mount_from: &[String],
@@ -666,7 +670,7 @@ impl Registry {
 
 /// What a blob upload ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mount {
+pub(crate) enum Mount {
     /// The registry linked the blob from the other repository: nothing uploaded.
     Mounted,
     /// It did not; an upload session was opened at this location instead.
@@ -674,7 +678,7 @@ pub enum Mount {
 }
 
 /// Pushing to one repository of a registry.
-pub struct Session<'r> {
+pub(crate) struct Session<'r> {
     registry: &'r Registry,
     report: &'r dyn Reporter,
     repository: String,
@@ -684,7 +688,7 @@ pub struct Session<'r> {
 const START_UPLOAD: &str = "POST of a blob upload";
 
 impl Session<'_> {
-    pub fn repository(&self) -> &str {
+    pub(crate) fn repository(&self) -> &str {
         &self.repository
     }
 
@@ -789,7 +793,7 @@ impl Session<'_> {
     }
 
     /// `HEAD /v2/<name>/blobs/<digest>`: whether the repository has the blob.
-    pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
+    pub(crate) fn has_blob(&self, digest: &Digest) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"));
         let response = self.send("HEAD of a blob", &[200, 404], || {
             self.authorize(&url, self.registry.agent.head(&url)).call()
@@ -799,7 +803,7 @@ impl Session<'_> {
 
     /// `POST /v2/<name>/blobs/uploads/`, with `?mount=&from=` when a repository of this
     /// registry is known to hold the blob.
-    pub fn start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount> {
+    pub(crate) fn start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount> {
         self.registry.with_retries(START_UPLOAD, self.report, || {
             self.try_start_upload(digest, from)
         })
@@ -835,7 +839,7 @@ impl Session<'_> {
     /// each retry, since a broken one cannot be resumed reliably; a try is at most that `POST`
     /// and the `PUT`, so a registry that stops answering fails within the retry policy's bound.
     /// `progress` hears the bytes sent so far.
-    pub fn upload(
+    pub(crate) fn upload(
         &self,
         digest: &Digest,
         data: &[u8],
@@ -878,7 +882,7 @@ impl Session<'_> {
 
     /// `PUT /v2/<name>/manifests/<tag>` with `bytes` as they are, and checks that the registry
     /// computed the same digest.
-    pub fn put_manifest(
+    pub(crate) fn put_manifest(
         &self,
         tag: &str,
         media_type: &str,

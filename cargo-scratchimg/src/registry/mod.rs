@@ -3,13 +3,14 @@
 //! them ([`credentials`]), and bounded retries of transient failures ([`retry`]). The sink that
 //! pushes an image with them is `crate::sink::push`.
 
-pub mod auth;
+pub(crate) mod auth;
 mod client;
-pub mod credentials;
+pub(crate) mod credentials;
 mod mounts;
-pub mod retry;
+pub(crate) mod retry;
 
-pub use client::{ClientOptions, DEFAULT_TIMEOUT, Mount, Registry, Session};
+pub use client::{ClientOptions, DEFAULT_TIMEOUT};
+pub(crate) use client::{Mount, Registry, Session};
 pub use credentials::{CredentialSources, Credentials, Secret};
-pub use mounts::MountSources;
+pub(crate) use mounts::MountSources;
 pub use retry::RetryPolicy;

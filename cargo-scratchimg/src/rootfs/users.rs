@@ -2,23 +2,23 @@
 
 use crate::image::Owner;
 
-pub struct Account {
+pub(crate) struct Account {
     pub name: &'static str,
     pub id: u64,
     pub home: &'static str,
 }
 
-pub const ROOT: Account = Account {
+pub(crate) const ROOT: Account = Account {
     name: "root",
     id: 0,
     home: "/root",
 };
-pub const NONROOT: Account = Account {
+pub(crate) const NONROOT: Account = Account {
     name: "nonroot",
     id: 65532,
     home: "/home/nonroot",
 };
-pub const NOBODY: Account = Account {
+pub(crate) const NOBODY: Account = Account {
     name: "nobody",
     id: 65534,
     home: "/nonexistent",
@@ -30,7 +30,7 @@ const SHELL: &str = "/sbin/nologin";
 const ACCOUNTS: [Account; 3] = [ROOT, NONROOT, NOBODY];
 
 impl Account {
-    pub fn owner(&self) -> Owner {
+    pub(crate) fn owner(&self) -> Owner {
         Owner {
             uid: self.id,
             gid: self.id,
@@ -38,19 +38,19 @@ impl Account {
     }
 
     /// `uid:gid`, as the image config's `User` wants it: numeric, so no lookup is needed.
-    pub fn user_spec(&self) -> String {
+    pub(crate) fn user_spec(&self) -> String {
         format!("{0}:{0}", self.id)
     }
 }
 
-pub fn passwd() -> String {
+pub(super) fn passwd() -> String {
     ACCOUNTS
         .iter()
         .map(|a| format!("{0}:x:{1}:{1}:{0}:{2}:{SHELL}\n", a.name, a.id, a.home))
         .collect()
 }
 
-pub fn group() -> String {
+pub(super) fn group() -> String {
     ACCOUNTS
         .iter()
         .map(|a| format!("{}:x:{}:\n", a.name, a.id))
@@ -58,7 +58,7 @@ pub fn group() -> String {
 }
 
 /// Resolve host names from /etc/hosts first, then DNS, as glibc and Go do without this file.
-pub const NSSWITCH: &str = "hosts: files dns\n";
+pub(super) const NSSWITCH: &str = "hosts: files dns\n";
 
 #[cfg(test)]
 mod tests {

@@ -20,9 +20,9 @@ use super::crates::{CrateGraph, Kind, Source};
 use crate::target::{Arch, Target};
 
 /// The section cargo-auditable defined and scanners look for.
-pub const SECTION: &str = ".dep-v0";
+pub(crate) const SECTION: &str = ".dep-v0";
 /// The symbol that keeps the section from being garbage-collected by the linker.
-pub const SYMBOL: &str = "AUDITABLE_VERSION_INFO";
+pub(crate) const SYMBOL: &str = "AUDITABLE_VERSION_INFO";
 
 /// auditable-serde's `VersionInfo`, field for field.
 #[derive(Debug, Serialize)]
@@ -48,7 +48,7 @@ fn is_runtime(kind: &&'static str) -> bool {
 }
 
 /// The dependency list as JSON, build-time crates included and marked as cargo-auditable does.
-pub fn json(graph: &CrateGraph) -> Result<Vec<u8>> {
+pub(crate) fn json(graph: &CrateGraph) -> Result<Vec<u8>> {
     let packages = graph
         .crates
         .iter()
@@ -74,14 +74,14 @@ pub fn json(graph: &CrateGraph) -> Result<Vec<u8>> {
 }
 
 /// The compressed JSON, as it goes into the section.
-pub fn compressed(graph: &CrateGraph) -> Result<Vec<u8>> {
+pub(crate) fn compressed(graph: &CrateGraph) -> Result<Vec<u8>> {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
     encoder.write_all(&json(graph)?)?;
     Ok(encoder.finish()?)
 }
 
 /// A relocatable ELF object for `target` whose `.dep-v0` section holds `contents`.
-pub fn object_file(target: &Target, contents: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn object_file(target: &Target, contents: &[u8]) -> Result<Vec<u8>> {
     let architecture = match target.arch {
         Arch::Amd64 => Architecture::X86_64,
         Arch::Arm64 => Architecture::Aarch64,
@@ -110,7 +110,7 @@ pub fn object_file(target: &Target, contents: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The contents of the `.dep-v0` section of an ELF file; `None` without one.
-pub fn section(elf: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn section(elf: &[u8]) -> Option<Vec<u8>> {
     let parsed = goblin::elf::Elf::parse(elf).ok()?;
     let header = parsed
         .section_headers
@@ -122,7 +122,7 @@ pub fn section(elf: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// What rustc needs to link the object into the binary and keep its section.
-pub fn link_args(object: &std::path::Path) -> Vec<String> {
+pub(crate) fn link_args(object: &std::path::Path) -> Vec<String> {
     vec![
         format!("-Clink-arg={}", object.display()),
         format!("-Clink-arg=-Wl,--undefined={SYMBOL}"),
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
     use crate::sbom::crates::Crate;
 
-    pub fn graph() -> CrateGraph {
+    pub(super) fn graph() -> CrateGraph {
         let c = |name: &str, kind, source, dependencies: Vec<usize>| Crate {
             name: name.into(),
             version: "1.0.0".into(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a crate takes part in the binary, strongest last (as cargo-auditable orders them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Only build scripts or their dependencies use it: it ran, but is not in the binary.
     Build,
     /// Reached from the binary by normal dependencies: its code is (or may be) in the binary.
@@ -14,7 +14,7 @@ pub enum Kind {
 
 /// Where a crate's source came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Source {
+pub(crate) enum Source {
     CratesIo,
     /// Another registry, by its index URL.
     Registry(String),
@@ -29,7 +29,7 @@ pub enum Source {
 
 /// One crate of the graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Crate {
+pub(crate) struct Crate {
     pub name: String,
     pub version: String,
     pub source: Source,
@@ -44,7 +44,7 @@ pub struct Crate {
 
 /// The crates of one binary, sorted by name, version and source; the root is the binary's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrateGraph {
+pub(crate) struct CrateGraph {
     pub crates: Vec<Crate>,
     pub root: usize,
     /// The features cargo enables on the root package, sorted.
@@ -53,14 +53,14 @@ pub struct CrateGraph {
 
 impl CrateGraph {
     /// The crates whose code goes into the binary, root included.
-    pub fn runtime(&self) -> impl Iterator<Item = (usize, &Crate)> {
+    pub(crate) fn runtime(&self) -> impl Iterator<Item = (usize, &Crate)> {
         self.crates
             .iter()
             .enumerate()
             .filter(|(_, c)| c.kind == Kind::Runtime)
     }
 
-    pub fn root(&self) -> &Crate {
+    pub(crate) fn root(&self) -> &Crate {
         &self.crates[self.root]
     }
 }

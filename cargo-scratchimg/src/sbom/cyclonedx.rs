@@ -85,7 +85,7 @@ fn sha256(hex: &Option<String>) -> Vec<Hash> {
         .collect()
 }
 
-pub fn render(sbom: &Sbom) -> Result<Vec<u8>> {
+pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     let graph = &sbom.crates;
     let root = graph.root();
     let mut components = Vec::new();

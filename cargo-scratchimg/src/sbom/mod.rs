@@ -5,17 +5,17 @@
 //! An [`Sbom`] is a value; the pipeline puts its bytes into the app layer and beside the output.
 //! It holds nothing from the building machine (no paths, no clock), so it is reproducible too.
 
-pub mod auditable;
-pub mod crates;
+pub(crate) mod auditable;
+pub(crate) mod crates;
 mod cyclonedx;
 mod spdx;
 
 use anyhow::Result;
 
-pub use crates::{Crate, CrateGraph, Kind, Source};
+pub(crate) use crates::{Crate, CrateGraph, Kind, Source};
 
 /// The directory of the image that holds the SBOM.
-pub const IMAGE_DIR: &str = "usr/share/doc/sbom";
+pub(crate) const IMAGE_DIR: &str = "usr/share/doc/sbom";
 
 /// Which SBOM document `--sbom` asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl SbomFormat {
 /// A part of the image besides the binary that has a version of its own (the CA bundle, the
 /// tz database), as the SBOM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Component {
+pub(crate) struct Component {
     pub name: &'static str,
     pub version: String,
     /// Where it lives in the image, absolute.
@@ -52,7 +52,7 @@ pub struct Component {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// The image name, e.g. `hello:0.1.0`.
     pub image: String,
     /// Where the binary is in the image, absolute.
@@ -63,7 +63,7 @@ pub struct Subject {
 
 /// Everything an SBOM document of the image says.
 #[derive(Debug, Clone)]
-pub struct Sbom {
+pub(crate) struct Sbom {
     pub subject: Subject,
     pub crates: CrateGraph,
     pub base: Vec<Component>,
@@ -73,7 +73,7 @@ pub struct Sbom {
 
 impl Sbom {
     /// The document in `format`, pretty-printed with fields in a fixed order.
-    pub fn render(&self, format: SbomFormat) -> Result<Vec<u8>> {
+    pub(crate) fn render(&self, format: SbomFormat) -> Result<Vec<u8>> {
         match format {
             SbomFormat::Spdx => spdx::render(self),
             SbomFormat::CycloneDx => cyclonedx::render(self),
@@ -92,7 +92,7 @@ impl Sbom {
 }
 
 /// The path of the SBOM of binary `bin` inside the image, relative to its root.
-pub fn image_path(bin: &str, format: SbomFormat) -> String {
+pub(crate) fn image_path(bin: &str, format: SbomFormat) -> String {
     format!("{IMAGE_DIR}/{bin}.{}", format.extension())
 }
 
@@ -117,7 +117,7 @@ fn download_location(c: &Crate) -> Option<String> {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn sbom() -> Sbom {
+    pub(crate) fn sbom() -> Sbom {
         let c = |name: &str, kind, source, dependencies: Vec<usize>| Crate {
             name: name.into(),
             version: "1.0.0".into(),

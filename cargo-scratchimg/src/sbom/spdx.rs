@@ -111,7 +111,7 @@ impl Relationship {
 
 const IMAGE_ID: &str = "SPDXRef-Image";
 
-pub fn render(sbom: &Sbom) -> Result<Vec<u8>> {
+pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     let graph = &sbom.crates;
     let ids = crate_ids(&graph.crates);
     let mut packages = vec![Package {
