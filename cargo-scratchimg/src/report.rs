@@ -133,6 +133,62 @@ pub(crate) fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Registry text (error bodies, headers) on one line: escape sequences, control characters and
+/// bidirectional overrides removed, whitespace collapsed, at most `max` characters. Nothing a
+/// registry says can then start a line of ours, such as a `help:` line, or restyle the terminal.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let stripped = anstream::adapter::strip_str(text).to_string();
+    let mut line = String::new();
+    let mut count = 0;
+    for c in stripped.chars() {
+        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+        if invisible {
+            continue;
+        }
+        if c.is_control() || c.is_whitespace() {
+            if !line.is_empty() && !line.ends_with(' ') {
+                line.push(' ');
+            }
+            continue;
+        }
+        if count == max {
+            line.push('…');
+            return line;
+        }
+        line.push(c);
+        count += 1;
+    }
+    line.trim_end().to_string()
+}
+
+/// Another program's output, as part of one of our messages: every line indented, escape and
+/// control characters removed, at most [`QUOTED_LINES`] lines. None of it can pass for our own
+/// `help:` lines, or move the terminal's cursor.
+pub(crate) fn quoted(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| one_line(line, 300))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let mut quoted: Vec<String> = lines
+        .iter()
+        .take(QUOTED_LINES)
+        .map(|line| format!("    {line}"))
+        .collect();
+    if lines.len() > QUOTED_LINES {
+        quoted.push(format!("    … ({} more lines)", lines.len() - QUOTED_LINES));
+    }
+    if quoted.is_empty() {
+        "(it printed nothing)".to_string()
+    } else {
+        format!("\n{}", quoted.join("\n"))
+    }
+}
+
+/// How much of another program's output a message quotes.
+const QUOTED_LINES: usize = 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +198,18 @@ mod tests {
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn quoted_output_cannot_pass_for_ours() {
+        let output = b"error: no such image\nhelp: run \x1b[31mrm -rf\x1b[0m\n\n\x07done\n";
+        assert_eq!(
+            quoted(output),
+            "\n    error: no such image\n    help: run rm -rf\n    done"
+        );
+        assert_eq!(quoted(b""), "(it printed nothing)");
+        let many: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        assert!(quoted(many.as_bytes()).ends_with("    … (10 more lines)"));
     }
 
     #[test]

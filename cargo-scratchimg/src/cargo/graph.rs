@@ -22,7 +22,7 @@ use super::command::BuildRequest;
 use super::linker::cargo_config_files;
 use crate::cache::{Hit, Keyed, file_digest};
 use crate::env::Env;
-use crate::report::Reporter;
+use crate::report::{Reporter, quoted};
 use crate::sbom::{Crate, CrateGraph, Kind, Source};
 use crate::target::Target;
 
@@ -342,7 +342,7 @@ fn compiled(
         bail!(
             "`cargo tree` failed for {}: {}\nhelp: run `cargo tree --target {} --manifest-path {}` to see why",
             package_names(request),
-            String::from_utf8_lossy(&output.stderr).trim(),
+            quoted(&output.stderr),
             target.triple,
             request.manifest_path.display()
         );

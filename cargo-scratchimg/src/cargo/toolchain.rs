@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cache::Keyed;
 use crate::env::Env;
-use crate::report::Reporter;
+use crate::report::{Reporter, one_line, quoted};
 use crate::target::Target;
 
 /// How to treat a missing target.
@@ -102,7 +102,7 @@ pub(crate) fn rustc_version(
             bail!(
                 "`{} -vV` failed: {}",
                 rustc.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
+                quoted(&output.stderr)
             );
         }
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -170,8 +170,8 @@ pub(crate) fn ensure_target(
         let reason = stderr
             .lines()
             .find_map(|l| l.strip_prefix("error: "))
-            .unwrap_or("it did not install")
-            .trim();
+            .map(|l| one_line(l, 200))
+            .unwrap_or_else(|| "it did not install".into());
         bail!(
             "could not install the standard library for `{triple}` with rustup ({reason}); run `{command}` and try again"
         );
@@ -197,7 +197,7 @@ fn target_libdir(target: &Target, dir: &Path, env: &Env) -> Result<PathBuf> {
         bail!(
             "rustc does not know target `{}`: {}",
             target.triple,
-            String::from_utf8_lossy(&output.stderr).trim()
+            quoted(&output.stderr)
         );
     }
     Ok(PathBuf::from(

@@ -5,8 +5,8 @@
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::client::one_line;
 use super::credentials::{Found, Secret};
+use crate::report::one_line;
 
 /// How a registry wants to be authenticated, from its `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use super::auth::{self, Challenge, TokenError};
 use super::credentials::{CredentialSources, Lookup, Secret};
 use super::retry::{RequestError, RetryPolicy};
-use crate::report::Reporter;
+use crate::report::{Reporter, one_line};
 
 /// The default of `--registry-timeout`: with five tries and their backoff, a registry that
 /// accepts connections and never answers fails a push in under a minute.
@@ -130,34 +130,6 @@ fn origin(url: &str) -> Option<(String, String, u16)> {
 /// Whether `url` is on the same scheme, host and port as `base`: only those get credentials.
 fn same_origin(url: &str, base: &str) -> bool {
     matches!((origin(url), origin(base)), (Some(a), Some(b)) if a == b)
-}
-
-/// Registry text (error bodies, headers) on one line: escape sequences, control characters and
-/// bidirectional overrides removed, whitespace collapsed, at most `max` characters. Nothing a
-/// registry says can then start a line of ours, such as a `help:` line, or restyle the terminal.
-pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let stripped = anstream::adapter::strip_str(text).to_string();
-    let mut line = String::new();
-    let mut count = 0;
-    for c in stripped.chars() {
-        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
-        if invisible {
-            continue;
-        }
-        if c.is_control() || c.is_whitespace() {
-            if !line.is_empty() && !line.ends_with(' ') {
-                line.push(' ');
-            }
-            continue;
-        }
-        if count == max {
-            line.push('…');
-            return line;
-        }
-        line.push(c);
-        count += 1;
-    }
-    line.trim_end().to_string()
 }
 
 /// How much of a registry's own words an error shows.

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::archive::render;
 use crate::image::{Artifact, ImageRef};
+use crate::report::{one_line, quoted};
 use crate::target::Arch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,10 @@ impl Engine {
         if status.success() {
             return Ok(());
         }
-        let said = text.lines().map(str::trim).find(|l| !l.is_empty());
+        let said = text
+            .lines()
+            .map(|l| one_line(l, 200))
+            .find(|l| !l.is_empty());
         Err(match said {
             Some(line) => format!("{shown} failed ({status}): {line}"),
             None => format!("{shown} failed ({status})"),
@@ -156,7 +160,7 @@ pub(crate) fn load(
         bail!(
             "`{program} load` failed ({}): {}",
             output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            quoted(&output.stderr)
         );
     }
     written.with_context(|| format!("could not send the image to `{program} load`"))?;
