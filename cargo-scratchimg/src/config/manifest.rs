@@ -13,16 +13,16 @@ use toml::Spanned;
 
 /// A Cargo.toml and its text, to turn byte spans into `path:line:column`.
 #[derive(Debug, Clone)]
-pub(crate) struct Source {
+pub(crate) struct ManifestText {
     pub path: PathBuf,
     text: String,
 }
 
-impl Source {
-    pub(crate) fn read(path: &Path) -> Result<Source> {
+impl ManifestText {
+    pub(crate) fn read(path: &Path) -> Result<ManifestText> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read {}", path.display()))?;
-        Ok(Source {
+        Ok(ManifestText {
             path: path.to_path_buf(),
             text,
         })
@@ -218,7 +218,7 @@ pub(super) struct Tables {
 }
 
 /// Reads both settings tables of a Cargo.toml.
-pub(super) fn read(source: &Source) -> Result<Tables> {
+pub(super) fn read(source: &ManifestText) -> Result<Tables> {
     let document: Document = toml::from_str(&source.text).map_err(|e| {
         // The error is in the table whose header comes last before it.
         let before = &source.text[..e.span().map_or(0, |s| s.start).min(source.text.len())];
@@ -308,8 +308,8 @@ impl<'de> Deserializer<'de> for FieldNames<'_> {
 mod tests {
     use super::*;
 
-    fn source(text: &str) -> Source {
-        Source {
+    fn source(text: &str) -> ManifestText {
+        ManifestText {
             path: PathBuf::from("/p/Cargo.toml"),
             text: text.to_string(),
         }

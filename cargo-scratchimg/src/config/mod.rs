@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use toml::Spanned;
 
-pub(crate) use manifest::{Source, Table};
+pub(crate) use manifest::{ManifestText, Table};
 pub(crate) use standard::standard_annotations;
 pub(crate) use values::{Origin, User};
 
@@ -130,19 +130,19 @@ impl Settings {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Manifests {
     /// Lowest precedence first: the workspace's, then the package's own.
-    pub tables: Vec<(Table, Source)>,
+    pub tables: Vec<(Table, ManifestText)>,
     pub typos: Vec<String>,
 }
 
 /// Reads the tables of a package, lowest precedence first: the workspace's (in the workspace
 /// root's Cargo.toml) and its own.
 pub(crate) fn read_tables(package_manifest: &Path, workspace_manifest: &Path) -> Result<Manifests> {
-    let workspace = Source::read(workspace_manifest)?;
+    let workspace = ManifestText::read(workspace_manifest)?;
     let workspace_tables = manifest::read(&workspace)?;
     let (package, package_tables) = if package_manifest == workspace_manifest {
         (workspace.clone(), workspace_tables.clone())
     } else {
-        let package = Source::read(package_manifest)?;
+        let package = ManifestText::read(package_manifest)?;
         let tables = manifest::read(&package)?;
         (package, tables)
     };
@@ -178,7 +178,7 @@ pub(crate) fn warnings(manifests: &Manifests, settings: &Settings, package: &str
 /// Resolves settings from tables (lowest precedence first) and flags; relative paths in flags
 /// are relative to `cwd`.
 pub(crate) fn resolve(
-    tables: &[(Table, Source)],
+    tables: &[(Table, ManifestText)],
     flags: &ImageFlags,
     cwd: &Path,
 ) -> Result<Settings> {
@@ -338,18 +338,18 @@ pub(crate) fn resolve(
 /// A key's value in the table of highest precedence that sets it (the tables come lowest
 /// first), and the file that table is in.
 fn last_set<'t, V: ?Sized>(
-    tables: &'t [(Table, Source)],
+    tables: &'t [(Table, ManifestText)],
     get: impl Fn(&'t Table) -> Option<&'t V>,
-) -> Option<(&'t V, &'t Source)> {
+) -> Option<(&'t V, &'t ManifestText)> {
     tables.iter().rev().find_map(|(t, s)| Some((get(t)?, s)))
 }
 
 /// [`last_set`], checked by `check` with where the value is written.
 fn setting<V: Borrow<B>, B: ?Sized, T>(
-    tables: &[(Table, Source)],
+    tables: &[(Table, ManifestText)],
     key: &'static str,
     get: impl Fn(&Table) -> Option<&Spanned<V>>,
-    check: impl FnOnce(&B, &Origin, &Source) -> Result<T>,
+    check: impl FnOnce(&B, &Origin, &ManifestText) -> Result<T>,
 ) -> Result<Option<T>> {
     last_set(tables, get)
         .map(|(value, s)| {
@@ -361,7 +361,7 @@ fn setting<V: Borrow<B>, B: ?Sized, T>(
 
 /// [`last_set`] of a list, each item checked by `check` with where it is written.
 fn list_setting<T, C: FromIterator<T>>(
-    tables: &[(Table, Source)],
+    tables: &[(Table, ManifestText)],
     key: &'static str,
     get: impl Fn(&Table) -> Option<&Vec<Spanned<String>>>,
     check: impl Fn(&str, &Origin) -> Result<T>,
@@ -378,7 +378,7 @@ fn list_setting<T, C: FromIterator<T>>(
 
 /// Labels and annotations: workspace, then package, then flags, later ones winning per key.
 fn merge_maps(
-    tables: &[(Table, Source)],
+    tables: &[(Table, ManifestText)],
     get: impl Fn(&Table) -> Option<&BTreeMap<String, String>>,
     flags: &[String],
     flag: &'static str,
@@ -403,12 +403,12 @@ fn merge_maps(
 mod tests {
     use super::*;
 
-    fn table(path: &str, text: &str, workspace: bool) -> (Table, Source) {
+    fn table(path: &str, text: &str, workspace: bool) -> (Table, ManifestText) {
         let dir = tempfile::tempdir().unwrap().keep();
         let file = dir.join(path);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, text).unwrap();
-        let source = Source::read(&file).unwrap();
+        let source = ManifestText::read(&file).unwrap();
         let tables = manifest::read(&source).unwrap();
         let table = if workspace {
             tables.workspace
@@ -418,7 +418,7 @@ mod tests {
         (table.unwrap(), source)
     }
 
-    fn workspace() -> (Table, Source) {
+    fn workspace() -> (Table, ManifestText) {
         table(
             "Cargo.toml",
             "[workspace.metadata.scratchimg]\nuser = \"nobody\"\nports = [\"9000\"]\nenv = { A = \"ws\", B = \"ws\" }\nlabels = { team = \"core\" }\ntz = \"none\"\n",
@@ -426,7 +426,7 @@ mod tests {
         )
     }
 
-    fn package() -> (Table, Source) {
+    fn package() -> (Table, ManifestText) {
         table(
             "web/Cargo.toml",
             "[package]\nname = \"web\"\n[package.metadata.scratchimg]\nports = [\"8080/tcp\", \"53/udp\"]\nenv = { B = \"pkg\", C = \"pkg\" }\nworkdir = \"/srv\"\n",

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use super::manifest::{FileEntry, Source, WordOrList};
+use super::manifest::{FileEntry, ManifestText, WordOrList};
 use crate::image::ImageRef;
 use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones, read_regular};
 use crate::target::Arch;
@@ -21,7 +21,7 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
-    pub(crate) fn key(source: &Source, key: &'static str, span: Range<usize>) -> Origin {
+    pub(crate) fn key(source: &ManifestText, key: &'static str, span: Range<usize>) -> Origin {
         Origin::Key {
             position: source.position(&span),
             key,
@@ -253,7 +253,7 @@ fn zone(name: &str, origin: &Origin) -> Result<&'static str> {
     }
 }
 
-pub(super) fn zones(value: &WordOrList, origin: &Origin, source: &Source) -> Result<Zones> {
+pub(super) fn zones(value: &WordOrList, origin: &Origin, source: &ManifestText) -> Result<Zones> {
     match value {
         WordOrList::Word(word) => match word.as_str() {
             "all" => Ok(Zones::All),
@@ -285,7 +285,11 @@ pub(super) fn zones_flag(value: &str) -> Result<Zones> {
     })
 }
 
-pub(super) fn ca_certs(value: &WordOrList, origin: &Origin, source: &Source) -> Result<CaCerts> {
+pub(super) fn ca_certs(
+    value: &WordOrList,
+    origin: &Origin,
+    source: &ManifestText,
+) -> Result<CaCerts> {
     match value {
         WordOrList::Word(word) => match word.as_str() {
             "mozilla" => Ok(CaCerts::default()),
@@ -369,7 +373,7 @@ fn file_copy(
     })
 }
 
-pub(super) fn file_entry(entry: &FileEntry, source: &Source) -> Result<FileCopy> {
+pub(super) fn file_entry(entry: &FileEntry, source: &ManifestText) -> Result<FileCopy> {
     let mode = entry.mode.as_ref().map(|m| m.get_ref().0);
     if let Some(m) = &entry.mode {
         let origin = Origin::key(source, "files", m.span());
