@@ -36,6 +36,12 @@ pub struct Env {
     pub default_repo: Option<String>,
     /// This executable, which cargo runs as its rustc wrapper.
     pub current_exe: Option<PathBuf>,
+    /// `$HOME`, and where Docker and podman keep registry credentials: `$REGISTRY_AUTH_FILE`,
+    /// `$XDG_RUNTIME_DIR`, `$DOCKER_CONFIG`.
+    pub home: Option<PathBuf>,
+    pub registry_auth_file: Option<PathBuf>,
+    pub xdg_runtime_dir: Option<PathBuf>,
+    pub docker_config: Option<PathBuf>,
     pub terminal: Terminal,
 }
 
@@ -97,6 +103,10 @@ impl Env {
             source_date_epoch: string("SOURCE_DATE_EPOCH"),
             default_repo: string("SCRATCHIMG_REPO"),
             current_exe: None,
+            registry_auth_file: path("REGISTRY_AUTH_FILE"),
+            xdg_runtime_dir: path("XDG_RUNTIME_DIR"),
+            docker_config: path("DOCKER_CONFIG"),
+            home,
             terminal: Terminal {
                 color_set: vars.contains_key("CARGO_TERM_COLOR"),
                 progress_set: vars.contains_key("CARGO_TERM_PROGRESS_WHEN")

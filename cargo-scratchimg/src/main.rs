@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let shell = Shell::new(verbosity, format);
     let env = Env::read();
     // The results go to stdout as each image is published.
-    match options(args).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
+    match options(args, &env).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             shell.error(&error);
@@ -63,7 +63,7 @@ fn explicit_credentials(user: Option<String>, from_stdin: bool) -> Result<Option
     }))
 }
 
-fn options(args: ScratchimgArgs) -> Result<Options> {
+fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
     let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
     Ok(Options {
         cargo: CargoOptions {
@@ -119,7 +119,7 @@ fn options(args: ScratchimgArgs) -> Result<Options> {
             insecure: args.insecure_registry,
             timeout: args.registry_timeout,
             retry: RetryPolicy::default(),
-            credentials: CredentialSources::from_env(credentials),
+            credentials: CredentialSources::from_env(env, credentials),
         },
     })
 }

@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use crate::env::Env;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -132,26 +134,22 @@ fn helper_server_url(registry: &str) -> String {
 impl CredentialSources {
     /// The sources of this environment: `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR`, `$HOME`,
     /// `$DOCKER_CONFIG`.
-    pub fn from_env(explicit: Option<Credentials>) -> CredentialSources {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let home = var("HOME");
+    pub fn from_env(env: &Env, explicit: Option<Credentials>) -> CredentialSources {
         let mut podman_auth_files = Vec::new();
-        if let Some(runtime) = var("XDG_RUNTIME_DIR") {
+        if let Some(runtime) = &env.xdg_runtime_dir {
             podman_auth_files.push(runtime.join("containers/auth.json"));
         }
-        if let Some(home) = &home {
+        if let Some(home) = &env.home {
             podman_auth_files.push(home.join(".config/containers/auth.json"));
         }
-        let docker_config = var("DOCKER_CONFIG")
-            .or_else(|| home.map(|h| h.join(".docker")))
+        let docker_config = env
+            .docker_config
+            .clone()
+            .or_else(|| env.home.as_ref().map(|h| h.join(".docker")))
             .map(|dir| dir.join("config.json"));
         CredentialSources {
             explicit,
-            registry_auth_file: var("REGISTRY_AUTH_FILE"),
+            registry_auth_file: env.registry_auth_file.clone(),
             podman_auth_files,
             docker_config,
         }
