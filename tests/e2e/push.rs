@@ -632,10 +632,21 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
         started.elapsed().as_secs_f64()
     );
     let host = &silent.host;
-    assert!(
-        stderr.starts_with(&format!(
-            "error: registry {host} did not answer GET /v2/ within 1s (see --registry-timeout) (gave up after 5 tries)\n"
-        )),
+    // Each retry is said as it happens, then the error.
+    let retries = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .count();
+    assert_eq!(retries, 4, "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert_eq!(
+        error,
+        format!(
+            "error: registry {host} did not answer GET /v2/ within 1s (see --registry-timeout) (gave up after 5 tries)"
+        ),
         "{stderr}"
     );
     assert!(
