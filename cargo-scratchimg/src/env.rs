@@ -75,21 +75,24 @@ impl Env {
 
     /// The environment `vars` describe, in `cwd`; no terminal, no executable of our own.
     pub fn from_vars(cwd: PathBuf, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Env {
-        let vars: BTreeMap<String, OsString> = vars
+        let all: BTreeMap<String, OsString> = vars
             .into_iter()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-            .filter(|(_, v)| !v.is_empty())
             .collect();
+        // cargo's variables keep their empty values, which mean something to cargo
+        // (`RUSTFLAGS=""` overrides `build.rustflags`); elsewhere empty is unset.
+        let cargo_vars = all
+            .iter()
+            .filter(|(k, _)| is_cargo_var(k))
+            .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
+            .collect();
+        let vars: BTreeMap<String, OsString> =
+            all.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         let var = |name: &str| vars.get(name).cloned();
         let string = |name: &str| var(name).and_then(|v| v.into_string().ok());
         let path = |name: &str| var(name).map(PathBuf::from);
         let home = path("HOME");
         let under_home = |dir: &str| home.as_ref().map(|h| h.join(dir));
-        let cargo_vars = vars
-            .iter()
-            .filter(|(k, _)| is_cargo_var(k))
-            .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
-            .collect();
         Env {
             cwd,
             cargo: path("CARGO").unwrap_or_else(|| PathBuf::from("cargo")),
@@ -165,7 +168,7 @@ mod tests {
     #[test]
     fn cargo_variables_are_kept_and_empty_values_are_unset() {
         let e = env(&[
-            ("RUSTFLAGS", "-Copt-level=2"),
+            ("RUSTFLAGS", ""),
             ("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "my-ld"),
             ("CARGO_TARGET_DIR", "/t"),
             ("SCRATCHIMG_REPO", ""),

@@ -46,7 +46,7 @@ pub use outcome::{ImageSummary, LayerSummary, Outcome};
 pub use pipeline::{Load, Options, run};
 pub use registry::DEFAULT_TIMEOUT as DEFAULT_REGISTRY_TIMEOUT;
 pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret};
-pub use report::{Capture, Event, Progress, Reporter, Verbosity};
+pub use report::{Capture, Event, Progress, ProgressEnd, Reporter, Verbosity};
 pub use sbom::SbomFormat;
 pub use shell::{MessageFormat, Shell};
 pub use sink::{Engine, Format};

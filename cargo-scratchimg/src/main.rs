@@ -30,8 +30,8 @@ fn main() -> ExitCode {
         MessageFormatArg::Human => MessageFormat::Human,
         MessageFormatArg::Json => MessageFormat::Json,
     };
-    let shell = Shell::new(verbosity, format);
     let env = Env::read();
+    let shell = Shell::new(verbosity, format, &env.terminal);
     // The results go to stdout as each image is published.
     match options(args, &env).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
         Ok(_) => ExitCode::SUCCESS,

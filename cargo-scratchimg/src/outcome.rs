@@ -49,7 +49,7 @@ pub struct LayerSummary {
 
 impl Outcome {
     /// The outcome of `artifact` under `tags`, before anything is written.
-    pub fn of(artifact: &Artifact, tags: &[ImageRef], format: &'static str) -> Outcome {
+    pub(crate) fn of(artifact: &Artifact, tags: &[ImageRef], format: &'static str) -> Outcome {
         let images = artifact.images();
         let primary = artifact.image_for(Arch::host()).unwrap_or(&images[0]);
         let mut blobs: Vec<_> = images

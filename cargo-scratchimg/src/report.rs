@@ -36,8 +36,19 @@ pub trait Reporter: Sync {
 /// One progress bar.
 pub trait Progress: Send + Sync {
     fn set(&self, done: u64);
-    /// Done: the bar stays, full, when `ok`, and is left where it stopped when not.
-    fn finish(&self, ok: bool);
+    /// How a progress bar ends.
+    fn finish(&self, end: ProgressEnd);
+}
+
+/// How the work a progress bar shows ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressEnd {
+    /// Done: the bar stays, full.
+    Done,
+    /// Not needed after all (the blob was there already): the bar goes.
+    Skipped,
+    /// Failed: the bar stays where it stopped.
+    Failed,
 }
 
 /// A reporter that keeps everything, for tests of the library.

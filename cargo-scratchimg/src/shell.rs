@@ -2,15 +2,16 @@
 //! the result alone on stdout, as a path and references or as JSON.
 
 use std::fmt::Display;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 
 use anstream::AutoStream;
 use anstyle::{AnsiColor, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::env::Terminal;
 use crate::outcome::Outcome;
-use crate::report::{Progress, Reporter, Verbosity};
+use crate::report::{Progress, ProgressEnd, Reporter, Verbosity};
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
 const NOTE: Style = AnsiColor::Cyan.on_default().bold();
@@ -38,10 +39,10 @@ pub struct Shell {
 }
 
 impl Shell {
-    /// The process's stderr and stdout; colors and bars only on a terminal.
-    pub fn new(verbosity: Verbosity, format: MessageFormat) -> Shell {
-        let terminal = std::io::stderr().is_terminal();
-        let bars = (terminal && verbosity == Verbosity::Normal)
+    /// The process's stderr and stdout; colors when stderr is a terminal (as `anstream` finds),
+    /// and progress bars only there.
+    pub fn new(verbosity: Verbosity, format: MessageFormat, terminal: &Terminal) -> Shell {
+        let bars = (terminal.stderr && verbosity == Verbosity::Normal)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Shell {
             verbosity,
@@ -193,11 +194,11 @@ impl Progress for Bar {
         self.0.set_position(done);
     }
 
-    fn finish(&self, ok: bool) {
-        if ok {
-            self.0.finish();
-        } else {
-            self.0.abandon();
+    fn finish(&self, end: ProgressEnd) {
+        match end {
+            ProgressEnd::Done => self.0.finish(),
+            ProgressEnd::Skipped => self.0.finish_and_clear(),
+            ProgressEnd::Failed => self.0.abandon(),
         }
     }
 }

@@ -5,16 +5,16 @@ use serde::{Deserialize, Serialize};
 
 /// A CPU architecture we build static musl binaries for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Arch {
+pub(crate) enum Arch {
     Amd64,
     Arm64,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+    pub(crate) const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
 
     /// The architecture this tool runs on, if it is one we can target.
-    pub fn host() -> Option<Arch> {
+    pub(crate) fn host() -> Option<Arch> {
         Arch::from_rust_arch(std::env::consts::ARCH)
     }
 
@@ -27,7 +27,7 @@ impl Arch {
     }
 
     /// The name rustc uses in target triples.
-    pub fn rust_arch(self) -> &'static str {
+    pub(crate) fn rust_arch(self) -> &'static str {
         match self {
             Arch::Amd64 => "x86_64",
             Arch::Arm64 => "aarch64",
@@ -35,7 +35,7 @@ impl Arch {
     }
 
     /// The name OCI image configs and indexes use (GOARCH).
-    pub fn oci_arch(self) -> &'static str {
+    pub(crate) fn oci_arch(self) -> &'static str {
         match self {
             Arch::Amd64 => "amd64",
             Arch::Arm64 => "arm64",
@@ -43,7 +43,7 @@ impl Arch {
     }
 
     /// The OCI platform variant, where the spec defines one.
-    pub fn oci_variant(self) -> Option<&'static str> {
+    pub(crate) fn oci_variant(self) -> Option<&'static str> {
         match self {
             Arch::Amd64 => None,
             Arch::Arm64 => Some("v8"),
@@ -51,7 +51,7 @@ impl Arch {
     }
 
     /// `e_machine` of an ELF executable for this architecture.
-    pub fn elf_machine(self) -> u16 {
+    pub(crate) fn elf_machine(self) -> u16 {
         match self {
             Arch::Amd64 => goblin::elf::header::EM_X86_64,
             Arch::Arm64 => goblin::elf::header::EM_AARCH64,
@@ -91,6 +91,11 @@ impl Target {
     pub(crate) fn cargo_env(&self, key: &str) -> String {
         let triple = self.triple.to_uppercase().replace(['-', '.'], "_");
         format!("CARGO_TARGET_{triple}_{key}")
+    }
+
+    /// The conventional name of the target's musl cross C compiler, `aarch64-linux-musl-gcc`.
+    pub(crate) fn musl_gcc(&self) -> String {
+        format!("{}-linux-musl-gcc", self.arch.rust_arch())
     }
 
     /// cc-rs's `CC_<triple>`, which names the C compiler for the target.
@@ -135,7 +140,7 @@ pub(crate) fn parse_platforms(value: &str) -> Result<Vec<Arch>> {
 
 impl Arch {
     /// `linux/amd64`, `linux/arm64/v8`: the platform as OCI indexes and `--platform` name it.
-    pub fn platform(self) -> String {
+    pub(crate) fn platform(self) -> String {
         match self.oci_variant() {
             Some(variant) => format!("linux/{}/{variant}", self.oci_arch()),
             None => format!("linux/{}", self.oci_arch()),

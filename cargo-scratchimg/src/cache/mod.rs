@@ -33,6 +33,16 @@ pub(crate) enum Hit {
     Miss,
 }
 
+impl Hit {
+    /// `reused` or `made`, as `-v` says it.
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            Hit::Cached => "reused",
+            Hit::Miss => "made",
+        }
+    }
+}
+
 /// A directory of entries named by their key, keeping the newest few.
 #[derive(Debug, Clone)]
 struct Store {

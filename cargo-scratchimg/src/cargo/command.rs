@@ -1,8 +1,8 @@
 //! The `cargo build` of a plan as a value ([`Build`]), the command it becomes, and what it gave.
 //!
-//! A [`Build`] is plain data: the next run keeps it to start it early ([`super::early`]), and
-//! the command is always made from it here, so a kept build can only ever run this cargo with
-//! arguments this code writes.
+//! A [`Build`] is plain data: the next run keeps it to start it early ([`super::early`], which
+//! checks a kept one before it starts), and the command is always made from it here, with the
+//! cargo of the run.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -52,8 +52,8 @@ pub(crate) struct PackageBins {
 /// Binaries without their dependency list get yet another, for the same reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Profile {
-    /// The user's profile, e.g. `release`.
-    pub inherits: String,
+    /// The profile asked for (flag or setting), e.g. `release`: ours inherits it.
+    pub requested: String,
     /// Whether the binaries carry their dependency lists.
     pub auditable: bool,
 }
@@ -62,9 +62,9 @@ impl Profile {
     /// `scratchimg-release`, or `scratchimg-plain-release` without dependency lists.
     pub(crate) fn name(&self) -> String {
         if self.auditable {
-            format!("scratchimg-{}", self.inherits)
+            format!("scratchimg-{}", self.requested)
         } else {
-            format!("scratchimg-plain-{}", self.inherits)
+            format!("scratchimg-plain-{}", self.requested)
         }
     }
 
@@ -75,7 +75,7 @@ impl Profile {
             "--profile".into(),
             name.clone(),
             "--config".into(),
-            format!("profile.{name}.inherits=\"{}\"", self.inherits),
+            format!("profile.{name}.inherits=\"{}\"", self.requested),
         ]
     }
 
@@ -185,21 +185,12 @@ impl Build {
         let mut command = Command::new(cargo);
         command
             .args(["clean", "--quiet"])
-            .args([
-                "--manifest-path".as_ref(),
-                request.manifest_path.as_os_str(),
-            ])
+            .args(request.args_for(packages))
             .args(["--target", &self.target.triple])
             .args(request.profile.args())
             .args(&request.lock_flags)
             .arg("--target-dir")
             .arg(&self.target_dir);
-        for package in packages {
-            command.args([
-                "--package",
-                &format!("{}@{}", package.name, package.version),
-            ]);
-        }
         let status = command
             .status()
             .with_context(|| format!("could not run `{} clean`", cargo.display()))?;
@@ -312,7 +303,7 @@ pub(crate) mod tests {
             no_default_features: true,
             lock_flags: vec!["--locked".into()],
             profile: Profile {
-                inherits: "release".into(),
+                requested: "release".into(),
                 auditable: true,
             },
             verbosity: Verbosity::Quiet,
@@ -328,7 +319,7 @@ pub(crate) mod tests {
             "CARGO_PROFILE_SCRATCHIMG_RELEASE_STRIP"
         );
         let plain = Profile {
-            inherits: "dist-small".into(),
+            requested: "dist-small".into(),
             auditable: false,
         };
         assert_eq!(plain.name(), "scratchimg-plain-dist-small");

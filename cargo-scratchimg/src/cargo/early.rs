@@ -7,9 +7,11 @@
 //! decides what is up to date either way, so a wrong guess costs time, never correctness.
 //!
 //! What is kept is a [`Build`] value, not a command line: the command is made from it by the
-//! same code as any build, with this run's cargo, and a kept build that names anything this run
-//! would not (another wrapper or linker, a profile name that is not one, files outside the
-//! tool's folder) is not started.
+//! same code as any build, with this run's cargo. A kept build is a file in the target
+//! directory, so it is checked before it starts: one naming anything this run would not
+//! (another wrapper, linker, manifest or target directory; a profile, package, binary or target
+//! that is not a plain name; a remapped path or flag this code would not write; files outside
+//! the tool's folder) is not started.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -174,10 +176,12 @@ impl Early {
     /// `build` running, and whether it is the early build (exactly the same build); else it is
     /// started now and kept in its target directory for the next run.
     pub(crate) fn run(&mut self, build: &Build, cargo: &Path) -> Result<(Running, bool)> {
+        // Only a run's first build is kept, and only it can be the early one.
+        let key = self.key.take();
         if let Some(running) = self.started.take().and_then(|early| early.adopt(build)) {
             return Ok((running, true));
         }
-        if let Some(key) = self.key.take() {
+        if let Some(key) = key {
             builds(&build.target_dir).put(&key, build);
         }
         Ok((Running::spawn(build.command(cargo))?, false))
@@ -190,23 +194,24 @@ fn builds(target_dir: &Path) -> Keyed<Build> {
 }
 
 /// Whether a kept `build` is one this run could have planned for `manifest` in `target_dir`:
-/// this cargo's wrapper (this executable) with the user's own inner wrapper, a profile name
-/// cargo accepts, lock flags, linkers this machine offers, and inputs under the tool's folder.
+/// this cargo's wrapper (this executable) with the user's own inner wrapper, names cargo
+/// accepts for the profile, packages, binaries and target, lock flags, linkers this machine
+/// offers, plain remapped paths, and inputs under the tool's folder.
 fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool {
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     let request = &build.request;
-    let profile_ok = !request.profile.inherits.is_empty()
+    let names_ok = is_name(&request.profile.requested)
+        && build.target.triple.split(['.', '-']).all(is_name)
         && request
-            .profile
-            .inherits
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            .packages
+            .iter()
+            .all(|p| is_name(&p.name) && p.bins.iter().all(|b| is_name(b)));
     let flags_ok = request
         .lock_flags
         .iter()
         .all(|f| matches!(f.as_str(), "--locked" | "--frozen" | "--offline"));
     let linker = build.target.cargo_env("LINKER");
-    let gcc = format!("{}-linux-musl-gcc", build.target.arch.rust_arch());
+    let gcc = build.target.musl_gcc();
     let env_ok = build.env.iter().all(|(key, value)| {
         *key == linker
             && (value == "rust-lld"
@@ -218,6 +223,11 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
     let wrapper_ok = build.wrapper.as_ref().is_none_or(|wrapper| {
         Some(&wrapper.program) == env.current_exe.as_ref()
             && wrapper.inner == env.rustc_wrapper
+            && wrapper.remap.is_plain()
+            && wrapper
+                .bin_flags
+                .iter()
+                .all(|b| is_name(&b.package) && is_name(&b.bin))
             && wrapper
                 .inputs
                 .iter()
@@ -229,26 +239,35 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
                     .any(|input| crate::sbom::auditable::link_args(input).contains(flag))
             })
     });
-    build.target_dir == target_dir
+    canonical(&build.target_dir).is_some_and(|dir| Some(dir) == canonical(target_dir))
         && canonical(&request.manifest_path).is_some()
         && canonical(&request.manifest_path) == canonical(manifest)
-        && profile_ok
+        && names_ok
         && flags_ok
         && env_ok
         && wrapper_ok
 }
 
+/// A name as cargo allows for packages, binaries and profiles: letters, digits, `-` and `_`.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// The target directory a run will most likely use, before cargo says: `--target-dir`, else
-/// `CARGO_TARGET_DIR`, else the nearest `target` at or above the manifest's directory that this
-/// tool has written to. `None` when there is no such guess (a first run, a target directory set
-/// in a config file): the build then simply starts when planned.
+/// `CARGO_TARGET_DIR` (either relative to `cwd`), else the nearest `target` at or above the
+/// manifest's directory that this tool has written to. `None` when there is no such guess (a
+/// first run, a target directory set in a config file): the build then starts when planned.
 pub(crate) fn likely_target_dir(
     manifest_dir: &Path,
     flag: Option<&Path>,
     env: Option<&Path>,
+    cwd: &Path,
 ) -> Option<PathBuf> {
     if let Some(dir) = flag.or(env) {
-        return Some(dir.to_path_buf());
+        return Some(cwd.join(dir));
     }
     let manifest_dir = std::fs::canonicalize(manifest_dir).ok()?;
     manifest_dir
@@ -285,6 +304,7 @@ mod tests {
             )
             .unwrap();
             std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::create_dir(dir.path().join("target")).unwrap();
             let env = Env {
                 cargo,
                 current_exe: Some("/usr/bin/cargo-scratchimg".into()),
@@ -364,6 +384,27 @@ mod tests {
         assert!(adopted, "and is kept for the next run");
     }
 
+    /// A run of two platforms keeps its first build, and every rerun goes on with it.
+    #[test]
+    fn with_several_platforms_every_rerun_goes_on_with_the_first() {
+        let f = Fixture::new();
+        let arm = |mut build: Build| {
+            build.target = Target::parse("aarch64-unknown-linux-musl").unwrap();
+            build
+        };
+        let mut adopted = Vec::new();
+        for _ in 0..4 {
+            let mut early = f.start("run", true);
+            let (running, first) = early.run(&f.build("one"), &f.env.cargo).unwrap();
+            output(running);
+            let (running, second) = early.run(&arm(f.build("one")), &f.env.cargo).unwrap();
+            output(running);
+            assert!(!second, "only the first build can be the early one");
+            adopted.push(first);
+        }
+        assert_eq!(adopted, [false, true, true, true]);
+    }
+
     #[test]
     fn missing_inputs_keep_it_from_starting() {
         let f = Fixture::new();
@@ -435,11 +476,27 @@ mod tests {
         let mut b = ok.clone();
         b.env = vec![(b.target.cargo_env("LINKER"), "/bin/sh".into())];
         tampered.push(("another linker", b));
+        // The wrapper's flags travel separated by 0x1f: no name or path may hold one.
+        let mut b = ours.clone();
+        let wrapper = b.wrapper.as_mut().unwrap();
+        wrapper.bin_flags[0].bin = "app\x1f-Clink-arg=/tmp/evil.o".into();
+        tampered.push(("a binary name with a flag in it", b));
+        let mut b = ours.clone();
+        b.wrapper.as_mut().unwrap().remap =
+            crate::cargo::remap::PathRemap::new(&crate::cargo::remap::BuildRoots {
+                workspace: "/w\x1f-Clinker=/tmp/evil".into(),
+                target_dir: dir.clone(),
+                ..Default::default()
+            });
+        tampered.push(("a remapped path with a flag in it", b));
+        let mut b = ok.clone();
+        b.request.packages[0].name = "app --config=x".into();
+        tampered.push(("a package that is not a name", b));
         let mut b = ok.clone();
         b.env = vec![("RUSTC".into(), "rust-lld".into())];
         tampered.push(("another variable", b));
         let mut b = ok.clone();
-        b.request.profile.inherits = "release\"\nbuild.rustc=\"/tmp/evil".into();
+        b.request.profile.requested = "release\"\nbuild.rustc=\"/tmp/evil".into();
         tampered.push(("a profile that is not a name", b));
         let mut b = ok.clone();
         b.request.lock_flags = vec!["--config=build.rustc='/tmp/evil'".into()];
@@ -462,18 +519,24 @@ mod tests {
         std::fs::create_dir_all(&member).unwrap();
         let flag = Path::new("/flag");
         let env = Path::new("/env");
+        let cwd = Path::new("/cwd");
         assert_eq!(
-            likely_target_dir(&member, Some(flag), Some(env)).as_deref(),
+            likely_target_dir(&member, Some(flag), Some(env), cwd).as_deref(),
             Some(flag)
         );
         assert_eq!(
-            likely_target_dir(&member, None, Some(env)).as_deref(),
+            likely_target_dir(&member, None, Some(env), cwd).as_deref(),
             Some(env)
         );
-        assert_eq!(likely_target_dir(&member, None, None), None);
+        assert_eq!(
+            likely_target_dir(&member, Some(Path::new("t")), None, cwd).as_deref(),
+            Some(Path::new("/cwd/t")),
+            "relative to where the tool runs, as cargo takes it"
+        );
+        assert_eq!(likely_target_dir(&member, None, None, cwd), None);
         std::fs::create_dir_all(dir.path().join("target/scratchimg")).unwrap();
         assert_eq!(
-            likely_target_dir(&member, None, None),
+            likely_target_dir(&member, None, None, cwd),
             Some(std::fs::canonicalize(dir.path()).unwrap().join("target"))
         );
     }

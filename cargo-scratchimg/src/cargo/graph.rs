@@ -22,12 +22,18 @@ use super::command::BuildRequest;
 use super::linker::cargo_config_files;
 use crate::cache::{Hit, Keyed, file_digest};
 use crate::env::Env;
+use crate::layout::Layout;
 use crate::report::{Reporter, quoted};
 use crate::sbom::{Crate, CrateGraph, Kind, Source};
 use crate::target::Target;
 
 /// Entries kept: a few per platform, feature set and package selection.
-pub(crate) const KEEP: usize = 32;
+const KEEP: usize = 32;
+
+/// Where resolutions are kept: the `graphs` cache of a target directory.
+pub(crate) fn cache(layout: &Layout) -> Keyed<Resolution> {
+    Keyed::open(layout, "graphs", KEEP)
+}
 
 /// Each package's crate graph, by package name.
 pub(crate) type Graphs = BTreeMap<String, CrateGraph>;
@@ -101,8 +107,7 @@ fn key<'a>(
 ) -> Option<Key<'a>> {
     let lock = file_digest(&workspace_root.join("Cargo.lock"))?;
     // cargo reads config from the directory it runs in and the manifest's, up to the root.
-    let mut config_files = cargo_config_files(workspace_root, env.cargo_home.as_deref());
-    config_files.extend(cargo_config_files(&env.cwd, None));
+    let mut config_files = cargo_config_files(env);
     config_files.sort();
     config_files.dedup();
     Some(Key {
@@ -423,7 +428,6 @@ mod tests {
     use crate::cargo::CargoOptions;
     use crate::cargo::command::{PackageBins, Profile};
     use crate::cargo::workspace::Workspace;
-    use crate::layout::Layout;
     use crate::report::{Capture, Verbosity};
 
     fn write(path: &Path, text: &str) {
@@ -470,13 +474,13 @@ mod tests {
             no_default_features: false,
             lock_flags: Vec::new(),
             profile: Profile {
-                inherits: "release".into(),
+                requested: "release".into(),
                 auditable: true,
             },
             verbosity: Verbosity::Normal,
         };
         let target = Target::host_musl().unwrap();
-        let cache = Keyed::open(&Layout::new(&root.join("target")), "graphs", KEEP);
+        let cache = super::cache(&Layout::new(&root.join("target")));
         let report = Capture::new(Verbosity::Normal);
         let resolve =
             || super::resolve(&request, &target, workspace.root(), &env, &cache, &report).unwrap();

@@ -36,7 +36,7 @@ pub(crate) fn cross_env(
     if let Some(gcc) = &context.cross_gcc {
         return Ok(vec![(var, gcc.display().to_string())]);
     }
-    let gcc = format!("{}-linux-musl-gcc", target.arch.rust_arch());
+    let gcc = target.musl_gcc();
     if context.c_packages.is_empty() && context.rust_lld {
         return Ok(vec![(var, "rust-lld".to_string())]);
     }
@@ -65,20 +65,18 @@ pub(crate) fn cross_env(
 }
 
 /// What decides the linker of a cross build for `target`: the user's own configuration
-/// (`CARGO_TARGET_<TRIPLE>_LINKER`, or a cargo config file cargo reads from `dir`, including
-/// the cargo home's), a cross gcc on `PATH`, and rust-lld in the toolchain whose std for the
-/// target is in `libdir`. `c_packages` is asked only when neither a configuration nor a cross
-/// gcc settles it, as it costs a `cargo metadata`.
+/// (`CARGO_TARGET_<TRIPLE>_LINKER`, or a cargo config file cargo reads), a cross gcc on `PATH`,
+/// and rust-lld in the toolchain whose std for the target is in `libdir`. `c_packages` is asked
+/// only when neither a configuration nor a cross gcc settles it, as it costs a `cargo metadata`.
 pub(crate) fn link_context(
     target: &Target,
     libdir: &Path,
-    dir: &Path,
     env: &Env,
     c_packages: impl FnOnce() -> Result<Vec<String>>,
 ) -> Result<LinkContext> {
     let configured = env.cargo_var(&target.cargo_env("LINKER")).is_some()
-        || configured_in_files(target, dir, env.cargo_home.as_deref());
-    let cross_gcc = env.on_path(&format!("{}-linux-musl-gcc", target.arch.rust_arch()));
+        || configured_in_files(target, &cargo_config_files(env));
+    let cross_gcc = env.on_path(&target.musl_gcc());
     let mut context = LinkContext {
         configured,
         cross_gcc,
@@ -101,8 +99,8 @@ pub(crate) fn link_context(
 
 /// Whether a cargo config that cargo reads from `dir` sets `target.<triple>.linker`: the
 /// `.cargo/config.toml` files of `dir` and its parents, then `$CARGO_HOME`'s.
-fn configured_in_files(target: &Target, dir: &Path, cargo_home: Option<&Path>) -> bool {
-    cargo_config_files(dir, cargo_home).iter().any(|file| {
+fn configured_in_files(target: &Target, files: &[PathBuf]) -> bool {
+    files.iter().any(|file| {
         let Ok(text) = std::fs::read_to_string(file) else {
             return false;
         };
@@ -117,14 +115,16 @@ fn configured_in_files(target: &Target, dir: &Path, cargo_home: Option<&Path>) -
     })
 }
 
-/// The cargo config files cargo reads when run in `dir`, whether or not they exist: the
-/// `.cargo/config.toml` (or old `.cargo/config`) of `dir` and its parents, then `$CARGO_HOME`'s.
-pub(crate) fn cargo_config_files(dir: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = dir
+/// The config files the cargo we run reads, whether or not they exist: it runs in our working
+/// directory, so the `.cargo/config.toml` (or old `.cargo/config`) there and in each parent,
+/// then the cargo home's. (`--manifest-path` does not change where cargo looks.)
+pub(crate) fn cargo_config_files(env: &Env) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = env
+        .cwd
         .ancestors()
         .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
         .collect();
-    if let Some(home) = cargo_home {
+    if let Some(home) = &env.cargo_home {
         files.extend([home.join("config.toml"), home.join("config")]);
     }
     files
@@ -200,26 +200,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("a/b");
         std::fs::create_dir_all(&project).unwrap();
-        assert!(!configured_in_files(&arm(), &project, None));
+        let files = cargo_config_files(&Env {
+            cwd: project.clone(),
+            ..Env::default()
+        });
+        assert!(!configured_in_files(&arm(), &files));
         std::fs::create_dir_all(dir.path().join("a/.cargo")).unwrap();
         std::fs::write(
             dir.path().join("a/.cargo/config.toml"),
             "[target.aarch64-unknown-linux-musl]\nlinker = \"my-ld\"\n",
         )
         .unwrap();
-        assert!(configured_in_files(&arm(), &project, None));
-        assert!(!configured_in_files(
-            &Target::musl(Arch::Amd64),
-            &project,
-            None
-        ));
+        assert!(configured_in_files(&arm(), &files));
+        assert!(!configured_in_files(&Target::musl(Arch::Amd64), &files));
     }
 
     /// With `CARGO_HOME` unset, cargo reads `~/.cargo/config.toml`: so does the linker choice.
     #[test]
     fn a_linker_in_the_default_cargo_home_counts_as_configured() {
+        // The project outside the home, so only the cargo home can be where the linker is set.
         let home = tempfile::tempdir().unwrap();
-        let project = home.path().join("src/app");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let project = elsewhere.path().join("src/app");
         std::fs::create_dir_all(&project).unwrap();
         std::fs::create_dir_all(home.path().join(".cargo")).unwrap();
         std::fs::write(
@@ -232,7 +234,7 @@ mod tests {
             [("HOME".into(), home.path().as_os_str().to_owned())],
         );
         assert_eq!(env.cargo_home, Some(home.path().join(".cargo")));
-        let context = link_context(&arm(), Path::new("/nowhere"), &project, &env, || {
+        let context = link_context(&arm(), Path::new("/nowhere"), &env, || {
             panic!("not asked: the configuration settles it")
         })
         .unwrap();

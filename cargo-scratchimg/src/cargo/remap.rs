@@ -13,7 +13,29 @@ use serde::{Deserialize, Serialize};
 /// Prefixes to rewrite, each with the machine-independent path it becomes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PathRemap {
-    prefixes: Vec<(PathBuf, String)>,
+    prefixes: Vec<(PathBuf, Root)>,
+}
+
+/// What a prefix becomes: one of a fixed few paths, so a kept remapping can name no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Root {
+    Workspace,
+    Target,
+    Cargo,
+    Rustup,
+    Sysroot,
+}
+
+impl Root {
+    fn path(self) -> &'static str {
+        match self {
+            Root::Workspace => "/workspace",
+            Root::Target => "/target",
+            Root::Cargo => "/cargo",
+            Root::Rustup => "/rustup",
+            Root::Sysroot => "/rustc/sysroot",
+        }
+    }
 }
 
 /// Where a build's inputs live on this machine.
@@ -32,16 +54,16 @@ pub(crate) struct BuildRoots {
 impl PathRemap {
     pub(crate) fn new(roots: &BuildRoots) -> PathRemap {
         let mut prefixes = vec![
-            (roots.workspace.clone(), "/workspace".to_string()),
-            (roots.target_dir.clone(), "/target".to_string()),
+            (roots.workspace.clone(), Root::Workspace),
+            (roots.target_dir.clone(), Root::Target),
         ];
         for (path, to) in [
-            (&roots.cargo_home, "/cargo"),
-            (&roots.rustup_home, "/rustup"),
-            (&roots.sysroot, "/rustc/sysroot"),
+            (&roots.cargo_home, Root::Cargo),
+            (&roots.rustup_home, Root::Rustup),
+            (&roots.sysroot, Root::Sysroot),
         ] {
             if let Some(path) = path {
-                prefixes.push((path.clone(), to.to_string()));
+                prefixes.push((path.clone(), to));
             }
         }
         // rustc applies the last prefix that matches: longer, more specific ones go last, so a
@@ -49,6 +71,15 @@ impl PathRemap {
         prefixes.sort_by_key(|(path, _)| path.as_os_str().len());
         prefixes.dedup_by(|a, b| a.0 == b.0);
         PathRemap { prefixes }
+    }
+
+    /// Whether every prefix is a plain path: the wrapper's flags are separated by 0x1f, so a
+    /// path holding one could smuggle a flag of its own into every rustc.
+    pub(crate) fn is_plain(&self) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        self.prefixes.iter().all(|(from, _)| {
+            from.is_absolute() && !from.as_os_str().as_bytes().iter().any(|b| *b < 0x20)
+        })
     }
 
     /// The rustc flags, one `--remap-path-prefix=FROM=TO` each.
@@ -59,7 +90,7 @@ impl PathRemap {
                 let mut arg = OsString::from("--remap-path-prefix=");
                 arg.push(from.as_os_str());
                 arg.push("=");
-                arg.push(to.as_str());
+                arg.push(to.path());
                 arg
             })
             .collect()

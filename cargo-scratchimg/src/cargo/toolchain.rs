@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::cache::Keyed;
 use crate::env::Env;
+use crate::layout::Layout;
 use crate::report::{Reporter, one_line, quoted};
 use crate::target::Target;
 
@@ -77,14 +78,17 @@ struct RustcFile<'a> {
     modified: std::time::SystemTime,
 }
 
-/// `rustc -vV` of the toolchain cargo uses in `dir`, kept while the rustc executable is the
-/// same file: running it loads the whole compiler (30 to 100 ms) to print five lines.
+/// `rustc -vV` of the toolchain cargo uses in `dir`, kept in `layout`'s cache while the rustc
+/// executable is the same file: running it loads the whole compiler (30 to 100 ms) to print
+/// five lines.
 pub(crate) fn rustc_version(
     env: &Env,
     dir: &Path,
-    cache: &Keyed<String>,
+    layout: &Layout,
     report: &dyn Reporter,
 ) -> Result<String> {
+    // One entry per toolchain in use.
+    let cache: Keyed<String> = Keyed::open(layout, "rustc", 8);
     let rustc = rustc(env);
     let run = || {
         let output = Command::new(&rustc)
@@ -225,7 +229,6 @@ fn rustup_available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Layout;
     use crate::report::{Capture, Verbosity};
 
     #[test]
@@ -242,9 +245,9 @@ mod tests {
             rustc: Some(rustc.clone()),
             ..Env::default()
         };
-        let cache = Keyed::open(&Layout::new(dir.path()), "rustc", 4);
+        let layout = Layout::new(dir.path());
         let report = Capture::new(Verbosity::Normal);
-        let version = || rustc_version(&env, dir.path(), &cache, &report).unwrap();
+        let version = || rustc_version(&env, dir.path(), &layout, &report).unwrap();
         assert_eq!(version(), "rustc 1.0\n");
         // The same file (size and time) is not asked again.
         let modified = std::fs::metadata(&rustc).unwrap().modified().unwrap();

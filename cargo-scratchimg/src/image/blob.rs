@@ -13,35 +13,35 @@ pub(crate) fn sha256(bytes: &[u8]) -> Digest {
 
 /// Bytes together with their descriptor (media type, digest and size, computed once).
 #[derive(Debug, Clone)]
-pub struct Blob {
+pub(crate) struct Blob {
     descriptor: Descriptor,
     data: Vec<u8>,
 }
 
 impl Blob {
-    pub fn new(media_type: MediaType, data: Vec<u8>) -> Blob {
+    pub(crate) fn new(media_type: MediaType, data: Vec<u8>) -> Blob {
         let descriptor = Descriptor::new(media_type, data.len() as u64, sha256(&data));
         Blob { descriptor, data }
     }
 
-    pub fn descriptor(&self) -> &Descriptor {
+    pub(crate) fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
 
-    pub fn digest(&self) -> &Digest {
+    pub(crate) fn digest(&self) -> &Digest {
         self.descriptor.digest()
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.descriptor.size()
     }
 
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.data
     }
 
     /// Where the blob lives in an OCI image layout: `blobs/sha256/<hex>`.
-    pub fn layout_path(&self) -> String {
+    pub(crate) fn layout_path(&self) -> String {
         let digest = self.digest();
         format!("blobs/{}/{}", digest.algorithm().as_ref(), digest.digest())
     }

@@ -7,14 +7,14 @@ use super::{Blob, Image, json, oci_arch};
 
 /// An image index: one image per platform, and the index document naming them.
 #[derive(Debug, Clone)]
-pub struct Index {
+pub(crate) struct Index {
     images: Vec<Image>,
     manifest: Blob,
 }
 
 impl Index {
     /// Indexes `images`, one per architecture, in the order given.
-    pub fn new(images: Vec<Image>) -> Result<Index> {
+    pub(crate) fn new(images: Vec<Image>) -> Result<Index> {
         ensure!(!images.is_empty(), "an index needs at least one image");
         let mut arches: Vec<_> = images.iter().map(Image::arch).collect();
         arches.sort();
@@ -45,17 +45,13 @@ impl Index {
         Ok(Index { images, manifest })
     }
 
-    pub fn images(&self) -> &[Image] {
+    pub(crate) fn images(&self) -> &[Image] {
         &self.images
     }
 
     /// The index document: what tags point at.
-    pub fn manifest(&self) -> &Blob {
+    pub(crate) fn manifest(&self) -> &Blob {
         &self.manifest
-    }
-
-    pub fn digest(&self) -> &oci_spec::image::Digest {
-        self.manifest.digest()
     }
 }
 
@@ -94,7 +90,7 @@ mod tests {
         );
         let again =
             Index::new(vec![image(Arch::Amd64, b"x86"), image(Arch::Arm64, b"arm")]).unwrap();
-        assert_eq!(index.digest(), again.digest());
+        assert_eq!(index.manifest().digest(), again.manifest().digest());
     }
 
     #[test]
@@ -108,25 +104,25 @@ mod tests {
 // One or two exist per run, so boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
-pub enum Artifact {
+pub(crate) enum Artifact {
     Image(Image),
     Index(Index),
 }
 
 impl Artifact {
     /// The image manifest or the index document.
-    pub fn manifest(&self) -> &Blob {
+    pub(crate) fn manifest(&self) -> &Blob {
         match self {
             Artifact::Image(image) => image.manifest(),
             Artifact::Index(index) => index.manifest(),
         }
     }
 
-    pub fn digest(&self) -> &oci_spec::image::Digest {
+    pub(crate) fn digest(&self) -> &oci_spec::image::Digest {
         self.manifest().digest()
     }
 
-    pub fn images(&self) -> &[Image] {
+    pub(crate) fn images(&self) -> &[Image] {
         match self {
             Artifact::Image(image) => std::slice::from_ref(image),
             Artifact::Index(index) => index.images(),
@@ -134,7 +130,7 @@ impl Artifact {
     }
 
     /// The image a daemon on `arch` runs: that platform's, or a single image whatever its platform.
-    pub fn image_for(&self, arch: Option<crate::target::Arch>) -> Option<&Image> {
+    pub(crate) fn image_for(&self, arch: Option<crate::target::Arch>) -> Option<&Image> {
         match self {
             Artifact::Image(image) => Some(image),
             Artifact::Index(index) => index.images().iter().find(|i| Some(i.arch()) == arch),

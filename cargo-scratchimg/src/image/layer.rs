@@ -48,7 +48,7 @@ pub(crate) struct LayerBuilder<'a> {
 
 /// One filesystem layer of an image: the compressed blob, and the digest of the plain tar.
 #[derive(Debug, Clone)]
-pub struct Layer {
+pub(crate) struct Layer {
     blob: Blob,
     diff_id: Digest,
     comment: String,
@@ -207,13 +207,17 @@ impl<'a> LayerBuilder<'a> {
 
 impl Layer {
     /// A layer from its uncompressed tar.
-    pub fn compress(tar: &[u8], comment: impl Into<String>) -> Result<Layer> {
+    pub(crate) fn compress(tar: &[u8], comment: impl Into<String>) -> Result<Layer> {
         let gzip = gzip(tar).context("could not compress a layer")?;
         Ok(Layer::from_compressed(gzip, sha256(tar), comment))
     }
 
     /// A layer whose gzip blob was made earlier from a tar with digest `diff_id`.
-    pub fn from_compressed(gzip: Vec<u8>, diff_id: Digest, comment: impl Into<String>) -> Layer {
+    pub(crate) fn from_compressed(
+        gzip: Vec<u8>,
+        diff_id: Digest,
+        comment: impl Into<String>,
+    ) -> Layer {
         Layer {
             blob: Blob::new(MediaType::ImageLayerGzip, gzip),
             diff_id,
@@ -223,7 +227,7 @@ impl Layer {
 
     /// A layer from a blob read back, whose diff_id the image's config gives.
     #[cfg(test)]
-    pub fn from_blob(blob: Blob, diff_id: Digest, comment: impl Into<String>) -> Layer {
+    pub(crate) fn from_blob(blob: Blob, diff_id: Digest, comment: impl Into<String>) -> Layer {
         Layer {
             blob,
             diff_id,
@@ -231,17 +235,17 @@ impl Layer {
         }
     }
 
-    pub fn blob(&self) -> &Blob {
+    pub(crate) fn blob(&self) -> &Blob {
         &self.blob
     }
 
     /// The digest of the uncompressed tar, as `rootfs.diff_ids` lists it.
-    pub fn diff_id(&self) -> &Digest {
+    pub(crate) fn diff_id(&self) -> &Digest {
         &self.diff_id
     }
 
     /// What the layer holds, for the image history and the summary.
-    pub fn comment(&self) -> &str {
+    pub(crate) fn comment(&self) -> &str {
         &self.comment
     }
 }

@@ -54,7 +54,7 @@ pub(crate) struct ImageBuilder {
 
 /// A complete single-platform image: its layers, config and manifest, each with its digest.
 #[derive(Debug, Clone)]
-pub struct Image {
+pub(crate) struct Image {
     arch: Arch,
     layers: Vec<Layer>,
     config: Blob,
@@ -175,34 +175,34 @@ fn oci_arch(arch: Arch) -> oci_spec::image::Arch {
 }
 
 impl Image {
-    pub fn arch(&self) -> Arch {
+    pub(crate) fn arch(&self) -> Arch {
         self.arch
     }
 
     /// The manifest digest: the image's identity in registries and OCI layouts.
-    pub fn digest(&self) -> &oci_spec::image::Digest {
+    pub(crate) fn digest(&self) -> &oci_spec::image::Digest {
         self.manifest.digest()
     }
 
-    pub fn manifest(&self) -> &Blob {
+    pub(crate) fn manifest(&self) -> &Blob {
         &self.manifest
     }
 
-    pub fn config(&self) -> &Blob {
+    pub(crate) fn config(&self) -> &Blob {
         &self.config
     }
 
-    pub fn layers(&self) -> &[Layer] {
+    pub(crate) fn layers(&self) -> &[Layer] {
         &self.layers
     }
 
     /// Every blob of the image: config first, then layers bottom to top.
-    pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
+    pub(crate) fn blobs(&self) -> impl Iterator<Item = &Blob> {
         std::iter::once(&self.config).chain(self.layers.iter().map(Layer::blob))
     }
 
     /// Compressed size of the config and every layer: what a pull downloads.
-    pub fn compressed_size(&self) -> u64 {
+    pub(crate) fn compressed_size(&self) -> u64 {
         self.blobs().map(Blob::size).sum()
     }
 }
@@ -212,7 +212,7 @@ impl Image {
     /// layers, in the manifest's order. Architecture, diff_ids and comments come from the
     /// config; [`validate`] checks that the blobs agree.
     #[cfg(test)]
-    pub fn from_blobs(manifest: Blob, config: Blob, layers: Vec<Blob>) -> Result<Image> {
+    pub(crate) fn from_blobs(manifest: Blob, config: Blob, layers: Vec<Blob>) -> Result<Image> {
         let parsed: ImageConfiguration =
             serde_json::from_slice(config.data()).context("the config is not an image config")?;
         let arch = Arch::ALL

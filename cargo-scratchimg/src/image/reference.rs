@@ -11,7 +11,7 @@ use anyhow::{Error, Result, bail};
 
 /// A tagged image name such as `hello:0.1.0` or `ghcr.io/acme/hello:v1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
+pub(crate) struct ImageRef {
     registry: String,
     repository: String,
     tag: String,
@@ -23,7 +23,7 @@ const HELP: &str =
 
 impl ImageRef {
     /// The name Docker shows: `hello:0.1.0` for Docker Hub's library, else the full name.
-    pub fn familiar(&self) -> String {
+    pub(crate) fn familiar(&self) -> String {
         let name = match self.registry.as_str() {
             DOCKER_HUB => self
                 .repository
@@ -35,24 +35,24 @@ impl ImageRef {
     }
 
     /// The fully qualified name containerd records: `docker.io/library/hello:0.1.0`.
-    pub fn qualified(&self) -> String {
+    pub(crate) fn qualified(&self) -> String {
         format!("{}/{}:{}", self.registry, self.repository, self.tag)
     }
 
-    pub fn tag(&self) -> &str {
+    pub(crate) fn tag(&self) -> &str {
         &self.tag
     }
 
-    pub fn registry(&self) -> &str {
+    pub(crate) fn registry(&self) -> &str {
         &self.registry
     }
 
-    pub fn repository(&self) -> &str {
+    pub(crate) fn repository(&self) -> &str {
         &self.repository
     }
 
     /// A tag made from a crate version: SemVer's `+build` is not allowed in tags, `_` is.
-    pub fn tag_for_version(version: &str) -> String {
+    pub(crate) fn tag_for_version(version: &str) -> String {
         version.replace('+', "_")
     }
 }
@@ -104,22 +104,14 @@ fn is_tag(s: &str) -> bool {
 /// A repository without a tag, such as `ghcr.io/acme/hello`: what `--push` and
 /// `SCRATCHIMG_REPO` may name, to be completed with the tags of the image.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Repository {
+pub(crate) struct Repository {
     registry: String,
     repository: String,
 }
 
 impl Repository {
-    pub fn registry(&self) -> &str {
-        &self.registry
-    }
-
-    pub fn repository(&self) -> &str {
-        &self.repository
-    }
-
     /// This repository under `tag`, which must already be valid.
-    pub fn tagged(&self, tag: &str) -> ImageRef {
+    pub(crate) fn tagged(&self, tag: &str) -> ImageRef {
         ImageRef {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -128,13 +120,13 @@ impl Repository {
     }
 
     /// `PREFIX/NAME`, where the prefix is a registry with an optional path, like `KO_DOCKER_REPO`.
-    pub fn under_prefix(prefix: &str, name: &str) -> Result<Repository> {
+    pub(crate) fn under_prefix(prefix: &str, name: &str) -> Result<Repository> {
         let joined = format!("{}/{name}", prefix.trim_end_matches('/'));
         parse_name(&joined, &joined)
     }
 
     /// Whether `s` names its registry, i.e. would not default to Docker Hub.
-    pub fn names_registry(s: &str) -> bool {
+    pub(crate) fn names_registry(s: &str) -> bool {
         s.split_once('/')
             .is_some_and(|(host, _)| host.contains(['.', ':']) || host == "localhost")
     }
@@ -225,16 +217,6 @@ impl FromStr for ImageRef {
     }
 }
 
-impl ImageRef {
-    /// The repository this reference tags.
-    pub fn repo(&self) -> Repository {
-        Repository {
-            registry: self.registry.clone(),
-            repository: self.repository.clone(),
-        }
-    }
-}
-
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.familiar())
@@ -297,15 +279,13 @@ mod tests {
         assert_eq!(repo.tagged("v1").familiar(), "localhost:5000/acme/hello:v1");
         assert!("localhost:5000/hello:v1".parse::<Repository>().is_err());
         let repo = Repository::under_prefix("ghcr.io/acme/", "hello").unwrap();
-        assert_eq!(
-            (repo.registry(), repo.repository()),
-            ("ghcr.io", "acme/hello")
-        );
+        assert_eq!(repo.tagged("v1").qualified(), "ghcr.io/acme/hello:v1");
         assert_eq!(
             Repository::under_prefix("acme", "hello")
                 .unwrap()
-                .registry(),
-            "docker.io"
+                .tagged("v1")
+                .qualified(),
+            "docker.io/acme/hello:v1"
         );
         assert!(Repository::under_prefix("ghcr.io/Acme", "hello").is_err());
         assert!(Repository::names_registry("127.0.0.1:5000/x"));

@@ -18,7 +18,7 @@ use crate::target::Target;
 
 /// An image made, with the plan it was made from.
 pub(crate) struct AssembledImage {
-    pub plan: ImagePlan,
+    pub image: ImagePlan,
     pub artifact: Artifact,
     pub sboms: Vec<SbomDocument>,
 }
@@ -42,7 +42,7 @@ pub(crate) fn assemble(
         .map(|image| {
             let (artifact, sboms) = assemble_one(plan, &image, builds, report)?;
             Ok(AssembledImage {
-                plan: image,
+                image,
                 artifact,
                 sboms,
             })
@@ -137,11 +137,7 @@ fn pack(
     let (app, hit) = cache.layer(&app_files, comment, report)?;
     report.status("Packing", &app.comment());
     report.verbose("Cache", &|| {
-        let how = match hit {
-            crate::cache::Hit::Cached => "reused",
-            crate::cache::Hit::Miss => "stored",
-        };
-        format!("{how} layer {}", app.blob().digest())
+        format!("{} layer {}", hit.verb(), app.blob().digest())
     });
 
     let derived = config::standard_annotations(
@@ -156,9 +152,9 @@ fn pack(
             image.package.repository.as_deref(),
             image.git.origin.as_deref(),
         ),
-        toolchain: plan.toolchain.clone(),
+        toolchain: plan.rustc_version.clone(),
         features: graph.map(|g| g.features.clone()).unwrap_or_default(),
-        profile: plan.request.profile.inherits.clone(),
+        profile: plan.request.profile.requested.clone(),
         target: target.triple.clone(),
         auditable: plan.auditable,
     };

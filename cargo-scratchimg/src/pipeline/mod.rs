@@ -2,8 +2,9 @@
 //!
 //! 1. [`plan()`]: read the workspace and the settings, check everything that can be checked
 //!    before cargo builds, and claim the outputs: a [`Plan`], and one [`ImagePlan`] per image.
-//!    The last run's build starts meanwhile ([`crate::cargo::early`]), and so does whatever
-//!    needs nothing from cargo (toolchain probes, git, registries, the engine, base layers).
+//!    The last run's build starts at once ([`crate::cargo::early`]); toolchain probes, git,
+//!    registries and the engine run beside `cargo metadata`, and `rustc -vV`, the base layers
+//!    and the crate graphs as soon as what each needs is known (`beside.rs`).
 //! 2. [`compile()`]: one `cargo build` per platform, checked static: [`PlatformBuild`]s.
 //! 3. [`assemble()`]: each image, or index of one image per platform, on its base layer, with
 //!    its SBOM: [`AssembledImage`]s, each carrying its [`ImagePlan`].
@@ -12,10 +13,11 @@
 //! 5. [`publish()`]: write, load and push each image: an [`Outcome`] each.
 
 mod assemble;
+mod beside;
 mod compile;
+mod names;
 mod plan;
 mod publish;
-mod tags;
 mod verify;
 
 use std::path::{Path, PathBuf};

@@ -3,20 +3,20 @@
 //! the old output stays until the new one is whole), targets and linkers, registries and
 //! their credentials, the container engine.
 //!
-//! What needs nothing from the plan runs beside it, on the other core ([`Beside`]).
+//! What can run while cargo reads the workspace and the plan is made runs beside it, on the
+//! other core ([`Beside`]), each part started as soon as what it needs is known.
 
 use std::path::{Path, PathBuf};
-use std::thread::{Scope, ScopedJoinHandle};
 
 use anyhow::{Result, bail};
 use cargo_metadata::Package;
 
-use super::tags::{beside, image_tags, output_name, push_hosts, push_refs, sbom_beside};
-use super::{Load, Options};
-use crate::cache::{Hit, Keyed, LayerCache};
+use super::Options;
+use super::beside::{Beside, Groundwork};
+use super::names::{beside, image_tags, output_name, push_refs, sbom_beside};
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
-use crate::cargo::early::{self, Early};
-use crate::cargo::graph::{self, Graphs};
+use crate::cargo::early::Early;
+use crate::cargo::graph::Graphs;
 use crate::cargo::linker;
 use crate::cargo::toolchain::{self, Install, Probe};
 use crate::cargo::workspace::{self, Workspace};
@@ -32,7 +32,7 @@ use crate::sbom::SbomFormat;
 use crate::sink::{Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
-use crate::util::{join, unique};
+use crate::util::unique;
 
 /// What a run will do, settled before cargo builds; the images are [`ImagePlan`]s beside it.
 pub(crate) struct Plan {
@@ -45,7 +45,7 @@ pub(crate) struct Plan {
     /// Each distinct base layer the images stand on.
     pub bases: Vec<(BaseFiles, Layer)>,
     /// `rustc -vV`, for the provenance annotations.
-    pub toolchain: String,
+    pub rustc_version: String,
     /// Registries to push to, connected and with their credentials checked.
     pub registries: Vec<Registry>,
     /// The engine `--load` loads into, which answered.
@@ -161,8 +161,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             None => settings_targets(&images)?,
         };
         let auditable = options.auditable && env.current_exe.is_some();
-        let request = build_request(&images, options, auditable, report)?;
-        if options.auditable || options.sbom.is_some() {
+        let request = build_request(&manifest, &images, options, auditable, report)?;
+        if auditable || options.sbom.is_some() {
             beside.crate_graphs(
                 scope,
                 &request,
@@ -173,6 +173,9 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 report,
             );
         }
+        // A wrong host, password or certificate, or no engine, fails before any target is
+        // installed.
+        let (registries, engine) = beside.connections(report)?;
         let mut platforms = Vec::new();
         for target in &targets {
             let probe = beside.probe(target, &manifest_dir, env)?;
@@ -181,7 +184,6 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 probe,
                 &manifest,
                 &manifest_dir,
-                &workspace,
                 options,
                 env,
                 report,
@@ -193,12 +195,10 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             }
         }
         let Groundwork {
-            registries,
-            engine,
-            toolchain,
+            rustc_version,
             bases,
             mut graphs,
-        } = beside.join(report)?;
+        } = beside.join()?;
         for platform in &mut platforms {
             platform.graphs = graphs.remove(&platform.target).unwrap_or_default();
         }
@@ -208,7 +208,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             request,
             platforms,
             bases,
-            toolchain,
+            rustc_version,
             registries,
             engine,
             format: options.format,
@@ -337,7 +337,10 @@ fn settings_targets(images: &[ImagePlan]) -> Result<Vec<Target>> {
 }
 
 /// One cargo invocation for every image: features and profile from flags, else from settings.
+/// It names the manifest the run was given (any of the workspace serves for `-p name@version`),
+/// so the next run, given the same one, can start it early.
 fn build_request(
+    manifest: &Path,
     images: &[ImagePlan],
     options: &Options,
     auditable: bool,
@@ -379,11 +382,8 @@ fn build_request(
             }
         }
     };
-    let first = images
-        .first()
-        .expect("a workspace gives at least one image");
     Ok(BuildRequest {
-        manifest_path: first.package.manifest_path.clone().into_std_path_buf(),
+        manifest_path: manifest.to_path_buf(),
         packages: images
             .iter()
             .map(|image| PackageBins {
@@ -398,7 +398,7 @@ fn build_request(
         no_default_features: options.cargo.no_default_features,
         lock_flags: options.cargo.lock_flags(),
         profile: Profile {
-            inherits: profile,
+            requested: profile,
             auditable,
         },
         verbosity: report.verbosity(),
@@ -412,7 +412,6 @@ fn plan_platform(
     probe: Probe,
     manifest: &Path,
     manifest_dir: &Path,
-    workspace: &Workspace,
     options: &Options,
     env: &Env,
     report: &dyn Reporter,
@@ -428,7 +427,7 @@ fn plan_platform(
     let linker_env = if host == Some(target.arch) {
         Vec::new()
     } else {
-        let context = linker::link_context(target, &libdir, workspace.root(), env, || {
+        let context = linker::link_context(target, &libdir, env, || {
             workspace::c_packages(&env.cargo, manifest, &target.triple, &options.cargo)
         })?;
         linker::cross_env(target, host, &context)?
@@ -468,256 +467,4 @@ fn claim_sboms(
         }
     }
     Ok(claims)
-}
-
-/// What the work beside the plan gave, joined.
-struct Groundwork {
-    registries: Vec<Registry>,
-    engine: Option<Engine>,
-    toolchain: String,
-    bases: Vec<(BaseFiles, Layer)>,
-    graphs: std::collections::BTreeMap<Target, Graphs>,
-}
-
-/// Each target's standard library, as looked for.
-type Probes = Vec<(Target, Result<Probe>)>;
-
-/// Each target's crate graphs.
-type GraphsByTarget = Vec<(Target, Graphs)>;
-
-/// The work that runs beside `cargo metadata` and the planning, on the other core: started by
-/// its methods as soon as what each needs is known, joined in [`Beside::join`] (the git facts
-/// and the probes, which the plan itself needs, as they are asked for).
-struct Beside<'scope> {
-    /// The last run's build, started at once.
-    early: Early,
-    /// The standard library of the targets the flags name (or the host's).
-    probes: Option<ScopedJoinHandle<'scope, Probes>>,
-    probed: Probes,
-    /// Most runs make an image of the manifest's own package: git is asked about it at once.
-    git: Option<ScopedJoinHandle<'scope, GitFacts>>,
-    /// A wrong host, password or certificate fails in a second, not after the compile.
-    registries: Option<ScopedJoinHandle<'scope, Result<Vec<Registry>>>>,
-    engine: Option<ScopedJoinHandle<'scope, Result<Engine>>>,
-    toolchain: Option<ScopedJoinHandle<'scope, Result<String>>>,
-    bases: Vec<(BaseFiles, ScopedJoinHandle<'scope, Result<Layer>>)>,
-    graphs: Option<ScopedJoinHandle<'scope, Result<GraphsByTarget>>>,
-}
-
-impl<'scope> Beside<'scope> {
-    /// Starts what needs nothing from cargo: the early build, the probes, git, the registries
-    /// and the engine.
-    fn start<'env>(
-        scope: &'scope Scope<'scope, 'env>,
-        options: &'env Options,
-        env: &'env Env,
-        manifest: &Path,
-        manifest_dir: &'env Path,
-        flag_targets: Option<Vec<Target>>,
-        report: &'env dyn Reporter,
-    ) -> Beside<'scope> {
-        let early = start_early(options, env, manifest, manifest_dir, report);
-        if early.started() {
-            report.verbose("Building", &|| {
-                "early: the last run's build, while cargo reads the workspace".into()
-            });
-        }
-        let likely_targets = flag_targets.or_else(|| Target::host_musl().ok().map(|t| vec![t]));
-        let probes = scope.spawn(move || {
-            likely_targets
-                .into_iter()
-                .flatten()
-                .map(|t| {
-                    let probe = toolchain::probe(&t, manifest_dir, env);
-                    (t, probe)
-                })
-                .collect()
-        });
-        let git = scope.spawn(move || GitFacts::read(manifest_dir));
-        let hosts = push_hosts(&options.push, env.default_repo.as_deref());
-        let registries = (!hosts.is_empty()).then(|| {
-            scope.spawn(move || {
-                hosts
-                    .iter()
-                    .map(|host| Registry::connect(host, &options.registry, report))
-                    .collect()
-            })
-        });
-        let engine = options.load.map(|load| {
-            scope.spawn(move || match load {
-                Load::Auto => Engine::detect(),
-                Load::Engine(engine) => engine.check(),
-            })
-        });
-        Beside {
-            early,
-            probes: Some(probes),
-            probed: Vec::new(),
-            git: Some(git),
-            registries,
-            engine,
-            toolchain: None,
-            bases: Vec::new(),
-            graphs: None,
-        }
-    }
-
-    /// Starts `rustc -vV` (kept in the layout's cache).
-    fn rustc_version<'env>(
-        &mut self,
-        scope: &'scope Scope<'scope, 'env>,
-        env: &'env Env,
-        dir: &'env Path,
-        layout: &Layout,
-        report: &'env dyn Reporter,
-    ) {
-        let cache = Keyed::open(layout, "rustc", 8);
-        self.toolchain =
-            Some(scope.spawn(move || toolchain::rustc_version(env, dir, &cache, report)));
-    }
-
-    /// Starts each distinct base layer, from the layer cache: compressing one is most of the
-    /// work of a run whose build is up to date, and it is the same run after run.
-    fn base_layers<'env>(
-        &mut self,
-        scope: &'scope Scope<'scope, 'env>,
-        images: &[ImagePlan],
-        layout: &Layout,
-        report: &'env dyn Reporter,
-    ) {
-        let cache = LayerCache::open(layout);
-        for base in unique(images.iter().map(|i| &i.settings.base)) {
-            let (files, cache) = (base.clone(), cache.clone());
-            let making = scope.spawn(move || {
-                let builder = rootfs::base_files(&files)?;
-                let (layer, _) = cache.layer(&builder, rootfs::base_comment(&files), report)?;
-                Ok(layer)
-            });
-            self.bases.push((base.clone(), making));
-        }
-    }
-
-    /// Starts resolving the crate graphs of every target.
-    #[allow(clippy::too_many_arguments)]
-    fn crate_graphs<'env>(
-        &mut self,
-        scope: &'scope Scope<'scope, 'env>,
-        request: &BuildRequest,
-        targets: &[Target],
-        workspace_root: &Path,
-        env: &'env Env,
-        layout: &Layout,
-        report: &'env dyn Reporter,
-    ) {
-        let cache = Keyed::open(layout, "graphs", graph::KEEP);
-        let (request, targets) = (request.clone(), targets.to_vec());
-        let root = workspace_root.to_path_buf();
-        self.graphs = Some(scope.spawn(move || {
-            targets
-                .into_iter()
-                .map(|target| {
-                    let (graphs, hit) =
-                        graph::resolve(&request, &target, &root, env, &cache, report)?;
-                    let how = match hit {
-                        Hit::Cached => "reused",
-                        Hit::Miss => "resolved",
-                    };
-                    report.verbose("Cache", &|| {
-                        format!("{how} the crate graph for {}", target.triple)
-                    });
-                    Ok((target, graphs))
-                })
-                .collect()
-        }));
-    }
-
-    /// What git says of the manifest's directory.
-    fn git(&mut self) -> GitFacts {
-        self.git.take().map(join).unwrap_or_default()
-    }
-
-    /// `target`'s standard library: probed beside `cargo metadata` when the flags named it,
-    /// else now.
-    fn probe(&mut self, target: &Target, dir: &Path, env: &Env) -> Result<Probe> {
-        if let Some(probing) = self.probes.take() {
-            self.probed = join(probing);
-        }
-        match self.probed.iter().position(|(t, _)| t == target) {
-            Some(i) => self.probed.remove(i).1,
-            None => toolchain::probe(target, dir, env),
-        }
-    }
-
-    /// Joins the rest: the first error wins, as it would have one after another.
-    fn join(&mut self, report: &dyn Reporter) -> Result<Groundwork> {
-        let registries = self
-            .registries
-            .take()
-            .map(join)
-            .transpose()?
-            .unwrap_or_default();
-        for registry in &registries {
-            report.verbose("Registry", &|| registry.describe());
-        }
-        let engine = self.engine.take().map(join).transpose()?;
-        let toolchain = match self.toolchain.take() {
-            Some(handle) => join(handle)?,
-            None => String::new(),
-        };
-        let bases = std::mem::take(&mut self.bases)
-            .into_iter()
-            .map(|(files, making)| Ok((files, join(making)?)))
-            .collect::<Result<_>>()?;
-        let graphs = match self.graphs.take() {
-            Some(handle) => join(handle)?.into_iter().collect(),
-            None => Default::default(),
-        };
-        Ok(Groundwork {
-            registries,
-            engine,
-            toolchain,
-            bases,
-            graphs,
-        })
-    }
-}
-
-/// Starts the build the last run like this one planned ([`early`]), if it can build: its
-/// target installed.
-fn start_early(
-    options: &Options,
-    env: &Env,
-    manifest: &Path,
-    manifest_dir: &Path,
-    report: &dyn Reporter,
-) -> Early {
-    // Runs with the same manifest and flags mostly plan the same build.
-    let key = format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}",
-        std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf()),
-        options.cargo,
-        options.target,
-        options.platforms,
-        options.auditable,
-        options.sbom,
-        report.verbosity(),
-    );
-    let target_dir = early::likely_target_dir(
-        manifest_dir,
-        options.cargo.target_dir.as_deref(),
-        env.target_dir.as_deref(),
-    );
-    Early::start(
-        &key,
-        manifest,
-        target_dir.as_deref(),
-        env,
-        report,
-        |triple| {
-            // Never rustc's "can't find crate for `std`".
-            Target::parse(triple).is_ok_and(|target| {
-                toolchain::probe(&target, manifest_dir, env).is_ok_and(|probe| probe.installed)
-            })
-        },
-    )
 }

@@ -41,7 +41,7 @@ fn publish_each(
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     for AssembledImage {
-        plan: image,
+        image,
         artifact,
         sboms,
     } in images

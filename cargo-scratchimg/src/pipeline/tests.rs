@@ -155,6 +155,8 @@ fn options(out: &Path, format: Format) -> Options {
     Options {
         cargo: CargoOptions {
             workspace: true,
+            // cargo would take CARGO_TARGET_DIR from the test's own environment.
+            target_dir: Some(out.parent().unwrap().join("target")),
             ..CargoOptions::default()
         },
         platforms: Some("linux/amd64,linux/arm64".into()),
@@ -206,7 +208,11 @@ fn the_plan_of_a_workspace_holds_one_record_per_image_and_platform() {
     );
     assert_eq!(plan.request.profile.name(), "scratchimg-release");
     assert_eq!(plan.bases.len(), 1, "both images stand on the same base");
-    assert!(plan.toolchain.starts_with("rustc "), "{}", plan.toolchain);
+    assert!(
+        plan.rustc_version.starts_with("rustc "),
+        "{}",
+        plan.rustc_version
+    );
 
     assert_eq!(images.len(), 2);
     for (image, name) in images.iter().zip(["api", "worker"]) {
@@ -319,7 +325,7 @@ fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("verify-"))
+            .filter(|n| n.starts_with(crate::layout::Layout::VERIFY_PREFIX))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let hidden: Vec<_> = std::fs::read_dir(&out)

@@ -120,7 +120,6 @@ impl fmt::Display for Engine {
 /// What an engine loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Loaded {
-    pub engine: Engine,
     /// The names it says it loaded, e.g. `hello:0.1.0`.
     pub names: Vec<String>,
 }
@@ -170,5 +169,5 @@ pub(crate) fn load(
         .filter(|name| !name.is_empty())
         .map(str::to_string)
         .collect();
-    Ok(Loaded { engine, names })
+    Ok(Loaded { names })
 }

@@ -82,7 +82,7 @@ pub(crate) fn read_layout(read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<Arti
                 .collect::<Result<_>>()?;
             let index = Index::new(images)?;
             ensure!(
-                index.digest() == stored.digest(),
+                index.manifest().digest() == stored.digest(),
                 "the index {} is not the one its images make",
                 stored.digest()
             );

@@ -9,7 +9,7 @@ use oci_spec::image::Digest;
 
 use crate::image::{Artifact, Blob, ImageRef};
 use crate::registry::{Mount, MountSources, Registry, Session};
-use crate::report::{Progress, Reporter, human_size};
+use crate::report::{Progress, ProgressEnd, Reporter, human_size};
 
 /// What a push did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +60,11 @@ fn place_blob(
 ) -> Result<Placed> {
     let placed = try_place_blob(session, registry, mounts, blob, bar);
     if let Some(bar) = bar {
-        bar.finish(placed.is_ok());
+        bar.finish(match &placed {
+            Ok(Placed::Uploaded) => ProgressEnd::Done,
+            Ok(Placed::Existed | Placed::Mounted(_)) => ProgressEnd::Skipped,
+            Err(_) => ProgressEnd::Failed,
+        });
     }
     placed.with_context(|| {
         format!(

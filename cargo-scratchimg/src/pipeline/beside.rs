@@ -1,0 +1,282 @@
+//! The work that runs beside `cargo metadata` and the planning, on the other core: the last
+//! run's build, toolchain probes, git, registry connections, the engine, `rustc -vV`, the base
+//! layers and the crate graphs. [`Beside`] starts each as soon as what it needs is known, and
+//! hands back what it gave: the probes and git facts as the plan asks for them, the
+//! connections before any target is installed, the rest in [`Beside::join`].
+
+use std::path::Path;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use anyhow::Result;
+
+use super::names::push_hosts;
+use super::plan::ImagePlan;
+use super::{Load, Options};
+use crate::cache::LayerCache;
+use crate::cargo::command::BuildRequest;
+use crate::cargo::early::{self, Early};
+use crate::cargo::graph::{self, Graphs};
+use crate::cargo::toolchain::{self, Probe};
+use crate::env::Env;
+use crate::git::GitFacts;
+use crate::image::Layer;
+use crate::layout::Layout;
+use crate::registry::Registry;
+use crate::report::Reporter;
+use crate::rootfs::{self, BaseFiles};
+use crate::sink::Engine;
+use crate::target::Target;
+use crate::util::{join, unique};
+
+/// What the work beside the plan gave, joined.
+pub(super) struct Groundwork {
+    pub rustc_version: String,
+    pub bases: Vec<(BaseFiles, Layer)>,
+    pub graphs: std::collections::BTreeMap<Target, Graphs>,
+}
+
+/// Each target's standard library, as looked for.
+type Probes = Vec<(Target, Result<Probe>)>;
+
+/// Each target's crate graphs.
+type GraphsByTarget = Vec<(Target, Graphs)>;
+
+/// The work that runs beside `cargo metadata` and the planning, on the other core: started by
+/// its methods as soon as what each needs is known, joined in [`Beside::join`] (the git facts
+/// and the probes, which the plan itself needs, as they are asked for).
+pub(super) struct Beside<'scope> {
+    /// The last run's build, started at once.
+    pub early: Early,
+    /// The standard library of the targets the flags name (or the host's).
+    probes: Option<ScopedJoinHandle<'scope, Probes>>,
+    probed: Probes,
+    /// Most runs make an image of the manifest's own package: git is asked about it at once.
+    git: Option<ScopedJoinHandle<'scope, GitFacts>>,
+    /// A wrong host, password or certificate fails in a second, not after the compile.
+    registries: Option<ScopedJoinHandle<'scope, Result<Vec<Registry>>>>,
+    engine: Option<ScopedJoinHandle<'scope, Result<Engine>>>,
+    rustc_version: Option<ScopedJoinHandle<'scope, Result<String>>>,
+    bases: Vec<(BaseFiles, ScopedJoinHandle<'scope, Result<Layer>>)>,
+    graphs: Option<ScopedJoinHandle<'scope, Result<GraphsByTarget>>>,
+}
+
+impl<'scope> Beside<'scope> {
+    /// Starts what needs nothing from cargo: the early build, the probes, git, the registries
+    /// and the engine.
+    pub(super) fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        options: &'env Options,
+        env: &'env Env,
+        manifest: &Path,
+        manifest_dir: &'env Path,
+        flag_targets: Option<Vec<Target>>,
+        report: &'env dyn Reporter,
+    ) -> Beside<'scope> {
+        let early = start_early(options, env, manifest, manifest_dir, report);
+        if early.started() {
+            report.verbose("Building", &|| {
+                "early: the last run's build, while cargo reads the workspace".into()
+            });
+        }
+        let likely_targets = flag_targets.or_else(|| Target::host_musl().ok().map(|t| vec![t]));
+        let probes = scope.spawn(move || {
+            likely_targets
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let probe = toolchain::probe(&t, manifest_dir, env);
+                    (t, probe)
+                })
+                .collect()
+        });
+        let git = scope.spawn(move || GitFacts::read(manifest_dir));
+        let hosts = push_hosts(&options.push, env.default_repo.as_deref());
+        let registries = (!hosts.is_empty()).then(|| {
+            scope.spawn(move || {
+                hosts
+                    .iter()
+                    .map(|host| Registry::connect(host, &options.registry, report))
+                    .collect()
+            })
+        });
+        let engine = options.load.map(|load| {
+            scope.spawn(move || match load {
+                Load::Auto => Engine::detect(),
+                Load::Engine(engine) => engine.check(),
+            })
+        });
+        Beside {
+            early,
+            probes: Some(probes),
+            probed: Vec::new(),
+            git: Some(git),
+            registries,
+            engine,
+            rustc_version: None,
+            bases: Vec::new(),
+            graphs: None,
+        }
+    }
+
+    /// Starts `rustc -vV` (kept in the layout's cache).
+    pub(super) fn rustc_version<'env>(
+        &mut self,
+        scope: &'scope Scope<'scope, 'env>,
+        env: &'env Env,
+        dir: &'env Path,
+        layout: &Layout,
+        report: &'env dyn Reporter,
+    ) {
+        let layout = layout.clone();
+        self.rustc_version =
+            Some(scope.spawn(move || toolchain::rustc_version(env, dir, &layout, report)));
+    }
+
+    /// Starts each distinct base layer, from the layer cache: compressing one is most of the
+    /// work of a run whose build is up to date, and it is the same run after run.
+    pub(super) fn base_layers<'env>(
+        &mut self,
+        scope: &'scope Scope<'scope, 'env>,
+        images: &[ImagePlan],
+        layout: &Layout,
+        report: &'env dyn Reporter,
+    ) {
+        let cache = LayerCache::open(layout);
+        for base in unique(images.iter().map(|i| &i.settings.base)) {
+            let (files, cache) = (base.clone(), cache.clone());
+            let making = scope.spawn(move || {
+                let builder = rootfs::base_files(&files)?;
+                let (layer, _) = cache.layer(&builder, rootfs::base_comment(&files), report)?;
+                Ok(layer)
+            });
+            self.bases.push((base.clone(), making));
+        }
+    }
+
+    /// Starts resolving the crate graphs of every target.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn crate_graphs<'env>(
+        &mut self,
+        scope: &'scope Scope<'scope, 'env>,
+        request: &BuildRequest,
+        targets: &[Target],
+        workspace_root: &Path,
+        env: &'env Env,
+        layout: &Layout,
+        report: &'env dyn Reporter,
+    ) {
+        let cache = graph::cache(layout);
+        let (request, targets) = (request.clone(), targets.to_vec());
+        let root = workspace_root.to_path_buf();
+        self.graphs = Some(scope.spawn(move || {
+            targets
+                .into_iter()
+                .map(|target| {
+                    let (graphs, hit) =
+                        graph::resolve(&request, &target, &root, env, &cache, report)?;
+                    report.verbose("Cache", &|| {
+                        format!("{} the crate graph for {}", hit.verb(), target.triple)
+                    });
+                    Ok((target, graphs))
+                })
+                .collect()
+        }));
+    }
+
+    /// What git says of the manifest's directory.
+    pub(super) fn git(&mut self) -> GitFacts {
+        self.git.take().map(join).unwrap_or_default()
+    }
+
+    /// `target`'s standard library: probed beside `cargo metadata` when the flags named it,
+    /// else now.
+    pub(super) fn probe(&mut self, target: &Target, dir: &Path, env: &Env) -> Result<Probe> {
+        if let Some(probing) = self.probes.take() {
+            self.probed = join(probing);
+        }
+        match self.probed.iter().position(|(t, _)| t == target) {
+            Some(i) => self.probed.remove(i).1,
+            None => toolchain::probe(target, dir, env),
+        }
+    }
+
+    /// The registries, connected and with their credentials checked, and the engine.
+    pub(super) fn connections(
+        &mut self,
+        report: &dyn Reporter,
+    ) -> Result<(Vec<Registry>, Option<Engine>)> {
+        let registries = self
+            .registries
+            .take()
+            .map(join)
+            .transpose()?
+            .unwrap_or_default();
+        for registry in &registries {
+            report.verbose("Registry", &|| registry.describe());
+        }
+        let engine = self.engine.take().map(join).transpose()?;
+        Ok((registries, engine))
+    }
+
+    /// Joins the rest.
+    pub(super) fn join(&mut self) -> Result<Groundwork> {
+        let rustc_version = match self.rustc_version.take() {
+            Some(handle) => join(handle)?,
+            None => String::new(),
+        };
+        let bases = std::mem::take(&mut self.bases)
+            .into_iter()
+            .map(|(files, making)| Ok((files, join(making)?)))
+            .collect::<Result<_>>()?;
+        let graphs = match self.graphs.take() {
+            Some(handle) => join(handle)?.into_iter().collect(),
+            None => Default::default(),
+        };
+        Ok(Groundwork {
+            rustc_version,
+            bases,
+            graphs,
+        })
+    }
+}
+
+/// Starts the build the last run like this one planned ([`early`]), if it can build: its
+/// target installed.
+fn start_early(
+    options: &Options,
+    env: &Env,
+    manifest: &Path,
+    manifest_dir: &Path,
+    report: &dyn Reporter,
+) -> Early {
+    // Runs with the same manifest and flags mostly plan the same build.
+    let key = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}",
+        std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf()),
+        options.cargo,
+        options.target,
+        options.platforms,
+        options.auditable,
+        options.sbom,
+        report.verbosity(),
+    );
+    let target_dir = early::likely_target_dir(
+        manifest_dir,
+        options.cargo.target_dir.as_deref(),
+        env.target_dir.as_deref(),
+        &env.cwd,
+    );
+    Early::start(
+        &key,
+        manifest,
+        target_dir.as_deref(),
+        env,
+        report,
+        |triple| {
+            // Never rustc's "can't find crate for `std`".
+            Target::parse(triple).is_ok_and(|target| {
+                toolchain::probe(&target, manifest_dir, env).is_ok_and(|probe| probe.installed)
+            })
+        },
+    )
+}
