@@ -18,6 +18,7 @@
 
 #![warn(unreachable_pub)]
 
+mod attest;
 mod cache;
 mod cargo;
 mod config;
@@ -33,6 +34,7 @@ mod report;
 mod rootfs;
 mod sbom;
 mod shell;
+mod sign;
 mod sink;
 mod source_date;
 mod target;
