@@ -40,6 +40,8 @@ mod source_date;
 mod target;
 mod util;
 
+pub use attest::Attach;
+pub use attest::verify::{Verification, VerifyOptions, verify_remote};
 pub use cargo::CargoOptions;
 pub use cargo::wrapper::run_if_wrapping;
 pub use config::ImageFlags;
@@ -51,4 +53,5 @@ pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, S
 pub use report::{Capture, Event, Progress, Reporter, Verbosity};
 pub use sbom::SbomFormat;
 pub use shell::{MessageFormat, Shell};
+pub use sign::KeySource;
 pub use sink::{Engine, Format};

@@ -13,6 +13,7 @@ use cargo_metadata::Package;
 
 use super::tags::{beside, image_tags, output_name, push_hosts, push_refs, sbom_beside};
 use super::{Load, Options};
+use crate::attest::Attach;
 use crate::cache::{Hit, Keyed, LayerCache};
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
 use crate::cargo::early::{self, Early};
@@ -29,6 +30,7 @@ use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
+use crate::sign::SigningKey;
 use crate::sink::{Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
@@ -55,6 +57,13 @@ pub(crate) struct Plan {
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
     pub auditable: bool,
     pub verify: bool,
+    /// What goes next to pushed images (`--attach`, default all).
+    pub attach: Attach,
+    /// `--attach` was given: a registry that refuses the artifacts fails the push, and file
+    /// outputs hold them too.
+    pub attach_explicit: bool,
+    /// `--sign-key`, read and checked before the build.
+    pub sign_key: Option<SigningKey>,
 }
 
 /// One platform to build for.
@@ -84,6 +93,8 @@ pub(crate) struct ImagePlan {
     pub push_to: Vec<ImageRef>,
     /// The SBOM files beside the output, claimed.
     pub sboms: Vec<SbomClaim>,
+    /// `<output>.intoto.json`, claimed: the provenance beside the output.
+    pub provenance: Option<PendingFile>,
 }
 
 /// An SBOM file beside the output: one per platform and binary.
@@ -124,6 +135,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
     };
     let flag_targets = flag_targets(options)?;
     check_workspace_flags(options)?;
+    // A key that cannot sign fails now, not after the build.
+    let sign_key = options.sign_key.load()?;
     std::thread::scope(|scope| {
         let mut beside = Beside::start(
             scope,
@@ -192,6 +205,15 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 image.sboms = claim_sboms(image, &targets, format)?;
             }
         }
+        for image in &mut images {
+            image.provenance = image
+                .destination
+                .as_ref()
+                .map(|output| {
+                    PendingFile::create(&super::tags::beside(output.path(), "intoto.json"))
+                })
+                .transpose()?;
+        }
         let Groundwork {
             registries,
             engine,
@@ -215,6 +237,9 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             sbom: options.sbom,
             auditable,
             verify: options.verify,
+            attach: options.attach.unwrap_or(Attach::All),
+            attach_explicit: options.attach.is_some(),
+            sign_key,
         };
         Ok(Planned {
             plan,
@@ -319,6 +344,7 @@ fn plan_image(
         destination,
         push_to,
         sboms: Vec::new(),
+        provenance: None,
     })
 }
 

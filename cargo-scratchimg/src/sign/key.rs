@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use pkcs8::der::{Decode, pem};
 use pkcs8::spki::{EncodePublicKey, SubjectPublicKeyInfoRef};
-use pkcs8::{DecodePrivateKey, LineEnding, ObjectIdentifier, PrivateKeyInfo};
+use pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -265,7 +265,9 @@ impl VerifyingKey {
     }
 
     /// The PEM public key, as `openssl pkey -pubout` writes it.
+    #[cfg(test)]
     pub(crate) fn to_pem(&self) -> String {
+        use pkcs8::LineEnding;
         let pem = match self {
             VerifyingKey::P256(key) => key.to_public_key_pem(LineEnding::LF),
             VerifyingKey::Ed25519(key) => key.to_public_key_pem(LineEnding::LF),
@@ -310,7 +312,7 @@ pub(crate) mod tests {
     }
 
     fn pkcs8_pem(key: &SigningKey) -> String {
-        use pkcs8::EncodePrivateKey;
+        use pkcs8::{EncodePrivateKey, LineEnding};
         let pem = match key {
             SigningKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF).unwrap(),
             SigningKey::Ed25519(k) => k.to_pkcs8_pem(LineEnding::LF).unwrap(),
