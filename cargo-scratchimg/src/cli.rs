@@ -349,6 +349,62 @@ mod tests {
     }
 
     #[test]
+    fn builds_need_no_subcommand_and_verify_is_one() {
+        use clap::Parser;
+        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from([
+            "cargo",
+            "scratchimg",
+            "-t",
+            "x:1",
+            "--attach",
+            "sbom",
+            "-q",
+        ]);
+        assert!(args.command.is_none() && args.quiet);
+        assert_eq!(args.build.tags, ["x:1"]);
+        assert_eq!(args.build.attach, Some(super::AttachArg::Sbom));
+        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from([
+            "cargo",
+            "scratchimg",
+            "verify",
+            "r/a:v1",
+            "--key",
+            "k.pub",
+            "-v",
+        ]);
+        let Some(super::Command::Verify(verify)) = args.command else {
+            panic!("verify parses as the subcommand");
+        };
+        assert_eq!(verify.reference, "r/a:v1");
+        assert!(args.verbose);
+        // Build options do not go with a subcommand, nor do both ways of reading stdin.
+        assert!(
+            super::Cargo::try_parse_from([
+                "cargo",
+                "scratchimg",
+                "-t",
+                "x",
+                "verify",
+                "r",
+                "--key",
+                "k"
+            ])
+            .is_err()
+        );
+        assert!(
+            super::Cargo::try_parse_from([
+                "cargo",
+                "scratchimg",
+                "--sign-key-stdin",
+                "--registry-user",
+                "u",
+                "--registry-password-stdin"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn registry_timeouts_read_as_durations_or_seconds() {
         use super::parse_timeout;
         assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
