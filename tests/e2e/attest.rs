@@ -212,7 +212,7 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
     let push = || {
         proxy.reset();
         json_run(
-            &mut hello(
+            hello(
                 home.path(),
                 &[
                     "--platform",
@@ -452,7 +452,7 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&format!("did not verify with the ECDSA P-256 key")),
+        stderr.contains("did not verify with the ECDSA P-256 key"),
         "{stderr}"
     );
     assert!(

@@ -154,8 +154,7 @@ pub(crate) fn merge(
             let is_index = index["mediaType"] == INDEX_MEDIA_TYPE
                 || (index.get("mediaType").is_none() && index["manifests"].is_array());
             ensure!(
-                is_index && index["manifests"].is_array()
-                    || index["manifests"].is_null() && is_index,
+                is_index && (index["manifests"].is_array() || index["manifests"].is_null()),
                 "it holds a {} rather than a referrers index; not replacing it",
                 index["mediaType"].as_str().unwrap_or("document")
             );

@@ -96,7 +96,7 @@ fn try_attach(
     session
         .put_manifest(
             manifest.digest().as_ref(),
-            &manifest.descriptor().media_type().to_string(),
+            manifest.descriptor().media_type().as_ref(),
             manifest.data(),
             manifest.digest(),
         )
@@ -114,7 +114,7 @@ fn try_attach(
         let subject = session
             .put_manifest(
                 referrer.manifest.digest().as_ref(),
-                &referrer.manifest.descriptor().media_type().to_string(),
+                referrer.manifest.descriptor().media_type().as_ref(),
                 referrer.manifest.data(),
                 referrer.manifest.digest(),
             )
@@ -170,7 +170,7 @@ fn try_attach(
             session
                 .put_manifest(
                     &tag,
-                    &manifest.descriptor().media_type().to_string(),
+                    manifest.descriptor().media_type().as_ref(),
                     manifest.data(),
                     manifest.digest(),
                 )

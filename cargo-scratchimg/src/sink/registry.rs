@@ -244,7 +244,7 @@ fn push_to(
         }
         // Attestations before the tags: a tag never names an image without them.
         if let Some(attachments) = attachments
-            && let Some(attached) = attach(&session, &place, artifact, attachments, report)?
+            && let Some(attached) = attach(session, &place, artifact, attachments, report)?
         {
             pushed.attached.push((place.clone(), attached));
         }
