@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const IMAGE: &str = "Image Options";
 const SUPPLY: &str = "Supply Chain Options";
@@ -33,8 +33,60 @@ pub enum Cargo {
 /// stdout gets only the output path and `REF@sha256:…` of each pushed tag, for each image (or
 /// one JSON object per image with --message-format json).
 #[derive(Debug, Args)]
-#[command(version, about, long_about, max_term_width = 100)]
+#[command(
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct ScratchimgArgs {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Do not print cargo log messages
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Use verbose output
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify the signatures and attestations a registry holds for an image
+    ///
+    /// Checks, for the image and each platform image of an index: cosign's signature under
+    /// the tag sha256-<hex>.sig, and every SBOM and in-toto attestation among its referrers (a
+    /// signed DSSE envelope whose statement names that digest), and that a signed SLSA
+    /// provenance is among them. Prints what it verified; exits non-zero when a signature is
+    /// missing or wrong.
+    #[command(max_term_width = 100)]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: REGISTRY/REPO[:TAG] or REGISTRY/REPO@sha256:<hex>
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// PEM public key the signatures must verify with (ECDSA P-256 or Ed25519)
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: PathBuf,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What a build takes: the options of `cargo scratchimg` without a subcommand.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
     /// Image name and tag, NAME[:TAG]; repeat for several [default: <bin>:<version>]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", help_heading = IMAGE)]
     pub tags: Vec<String>,
@@ -118,6 +170,21 @@ pub struct ScratchimgArgs {
     #[arg(long, help_heading = SUPPLY)]
     pub verify: bool,
 
+    /// Attestations to put next to the image as OCI referrers: its SBOM, its SLSA provenance.
+    /// Default: all when pushing, and a registry that refuses them gets the image alone, with a
+    /// warning; given, such a registry fails the push, and -o outputs hold them too
+    #[arg(long, value_enum, value_name = "WHAT", help_heading = SUPPLY)]
+    pub attach: Option<AttachArg>,
+
+    /// Sign the attestations (DSSE) and each pushed manifest (cosign's .sig) with this PKCS#8
+    /// PEM private key: ECDSA P-256 or Ed25519
+    #[arg(long, value_name = "FILE", help_heading = SUPPLY)]
+    pub sign_key: Option<PathBuf>,
+
+    /// Read the signing key from stdin instead
+    #[arg(long, conflicts_with_all = ["sign_key", "registry_password_stdin"], help_heading = SUPPLY)]
+    pub sign_key_stdin: bool,
+
     /// Push the image to REGISTRY/REPO[:TAG] (without :TAG, under each -t tag); repeatable.
     /// Without a value, to $SCRATCHIMG_REPO/<name>. Writes no file unless -o is also given
     #[arg(
@@ -129,32 +196,8 @@ pub struct ScratchimgArgs {
     )]
     pub push: Vec<String>,
 
-    /// User name for the registries pushed to (instead of docker/podman login)
-    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
-    pub registry_user: Option<String>,
-
-    /// Read the password or token for --registry-user from stdin
-    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
-    pub registry_password_stdin: bool,
-
-    /// Also trust the CA certificates in this PEM file for registries; repeatable
-    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
-    pub registry_ca: Vec<PathBuf>,
-
-    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
-    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
-    pub insecure_registry: Vec<String>,
-
-    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
-    /// uploads get more for their size, credential helpers three times it
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = parse_timeout,
-        help_heading = REGISTRY
-    )]
-    pub registry_timeout: Duration,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Package to build the image of
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
@@ -202,14 +245,37 @@ pub struct ScratchimgArgs {
     /// Equivalent to specifying both --locked and --offline
     #[arg(long, help_heading = MANIFEST)]
     pub frozen: bool,
+}
 
-    /// Do not print cargo log messages
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
+/// How to reach registries: for pushes and for `verify`.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// User name for the registries pushed to (instead of docker/podman login)
+    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
+    pub registry_user: Option<String>,
 
-    /// Use verbose output
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// Read the password or token for --registry-user from stdin
+    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
+    pub registry_password_stdin: bool,
+
+    /// Also trust the CA certificates in this PEM file for registries; repeatable
+    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
+    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
+    pub insecure_registry: Vec<String>,
+
+    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
+    /// uploads get more for their size, credential helpers three times it
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_timeout,
+        help_heading = REGISTRY
+    )]
+    pub registry_timeout: Duration,
 }
 
 /// `30s`, `2m`, `1m30s`, `500ms` (jiff's friendly durations), or a number of seconds.
@@ -255,6 +321,18 @@ pub enum SbomArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachArg {
+    /// Nothing
+    None,
+    /// The SBOM (--sbom's format)
+    Sbom,
+    /// The SLSA provenance
+    Provenance,
+    /// Both
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MessageFormatArg {
     Human,
     Json,
@@ -268,6 +346,62 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         super::Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn builds_need_no_subcommand_and_verify_is_one() {
+        use clap::Parser;
+        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from([
+            "cargo",
+            "scratchimg",
+            "-t",
+            "x:1",
+            "--attach",
+            "sbom",
+            "-q",
+        ]);
+        assert!(args.command.is_none() && args.quiet);
+        assert_eq!(args.build.tags, ["x:1"]);
+        assert_eq!(args.build.attach, Some(super::AttachArg::Sbom));
+        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from([
+            "cargo",
+            "scratchimg",
+            "verify",
+            "r/a:v1",
+            "--key",
+            "k.pub",
+            "-v",
+        ]);
+        let Some(super::Command::Verify(verify)) = args.command else {
+            panic!("verify parses as the subcommand");
+        };
+        assert_eq!(verify.reference, "r/a:v1");
+        assert!(args.verbose);
+        // Build options do not go with a subcommand, nor do both ways of reading stdin.
+        assert!(
+            super::Cargo::try_parse_from([
+                "cargo",
+                "scratchimg",
+                "-t",
+                "x",
+                "verify",
+                "r",
+                "--key",
+                "k"
+            ])
+            .is_err()
+        );
+        assert!(
+            super::Cargo::try_parse_from([
+                "cargo",
+                "scratchimg",
+                "--sign-key-stdin",
+                "--registry-user",
+                "u",
+                "--registry-password-stdin"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
@@ -289,7 +423,7 @@ mod tests {
         use clap::Parser;
         let super::Cargo::Scratchimg(args) = super::Cargo::parse_from(["cargo", "scratchimg"]);
         assert_eq!(
-            args.registry_timeout,
+            args.build.registry.registry_timeout,
             cargo_scratchimg::DEFAULT_REGISTRY_TIMEOUT
         );
     }

@@ -18,6 +18,7 @@
 
 #![warn(unreachable_pub)]
 
+mod attest;
 mod cache;
 mod cargo;
 mod config;
@@ -33,11 +34,14 @@ mod report;
 mod rootfs;
 mod sbom;
 mod shell;
+mod sign;
 mod sink;
 mod source_date;
 mod target;
 mod util;
 
+pub use attest::Attach;
+pub use attest::verify::{Verification, VerifyOptions, verify_remote};
 pub use cargo::CargoOptions;
 pub use cargo::wrapper::run_if_wrapping;
 pub use config::ImageFlags;
@@ -49,4 +53,5 @@ pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, S
 pub use report::{Capture, Event, Progress, ProgressEnd, Reporter, Verbosity};
 pub use sbom::SbomFormat;
 pub use shell::{MessageFormat, Shell};
+pub use sign::KeySource;
 pub use sink::{Engine, Format};

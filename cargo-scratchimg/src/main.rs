@@ -7,13 +7,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
-    CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format, ImageFlags,
-    Load, MessageFormat, Options, RetryPolicy, SbomFormat, Secret, Shell, Verbosity,
-    run_if_wrapping,
+    Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
+    ImageFlags, KeySource, Load, MessageFormat, Options, RetryPolicy, SbomFormat, Secret, Shell,
+    Verbosity, VerifyOptions, run_if_wrapping,
 };
 use clap::Parser;
 
-use cli::{Cargo, FormatArg, LoadArg, MessageFormatArg, SbomArg, ScratchimgArgs};
+use cli::{
+    AttachArg, BuildArgs, Cargo, Command, FormatArg, LoadArg, MessageFormatArg, RegistryArgs,
+    SbomArg, VerifyArgs,
+};
 
 fn main() -> ExitCode {
     // cargo runs us as its rustc wrapper during our own builds; that is not a command line.
@@ -26,20 +29,69 @@ fn main() -> ExitCode {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let format = match args.message_format {
+    let format = match args.build.message_format {
         MessageFormatArg::Human => MessageFormat::Human,
         MessageFormatArg::Json => MessageFormat::Json,
     };
     let env = Env::read();
     let shell = Shell::new(verbosity, format, &env.terminal);
-    // The results go to stdout as each image is published.
-    match options(args, &env).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
-        Ok(_) => ExitCode::SUCCESS,
+    let done = match args.command {
+        Some(Command::Verify(verify)) => verify_remote(verify, &env, &shell),
+        // The results go to stdout as each image is published.
+        None => options(args.build, &env)
+            .and_then(|options| cargo_scratchimg::run(&options, &env, &shell))
+            .map(drop),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             shell.error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo scratchimg verify`: what it verified as status lines, `REF@sha256:…` on stdout.
+fn verify_remote(args: VerifyArgs, env: &Env, shell: &Shell) -> Result<()> {
+    let options = VerifyOptions {
+        reference: args.reference,
+        key: env.cwd.join(args.key),
+        registry: client_options(args.registry, env)?,
+    };
+    let verified = cargo_scratchimg::verify_remote(&options, shell)?;
+    println!("{}", verified.reference);
+    Ok(())
+}
+
+fn client_options(args: RegistryArgs, env: &Env) -> Result<ClientOptions> {
+    let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
+    Ok(ClientOptions {
+        ca_files: args.registry_ca,
+        insecure: args.insecure_registry,
+        timeout: args.registry_timeout,
+        retry: RetryPolicy::default(),
+        credentials: CredentialSources::from_env(env, credentials),
+    })
+}
+
+/// `--sign-key FILE`, or the key read from stdin for `--sign-key-stdin`.
+fn sign_key(file: Option<std::path::PathBuf>, from_stdin: bool) -> Result<KeySource> {
+    if let Some(file) = file {
+        return Ok(KeySource::File(file));
+    }
+    if !from_stdin {
+        return Ok(KeySource::None);
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("could not read the signing key from stdin")?;
+    if text.trim().is_empty() {
+        bail!(
+            "--sign-key-stdin read nothing\nhelp: pipe the PEM key in, e.g. `cargo scratchimg --sign-key-stdin ... < key.pem`"
+        );
+    }
+    Ok(KeySource::Text(text))
 }
 
 /// `--registry-user` with the password from stdin, as `docker login --password-stdin` reads it.
@@ -63,8 +115,8 @@ fn explicit_credentials(user: Option<String>, from_stdin: bool) -> Result<Option
     }))
 }
 
-fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
-    let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
+fn options(args: BuildArgs, env: &Env) -> Result<Options> {
+    let sign_key = sign_key(args.sign_key, args.sign_key_stdin)?;
     Ok(Options {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
@@ -114,12 +166,13 @@ fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
         },
         verify: args.verify,
         push: args.push,
-        registry: ClientOptions {
-            ca_files: args.registry_ca,
-            insecure: args.insecure_registry,
-            timeout: args.registry_timeout,
-            retry: RetryPolicy::default(),
-            credentials: CredentialSources::from_env(env, credentials),
-        },
+        registry: client_options(args.registry, env)?,
+        attach: args.attach.map(|attach| match attach {
+            AttachArg::None => Attach::None,
+            AttachArg::Sbom => Attach::Sbom,
+            AttachArg::Provenance => Attach::Provenance,
+            AttachArg::All => Attach::All,
+        }),
+        sign_key,
     })
 }

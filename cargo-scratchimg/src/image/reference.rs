@@ -110,6 +110,14 @@ pub(crate) struct Repository {
 }
 
 impl Repository {
+    pub(crate) fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    pub(crate) fn repository(&self) -> &str {
+        &self.repository
+    }
+
     /// This repository under `tag`, which must already be valid.
     pub(crate) fn tagged(&self, tag: &str) -> ImageRef {
         ImageRef {

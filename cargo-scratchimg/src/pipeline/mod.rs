@@ -13,6 +13,7 @@
 //! 5. [`publish()`]: write, load and push each image: an [`Outcome`] each.
 
 mod assemble;
+mod attest;
 mod beside;
 mod compile;
 mod names;
@@ -31,6 +32,7 @@ pub(crate) use plan::{Plan, Planned, plan};
 pub(crate) use publish::publish;
 pub(crate) use verify::verify;
 
+use crate::attest::Attach;
 use crate::cargo::CargoOptions;
 use crate::cargo::early::Early;
 use crate::config::ImageFlags;
@@ -39,6 +41,7 @@ use crate::outcome::Outcome;
 use crate::registry::ClientOptions;
 use crate::report::Reporter;
 use crate::sbom::SbomFormat;
+use crate::sign::KeySource;
 use crate::sink::{Engine, Format};
 
 /// Which engine `--load` loads into.
@@ -76,6 +79,11 @@ pub struct Options {
     pub sbom: Option<SbomFormat>,
     /// `--verify`: build again in a fresh target directory and fail if the digests differ.
     pub verify: bool,
+    /// `--attach`: the attestations that go next to the image. `None` is the default: all of
+    /// them next to pushed images, none inside file outputs (the provenance goes beside them).
+    pub attach: Option<Attach>,
+    /// `--sign-key` or `--sign-key-stdin`: signs the attestations and the manifests.
+    pub sign_key: KeySource,
 }
 
 /// Runs `cargo scratchimg`: builds, assembles and publishes every image `options` asks for,

@@ -113,16 +113,16 @@ pub(super) fn sbom_beside(
 ) -> PathBuf {
     let mut path = output.to_path_buf();
     if targets.len() > 1 {
-        path = beside(&path, &format!("linux-{}", target.arch.oci_arch()));
+        path = sidecar(&path, &format!("linux-{}", target.arch.oci_arch()));
     }
     if bins.len() > 1 {
-        path = beside(&path, bin);
+        path = sidecar(&path, bin);
     }
     path
 }
 
 /// `<output>.<extension>`, e.g. `hello-0.1.0.tar.spdx.json`.
-pub(super) fn beside(output: &Path, extension: &str) -> PathBuf {
+pub(super) fn sidecar(output: &Path, extension: &str) -> PathBuf {
     let mut name = output.as_os_str().to_owned();
     name.push(".");
     name.push(extension);
@@ -244,7 +244,7 @@ mod tests {
         let one_bin = ["web".to_string()];
         let two_bins = ["web".to_string(), "migrate".to_string()];
         let beside_spdx = |target: &Target, bin: &str, targets: &[Target], bins: &[String]| {
-            beside(&sbom_beside(out, target, bin, targets, bins), "spdx.json")
+            sidecar(&sbom_beside(out, target, bin, targets, bins), "spdx.json")
         };
         assert_eq!(
             beside_spdx(&amd64, "web", std::slice::from_ref(&amd64), &one_bin),

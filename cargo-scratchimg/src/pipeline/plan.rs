@@ -13,7 +13,8 @@ use cargo_metadata::Package;
 
 use super::Options;
 use super::beside::{Beside, Groundwork};
-use super::names::{beside, image_tags, output_name, push_refs, sbom_beside};
+use super::names::{image_tags, output_name, push_refs, sbom_beside, sidecar};
+use crate::attest::Attach;
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
 use crate::cargo::early::Early;
 use crate::cargo::graph::Graphs;
@@ -29,6 +30,7 @@ use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
+use crate::sign::SigningKey;
 use crate::sink::{Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
@@ -55,6 +57,13 @@ pub(crate) struct Plan {
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
     pub auditable: bool,
     pub verify: bool,
+    /// What goes next to pushed images (`--attach`, default all).
+    pub attach: Attach,
+    /// `--attach` was given: a registry that refuses the artifacts fails the push, and file
+    /// outputs hold them too.
+    pub attach_explicit: bool,
+    /// `--sign-key`, read and checked before the build.
+    pub sign_key: Option<SigningKey>,
 }
 
 /// One platform to build for.
@@ -84,6 +93,8 @@ pub(crate) struct ImagePlan {
     pub push_to: Vec<ImageRef>,
     /// The SBOM files beside the output, claimed.
     pub sboms: Vec<SbomClaim>,
+    /// `<output>.intoto.json`, claimed: the provenance beside the output.
+    pub provenance: Option<PendingFile>,
 }
 
 /// An SBOM file beside the output: one per platform and binary.
@@ -124,6 +135,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
     };
     let flag_targets = flag_targets(options)?;
     check_workspace_flags(options)?;
+    // A key that cannot sign fails now, not after the build.
+    let sign_key = options.sign_key.load()?;
     std::thread::scope(|scope| {
         let mut beside = Beside::start(
             scope,
@@ -194,6 +207,13 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 image.sboms = claim_sboms(image, &targets, format)?;
             }
         }
+        for image in &mut images {
+            image.provenance = image
+                .destination
+                .as_ref()
+                .map(|output| PendingFile::create(&sidecar(output.path(), "intoto.json")))
+                .transpose()?;
+        }
         let Groundwork {
             rustc_version,
             bases,
@@ -215,6 +235,9 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             sbom: options.sbom,
             auditable,
             verify: options.verify,
+            attach: options.attach.unwrap_or(Attach::All),
+            attach_explicit: options.attach.is_some(),
+            sign_key,
         };
         Ok(Planned {
             plan,
@@ -319,6 +342,7 @@ fn plan_image(
         destination,
         push_to,
         sboms: Vec::new(),
+        provenance: None,
     })
 }
 
@@ -462,7 +486,7 @@ fn claim_sboms(
             claims.push(SbomClaim {
                 target: target.clone(),
                 bin: bin.clone(),
-                file: PendingFile::create(&beside(&path, format.extension()))?,
+                file: PendingFile::create(&sidecar(&path, format.extension()))?,
             });
         }
     }

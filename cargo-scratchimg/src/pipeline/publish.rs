@@ -6,10 +6,11 @@ use oci_spec::image::Digest;
 
 use super::Plan;
 use super::assemble::AssembledImage;
+use super::attest::attest;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{PushError, load, push};
+use crate::sink::{Attachments, PushError, load, push};
 
 /// Publishes every image, in plan order.
 pub(crate) fn publish(
@@ -47,9 +48,25 @@ fn publish_each(
     } in images
     {
         let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
+        let attestations = attest(plan, &image, &artifact, &sboms)?;
         if let Some(destination) = image.destination {
             report.status("Writing", &destination.path().display());
-            outcome.path = Some(destination.write(&artifact, &image.tags)?.path);
+            // File outputs hold the attestations when --attach asks: readers that name no
+            // tag want a layout with one entry.
+            let referrers: &[_] = if plan.attach_explicit {
+                &attestations.referrers
+            } else {
+                &[]
+            };
+            outcome.path = Some(
+                destination
+                    .write_with(&artifact, &image.tags, referrers)?
+                    .path,
+            );
+        }
+        if let Some(claim) = image.provenance {
+            report.status("Writing", &claim.path().display());
+            claim.commit(&attestations.provenance_file)?;
         }
         for claim in image.sboms {
             let document = sboms
@@ -68,8 +85,25 @@ fn publish_each(
             outcome.loaded_into = Some(engine.to_string());
         }
         if !image.push_to.is_empty() {
-            match push(&plan.registries, mounts, &artifact, &image.push_to, report) {
+            let attachments = Attachments {
+                referrers: &attestations.referrers,
+                key: plan.sign_key.as_ref(),
+                explicit: plan.attach_explicit,
+            };
+            let attachments = (!attestations.referrers.is_empty() || plan.sign_key.is_some())
+                .then_some(&attachments);
+            match push(
+                &plan.registries,
+                mounts,
+                &artifact,
+                &image.push_to,
+                attachments,
+                report,
+            ) {
                 Ok(pushed) => {
+                    for (place, attached) in &pushed.attached {
+                        report.status("Attached", &attached.describe(place));
+                    }
                     let tags = pushed.refs.len();
                     report.status(
                         "Pushed",

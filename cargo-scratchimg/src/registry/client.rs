@@ -560,11 +560,36 @@ impl Registry {
         mount_from: &[String],
         report: &'a dyn Reporter,
     ) -> Result<Session<'a>> {
+        self.session_with(
+            repository,
+            auth::push_scopes(repository, mount_from),
+            report,
+        )
+    }
+
+    /// A session that only reads `repository` (a token with `pull` alone, where tokens are used).
+    pub(crate) fn read_session<'a>(
+        &'a self,
+        repository: &str,
+        report: &'a dyn Reporter,
+    ) -> Result<Session<'a>> {
+        self.session_with(
+            repository,
+            vec![format!("repository:{repository}:pull")],
+            report,
+        )
+    }
+
+    fn session_with<'a>(
+        &'a self,
+        repository: &str,
+        scopes: Vec<String>,
+        report: &'a dyn Reporter,
+    ) -> Result<Session<'a>> {
         let authorization = match &self.auth {
             Auth::Anonymous => None,
             Auth::Basic(basic) => Some(basic.expose().to_string()),
             Auth::Bearer { realm, service } => {
-                let scopes = auth::push_scopes(repository, mount_from);
                 let token = self.with_retries("the token request", report, || {
                     match auth::fetch_token(
                         &self.agent,
@@ -853,14 +878,15 @@ impl Session<'_> {
     }
 
     /// `PUT /v2/<name>/manifests/<tag>` with `bytes` as they are, and checks that the registry
-    /// computed the same digest.
+    /// computed the same digest. Gives the `OCI-Subject` header, which a registry with the
+    /// referrers API sets for a manifest with a `subject`.
     pub(crate) fn put_manifest(
         &self,
         tag: &str,
         media_type: &str,
         bytes: &[u8],
         digest: &Digest,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let url = self.url(&format!("manifests/{tag}"));
         let response = self.send("PUT of the manifest", &[201, 200], || {
             self.authorize(&url, self.registry.agent.put(&url))
@@ -880,7 +906,53 @@ impl Session<'_> {
                 quoted(theirs)
             );
         }
-        Ok(())
+        let subject = response
+            .headers()
+            .get("oci-subject")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(subject)
+    }
+
+    /// `GET /v2/<name>/<path>` accepting `accept`: the status (one of `expected`), the
+    /// `Content-Type`, and the body, at most `limit` bytes, with the registry's retries.
+    pub(super) fn fetch(
+        &self,
+        what: &str,
+        path: &str,
+        accept: &str,
+        expected: &[u16],
+        limit: u64,
+    ) -> Result<(u16, Option<String>, Vec<u8>)> {
+        let url = self.url(path);
+        let host = &self.registry.host;
+        let timeout = self.registry.timeout;
+        self.registry.with_retries(what, self.report, || {
+            let response = self
+                .authorize(&url, self.registry.agent.get(&url))
+                .header("Accept", accept)
+                .call()
+                .map_err(|e| transport_error(host, what, timeout, e))?;
+            let mut response = self.check(what, expected, response)?;
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(limit)
+                .read_to_vec()
+                .map_err(|error| {
+                    RequestError::transient(format!(
+                        "registry {host} broke off its answer to {what}: {}",
+                        one_line(&error.to_string(), WORDS_SHOWN)
+                    ))
+                })?;
+            Ok((status, content_type, body))
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 mod client;
 pub(crate) mod credentials;
 mod mounts;
+pub(crate) mod referrers;
 pub(crate) mod retry;
 
 pub use client::{ClientOptions, DEFAULT_TIMEOUT};

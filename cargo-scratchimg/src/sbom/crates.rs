@@ -40,6 +40,10 @@ pub(crate) struct Crate {
     pub kind: Kind,
     /// Indices of the crates it depends on (normal and build edges), ascending.
     pub dependencies: Vec<usize>,
+    /// The features cargo enables on it, sorted: whether a `-sys` crate builds its bundled C
+    /// library ([`super::vendored`]).
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 /// The crates of one binary, sorted by name, version and source; the root is the binary's own.

@@ -45,6 +45,8 @@ struct Component {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     licenses: Vec<License>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    cpe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     purl: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     external_references: Vec<Reference>,
@@ -107,6 +109,7 @@ pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
                     expression: expression.clone(),
                 })
                 .collect(),
+            cpe: None,
             purl: Some(purl(c)),
             external_references: download_location(c)
                 .map(|url| Reference {
@@ -125,6 +128,30 @@ pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
                 .filter(|d| d.kind == super::Kind::Runtime)
                 .map(purl)
                 .collect(),
+        });
+    }
+    // C libraries built into the binary from the sources a crate bundles.
+    for library in super::vendored::detect(graph) {
+        components.push(Component {
+            kind: "library",
+            bom_ref: Some(library.purl.clone()),
+            name: library.name.to_string(),
+            version: library.version.clone().unwrap_or_default(),
+            description: Some(format!(
+                "C library built into the binary by {}",
+                library.from
+            )),
+            cpe: library.cpe.clone(),
+            purl: Some(library.purl.clone()),
+            ..Component::default()
+        });
+        let linker = purl(&graph.crates[library.linked_by]);
+        if let Some(dependency) = dependencies.iter_mut().find(|d| d.reference == linker) {
+            dependency.depends_on.push(library.purl.clone());
+        }
+        dependencies.push(Dependency {
+            reference: library.purl,
+            depends_on: Vec::new(),
         });
     }
     for component in &sbom.base {

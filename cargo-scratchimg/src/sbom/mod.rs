@@ -9,6 +9,7 @@ pub(crate) mod auditable;
 pub(crate) mod crates;
 mod cyclonedx;
 mod spdx;
+pub(crate) mod vendored;
 
 use anyhow::Result;
 
@@ -126,6 +127,7 @@ pub(crate) mod tests {
             checksum: Some("ab".repeat(32)),
             kind,
             dependencies,
+            features: Vec::new(),
         };
         Sbom {
             subject: Subject {

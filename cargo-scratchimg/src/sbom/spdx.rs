@@ -155,6 +155,45 @@ pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     }
     relationships.push(Relationship::new(IMAGE_ID, "CONTAINS", &ids[graph.root]));
 
+    // C libraries built into the binary from the sources a crate bundles.
+    for library in super::vendored::detect(graph) {
+        let id = format!(
+            "SPDXRef-C-{}-{}",
+            library.name,
+            library.version.as_deref().unwrap_or("bundled")
+        );
+        let mut refs = Vec::new();
+        if let Some(cpe) = &library.cpe {
+            refs.push(ExternalRef {
+                reference_category: "SECURITY",
+                reference_type: "cpe23Type",
+                reference_locator: cpe.clone(),
+            });
+        }
+        refs.push(purl_ref(library.purl.clone()));
+        packages.push(Package {
+            summary: Some(format!(
+                "C library built into the binary by {}",
+                library.from
+            )),
+            external_refs: refs,
+            ..Package::new(
+                id.clone(),
+                library.name.to_string(),
+                library
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| format!("the one {} bundles", library.from)),
+                "LIBRARY",
+            )
+        });
+        relationships.push(Relationship::new(
+            &ids[library.linked_by],
+            "STATIC_LINK",
+            &id,
+        ));
+    }
+
     for component in &sbom.base {
         let id = format!("SPDXRef-Base-{}", component.name);
         packages.push(Package {
@@ -287,6 +326,43 @@ mod tests {
             !relationships
                 .iter()
                 .any(|r| r["relatedSpdxElement"].as_str().unwrap().contains("-cc-"))
+        );
+    }
+
+    #[test]
+    fn bundled_c_libraries_are_packages_with_a_cpe() {
+        let mut sbom = sbom();
+        sbom.crates.crates.push(Crate {
+            name: "zstd-sys".into(),
+            version: "2.0.15+zstd.1.5.7".into(),
+            features: vec!["std".into()],
+            ..sbom.crates.crates[3].clone()
+        });
+        sbom.crates.crates[0].dependencies.push(4);
+        let doc: Value = serde_json::from_slice(&render(&sbom).unwrap()).unwrap();
+        let zstd = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "zstd")
+            .expect("zstd is listed");
+        assert_eq!(zstd["versionInfo"], "1.5.7");
+        assert_eq!(zstd["externalRefs"][0]["referenceType"], "cpe23Type");
+        assert_eq!(
+            zstd["externalRefs"][0]["referenceLocator"],
+            "cpe:2.3:a:facebook:zstandard:1.5.7:*:*:*:*:*:*:*"
+        );
+        assert_eq!(
+            zstd["externalRefs"][1]["referenceLocator"],
+            "pkg:generic/zstd@1.5.7"
+        );
+        assert!(
+            doc["relationships"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["relationshipType"] == "STATIC_LINK"
+                    && r["relatedSpdxElement"] == "SPDXRef-C-zstd-1.5.7")
         );
     }
 

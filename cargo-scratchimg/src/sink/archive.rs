@@ -7,8 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::Written;
-use super::layout::{docker_manifest, oci_layout};
+use super::layout::{docker_manifest, oci_layout_with};
 use super::pending::PendingFile;
+use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef, LayerBuilder, Owner};
 use crate::target::Arch;
 
@@ -31,8 +32,13 @@ impl Archive {
         self.output.path()
     }
 
-    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
-        let bytes = render(artifact, tags, self.mtime)?;
+    pub(crate) fn write(
+        self,
+        artifact: &Artifact,
+        tags: &[ImageRef],
+        referrers: &[Referrer],
+    ) -> Result<Written> {
+        let bytes = render_with(artifact, tags, referrers, self.mtime)?;
         let path = self.output.path().to_path_buf();
         self.output.commit(&bytes)?;
         Ok(Written { path })
@@ -41,8 +47,18 @@ impl Archive {
 
 /// The archive's bytes; deterministic, since the tar is laid out like a layer.
 pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Vec<u8>> {
+    render_with(artifact, tags, &[], mtime)
+}
+
+/// [`render`] with the image's attestations in its OCI layout.
+pub(crate) fn render_with(
+    artifact: &Artifact,
+    tags: &[ImageRef],
+    referrers: &[Referrer],
+    mtime: u64,
+) -> Result<Vec<u8>> {
     let mut tar = LayerBuilder::new(mtime);
-    for (path, data) in oci_layout(artifact, tags)? {
+    for (path, data) in oci_layout_with(artifact, tags, referrers)? {
         tar.file(&path, data, 0o644, Owner::ROOT)?;
     }
     if let Some(image) = artifact.image_for(Arch::host()) {

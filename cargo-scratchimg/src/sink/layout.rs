@@ -7,6 +7,7 @@ use anyhow::Result;
 use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, OciLayoutBuilder};
 use serde::Serialize;
 
+use crate::attest::Referrer;
 use crate::image::{Artifact, Image, ImageRef, json};
 
 /// containerd's and Docker's name for the full reference of an index entry.
@@ -16,9 +17,14 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, bytes) pairs. The index has one
 /// entry per tag, annotated the way `docker save` does since Docker 25, pointing at the image
 /// manifest or at the image index. Blobs that platforms share are stored once.
-pub(crate) fn oci_layout<'a>(
+/// With `referrers` (attestations), each one's manifest and blobs are stored too, and listed
+/// in `index.json` with its `artifactType`, as OCI 1.1 layouts hold artifacts next to images.
+/// Tools that read a layout without naming a tag (`skopeo … oci-archive:FILE`) want one entry,
+/// so they then need the tag (`oci-archive:FILE:TAG`).
+pub(crate) fn oci_layout_with<'a>(
     artifact: &'a Artifact,
     tags: &[ImageRef],
+    referrers: &'a [Referrer],
 ) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
@@ -39,6 +45,10 @@ pub(crate) fn oci_layout<'a>(
         .media_type(MediaType::ImageIndex)
         .manifests(manifests)
         .build()?;
+    let mut index = serde_json::to_value(&index)?;
+    if let Some(entries) = index["manifests"].as_array_mut() {
+        entries.extend(referrers.iter().map(Referrer::descriptor));
+    }
     let mut blobs: BTreeMap<String, Cow<'a, [u8]>> = BTreeMap::new();
     blobs.insert(
         artifact.manifest().layout_path(),
@@ -46,6 +56,13 @@ pub(crate) fn oci_layout<'a>(
     );
     for image in artifact.images() {
         for blob in std::iter::once(image.manifest()).chain(image.blobs()) {
+            blobs
+                .entry(blob.layout_path())
+                .or_insert(Cow::Borrowed(blob.data()));
+        }
+    }
+    for referrer in referrers {
+        for blob in std::iter::once(&referrer.manifest).chain(&referrer.blobs) {
             blobs
                 .entry(blob.layout_path())
                 .or_insert(Cow::Borrowed(blob.data()));

@@ -4,6 +4,7 @@
 //! that writes once takes `self`.
 
 mod archive;
+mod attach;
 mod daemon;
 mod layout;
 mod oci_dir;
@@ -17,12 +18,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 pub(crate) use archive::Archive;
+pub(crate) use attach::Attachments;
 pub use daemon::Engine;
 pub(crate) use daemon::load;
 pub(crate) use oci_dir::OciDir;
 pub(crate) use pending::PendingFile;
 pub(crate) use registry::{PushError, push};
 
+use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 
 /// What `--format` writes to the output path.
@@ -74,10 +77,16 @@ impl Destination {
         }
     }
 
-    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
+    /// Writes the image, and `referrers` (its attestations) in the layout.
+    pub(crate) fn write_with(
+        self,
+        artifact: &Artifact,
+        tags: &[ImageRef],
+        referrers: &[Referrer],
+    ) -> Result<Written> {
         match self {
-            Destination::Archive(archive) => archive.write(artifact, tags),
-            Destination::OciDir(dir) => dir.write(artifact, tags),
+            Destination::Archive(archive) => archive.write(artifact, tags, referrers),
+            Destination::OciDir(dir) => dir.write(artifact, tags, referrers),
         }
     }
 }

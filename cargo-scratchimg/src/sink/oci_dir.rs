@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::Written;
-use super::layout::oci_layout;
+use super::layout::oci_layout_with;
 use super::pending::PendingDir;
+use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 
 /// An OCI layout directory, claimed.
@@ -25,8 +26,13 @@ impl OciDir {
         self.output.path()
     }
 
-    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
-        let files = oci_layout(artifact, tags)?;
+    pub(crate) fn write(
+        self,
+        artifact: &Artifact,
+        tags: &[ImageRef],
+        referrers: &[Referrer],
+    ) -> Result<Written> {
+        let files = oci_layout_with(artifact, tags, referrers)?;
         let path = self.output.path().to_path_buf();
         self.output
             .commit(files.iter().map(|(path, data)| (path.as_str(), &data[..])))?;

@@ -39,17 +39,23 @@ pub(crate) fn read_oci_dir(path: &Path) -> Result<Artifact> {
     })
 }
 
-/// Reads back the artifact an OCI layout written by [`super::layout::oci_layout`] holds, through `read` (which
+/// Reads back the artifact an OCI layout written by [`super::layout::oci_layout_with`] holds, through `read` (which
 /// gives a file's bytes by its path in the layout): every blob is checked against its digest,
 /// and an index must be the one its images make.
 pub(crate) fn read_layout(read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<Artifact> {
     let index: ImageIndex = serde_json::from_slice(&read("index.json")?)
         .context("index.json is not an OCI image index")?;
-    let Some(top) = index.manifests().first() else {
+    // Attestations are listed beside the image, with their artifactType.
+    let images: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| d.artifact_type().is_none())
+        .collect();
+    let Some(top) = images.first().copied() else {
         bail!("index.json names no image");
     };
     ensure!(
-        index.manifests().iter().all(|d| d.digest() == top.digest()),
+        images.iter().all(|d| d.digest() == top.digest()),
         "index.json names several artifacts"
     );
     let blob = |descriptor: &Descriptor| -> Result<Blob> {

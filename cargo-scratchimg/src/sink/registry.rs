@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
 
+use super::attach::{Attached, Attachments, attach};
 use crate::image::{Artifact, Blob, ImageRef};
 use crate::registry::{Mount, MountSources, Registry, Session};
 use crate::report::{Progress, ProgressEnd, Reporter, human_size};
@@ -22,6 +23,8 @@ pub(crate) struct Pushed {
     /// Bytes uploaded.
     pub sent: u64,
     pub elapsed: std::time::Duration,
+    /// What went up next to the image, per repository (`sink::attach`).
+    pub attached: Vec<(String, Attached)>,
 }
 
 /// A push that failed, and the tags it pushed before it did: they are in the registry.
@@ -111,11 +114,20 @@ pub(crate) fn push(
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
+    attachments: Option<&Attachments<'_>>,
     report: &dyn Reporter,
 ) -> Result<Pushed, PushError> {
     let started = Instant::now();
     let mut pushed = Pushed::default();
-    match push_to(registries, mounts, artifact, tags, report, &mut pushed) {
+    match push_to(
+        registries,
+        mounts,
+        artifact,
+        tags,
+        attachments,
+        report,
+        &mut pushed,
+    ) {
         Ok(()) => {
             pushed.elapsed = started.elapsed();
             Ok(pushed)
@@ -132,6 +144,7 @@ fn push_to(
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
+    attachments: Option<&Attachments<'_>>,
     report: &dyn Reporter,
     pushed: &mut Pushed,
 ) -> Result<()> {
@@ -232,6 +245,12 @@ fn push_to(
                     format!("{} manifest {}", image.arch().platform(), manifest.digest())
                 });
             }
+        }
+        // Attestations before the tags: a tag never names an image without them.
+        if let Some(attachments) = attachments
+            && let Some(attached) = attach(session, &place, artifact, attachments, report)?
+        {
+            pushed.attached.push((place.clone(), attached));
         }
         let manifest = artifact.manifest();
         let media_type = manifest.descriptor().media_type().to_string();
