@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const IMAGE: &str = "Image Options";
 const SUPPLY: &str = "Supply Chain Options";
@@ -12,6 +12,8 @@ const PACKAGE: &str = "Package Selection";
 const COMPILE: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
 const REGISTRY: &str = "Registry Options";
+const RUN: &str = "Run Options";
+const RESOLVE: &str = "Resolve Options";
 
 /// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
 #[derive(Debug, Parser)]
@@ -33,13 +35,146 @@ pub enum Cargo {
 /// stdout gets only the output path and `REF@sha256:…` of each pushed tag, for each image (or
 /// one JSON object per image with --message-format json).
 #[derive(Debug, Args)]
-#[command(version, about, long_about, max_term_width = 100)]
+#[command(
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct ScratchimgArgs {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Do not print cargo log messages
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Use verbose output
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Resolve(ResolveArgs),
+    Index(IndexArgs),
+}
+
+/// Build the image, load it into a local engine and run it, like `cargo run`.
+///
+/// The container is removed when it stops (--rm), gets a terminal when stdin is one, and its exit
+/// code is this command's. The image is tagged <name>:scratchimg-run, so each run replaces the
+/// last. Ctrl-C is passed on to the program; SIGTERM stops it as `docker stop` would, with the
+/// image's stop signal; a second one kills it.
+#[derive(Debug, Args)]
+#[command(max_term_width = 100)]
+pub struct RunArgs {
+    /// Engine to run in: docker when its daemon answers, else podman; or containerd (ctr)
+    #[arg(long, value_enum, value_name = "ENGINE", default_value_t = LoadArg::Auto, help_heading = RUN)]
+    pub engine: LoadArg,
+
+    /// Publish a port, [HOST:]CONTAINER[/PROTO]; repeatable [default: the image's ports, or the
+    /// host's network where the engine has no bridge network]
+    #[arg(long, value_name = "PORT", help_heading = RUN)]
+    pub publish: Vec<String>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Arguments for the program, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// Build the images that YAML files name as scratchimg://PACKAGE[/BIN], push them, and print
+/// the files with each reference replaced by REGISTRY/REPO@sha256:….
+///
+/// Only the references change: comments, key order and formatting stay as they are. Each
+/// package is built once, all in one cargo build, and pushed to $SCRATCHIMG_REPO (or --push
+/// REPO).
+#[derive(Debug, Args)]
+#[command(max_term_width = 100)]
+pub struct ResolveArgs {
+    /// YAML file, directory (its .yaml and .yml files, sorted, recursively), or - for stdin;
+    /// repeatable
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true, help_heading = RESOLVE)]
+    pub filenames: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Make one multi-platform index of images built on different machines, and push it.
+///
+/// Each SOURCE is a pushed image (REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:…), or a tar or OCI
+/// directory written by cargo scratchimg. Their platforms come from their configs; two sources
+/// of one platform are an error. Blobs of file sources are uploaded (those already there are
+/// not), then the manifests, the index, and last the tag.
+#[derive(Debug, Args)]
+#[command(max_term_width = 100)]
+pub struct IndexArgs {
+    /// Where to push the index: REGISTRY/REPO:TAG
+    #[arg(long, value_name = "REF", required = true, help_heading = REGISTRY)]
+    pub push: String,
+
+    /// Images to put in the index: pushed references, or tars and OCI directories
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// How to report the result on stdout
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormatArg::Human, help_heading = OUTPUT)]
+    pub message_format: MessageFormatArg,
+}
+
+/// How to reach registries.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// User name for the registries pushed to (instead of docker/podman login)
+    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
+    pub registry_user: Option<String>,
+
+    /// Read the password or token for --registry-user from stdin
+    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
+    pub registry_password_stdin: bool,
+
+    /// Also trust the CA certificates in this PEM file for registries; repeatable
+    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
+    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
+    pub insecure_registry: Vec<String>,
+
+    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
+    /// uploads get more for their size, credential helpers three times it
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_timeout,
+        help_heading = REGISTRY
+    )]
+    pub registry_timeout: Duration,
+}
+
+/// The options of a build: `cargo scratchimg` itself, and what `run` and `resolve` build.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
     /// Image name and tag, NAME[:TAG]; repeat for several [default: <bin>:<version>]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", help_heading = IMAGE)]
     pub tags: Vec<String>,
 
-    /// Load the image into a local engine: docker when its daemon answers, else podman
+    /// Load the image into a local engine: docker when its daemon answers, else podman; or
+    /// containerd, through `ctr` and its socket ($CONTAINERD_ADDRESS or the standard paths)
     #[arg(
         long,
         value_name = "ENGINE",
@@ -49,6 +184,10 @@ pub struct ScratchimgArgs {
         help_heading = IMAGE
     )]
     pub load: Option<LoadArg>,
+
+    /// containerd namespace that --load=containerd imports into (k3s and kind: k8s.io)
+    #[arg(long, value_name = "NAME", default_value = "default", help_heading = IMAGE)]
+    pub containerd_namespace: String,
 
     /// Program to run, instead of /app/<bin> [setting: entrypoint]
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
@@ -129,32 +268,8 @@ pub struct ScratchimgArgs {
     )]
     pub push: Vec<String>,
 
-    /// User name for the registries pushed to (instead of docker/podman login)
-    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
-    pub registry_user: Option<String>,
-
-    /// Read the password or token for --registry-user from stdin
-    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
-    pub registry_password_stdin: bool,
-
-    /// Also trust the CA certificates in this PEM file for registries; repeatable
-    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
-    pub registry_ca: Vec<PathBuf>,
-
-    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
-    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
-    pub insecure_registry: Vec<String>,
-
-    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
-    /// uploads get more for their size, credential helpers three times it
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = parse_timeout,
-        help_heading = REGISTRY
-    )]
-    pub registry_timeout: Duration,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Package to build the image of
     #[arg(short, long, value_name = "SPEC", help_heading = PACKAGE)]
@@ -180,6 +295,10 @@ pub struct ScratchimgArgs {
     #[arg(long = "platform", value_name = "PLATFORMS", conflicts_with = "target", help_heading = COMPILE)]
     pub platforms: Option<String>,
 
+    /// Compile C code and link with zig, through cargo-zigbuild [setting: cross = "zig"]
+    #[arg(long, help_heading = COMPILE)]
+    pub zig: bool,
+
     /// Target triple to build for [default: the musl target of this machine's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = COMPILE)]
     pub target: Option<String>,
@@ -202,14 +321,6 @@ pub struct ScratchimgArgs {
     /// Equivalent to specifying both --locked and --offline
     #[arg(long, help_heading = MANIFEST)]
     pub frozen: bool,
-
-    /// Do not print cargo log messages
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-
-    /// Use verbose output
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// `30s`, `2m`, `1m30s`, `500ms` (jiff's friendly durations), or a number of seconds.
@@ -234,6 +345,7 @@ pub enum LoadArg {
     Auto,
     Docker,
     Podman,
+    Containerd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -289,7 +401,7 @@ mod tests {
         use clap::Parser;
         let super::Cargo::Scratchimg(args) = super::Cargo::parse_from(["cargo", "scratchimg"]);
         assert_eq!(
-            args.registry_timeout,
+            args.build.registry.registry_timeout,
             cargo_scratchimg::DEFAULT_REGISTRY_TIMEOUT
         );
     }

@@ -20,6 +20,7 @@
 
 mod cache;
 mod cargo;
+mod checks;
 mod config;
 mod env;
 mod git;
@@ -38,11 +39,14 @@ mod source_date;
 mod target;
 mod util;
 
-pub use cargo::CargoOptions;
 pub use cargo::wrapper::run_if_wrapping;
+pub use cargo::{CargoOptions, Selected};
 pub use config::ImageFlags;
 pub use env::{Env, Terminal};
 pub use outcome::{ImageSummary, LayerSummary, Outcome};
+pub use pipeline::{
+    IndexOptions, IndexOutcome, ResolveOptions, RunOptions, index, resolve, run_image,
+};
 pub use pipeline::{Load, Options, run};
 pub use registry::DEFAULT_TIMEOUT as DEFAULT_REGISTRY_TIMEOUT;
 pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret};

@@ -2,18 +2,21 @@
 
 mod cli;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format, ImageFlags,
-    Load, MessageFormat, Options, RetryPolicy, SbomFormat, Secret, Shell, Verbosity,
-    run_if_wrapping,
+    IndexOptions, Load, MessageFormat, Options, ResolveOptions, RetryPolicy, RunOptions,
+    SbomFormat, Secret, Shell, Verbosity, run_if_wrapping,
 };
 use clap::Parser;
 
-use cli::{Cargo, FormatArg, LoadArg, MessageFormatArg, SbomArg, ScratchimgArgs};
+use cli::{
+    BuildArgs, Cargo, Command, FormatArg, IndexArgs, LoadArg, MessageFormatArg, RegistryArgs,
+    ResolveArgs, RunArgs, SbomArg,
+};
 
 fn main() -> ExitCode {
     // cargo runs us as its rustc wrapper during our own builds; that is not a command line.
@@ -26,20 +29,118 @@ fn main() -> ExitCode {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let format = match args.message_format {
+    let message_format = match &args.command {
+        Some(Command::Index(index)) => index.message_format,
+        Some(Command::Run(run)) => run.build.message_format,
+        Some(Command::Resolve(resolve)) => resolve.build.message_format,
+        None => args.build.message_format,
+    };
+    let format = match message_format {
         MessageFormatArg::Human => MessageFormat::Human,
         MessageFormatArg::Json => MessageFormat::Json,
     };
     let shell = Shell::new(verbosity, format);
     let env = Env::read();
-    // The results go to stdout as each image is published.
-    match options(args, &env).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
-        Ok(_) => ExitCode::SUCCESS,
+    let done = match args.command {
+        // The results go to stdout as each image is published.
+        None => options(args.build, &env)
+            .and_then(|options| cargo_scratchimg::run(&options, &env, &shell))
+            .map(|_| ExitCode::SUCCESS),
+        Some(Command::Run(run)) => run_options(run, &env)
+            .and_then(|(options, run)| cargo_scratchimg::run_image(&options, &run, &env, &shell))
+            // The container's exit code is ours, as `docker run` makes it.
+            .map(ExitCode::from),
+        Some(Command::Resolve(resolve)) => resolve_options(resolve, &env)
+            .and_then(|(options, resolve)| {
+                cargo_scratchimg::resolve(&options, &resolve, &env, &shell)
+            })
+            .and_then(|text| {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("could not write the resolved YAML to stdout")
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Index(index)) => index_options(index, &env)
+            .and_then(|options| cargo_scratchimg::index(&options, &env, &shell))
+            .and_then(|outcome| {
+                let text = match format {
+                    MessageFormat::Json => format!("{}\n", serde_json::to_string(&outcome)?),
+                    MessageFormat::Human => format!("{}\n", outcome.pushed.join("\n")),
+                };
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("could not write to stdout")
+            })
+            .map(|()| ExitCode::SUCCESS),
+    };
+    match done {
+        Ok(code) => code,
         Err(error) => {
             shell.error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+fn engine(arg: LoadArg) -> Load {
+    match arg {
+        LoadArg::Auto => Load::Auto,
+        LoadArg::Docker => Load::Engine(Engine::Docker),
+        LoadArg::Podman => Load::Engine(Engine::Podman),
+        LoadArg::Containerd => Load::Engine(Engine::Containerd),
+    }
+}
+
+/// `cargo scratchimg run`: the build's options, with no file written and `-e` kept for the
+/// container, and how to run it.
+fn run_options(args: RunArgs, env: &Env) -> Result<(Options, RunOptions)> {
+    let mut options = options(args.build, env)?;
+    let run = RunOptions {
+        engine: engine_of(&options, args.engine),
+        publish: args.publish,
+        // Given to the container when it starts, so the image stays the one a build makes.
+        env: std::mem::take(&mut options.image.env),
+        args: args.args,
+        tty: env.terminal.stdin && env.terminal.stdout,
+    };
+    Ok((options, run))
+}
+
+/// `--engine`, else the engine `--load=ENGINE` names.
+fn engine_of(options: &Options, arg: LoadArg) -> Load {
+    match (arg, options.load) {
+        (LoadArg::Auto, Some(load)) => load,
+        (arg, _) => engine(arg),
+    }
+}
+
+fn resolve_options(args: ResolveArgs, env: &Env) -> Result<(Options, ResolveOptions)> {
+    let files = args.filenames.clone();
+    let options = options(args.build, env)?;
+    Ok((options, ResolveOptions { files }))
+}
+
+fn index_options(args: IndexArgs, env: &Env) -> Result<IndexOptions> {
+    Ok(IndexOptions {
+        push: args.push,
+        sources: args.sources,
+        registry: registry_options(args.registry, env)?,
+    })
+}
+
+fn registry_options(args: RegistryArgs, env: &Env) -> Result<ClientOptions> {
+    let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
+    Ok(ClientOptions {
+        ca_files: args.registry_ca,
+        insecure: args.insecure_registry,
+        timeout: args.registry_timeout,
+        retry: RetryPolicy::default(),
+        credentials: CredentialSources::from_env(env, credentials),
+    })
 }
 
 /// `--registry-user` with the password from stdin, as `docker login --password-stdin` reads it.
@@ -63,12 +164,12 @@ fn explicit_credentials(user: Option<String>, from_stdin: bool) -> Result<Option
     }))
 }
 
-fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
-    let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
+fn options(args: BuildArgs, env: &Env) -> Result<Options> {
     Ok(Options {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
             package: args.package,
+            selected: Vec::new(),
             workspace: args.workspace,
             bin: args.bin,
             features: args.features.features,
@@ -101,11 +202,10 @@ fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
             FormatArg::OciDir => Format::OciDir,
         },
         tags: args.tags,
-        load: args.load.map(|load| match load {
-            LoadArg::Auto => Load::Auto,
-            LoadArg::Docker => Load::Engine(Engine::Docker),
-            LoadArg::Podman => Load::Engine(Engine::Podman),
-        }),
+        load: args.load.map(engine),
+        containerd_namespace: args.containerd_namespace,
+        zig: args.zig,
+        skip_output: false,
         auditable: !args.no_auditable,
         sbom: match args.sbom {
             SbomArg::None => None,
@@ -114,12 +214,6 @@ fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
         },
         verify: args.verify,
         push: args.push,
-        registry: ClientOptions {
-            ca_files: args.registry_ca,
-            insecure: args.insecure_registry,
-            timeout: args.registry_timeout,
-            retry: RetryPolicy::default(),
-            credentials: CredentialSources::from_env(env, credentials),
-        },
+        registry: registry_options(args.registry, env)?,
     })
 }

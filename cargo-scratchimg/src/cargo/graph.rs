@@ -263,6 +263,15 @@ fn graph_of(
                 }),
                 kind: kinds[&package.id],
                 dependencies,
+                features: {
+                    let mut features: Vec<String> = nodes[&package.id]
+                        .features
+                        .iter()
+                        .map(|f| f.to_string())
+                        .collect();
+                    features.sort();
+                    features
+                },
             }
         })
         .collect();

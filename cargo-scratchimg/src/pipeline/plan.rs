@@ -11,6 +11,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use anyhow::{Result, bail};
 use cargo_metadata::Package;
 
+use super::checks;
 use super::tags::{beside, image_tags, output_name, push_hosts, push_refs, sbom_beside};
 use super::{Load, Options};
 use crate::cache::{Hit, Keyed, LayerCache};
@@ -29,7 +30,7 @@ use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
-use crate::sink::{Destination, Engine, Format, PendingFile};
+use crate::sink::{Containerd, Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
 use crate::util::{join, unique};
@@ -50,6 +51,10 @@ pub(crate) struct Plan {
     pub registries: Vec<Registry>,
     /// The engine `--load` loads into, which answered.
     pub engine: Option<Engine>,
+    /// containerd's socket and namespace, for `--load=containerd`.
+    pub containerd: Option<Containerd>,
+    /// cargo-zigbuild, when `--zig` or `cross = "zig"` asks for zig.
+    pub zigbuild: Option<PathBuf>,
     pub format: Format,
     pub sbom: Option<SbomFormat>,
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
@@ -141,12 +146,12 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         let manifest_git = beside.git();
         let mut images = Vec::new();
         let mut warned = Vec::new();
-        for package in workspace.packages(&options.cargo)? {
+        for (package, bin) in workspace.selection(&options.cargo)? {
             let git = manifest_git.for_dir(workspace::package_dir(&package));
             let image = plan_image(
                 &workspace,
                 &layout,
-                package,
+                (package, bin.as_deref()),
                 git,
                 options,
                 env,
@@ -162,17 +167,19 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         };
         let auditable = options.auditable && env.current_exe.is_some();
         let request = build_request(&images, options, auditable, report)?;
-        if options.auditable || options.sbom.is_some() {
-            beside.crate_graphs(
-                scope,
-                &request,
-                &targets,
-                workspace.root(),
-                env,
-                &layout,
-                report,
-            );
-        }
+        // The checks before the build read the graphs too.
+        beside.crate_graphs(
+            scope,
+            &request,
+            &targets,
+            workspace.root(),
+            env,
+            &layout,
+            report,
+        );
+        let zigbuild = (options.zig || images.iter().any(|i| i.settings.zig))
+            .then(|| crate::cargo::zig::find(env))
+            .transpose()?;
         let mut platforms = Vec::new();
         for target in &targets {
             let probe = beside.probe(target, &manifest_dir, env)?;
@@ -183,6 +190,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 &manifest_dir,
                 &workspace,
                 options,
+                zigbuild.is_some(),
                 env,
                 report,
             )?);
@@ -199,9 +207,20 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             bases,
             mut graphs,
         } = beside.join(report)?;
+        checks::before_build(&images, &graphs, zigbuild.is_some(), env, report)?;
         for platform in &mut platforms {
-            platform.graphs = graphs.remove(&platform.target).unwrap_or_default();
+            let graphs = graphs.remove(&platform.target).unwrap_or_default();
+            if options.auditable || options.sbom.is_some() {
+                platform.graphs = graphs;
+            }
         }
+        let containerd = match engine {
+            Some(Engine::Containerd) => Some(Containerd::connect(
+                env.containerd_address.as_deref(),
+                &options.containerd_namespace,
+            )?),
+            _ => None,
+        };
         let plan = Plan {
             workspace,
             layout,
@@ -211,6 +230,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             toolchain,
             registries,
             engine,
+            containerd,
+            zigbuild,
             format: options.format,
             sbom: options.sbom,
             auditable,
@@ -222,6 +243,32 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             early: beside.early,
         })
     })
+}
+
+/// One entry per package, with the binaries of every image of it: two images of one package
+/// (`resolve`'s `pkg` and `pkg/other-bin`) build in one `--package`.
+fn package_bins(images: &[ImagePlan]) -> Vec<PackageBins> {
+    let mut packages: Vec<PackageBins> = Vec::new();
+    for image in images {
+        match packages.iter_mut().find(|p| p.id == image.package.id) {
+            Some(known) => {
+                let more = image
+                    .bins
+                    .iter()
+                    .filter(|b| !known.bins.contains(b))
+                    .cloned();
+                let more: Vec<String> = more.collect();
+                known.bins.extend(more);
+            }
+            None => packages.push(PackageBins {
+                id: image.package.id.clone(),
+                name: image.package.name.to_string(),
+                version: image.package.version.to_string(),
+                bins: image.bins.clone(),
+            }),
+        }
+    }
+    packages
 }
 
 /// The targets `--platform` or `--target` name; `None` leaves it to the settings.
@@ -257,7 +304,7 @@ fn check_workspace_flags(options: &Options) -> Result<()> {
 fn plan_image(
     workspace: &Workspace,
     layout: &Layout,
-    package: Package,
+    (package, bin): (Package, Option<&str>),
     git: GitFacts,
     options: &Options,
     env: &Env,
@@ -278,7 +325,7 @@ fn plan_image(
     }
     let bins = workspace::select_bins(
         &package,
-        options.cargo.bin.as_deref(),
+        bin,
         settings.bin.as_deref(),
         settings.bins.as_deref(),
     )?;
@@ -301,7 +348,9 @@ fn plan_image(
     let path = match (&options.output, options.cargo.workspace) {
         (Some(dir), true) => Some(dir.join(name)),
         (Some(path), false) => Some(path.clone()),
-        (None, _) if push_to.is_empty() => Some(layout.default_output(&name)),
+        (None, _) if push_to.is_empty() && !options.skip_output => {
+            Some(layout.default_output(&name))
+        }
         (None, _) => None,
     };
     let destination = path
@@ -384,15 +433,7 @@ fn build_request(
         .expect("a workspace gives at least one image");
     Ok(BuildRequest {
         manifest_path: first.package.manifest_path.clone().into_std_path_buf(),
-        packages: images
-            .iter()
-            .map(|image| PackageBins {
-                id: image.package.id.clone(),
-                name: image.package.name.to_string(),
-                version: image.package.version.to_string(),
-                bins: image.bins.clone(),
-            })
-            .collect(),
+        packages: package_bins(images),
         features,
         all_features: options.cargo.all_features,
         no_default_features: options.cargo.no_default_features,
@@ -414,6 +455,7 @@ fn plan_platform(
     manifest_dir: &Path,
     workspace: &Workspace,
     options: &Options,
+    zig: bool,
     env: &Env,
     report: &dyn Reporter,
 ) -> Result<PlatformPlan> {
@@ -425,7 +467,8 @@ fn plan_platform(
     };
     toolchain::ensure_target(target, probe, manifest_dir, install, report)?;
     let host = Arch::host();
-    let linker_env = if host == Some(target.arch) {
+    // cargo-zigbuild sets the C compiler and linker of every target itself.
+    let linker_env = if host == Some(target.arch) || zig {
         Vec::new()
     } else {
         let context = linker::link_context(target, &libdir, workspace.root(), env, || {

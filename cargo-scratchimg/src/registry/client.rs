@@ -884,6 +884,162 @@ impl Session<'_> {
     }
 }
 
+/// The manifest types a pull accepts: OCI's and Docker's, images and indexes.
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// The largest manifest a pull reads: far beyond any real one, so a hostile registry cannot
+/// make us hold an endless answer.
+const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// A manifest as a registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pulled {
+    /// Its `Content-Type`, else its own `mediaType`.
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+}
+
+impl Registry {
+    /// A session for pulling from `repository` (`cargo scratchimg index`'s sources): a token
+    /// with pull scope when the registry uses bearer tokens.
+    pub(crate) fn pull_session<'a>(
+        &'a self,
+        repository: &str,
+        report: &'a dyn Reporter,
+    ) -> Result<Session<'a>> {
+        let authorization = match &self.auth {
+            Auth::Anonymous => None,
+            Auth::Basic(basic) => Some(basic.expose().to_string()),
+            Auth::Bearer { realm, service } => {
+                let scopes = vec![format!("repository:{repository}:pull")];
+                let token = self.with_retries("the token request", report, || {
+                    match auth::fetch_token(
+                        &self.agent,
+                        realm,
+                        service.as_deref(),
+                        &scopes,
+                        self.credentials.found.as_ref(),
+                    ) {
+                        Ok(token) => Ok(token),
+                        Err(TokenError::Refused { .. }) => {
+                            Err(self.unauthorized("the token request").into())
+                        }
+                        Err(TokenError::Other(e)) => Err(RequestError::transient(format!("{e:#}"))),
+                    }
+                })?;
+                Some(format!("Bearer {}", token.expose()))
+            }
+        };
+        Ok(Session {
+            registry: self,
+            report,
+            repository: repository.to_string(),
+            authorization,
+        })
+    }
+}
+
+impl Session<'_> {
+    /// `GET /v2/<name>/manifests/<reference>` (a tag or a digest): the bytes as stored,
+    /// checked against the digest when `reference` is one.
+    pub(crate) fn get_manifest(&self, reference: &str) -> Result<Pulled> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let what = "GET of a manifest";
+        let (media_type, bytes) = self.registry.with_retries(what, self.report, || {
+            let response = self.registry.agent.get(&url);
+            let response = self
+                .authorize(&url, response)
+                .header("Accept", MANIFEST_TYPES)
+                .call()
+                .map_err(|e| self.registry.transport_error(what, e))?;
+            let mut response = self.check(what, &[200], response)?;
+            let media_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(MANIFEST_LIMIT)
+                .read_to_vec()
+                .map_err(|e| {
+                    RequestError::transient(format!(
+                        "registry {} broke off the manifest {}: {}",
+                        self.registry.host,
+                        reference,
+                        one_line(&e.to_string(), WORDS_SHOWN)
+                    ))
+                })?;
+            Ok((media_type, bytes))
+        })?;
+        let digest = crate::image::sha256(&bytes);
+        if reference.contains(':') && reference != digest.to_string() {
+            bail!(
+                "registry {} answered {}@{reference} with a manifest whose digest is {digest}",
+                self.registry.host,
+                self.repository
+            );
+        }
+        let media_type = match media_type {
+            Some(t) if t != "application/json" && !t.is_empty() => t,
+            _ => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+                .with_context(|| {
+                    format!(
+                        "the manifest {}/{}:{reference} says no media type",
+                        self.registry.host, self.repository
+                    )
+                })?,
+        };
+        Ok(Pulled {
+            media_type,
+            bytes,
+            digest,
+        })
+    }
+
+    /// `GET /v2/<name>/blobs/<digest>`: at most `size` bytes, checked against the digest.
+    pub(crate) fn get_blob(&self, digest: &Digest, size: u64) -> Result<Vec<u8>> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let what = "GET of a blob";
+        let deadline = upload_deadline(self.registry.timeout, size);
+        let bytes = self.registry.with_retries(what, self.report, || {
+            let response = self
+                .authorize(&url, self.registry.agent.get(&url))
+                .config()
+                .timeout_per_call(Some(deadline))
+                .build()
+                .call()
+                .map_err(|e| transport_error(&self.registry.host, what, deadline, e))?;
+            let mut response = self.check(what, &[200], response)?;
+            response
+                .body_mut()
+                .with_config()
+                .limit(size.saturating_add(1))
+                .read_to_vec()
+                .map_err(|e| {
+                    RequestError::transient(format!(
+                        "registry {} broke off blob {digest}: {}",
+                        self.registry.host,
+                        one_line(&e.to_string(), WORDS_SHOWN)
+                    ))
+                })
+        })?;
+        if &crate::image::sha256(&bytes) != digest || bytes.len() as u64 != size {
+            bail!(
+                "registry {} answered blob {digest} of {}/{} with other bytes",
+                self.registry.host,
+                self.registry.host,
+                self.repository
+            );
+        }
+        Ok(bytes)
+    }
+}
+
 /// A request body that reports how much of it was sent.
 struct Counted<'a> {
     data: &'a [u8],

@@ -145,6 +145,7 @@ mod tests {
             checksum: None,
             kind,
             dependencies,
+            features: Vec::new(),
         };
         CrateGraph {
             crates: vec![

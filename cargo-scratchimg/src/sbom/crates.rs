@@ -40,6 +40,8 @@ pub(crate) struct Crate {
     pub kind: Kind,
     /// Indices of the crates it depends on (normal and build edges), ascending.
     pub dependencies: Vec<usize>,
+    /// The features cargo enables on it, sorted: what the checks before the build read.
+    pub features: Vec<String>,
 }
 
 /// The crates of one binary, sorted by name, version and source; the root is the binary's own.

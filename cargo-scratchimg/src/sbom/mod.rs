@@ -126,6 +126,7 @@ pub(crate) mod tests {
             checksum: Some("ab".repeat(32)),
             kind,
             dependencies,
+            features: Vec::new(),
         };
         Sbom {
             subject: Subject {

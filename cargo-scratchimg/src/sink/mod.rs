@@ -4,11 +4,12 @@
 //! that writes once takes `self`.
 
 mod archive;
+mod containerd;
 mod daemon;
 mod layout;
+mod merge;
 mod oci_dir;
 mod pending;
-#[cfg(test)]
 pub(crate) mod read;
 mod registry;
 
@@ -17,8 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 pub(crate) use archive::Archive;
+pub(crate) use containerd::Containerd;
 pub use daemon::Engine;
 pub(crate) use daemon::load;
+pub(crate) use merge::{BlobSource, SourceImage, push_index};
 pub(crate) use oci_dir::OciDir;
 pub(crate) use pending::PendingFile;
 pub(crate) use registry::{PushError, push};
