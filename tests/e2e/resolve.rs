@@ -115,6 +115,8 @@ fn resolve_replaces_references_with_pushed_digests() {
             format!("{}/scratchimg-e2e", registry.host),
         )
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
