@@ -25,7 +25,7 @@ impl Sccache {
             dir: dir.join("cache"),
             port: free_port().to_string(),
         };
-        run_ok(&mut sccache.command().arg("--start-server"));
+        run_ok(sccache.command().arg("--start-server"));
         sccache
     }
 
