@@ -187,6 +187,11 @@ impl Drop for Namespace {
         }) {
             let _ = ctr(&self.0).args(["images", "rm", &image]).output();
         }
+        // Empty once containerd's garbage collection has run; best effort.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = Command::new("ctr")
+            .args(["--address", DOCKERS_CONTAINERD, "namespaces", "rm", &self.0])
+            .output();
     }
 }
 
