@@ -12,6 +12,8 @@ const PACKAGE: &str = "Package Selection";
 const COMPILE: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
 const REGISTRY: &str = "Registry Options";
+const RUN: &str = "Run Options";
+const RESOLVE: &str = "Resolve Options";
 
 /// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
 #[derive(Debug, Parser)]
@@ -59,6 +61,9 @@ pub struct ScratchimgArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Run(RunArgs),
+    Resolve(ResolveArgs),
+    Index(IndexArgs),
     /// Verify the signatures and attestations a registry holds for an image
     ///
     /// Checks, for the image and each platform image of an index: cosign's signature under
@@ -68,6 +73,75 @@ pub enum Command {
     /// missing or wrong.
     #[command(max_term_width = 100)]
     Verify(VerifyArgs),
+}
+
+/// Build the image, load it into a local engine and run it, like `cargo run`.
+///
+/// The container is removed when it stops (--rm), gets a terminal when stdin is one, and its exit
+/// code is this command's. The image is tagged <name>:scratchimg-run, so each run replaces the
+/// last. Ctrl-C is passed on to the program; SIGTERM stops it as `docker stop` would, with the
+/// image's stop signal; a second one kills it.
+#[derive(Debug, Args)]
+#[command(max_term_width = 100)]
+pub struct RunArgs {
+    /// Engine to run in: docker when its daemon answers, else podman; or containerd (ctr)
+    #[arg(long, value_enum, value_name = "ENGINE", default_value_t = LoadArg::Auto, help_heading = RUN)]
+    pub engine: LoadArg,
+
+    /// Publish a port, [HOST:]CONTAINER[/PROTO]; repeatable [default: the image's ports, or the
+    /// host's network where the engine has no bridge network]
+    #[arg(long, value_name = "PORT", help_heading = RUN)]
+    pub publish: Vec<String>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Arguments for the program, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// Build the images that YAML files name as scratchimg://PACKAGE[/BIN], push them, and print
+/// the files with each reference replaced by REGISTRY/REPO@sha256:….
+///
+/// Only the references change: comments, key order and formatting stay as they are. Each
+/// package is built once, all in one cargo build, and pushed to $SCRATCHIMG_REPO (or --push
+/// REPO).
+#[derive(Debug, Args)]
+#[command(max_term_width = 100)]
+pub struct ResolveArgs {
+    /// YAML file, directory (its .yaml and .yml files, sorted, recursively), or - for stdin;
+    /// repeatable
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true, help_heading = RESOLVE)]
+    pub filenames: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Make one multi-platform index of images built on different machines, and push it.
+///
+/// Each SOURCE is a pushed image (REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:…), or a tar or OCI
+/// directory written by cargo scratchimg. Their platforms come from their configs; two sources
+/// of one platform are an error. Blobs of file sources are uploaded (those already there are
+/// not), then the manifests, the index, and last the tag.
+#[derive(Debug, Args)]
+#[command(max_term_width = 100)]
+pub struct IndexArgs {
+    /// Where to push the index: REGISTRY/REPO:TAG
+    #[arg(long, value_name = "REF", required = true, help_heading = REGISTRY)]
+    pub push: String,
+
+    /// Images to put in the index: pushed references, or tars and OCI directories
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// How to report the result on stdout
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormatArg::Human, help_heading = OUTPUT)]
+    pub message_format: MessageFormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -84,14 +158,46 @@ pub struct VerifyArgs {
     pub registry: RegistryArgs,
 }
 
-/// What a build takes: the options of `cargo scratchimg` without a subcommand.
+/// How to reach registries.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// User name for the registries pushed to (instead of docker/podman login)
+    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
+    pub registry_user: Option<String>,
+
+    /// Read the password or token for --registry-user from stdin
+    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
+    pub registry_password_stdin: bool,
+
+    /// Also trust the CA certificates in this PEM file for registries; repeatable
+    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
+    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
+    pub insecure_registry: Vec<String>,
+
+    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
+    /// uploads get more for their size, credential helpers three times it
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_timeout,
+        help_heading = REGISTRY
+    )]
+    pub registry_timeout: Duration,
+}
+
+/// The options of a build: `cargo scratchimg` itself, and what `run` and `resolve` build.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Image name and tag, NAME[:TAG]; repeat for several [default: <bin>:<version>]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", help_heading = IMAGE)]
     pub tags: Vec<String>,
 
-    /// Load the image into a local engine: docker when its daemon answers, else podman
+    /// Load the image into a local engine: docker when its daemon answers, else podman; or
+    /// containerd, through `ctr` and its socket ($CONTAINERD_ADDRESS or the standard paths)
     #[arg(
         long,
         value_name = "ENGINE",
@@ -101,6 +207,10 @@ pub struct BuildArgs {
         help_heading = IMAGE
     )]
     pub load: Option<LoadArg>,
+
+    /// containerd namespace that --load=containerd imports into (k3s and kind: k8s.io)
+    #[arg(long, value_name = "NAME", default_value = "default", help_heading = IMAGE)]
+    pub containerd_namespace: String,
 
     /// Program to run, instead of /app/<bin> [setting: entrypoint]
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
@@ -223,6 +333,10 @@ pub struct BuildArgs {
     #[arg(long = "platform", value_name = "PLATFORMS", conflicts_with = "target", help_heading = COMPILE)]
     pub platforms: Option<String>,
 
+    /// Compile C code and link with zig, through cargo-zigbuild [setting: cross = "zig"]
+    #[arg(long, help_heading = COMPILE)]
+    pub zig: bool,
+
     /// Target triple to build for [default: the musl target of this machine's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = COMPILE)]
     pub target: Option<String>,
@@ -247,37 +361,6 @@ pub struct BuildArgs {
     pub frozen: bool,
 }
 
-/// How to reach registries: for pushes and for `verify`.
-#[derive(Debug, Args)]
-pub struct RegistryArgs {
-    /// User name for the registries pushed to (instead of docker/podman login)
-    #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
-    pub registry_user: Option<String>,
-
-    /// Read the password or token for --registry-user from stdin
-    #[arg(long, requires = "registry_user", help_heading = REGISTRY)]
-    pub registry_password_stdin: bool,
-
-    /// Also trust the CA certificates in this PEM file for registries; repeatable
-    #[arg(long, value_name = "FILE", help_heading = REGISTRY)]
-    pub registry_ca: Vec<PathBuf>,
-
-    /// Allow plain HTTP to this registry HOST[:PORT] (loopback always is); repeatable
-    #[arg(long, value_name = "HOST", help_heading = REGISTRY)]
-    pub insecure_registry: Vec<String>,
-
-    /// Time limit of each registry request, body included, e.g. 30s, 2m or 90 (seconds); blob
-    /// uploads get more for their size, credential helpers three times it
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = parse_timeout,
-        help_heading = REGISTRY
-    )]
-    pub registry_timeout: Duration,
-}
-
 /// `30s`, `2m`, `1m30s`, `500ms` (jiff's friendly durations), or a number of seconds.
 fn parse_timeout(value: &str) -> Result<Duration, String> {
     let duration = match value.trim().parse::<u64>() {
@@ -300,6 +383,7 @@ pub enum LoadArg {
     Auto,
     Docker,
     Podman,
+    Containerd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -346,6 +430,30 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         super::Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn registry_timeouts_read_as_durations_or_seconds() {
+        use super::parse_timeout;
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_timeout("0").unwrap_err().contains("zero"));
+        assert!(parse_timeout("-5s").is_err());
+        assert!(
+            parse_timeout("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        // The flag's default is the library's.
+        use clap::Parser;
+        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from(["cargo", "scratchimg"]);
+        assert_eq!(
+            args.build.registry.registry_timeout,
+            cargo_scratchimg::DEFAULT_REGISTRY_TIMEOUT
+        );
     }
 
     #[test]
@@ -401,30 +509,6 @@ mod tests {
                 "--registry-password-stdin"
             ])
             .is_err()
-        );
-    }
-
-    #[test]
-    fn registry_timeouts_read_as_durations_or_seconds() {
-        use super::parse_timeout;
-        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_timeout("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_timeout("0").unwrap_err().contains("zero"));
-        assert!(parse_timeout("-5s").is_err());
-        assert!(
-            parse_timeout("soon")
-                .unwrap_err()
-                .contains("not a duration")
-        );
-        // The flag's default is the library's.
-        use clap::Parser;
-        let super::Cargo::Scratchimg(args) = super::Cargo::parse_from(["cargo", "scratchimg"]);
-        assert_eq!(
-            args.build.registry.registry_timeout,
-            cargo_scratchimg::DEFAULT_REGISTRY_TIMEOUT
         );
     }
 }

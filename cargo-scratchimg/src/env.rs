@@ -42,6 +42,10 @@ pub struct Env {
     pub registry_auth_file: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
     pub docker_config: Option<PathBuf>,
+    /// `$CONTAINERD_ADDRESS`: the socket `--load=containerd` imports through.
+    pub containerd_address: Option<PathBuf>,
+    /// cc-rs's C compilers for targets: `CC_<triple>` (either spelling) and `TARGET_CC`.
+    pub c_compilers: BTreeMap<String, String>,
     pub terminal: Terminal,
 }
 
@@ -56,6 +60,9 @@ pub struct Terminal {
     pub color_set: bool,
     /// `CARGO_TERM_PROGRESS_WHEN` or `CARGO_TERM_PROGRESS_WIDTH` is set.
     pub progress_set: bool,
+    /// stdin and stdout are terminals: `run` gives the container one.
+    pub stdin: bool,
+    pub stdout: bool,
 }
 
 impl Env {
@@ -68,6 +75,8 @@ impl Env {
         );
         env.current_exe = std::env::current_exe().ok();
         env.terminal.stderr = std::io::stderr().is_terminal();
+        env.terminal.stdin = std::io::stdin().is_terminal();
+        env.terminal.stdout = std::io::stdout().is_terminal();
         env.terminal.width = terminal_size::terminal_size_of(std::io::stderr())
             .map(|(terminal_size::Width(width), _)| width);
         env
@@ -109,6 +118,12 @@ impl Env {
             registry_auth_file: path("REGISTRY_AUTH_FILE"),
             xdg_runtime_dir: path("XDG_RUNTIME_DIR"),
             docker_config: path("DOCKER_CONFIG"),
+            containerd_address: path("CONTAINERD_ADDRESS"),
+            c_compilers: vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("CC_") || *k == "TARGET_CC")
+                .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
+                .collect(),
             home,
             terminal: Terminal {
                 color_set: vars.contains_key("CARGO_TERM_COLOR"),

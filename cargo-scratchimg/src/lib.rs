@@ -21,6 +21,7 @@
 mod attest;
 mod cache;
 mod cargo;
+mod checks;
 mod config;
 mod env;
 mod git;
@@ -43,10 +44,14 @@ mod util;
 pub use attest::Attach;
 pub use attest::verify::{Verification, VerifyOptions, verify_remote};
 pub use cargo::CargoOptions;
+pub use cargo::Selected;
 pub use cargo::wrapper::run_if_wrapping;
 pub use config::ImageFlags;
 pub use env::{Env, Terminal};
 pub use outcome::{ImageSummary, LayerSummary, Outcome};
+pub use pipeline::{
+    IndexOptions, IndexOutcome, ResolveOptions, RunOptions, index, resolve, run_image,
+};
 pub use pipeline::{Load, Options, run};
 pub use registry::DEFAULT_TIMEOUT as DEFAULT_REGISTRY_TIMEOUT;
 pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret};

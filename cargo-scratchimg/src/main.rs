@@ -2,20 +2,20 @@
 
 mod cli;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
-    ImageFlags, KeySource, Load, MessageFormat, Options, RetryPolicy, SbomFormat, Secret, Shell,
-    Verbosity, VerifyOptions, run_if_wrapping,
+    ImageFlags, IndexOptions, KeySource, Load, MessageFormat, Options, ResolveOptions, RetryPolicy,
+    RunOptions, SbomFormat, Secret, Shell, Verbosity, VerifyOptions, run_if_wrapping,
 };
 use clap::Parser;
 
 use cli::{
-    AttachArg, BuildArgs, Cargo, Command, FormatArg, LoadArg, MessageFormatArg, RegistryArgs,
-    SbomArg, VerifyArgs,
+    AttachArg, BuildArgs, Cargo, Command, FormatArg, IndexArgs, LoadArg, MessageFormatArg,
+    RegistryArgs, ResolveArgs, RunArgs, SbomArg, VerifyArgs,
 };
 
 fn main() -> ExitCode {
@@ -29,21 +29,60 @@ fn main() -> ExitCode {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let format = match args.build.message_format {
+    let message_format = match &args.command {
+        Some(Command::Index(index)) => index.message_format,
+        Some(Command::Run(run)) => run.build.message_format,
+        Some(Command::Resolve(resolve)) => resolve.build.message_format,
+        Some(Command::Verify(_)) => MessageFormatArg::Human,
+        None => args.build.message_format,
+    };
+    let format = match message_format {
         MessageFormatArg::Human => MessageFormat::Human,
         MessageFormatArg::Json => MessageFormat::Json,
     };
     let env = Env::read();
     let shell = Shell::new(verbosity, format, &env.terminal);
     let done = match args.command {
-        Some(Command::Verify(verify)) => verify_remote(verify, &env, &shell),
         // The results go to stdout as each image is published.
         None => options(args.build, &env)
             .and_then(|options| cargo_scratchimg::run(&options, &env, &shell))
-            .map(drop),
+            .map(|_| ExitCode::SUCCESS),
+        Some(Command::Run(run)) => run_options(run, &env)
+            .and_then(|(options, run)| cargo_scratchimg::run_image(&options, &run, &env, &shell))
+            // The container's exit code is ours, as `docker run` makes it.
+            .map(ExitCode::from),
+        Some(Command::Resolve(resolve)) => resolve_options(resolve, &env)
+            .and_then(|(options, resolve)| {
+                cargo_scratchimg::resolve(&options, &resolve, &env, &shell)
+            })
+            .and_then(|text| {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("could not write the resolved YAML to stdout")
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Index(index)) => index_options(index, &env)
+            .and_then(|options| cargo_scratchimg::index(&options, &env, &shell))
+            .and_then(|outcome| {
+                let text = match format {
+                    MessageFormat::Json => format!("{}\n", serde_json::to_string(&outcome)?),
+                    MessageFormat::Human => format!("{}\n", outcome.pushed.join("\n")),
+                };
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("could not write to stdout")
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Verify(verify)) => {
+            verify_remote(verify, &env, &shell).map(|()| ExitCode::SUCCESS)
+        }
     };
     match done {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             shell.error(&error);
             ExitCode::FAILURE
@@ -51,19 +90,65 @@ fn main() -> ExitCode {
     }
 }
 
+fn engine(arg: LoadArg) -> Load {
+    match arg {
+        LoadArg::Auto => Load::Auto,
+        LoadArg::Docker => Load::Engine(Engine::Docker),
+        LoadArg::Podman => Load::Engine(Engine::Podman),
+        LoadArg::Containerd => Load::Engine(Engine::Containerd),
+    }
+}
+
+/// `cargo scratchimg run`: the build's options, with no file written and `-e` kept for the
+/// container, and how to run it.
+fn run_options(args: RunArgs, env: &Env) -> Result<(Options, RunOptions)> {
+    let mut options = options(args.build, env)?;
+    let run = RunOptions {
+        engine: engine_of(&options, args.engine),
+        publish: args.publish,
+        // Given to the container when it starts, so the image stays the one a build makes.
+        env: std::mem::take(&mut options.image.env),
+        args: args.args,
+        tty: env.terminal.stdin && env.terminal.stdout,
+    };
+    Ok((options, run))
+}
+
+/// `--engine`, else the engine `--load=ENGINE` names.
+fn engine_of(options: &Options, arg: LoadArg) -> Load {
+    match (arg, options.load) {
+        (LoadArg::Auto, Some(load)) => load,
+        (arg, _) => engine(arg),
+    }
+}
+
+fn resolve_options(args: ResolveArgs, env: &Env) -> Result<(Options, ResolveOptions)> {
+    let files = args.filenames.clone();
+    let options = options(args.build, env)?;
+    Ok((options, ResolveOptions { files }))
+}
+
+fn index_options(args: IndexArgs, env: &Env) -> Result<IndexOptions> {
+    Ok(IndexOptions {
+        push: args.push,
+        sources: args.sources,
+        registry: registry_options(args.registry, env)?,
+    })
+}
+
 /// `cargo scratchimg verify`: what it verified as status lines, `REF@sha256:…` on stdout.
 fn verify_remote(args: VerifyArgs, env: &Env, shell: &Shell) -> Result<()> {
     let options = VerifyOptions {
         reference: args.reference,
         key: env.cwd.join(args.key),
-        registry: client_options(args.registry, env)?,
+        registry: registry_options(args.registry, env)?,
     };
     let verified = cargo_scratchimg::verify_remote(&options, shell)?;
     println!("{}", verified.reference);
     Ok(())
 }
 
-fn client_options(args: RegistryArgs, env: &Env) -> Result<ClientOptions> {
+fn registry_options(args: RegistryArgs, env: &Env) -> Result<ClientOptions> {
     let credentials = explicit_credentials(args.registry_user, args.registry_password_stdin)?;
     Ok(ClientOptions {
         ca_files: args.registry_ca,
@@ -121,6 +206,7 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
         cargo: CargoOptions {
             manifest_path: args.manifest.manifest_path,
             package: args.package,
+            selected: Vec::new(),
             workspace: args.workspace,
             bin: args.bin,
             features: args.features.features,
@@ -153,11 +239,10 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
             FormatArg::OciDir => Format::OciDir,
         },
         tags: args.tags,
-        load: args.load.map(|load| match load {
-            LoadArg::Auto => Load::Auto,
-            LoadArg::Docker => Load::Engine(Engine::Docker),
-            LoadArg::Podman => Load::Engine(Engine::Podman),
-        }),
+        load: args.load.map(engine),
+        containerd_namespace: args.containerd_namespace,
+        zig: args.zig,
+        skip_output: false,
         auditable: !args.no_auditable,
         sbom: match args.sbom {
             SbomArg::None => None,
@@ -166,7 +251,7 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
         },
         verify: args.verify,
         push: args.push,
-        registry: client_options(args.registry, env)?,
+        registry: registry_options(args.registry, env)?,
         attach: args.attach.map(|attach| match attach {
             AttachArg::None => Attach::None,
             AttachArg::Sbom => Attach::Sbom,

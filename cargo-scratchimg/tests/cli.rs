@@ -327,7 +327,7 @@ TOML parse error at line 11, column 1
    |
 11 | entrypiont = ["/app/server"]
    | ^^^^^^^^^^
-unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`
+unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
@@ -913,4 +913,53 @@ error: `sha256:nothex` is not a digest
 help: name the image as REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:<hex>
 
 "#]]);
+}
+
+#[test]
+fn subcommand_help_documents_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, snapshot) in [
+        ("run", file!["snapshots/help-run.txt"]),
+        ("resolve", file!["snapshots/help-resolve.txt"]),
+        ("index", file!["snapshots/help-index.txt"]),
+    ] {
+        scratchimg(dir.path())
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout_eq(snapshot);
+    }
+}
+
+#[test]
+fn a_gnu_target_is_refused_before_building() {
+    let dir = with_settings("bin = \"server\"\n");
+    let out = scratchimg(dir.path())
+        .args(["-o", "out.tar", "--target", "x86_64-unknown-linux-gnu"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+...
+error: target `x86_64-unknown-linux-gnu` is not a musl target: its binaries need the C library at run time, which a scratch image does not have
+help: build for [TARGET] (drop --target, or pass --platform linux/amd64)
+help: or, if that is intended, add allow = ["non-musl-target"] to [package.metadata.scratchimg]
+
+"#]]);
+    assert_stopped_before_building(dir.path(), &out.get_output().stderr);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+#[test]
+fn allow_takes_the_keys_of_the_checks() {
+    let dir = with_settings("bin = \"server\"\nallow = [\"sigterm\", \"musl-maloc\"]\n");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+...
+unknown variant `musl-maloc`, expected one of `system-library`, `musl-malloc`, `non-musl-target`, `cross-c-compiler`, `sigterm`
+...
+"#]]);
+    assert_nothing_built(dir.path());
 }

@@ -139,15 +139,30 @@ pub(crate) struct Build {
     pub env: Vec<(String, String)>,
     /// This executable as rustc's wrapper; `None` builds without remapping or lists.
     pub wrapper: Option<wrapper::Wrapper>,
+    /// cargo-zigbuild, which runs this build with zig as the C compiler and linker (`--zig`).
+    #[serde(default)]
+    pub zigbuild: Option<PathBuf>,
 }
 
 impl Build {
     /// `cargo build` with cargo's messages on stdout and its progress and diagnostics on ours.
     pub(crate) fn command(&self, cargo: &Path) -> Command {
         let request = &self.request;
-        let mut command = Command::new(cargo);
+        let mut command = match &self.zigbuild {
+            // `cargo-zigbuild zigbuild` takes `cargo build`'s arguments and runs $CARGO.
+            Some(zigbuild) => {
+                let mut command = Command::new(zigbuild);
+                command.arg("zigbuild").env("CARGO", cargo);
+                command
+            }
+            None => {
+                let mut command = Command::new(cargo);
+                command.arg("build");
+                command
+            }
+        };
         command
-            .args(["build", "--message-format=json-render-diagnostics"])
+            .arg("--message-format=json-render-diagnostics")
             .args(request.package_args());
         for package in &request.packages {
             for bin in &package.bins {
@@ -337,6 +352,7 @@ pub(crate) mod tests {
             target_dir: "/w/target".into(),
             env: Vec::new(),
             wrapper: None,
+            zigbuild: None,
         };
         let command = build.command(Path::new("cargo"));
         let args: Vec<_> = command.get_args().map(|a| a.to_str().unwrap()).collect();

@@ -327,6 +327,7 @@ mod tests {
                 target_dir: self.target_dir(),
                 env: Vec::new(),
                 wrapper: None,
+                zigbuild: None,
             }
         }
 

@@ -58,7 +58,7 @@ pub(crate) fn cross_env(
         "cannot link for {}: no `{gcc}` on PATH, and {why}\n\
          help: install a musl cross compiler named {gcc} and put it on PATH\n\
          help: or set {var}=<linker> and {cc_var}=<C compiler> (or `[target.{}] linker` in .cargo/config.toml)\n\
-         help: or build with cargo-zigbuild, which brings its own cross linker",
+         help: or build with cargo-zigbuild, which brings zig as C compiler and linker: pass --zig (pip install cargo-zigbuild ziglang)",
         target.triple,
         target.triple
     )

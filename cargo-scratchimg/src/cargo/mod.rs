@@ -13,6 +13,7 @@ pub(crate) mod remap;
 pub(crate) mod toolchain;
 pub(crate) mod workspace;
 pub(crate) mod wrapper;
+pub(crate) mod zig;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,16 @@ pub struct CargoOptions {
     pub locked: bool,
     pub frozen: bool,
     pub offline: bool,
+    /// Images to make, each of a package and maybe one of its binaries, instead of `package`,
+    /// `bin` and `workspace`: what `resolve` found referenced.
+    pub selected: Vec<Selected>,
+}
+
+/// A package, and the binary of it to put in an image (its default binary when `None`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Selected {
+    pub package: String,
+    pub bin: Option<String>,
 }
 
 impl CargoOptions {

@@ -118,6 +118,35 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// The images to make, each a package and maybe the binary `--bin` (or `resolve`) names:
+    /// [`CargoOptions::selected`] when given, else [`Workspace::packages`].
+    pub(crate) fn selection(
+        &self,
+        options: &CargoOptions,
+    ) -> Result<Vec<(Package, Option<String>)>> {
+        if options.selected.is_empty() {
+            let packages = self.packages(options)?;
+            return Ok(packages
+                .into_iter()
+                .map(|p| (p, options.bin.clone()))
+                .collect());
+        }
+        options
+            .selected
+            .iter()
+            .map(|selected| {
+                let by_name = CargoOptions {
+                    package: Some(selected.package.clone()),
+                    ..CargoOptions::default()
+                };
+                let package = self.packages(&by_name)?.remove(0);
+                Ok((package, selected.bin.clone()))
+            })
+            .collect()
+    }
+}
+
 /// Packages of the dependency graph for `triple` that compile C code: those whose build
 /// script build-depends on `cc` or `cmake`. Needs the full `cargo metadata`, so it is only
 /// asked when a cross build has no C compiler.

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
+use crate::checks::Check;
+
 /// A Cargo.toml and its text, to turn byte spans into `path:line:column`.
 #[derive(Debug, Clone)]
 pub(crate) struct ManifestText {
@@ -144,6 +146,18 @@ pub(crate) struct Table {
     pub features: Option<Vec<String>>,
     pub profile: Option<String>,
     pub platforms: Option<Vec<Spanned<String>>>,
+    /// Checks before the build to turn off, by key.
+    pub allow: Option<Vec<Check>>,
+    /// How C code is cross-compiled: `"zig"` for cargo-zigbuild.
+    pub cross: Option<Cross>,
+}
+
+/// The `cross` setting.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Cross {
+    /// cargo-zigbuild: zig compiles the C code and links.
+    Zig,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +379,8 @@ mod tests {
             features,
             profile,
             platforms,
+            allow,
+            cross,
         );
         assert_eq!(keys(), fields);
         // The README's example shows each of them.

@@ -17,6 +17,7 @@ pub(crate) use manifest::{ManifestText, Table};
 pub(crate) use standard::standard_annotations;
 pub(crate) use values::{Origin, User};
 
+use crate::checks::Check;
 use crate::image::RunConfig;
 use crate::rootfs::{
     APP_DIR, BaseFiles, CaCerts, FileCopy, Zones, app_path, ca_bundle_path, has_ca_bundle,
@@ -67,6 +68,10 @@ pub(crate) struct Settings {
     pub features: Option<Vec<String>>,
     pub profile: Option<String>,
     pub platforms: Option<Vec<Arch>>,
+    /// The checks before the build that `allow` turns off.
+    pub allow: Vec<Check>,
+    /// `cross = "zig"`: C code and linking through cargo-zigbuild.
+    pub zig: bool,
 }
 
 impl Settings {
@@ -332,6 +337,11 @@ pub(crate) fn resolve(
         features: last_set(tables, |t| t.features.as_ref()).map(|(f, _)| f.clone()),
         profile: last_set(tables, |t| t.profile.as_ref()).map(|(p, _)| p.clone()),
         platforms,
+        allow: last_set(tables, |t| t.allow.as_ref())
+            .map(|(allow, _)| allow.clone())
+            .unwrap_or_default(),
+        zig: last_set(tables, |t| t.cross.as_ref())
+            .is_some_and(|(c, _)| *c == manifest::Cross::Zig),
     })
 }
 

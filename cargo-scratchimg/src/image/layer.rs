@@ -226,7 +226,6 @@ impl Layer {
     }
 
     /// A layer from a blob read back, whose diff_id the image's config gives.
-    #[cfg(test)]
     pub(crate) fn from_blob(blob: Blob, diff_id: Digest, comment: impl Into<String>) -> Layer {
         Layer {
             blob,

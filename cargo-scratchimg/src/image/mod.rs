@@ -5,6 +5,7 @@ mod blob;
 mod index;
 pub(crate) mod json;
 mod layer;
+mod merged;
 mod reference;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use oci_spec::image::{
 pub(crate) use blob::{Blob, sha256};
 pub(crate) use index::{Artifact, Index};
 pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
+pub(crate) use merged::{IndexEntry, merged_index, platform_name, platform_of};
 pub(crate) use reference::{ImageRef, Repository, split_tag};
 
 use crate::target::Arch;
@@ -211,7 +213,6 @@ impl Image {
     /// An image from the blobs an OCI layout or registry holds: its manifest, config and
     /// layers, in the manifest's order. Architecture, diff_ids and comments come from the
     /// config; [`validate`] checks that the blobs agree.
-    #[cfg(test)]
     pub(crate) fn from_blobs(manifest: Blob, config: Blob, layers: Vec<Blob>) -> Result<Image> {
         let parsed: ImageConfiguration =
             serde_json::from_slice(config.data()).context("the config is not an image config")?;

@@ -225,6 +225,16 @@ impl FromStr for ImageRef {
     }
 }
 
+impl ImageRef {
+    /// The repository this reference tags.
+    pub(crate) fn repo(&self) -> Repository {
+        Repository {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+        }
+    }
+}
+
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.familiar())

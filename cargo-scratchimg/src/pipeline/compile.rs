@@ -57,6 +57,7 @@ pub(crate) fn compile(
             target_dir: target_dir.to_path_buf(),
             env: platform.linker_env.clone(),
             wrapper: wrapper(plan, platform, target_dir, env)?,
+            zigbuild: plan.zigbuild.clone(),
         };
         if plan.multi_platform() {
             report.status("Building", &target.arch.platform());

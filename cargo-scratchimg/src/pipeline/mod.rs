@@ -15,10 +15,14 @@
 mod assemble;
 mod attest;
 mod beside;
+mod checks;
 mod compile;
+mod index;
 mod names;
 mod plan;
 mod publish;
+mod resolve;
+mod run;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -28,8 +32,11 @@ use anyhow::Result;
 
 pub(crate) use assemble::assemble;
 pub(crate) use compile::{PlatformBuild, compile};
+pub use index::{IndexOptions, IndexOutcome, index};
 pub(crate) use plan::{Plan, Planned, plan};
 pub(crate) use publish::publish;
+pub use resolve::{ResolveOptions, resolve};
+pub use run::{RunOptions, run_image};
 pub(crate) use verify::verify;
 
 use crate::attest::Attach;
@@ -68,6 +75,12 @@ pub struct Options {
     /// `-t` as given; from the settings, else `<bin>:<version>`, when empty.
     pub tags: Vec<String>,
     pub load: Option<Load>,
+    /// `--containerd-namespace`: where `--load=containerd` imports; `default` when empty.
+    pub containerd_namespace: String,
+    /// `--zig`: cross C code and linking through cargo-zigbuild (also `cross = "zig"`).
+    pub zig: bool,
+    /// No file is written, not even the default output: `run` only loads, `resolve` pushes.
+    pub skip_output: bool,
     /// `--push` values as given: `REGISTRY/REPO[:TAG]`, or empty for `$SCRATCHIMG_REPO/<name>`.
     /// With any, the image is pushed, and written to a file only when `output` is given.
     pub push: Vec<String>,

@@ -13,6 +13,7 @@ use cargo_metadata::Package;
 
 use super::Options;
 use super::beside::{Beside, Groundwork};
+use super::checks;
 use super::names::{image_tags, output_name, push_refs, sbom_beside, sidecar};
 use crate::attest::Attach;
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
@@ -31,7 +32,7 @@ use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
 use crate::sign::SigningKey;
-use crate::sink::{Destination, Engine, Format, PendingFile};
+use crate::sink::{Containerd, Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
 use crate::util::unique;
@@ -52,6 +53,10 @@ pub(crate) struct Plan {
     pub registries: Vec<Registry>,
     /// The engine `--load` loads into, which answered.
     pub engine: Option<Engine>,
+    /// containerd's socket and namespace, for `--load=containerd`.
+    pub containerd: Option<Containerd>,
+    /// cargo-zigbuild, when `--zig` or `cross = "zig"` asks for zig.
+    pub zigbuild: Option<PathBuf>,
     pub format: Format,
     pub sbom: Option<SbomFormat>,
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
@@ -154,12 +159,12 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         let manifest_git = beside.git();
         let mut images = Vec::new();
         let mut warned = Vec::new();
-        for package in workspace.packages(&options.cargo)? {
+        for (package, bin) in workspace.selection(&options.cargo)? {
             let git = manifest_git.for_dir(workspace::package_dir(&package));
             let image = plan_image(
                 &workspace,
                 &layout,
-                package,
+                (package, bin.as_deref()),
                 git,
                 options,
                 env,
@@ -175,17 +180,19 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         };
         let auditable = options.auditable && env.current_exe.is_some();
         let request = build_request(&manifest, &images, options, auditable, report)?;
-        if auditable || options.sbom.is_some() {
-            beside.crate_graphs(
-                scope,
-                &request,
-                &targets,
-                workspace.root(),
-                env,
-                &layout,
-                report,
-            );
-        }
+        // The checks before the build read the graphs too.
+        beside.crate_graphs(
+            scope,
+            &request,
+            &targets,
+            workspace.root(),
+            env,
+            &layout,
+            report,
+        );
+        let zigbuild = (options.zig || images.iter().any(|i| i.settings.zig))
+            .then(|| crate::cargo::zig::find(env))
+            .transpose()?;
         // A wrong host, password or certificate, or no engine, fails before any target is
         // installed.
         let (registries, engine) = beside.connections(report)?;
@@ -197,6 +204,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 probe,
                 &manifest,
                 &manifest_dir,
+                zigbuild.is_some(),
                 options,
                 env,
                 report,
@@ -219,9 +227,20 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             bases,
             mut graphs,
         } = beside.join()?;
+        checks::before_build(&images, &graphs, zigbuild.is_some(), env, report)?;
         for platform in &mut platforms {
-            platform.graphs = graphs.remove(&platform.target).unwrap_or_default();
+            let graphs = graphs.remove(&platform.target).unwrap_or_default();
+            if auditable || options.sbom.is_some() {
+                platform.graphs = graphs;
+            }
         }
+        let containerd = match engine {
+            Some(Engine::Containerd) => Some(Containerd::connect(
+                env.containerd_address.as_deref(),
+                &options.containerd_namespace,
+            )?),
+            _ => None,
+        };
         let plan = Plan {
             workspace,
             layout,
@@ -231,6 +250,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             rustc_version,
             registries,
             engine,
+            containerd,
+            zigbuild,
             format: options.format,
             sbom: options.sbom,
             auditable,
@@ -275,12 +296,38 @@ fn check_workspace_flags(options: &Options) -> Result<()> {
     Ok(())
 }
 
+/// One entry per package, with the binaries of every image of it: two images of one package
+/// (`resolve`'s `pkg` and `pkg/other-bin`) build in one `--package`.
+fn package_bins(images: &[ImagePlan]) -> Vec<PackageBins> {
+    let mut packages: Vec<PackageBins> = Vec::new();
+    for image in images {
+        match packages.iter_mut().find(|p| p.id == image.package.id) {
+            Some(known) => {
+                let more = image
+                    .bins
+                    .iter()
+                    .filter(|b| !known.bins.contains(b))
+                    .cloned();
+                let more: Vec<String> = more.collect();
+                known.bins.extend(more);
+            }
+            None => packages.push(PackageBins {
+                id: image.package.id.clone(),
+                name: image.package.name.to_string(),
+                version: image.package.version.to_string(),
+                bins: image.bins.clone(),
+            }),
+        }
+    }
+    packages
+}
+
 /// Reads and checks a package's settings, picks its binaries and tags, and claims its output.
 #[allow(clippy::too_many_arguments)]
 fn plan_image(
     workspace: &Workspace,
     layout: &Layout,
-    package: Package,
+    (package, bin): (Package, Option<&str>),
     git: GitFacts,
     options: &Options,
     env: &Env,
@@ -301,7 +348,7 @@ fn plan_image(
     }
     let bins = workspace::select_bins(
         &package,
-        options.cargo.bin.as_deref(),
+        bin,
         settings.bin.as_deref(),
         settings.bins.as_deref(),
     )?;
@@ -324,7 +371,9 @@ fn plan_image(
     let path = match (&options.output, options.cargo.workspace) {
         (Some(dir), true) => Some(dir.join(name)),
         (Some(path), false) => Some(path.clone()),
-        (None, _) if push_to.is_empty() => Some(layout.default_output(&name)),
+        (None, _) if push_to.is_empty() && !options.skip_output => {
+            Some(layout.default_output(&name))
+        }
         (None, _) => None,
     };
     let destination = path
@@ -408,15 +457,7 @@ fn build_request(
     };
     Ok(BuildRequest {
         manifest_path: manifest.to_path_buf(),
-        packages: images
-            .iter()
-            .map(|image| PackageBins {
-                id: image.package.id.clone(),
-                name: image.package.name.to_string(),
-                version: image.package.version.to_string(),
-                bins: image.bins.clone(),
-            })
-            .collect(),
+        packages: package_bins(images),
         features,
         all_features: options.cargo.all_features,
         no_default_features: options.cargo.no_default_features,
@@ -436,6 +477,7 @@ fn plan_platform(
     probe: Probe,
     manifest: &Path,
     manifest_dir: &Path,
+    zig: bool,
     options: &Options,
     env: &Env,
     report: &dyn Reporter,
@@ -448,7 +490,8 @@ fn plan_platform(
     };
     toolchain::ensure_target(target, probe, manifest_dir, install, report)?;
     let host = Arch::host();
-    let linker_env = if host == Some(target.arch) {
+    // cargo-zigbuild sets the C compiler and linker of every target itself.
+    let linker_env = if host == Some(target.arch) || zig {
         Vec::new()
     } else {
         let context = linker::link_context(target, &libdir, env, || {

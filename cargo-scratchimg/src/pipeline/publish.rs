@@ -10,7 +10,7 @@ use super::attest::attest;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{Attachments, PushError, load, push};
+use crate::sink::{Attachments, Engine, PushError, load, push};
 
 /// Publishes every image, in plan order.
 pub(crate) fn publish(
@@ -77,8 +77,13 @@ fn publish_each(
             claim.file.commit(&document.bytes)?;
         }
         if let Some(engine) = plan.engine {
-            let loaded = load(engine, &artifact, &image.tags, image.date.seconds)
-                .with_context(|| format!("could not load the image into {engine}"))?;
+            let loaded = match (engine, &plan.containerd) {
+                (Engine::Containerd, Some(containerd)) => {
+                    containerd.import(&artifact, &image.tags, image.date.seconds)
+                }
+                _ => load(engine, &artifact, &image.tags, image.date.seconds),
+            }
+            .with_context(|| format!("could not load the image into {engine}"))?;
             for name in &loaded.names {
                 report.status("Loaded", &format!("{name} ({engine})"));
             }

@@ -916,6 +916,9 @@ impl Session<'_> {
 
     /// `GET /v2/<name>/<path>` accepting `accept`: the status (one of `expected`), the
     /// `Content-Type`, and the body, at most `limit` bytes, with the registry's retries.
+    ///
+    /// The call has the registry's timeout, plus, for a large answer, the time `limit` bytes
+    /// take at the slowest link we allow for, as uploads do.
     pub(super) fn fetch(
         &self,
         what: &str,
@@ -926,13 +929,16 @@ impl Session<'_> {
     ) -> Result<(u16, Option<String>, Vec<u8>)> {
         let url = self.url(path);
         let host = &self.registry.host;
-        let timeout = self.registry.timeout;
+        let deadline = upload_deadline(self.registry.timeout, limit);
         self.registry.with_retries(what, self.report, || {
             let response = self
                 .authorize(&url, self.registry.agent.get(&url))
+                .config()
+                .timeout_per_call(Some(deadline))
+                .build()
                 .header("Accept", accept)
                 .call()
-                .map_err(|e| transport_error(host, what, timeout, e))?;
+                .map_err(|e| transport_error(host, what, deadline, e))?;
             let mut response = self.check(what, expected, response)?;
             let status = response.status().as_u16();
             let content_type = response
@@ -952,6 +958,46 @@ impl Session<'_> {
                     ))
                 })?;
             Ok((status, content_type, body))
+        })
+    }
+}
+
+impl Registry {
+    /// A session for pulling from `repository` (`cargo scratchimg index`'s sources): a token
+    /// with pull scope when the registry uses bearer tokens.
+    pub(crate) fn pull_session<'a>(
+        &'a self,
+        repository: &str,
+        report: &'a dyn Reporter,
+    ) -> Result<Session<'a>> {
+        let authorization = match &self.auth {
+            Auth::Anonymous => None,
+            Auth::Basic(basic) => Some(basic.expose().to_string()),
+            Auth::Bearer { realm, service } => {
+                let scopes = vec![format!("repository:{repository}:pull")];
+                let token = self.with_retries("the token request", report, || {
+                    match auth::fetch_token(
+                        &self.agent,
+                        realm,
+                        service.as_deref(),
+                        &scopes,
+                        self.credentials.found.as_ref(),
+                    ) {
+                        Ok(token) => Ok(token),
+                        Err(TokenError::Refused { .. }) => {
+                            Err(self.unauthorized("the token request").into())
+                        }
+                        Err(TokenError::Other(e)) => Err(RequestError::transient(format!("{e:#}"))),
+                    }
+                })?;
+                Some(format!("Bearer {}", token.expose()))
+            }
+        };
+        Ok(Session {
+            registry: self,
+            report,
+            repository: repository.to_string(),
+            authorization,
         })
     }
 }

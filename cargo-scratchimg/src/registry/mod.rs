@@ -7,6 +7,7 @@ pub(crate) mod auth;
 mod client;
 pub(crate) mod credentials;
 mod mounts;
+mod pull;
 pub(crate) mod referrers;
 pub(crate) mod retry;
 

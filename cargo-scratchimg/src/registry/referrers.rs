@@ -1,4 +1,4 @@
-//! Reading manifests and blobs back, and the referrers of a manifest: through the OCI 1.1
+//! The referrers of a manifest: through the OCI 1.1
 //! referrers API (`GET /v2/<name>/referrers/<digest>`) where the registry has it, else through
 //! the referrers tag schema, an image index under the tag `sha256-<hex>` that clients keep up to
 //! date themselves (the distribution registry 2.8, GHCR and Docker Hub have no API).
@@ -8,14 +8,10 @@ use oci_spec::image::Digest;
 use serde_json::{Value, json};
 
 use super::client::Session;
+use super::pull::MANIFEST_LIMIT;
 use crate::image::{json as canonical, sha256};
 
 pub(crate) const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-/// What a manifest GET accepts: OCI and Docker images and indexes.
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-/// Manifests and referrer lists are small; 4 MiB is what registries themselves allow.
-const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
-
 /// The tag of the referrers tag schema for `digest`: `sha256-<hex>`.
 pub(crate) fn fallback_tag(digest: &Digest) -> String {
     format!("{}-{}", digest.algorithm().as_ref(), digest.digest())
@@ -30,63 +26,7 @@ pub(crate) enum Via {
     Tag,
 }
 
-/// A manifest as the registry holds it.
-#[derive(Debug, Clone)]
-pub(crate) struct Fetched {
-    pub media_type: String,
-    pub bytes: Vec<u8>,
-    pub digest: Digest,
-}
-
 impl Session<'_> {
-    /// The manifest under `reference` (a tag or a digest); `None` when there is none. One
-    /// fetched by digest is checked against it.
-    pub(crate) fn get_manifest(&self, reference: &str) -> Result<Option<Fetched>> {
-        let (status, content_type, bytes) = self.fetch(
-            "GET of a manifest",
-            &format!("manifests/{reference}"),
-            MANIFEST_ACCEPT,
-            &[200, 404],
-            MANIFEST_LIMIT,
-        )?;
-        if status == 404 {
-            return Ok(None);
-        }
-        let digest = sha256(&bytes);
-        if reference.contains(':') {
-            ensure!(
-                digest.to_string() == reference,
-                "registry sent a manifest of digest {digest} for {reference}"
-            );
-        }
-        let media_type = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["mediaType"].as_str().map(str::to_string))
-            .or(content_type)
-            .unwrap_or_default();
-        Ok(Some(Fetched {
-            media_type,
-            bytes,
-            digest,
-        }))
-    }
-
-    /// The blob `digest`, checked against it; at most `limit` bytes.
-    pub(crate) fn get_blob(&self, digest: &str, limit: u64) -> Result<Vec<u8>> {
-        let (_, _, bytes) = self.fetch(
-            "GET of a blob",
-            &format!("blobs/{digest}"),
-            "*/*",
-            &[200],
-            limit,
-        )?;
-        ensure!(
-            sha256(&bytes).to_string() == digest,
-            "registry sent a blob that is not {digest}"
-        );
-        Ok(bytes)
-    }
-
     /// Whether the registry answers the referrers API, and the referrers of `digest` it lists.
     pub(crate) fn referrers(&self, digest: &Digest) -> Result<(Via, Vec<Value>)> {
         let (status, content_type, bytes) = self.fetch(

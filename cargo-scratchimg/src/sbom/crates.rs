@@ -41,7 +41,7 @@ pub(crate) struct Crate {
     /// Indices of the crates it depends on (normal and build edges), ascending.
     pub dependencies: Vec<usize>,
     /// The features cargo enables on it, sorted: whether a `-sys` crate builds its bundled C
-    /// library ([`super::vendored`]).
+    /// library ([`super::vendored`]), and what the checks before the build read.
     #[serde(default)]
     pub features: Vec<String>,
 }

@@ -16,6 +16,8 @@ use crate::target::Arch;
 pub enum Engine {
     Docker,
     Podman,
+    /// containerd, through `ctr` ([`super::Containerd`]).
+    Containerd,
 }
 
 impl Engine {
@@ -23,6 +25,7 @@ impl Engine {
         match self {
             Engine::Docker => "docker",
             Engine::Podman => "podman",
+            Engine::Containerd => "ctr",
         }
     }
 
@@ -60,6 +63,8 @@ impl Engine {
         let (program, args): (_, &[&str]) = match self {
             Engine::Docker => ("docker", &["version", "--format", "{{.Server.Version}}"]),
             Engine::Podman => ("podman", &["version", "--format", "{{.Version}}"]),
+            // Only that ctr is there: the socket is found by `Containerd::connect`.
+            Engine::Containerd => ("ctr", &["--version"]),
         };
         let shown = format!("`{program} {}`", args[0]);
         let mut child = Command::new(program)

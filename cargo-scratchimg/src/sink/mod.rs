@@ -5,11 +5,12 @@
 
 mod archive;
 mod attach;
+mod containerd;
 mod daemon;
 mod layout;
+mod merge;
 mod oci_dir;
 mod pending;
-#[cfg(test)]
 pub(crate) mod read;
 mod registry;
 
@@ -19,8 +20,10 @@ use anyhow::Result;
 
 pub(crate) use archive::Archive;
 pub(crate) use attach::Attachments;
+pub(crate) use containerd::Containerd;
 pub use daemon::Engine;
 pub(crate) use daemon::load;
+pub(crate) use merge::{BlobSource, SourceImage, push_index};
 pub(crate) use oci_dir::OciDir;
 pub(crate) use pending::PendingFile;
 pub(crate) use registry::{PushError, push};

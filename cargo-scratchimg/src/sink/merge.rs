@@ -1,0 +1,147 @@
+//! Pushing an index of images from several places (`cargo scratchimg index`): blobs of images
+//! read from files are uploaded, those of pushed images mounted from their repository (or
+//! copied from another registry), each only when the repository lacks it; then every image
+//! manifest by digest, then the index under its tag, so the tag never names what is missing.
+
+use anyhow::{Context, Result};
+use oci_spec::image::Descriptor;
+
+use crate::image::{Blob, ImageRef};
+use crate::registry::{Mount, Registry, Session};
+use crate::report::Reporter;
+
+/// Where a blob of an index's image is.
+pub(crate) enum BlobSource<'a> {
+    /// Read from a file the tool wrote.
+    Local(Blob),
+    /// In a repository of a registry.
+    Remote {
+        descriptor: Descriptor,
+        registry: &'a Registry,
+        repository: String,
+    },
+}
+
+impl BlobSource<'_> {
+    fn digest(&self) -> &oci_spec::image::Digest {
+        match self {
+            BlobSource::Local(blob) => blob.digest(),
+            BlobSource::Remote { descriptor, .. } => descriptor.digest(),
+        }
+    }
+}
+
+/// One image of the index: its manifest and where its config and layers are.
+pub(crate) struct SourceImage<'a> {
+    pub manifest: Blob,
+    pub blobs: Vec<BlobSource<'a>>,
+}
+
+/// What a merged push did.
+#[derive(Debug, Default)]
+pub(crate) struct Merged {
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub existing: usize,
+}
+
+/// Pushes `images`, then `index` under `tag`, through `registry` (connected).
+pub(crate) fn push_index(
+    registry: &Registry,
+    tag: &ImageRef,
+    images: &[SourceImage<'_>],
+    index: &Blob,
+    report: &dyn Reporter,
+) -> Result<Merged> {
+    let repository = tag.repository();
+    let sources: Vec<String> = images
+        .iter()
+        .flat_map(|i| &i.blobs)
+        .filter_map(|b| match b {
+            BlobSource::Remote {
+                registry: from,
+                repository,
+                ..
+            } if from.host() == registry.host() => Some(repository.clone()),
+            _ => None,
+        })
+        .collect();
+    let session = registry.session(repository, &crate::util::unique(sources), report)?;
+    let mut merged = Merged::default();
+    let mut placed: Vec<oci_spec::image::Digest> = Vec::new();
+    for image in images {
+        for blob in &image.blobs {
+            if placed.contains(blob.digest()) {
+                continue;
+            }
+            place(&session, registry, blob, &mut merged, report).with_context(|| {
+                format!(
+                    "could not put blob {} into {}/{repository}",
+                    blob.digest(),
+                    registry.host()
+                )
+            })?;
+            placed.push(blob.digest().clone());
+        }
+        let manifest = &image.manifest;
+        let media_type = manifest.descriptor().media_type().to_string();
+        session
+            .put_manifest(
+                manifest.digest().as_ref(),
+                &media_type,
+                manifest.data(),
+                manifest.digest(),
+            )
+            .with_context(|| format!("could not push manifest {}", manifest.digest()))?;
+    }
+    let media_type = index.descriptor().media_type().to_string();
+    session
+        .put_manifest(tag.tag(), &media_type, index.data(), index.digest())
+        .with_context(|| format!("could not push the index to {tag}"))?;
+    Ok(merged)
+}
+
+/// Makes sure the session's repository has `blob`.
+fn place(
+    session: &Session<'_>,
+    registry: &Registry,
+    blob: &BlobSource<'_>,
+    merged: &mut Merged,
+    report: &dyn Reporter,
+) -> Result<()> {
+    let digest = blob.digest();
+    if session.has_blob(digest)? {
+        merged.existing += 1;
+        return Ok(());
+    }
+    let mut first = None;
+    let data = match blob {
+        BlobSource::Local(blob) => std::borrow::Cow::Borrowed(blob.data()),
+        BlobSource::Remote {
+            descriptor,
+            registry: from,
+            repository,
+        } => {
+            // In the same registry a mount links it without a byte sent.
+            if from.host() == registry.host() {
+                let mount = session.start_upload(digest, Some(repository))?;
+                if mount == Mount::Mounted {
+                    merged.mounted += 1;
+                    report.verbose("Mounted", &|| format!("{digest} from {repository}"));
+                    return Ok(());
+                }
+                first = Some(mount);
+            }
+            let pull = from.pull_session(repository, report)?;
+            std::borrow::Cow::Owned(pull.get_blob(digest.as_ref(), descriptor.size())?)
+        }
+    };
+    let first = match first {
+        Some(mount) => mount,
+        None => session.start_upload(digest, None)?,
+    };
+    session.upload(digest, &data, first, &|_| {})?;
+    merged.uploaded += 1;
+    report.verbose("Uploaded", &|| format!("{digest}"));
+    Ok(())
+}

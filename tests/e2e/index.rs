@@ -1,0 +1,154 @@
+//! `cargo scratchimg index`: images built in separate runs (as on CI runners of each
+//! architecture) merged into one index in a real registry.
+
+use std::process::Command;
+
+use scratchimg_tests::registry::{Registry, Settings};
+use scratchimg_tests::{
+    example, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
+};
+
+fn index(host: &str, args: &[&str]) -> std::process::Output {
+    tool(&example("hello"))
+        .args(["index", "--message-format", "json", "--push"])
+        .arg(format!("{host}/scratchimg-e2e/hello:multi"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_amd64_push_and_an_arm64_tar_make_one_index() {
+    require_musl_target();
+    require_tool("skopeo", &["--version"]);
+    let registry = Registry::start(Settings::default());
+    let work = tempfile::tempdir().unwrap();
+    let host = &registry.host;
+    // Two runs, as two CI jobs: amd64 pushed, arm64 written to a tar.
+    let amd64 = format!("{host}/scratchimg-e2e/hello:amd64");
+    let pushed: serde_json::Value = serde_json::from_str(&run_ok(
+        tool(&example("hello"))
+            .args([
+                "--platform",
+                "linux/amd64",
+                "--message-format",
+                "json",
+                "--push",
+                &amd64,
+                "--target-dir",
+            ])
+            .arg(shared_target_dir("hello")),
+    ))
+    .unwrap();
+    let arm64_tar = work.path().join("hello-arm64.tar");
+    let written: serde_json::Value = serde_json::from_str(&run_ok(
+        tool(&example("hello"))
+            .args([
+                "--platform",
+                "linux/arm64",
+                "--message-format",
+                "json",
+                "-o",
+            ])
+            .arg(&arm64_tar)
+            .arg("--target-dir")
+            .arg(shared_target_dir("hello")),
+    ))
+    .unwrap();
+    let tar = arm64_tar.display().to_string();
+    let output = index(host, &[&amd64, &tar]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reference = format!("{host}/scratchimg-e2e/hello:multi");
+    assert_eq!(
+        result["pushed"],
+        serde_json::json!([format!(
+            "{reference}@{}",
+            result["digest"].as_str().unwrap()
+        )])
+    );
+
+    let raw: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{reference}"),
+    ])))
+    .unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let platforms: Vec<&serde_json::Value> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["platform"])
+        .collect();
+    assert_eq!(
+        platforms,
+        [
+            &serde_json::json!({"architecture": "amd64", "os": "linux"}),
+            &serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+        ]
+    );
+    assert_eq!(raw["manifests"][0]["digest"], pushed["digest"]);
+    assert_eq!(raw["manifests"][1]["digest"], written["digest"]);
+    let arm: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--override-arch",
+        "arm64",
+        &format!("docker://{reference}"),
+    ])))
+    .unwrap();
+    assert_eq!(arm["Architecture"], "arm64");
+    // The layers are the tar's arm64 image's: its app layer is not the amd64 one's.
+    let layers = |result: &serde_json::Value| -> Vec<serde_json::Value> {
+        result["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].clone())
+            .collect()
+    };
+    assert_eq!(arm["Layers"].as_array().unwrap(), &layers(&written));
+    assert_ne!(layers(&written), layers(&pushed));
+
+    // The same sources again: the same index.
+    let again = index(host, &[&tar, &amd64]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["digest"], result["digest"]);
+
+    // Two images of one platform are refused, and nothing is tagged.
+    let amd64_tar = work.path().join("hello-amd64.tar");
+    run_ok(
+        tool(&example("hello"))
+            .args(["--platform", "linux/amd64", "-o"])
+            .arg(&amd64_tar)
+            .arg("--target-dir")
+            .arg(shared_target_dir("hello")),
+    );
+    let duplicate = tool(&example("hello"))
+        .args(["index", "--push"])
+        .arg(format!("{host}/scratchimg-e2e/hello:dup"))
+        .arg(&amd64)
+        .arg(&amd64_tar)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&duplicate.stderr);
+    assert_eq!(duplicate.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: two images are for linux/amd64: "),
+        "{stderr}"
+    );
+    let tagged = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{host}/scratchimg-e2e/hello:dup"))
+        .output()
+        .unwrap();
+    assert!(!tagged.status.success(), "no tag for a refused index");
+}

@@ -1,0 +1,259 @@
+//! `cargo scratchimg run` in docker, podman and containerd, and `--load=containerd`: the
+//! program's output and exit code are the tool's, the image replaces the last run's, signals
+//! reach the container, and nothing is left running.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scratchimg_tests::{
+    assert_hello_output, example, fixture, free_port, require_musl_target, require_tool, run_ok,
+    shared_target_dir, tool,
+};
+
+/// `cargo scratchimg run` of `dir` with its shared target directory.
+fn run(dir: &Path, name: &str, args: &[&str]) -> Command {
+    require_musl_target();
+    let mut command = tool(dir);
+    command
+        .arg("run")
+        .arg("--target-dir")
+        .arg(shared_target_dir(name))
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// The containers an engine has whose name says a run of this process's tool made them.
+fn leftovers(engine: &str) -> String {
+    run_ok(Command::new(engine).args([
+        "ps",
+        "--all",
+        "--filter",
+        "name=scratchimg-run-",
+        "--format",
+        "{{.Names}}",
+    ]))
+}
+
+#[test]
+fn run_gives_the_programs_output_and_exit_code_in_both_engines() {
+    for engine in ["docker", "podman"] {
+        require_tool(engine, &["version"]);
+        let before = leftovers(engine);
+        let output = run(
+            &fixture("exits"),
+            "exits",
+            &["--engine", engine, "-e", "GREETING=hi", "--", "a", "b c"],
+        )
+        .output()
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{engine}:\n{stdout}\n{stderr}"
+        );
+        assert_eq!(
+            stdout, "exits: args [\"a\", \"b c\"], GREETING=Some(\"hi\")\n",
+            "{engine}: only the program's output on stdout\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("Running exits:scratchimg-run in {engine}")),
+            "{stderr}"
+        );
+        assert_eq!(leftovers(engine), before, "{engine}: --rm");
+        // The run's tag names one image, replaced by each run.
+        let images =
+            run_ok(Command::new(engine).args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+        assert_eq!(
+            images
+                .lines()
+                .filter(|l| l.ends_with("exits:scratchimg-run"))
+                .count(),
+            1,
+            "{engine}: {images}"
+        );
+    }
+    // examples/hello, which says who it runs as.
+    let output = run(
+        &example("hello"),
+        "hello",
+        &["--engine", "docker", "-e", "TZ=Asia/Tokyo"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_hello_output(&String::from_utf8_lossy(&output.stdout));
+}
+
+/// Waits for `child` at most `limit`; its exit code, or a panic.
+fn wait_for(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_serves_web_on_loopback_and_stops_on_sigterm() {
+    for engine in ["docker", "podman"] {
+        require_tool(engine, &["version"]);
+        require_tool("curl", &["--version"]);
+        let before = leftovers(engine);
+        let port = free_port();
+        let env = format!("PORT={port}");
+        let mut args = vec!["--engine", engine, "-e", &env];
+        // docker here has no bridge network: the run takes the host's. podman publishes.
+        let publish = format!("{port}:{port}");
+        if engine == "podman" {
+            args.extend(["--publish", &publish]);
+        }
+        let mut child = run(&example("web"), "web", &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let answer = Command::new("curl")
+            .args([
+                "-fsS",
+                "--retry",
+                "600",
+                "--retry-connrefused",
+                "--retry-delay",
+                "1",
+                "--max-time",
+                "600",
+            ])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&answer.stdout),
+            "hello from a scratch image\n",
+            "{engine}: {}",
+            String::from_utf8_lossy(&answer.stderr)
+        );
+        // SIGTERM to the tool stops the container with its stop signal (SIGINT for web).
+        run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        let code = wait_for(&mut child, Duration::from_secs(60));
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            code,
+            Some(0),
+            "{engine}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(leftovers(engine), before, "{engine}: nothing left running");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{engine}: the server stopped"
+        );
+    }
+}
+
+/// containerd's socket here: Docker's own containerd.
+const DOCKERS_CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
+
+fn ctr(namespace: &str) -> Command {
+    let mut command = Command::new("ctr");
+    command.args(["--address", DOCKERS_CONTAINERD, "--namespace", namespace]);
+    command
+}
+
+/// Removes the namespace's images when the test ends.
+struct Namespace(String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let images = ctr(&self.0).args(["images", "ls", "--quiet"]).output();
+        for image in images.iter().flat_map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }) {
+            let _ = ctr(&self.0).args(["images", "rm", &image]).output();
+        }
+        // Empty once containerd's garbage collection has run; best effort.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = Command::new("ctr")
+            .args(["--address", DOCKERS_CONTAINERD, "namespaces", "rm", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn load_into_containerd_and_run_there_as_nonroot() {
+    require_tool("ctr", &["--version"]);
+    let namespace = Namespace(format!("scratchimg-e2e-{}", std::process::id()));
+    let output = tool(&example("hello"))
+        .args([
+            "--load=containerd",
+            "--containerd-namespace",
+            &namespace.0,
+            "-t",
+            "scratchimg-e2e/hello:containerd",
+            "--target-dir",
+        ])
+        .arg(shared_target_dir("hello"))
+        .env("CONTAINERD_ADDRESS", DOCKERS_CONTAINERD)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Loaded docker.io/scratchimg-e2e/hello:containerd (namespace {})",
+            namespace.0
+        )),
+        "{stderr}"
+    );
+    let listed = run_ok(ctr(&namespace.0).args(["images", "ls", "--quiet"]));
+    assert_eq!(listed.trim(), "docker.io/scratchimg-e2e/hello:containerd");
+    let id = format!("scratchimg-e2e-{}", std::process::id());
+    let ran = run_ok(ctr(&namespace.0).args([
+        "run",
+        "--rm",
+        "--env",
+        "TZ=Asia/Tokyo",
+        "docker.io/scratchimg-e2e/hello:containerd",
+        &id,
+    ]));
+    assert_hello_output(&ran);
+
+    // `run --engine containerd` finds Docker's containerd by itself, and keeps the exit code.
+    let output = run(
+        &fixture("exits"),
+        "exits",
+        &[
+            "--engine",
+            "containerd",
+            "--containerd-namespace",
+            &namespace.0,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("exits: args []"));
+    let containers = run_ok(ctr(&namespace.0).args(["containers", "ls", "--quiet"]));
+    assert_eq!(containers.trim(), "", "ctr run --rm left nothing");
+}
