@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format, ImageFlags,
     Load, MessageFormat, Options, RetryPolicy, SbomFormat, Secret, Shell, Verbosity,
-    run_if_wrapping,
+    handle_interrupts, interrupted, run_if_wrapping,
 };
 use clap::Parser;
 
@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         return code;
     }
     let Cargo::Scratchimg(args) = Cargo::parse();
+    // SIGINT and SIGTERM end cargo and remove our temporary files before we exit.
+    if let Err(error) = handle_interrupts() {
+        eprintln!("warning: could not handle interrupts: {error}");
+    }
     let verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
         (_, true) => Verbosity::Verbose,
@@ -35,6 +39,12 @@ fn main() -> ExitCode {
     // The results go to stdout as each image is published.
     match options(args, &env).and_then(|options| cargo_scratchimg::run(&options, &env, &shell)) {
         Ok(_) => ExitCode::SUCCESS,
+        Err(_) if interrupted().is_some() => {
+            // What failed was stopped by the interrupt, which exits with its own code.
+            loop {
+                std::thread::park();
+            }
+        }
         Err(error) => {
             shell.error(&error);
             ExitCode::FAILURE

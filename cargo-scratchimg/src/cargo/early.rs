@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -24,16 +24,18 @@ use crate::cache::Keyed;
 use crate::env::Env;
 use crate::image::sha256;
 use crate::layout::{self, Layout};
+use crate::process::Group;
 use crate::report::Reporter;
 
 /// Entries kept: one per way the tool is run on this target directory.
 const KEEP: usize = 16;
 
-/// A build started from the last run's [`Build`]; stopped when dropped unless adopted.
-/// What it prints is held back until it is adopted, so a stopped build never shows.
+/// A build started from the last run's [`Build`]; stopped when dropped unless adopted, cargo
+/// and every rustc it started (its process group). What it prints is held back until it is
+/// adopted, so a stopped build never shows.
 struct EarlyBuild {
     build: Build,
-    child: Option<Child>,
+    child: Option<Group>,
     stderr: Option<(Arc<Mutex<Held>>, JoinHandle<()>)>,
 }
 
@@ -66,8 +68,8 @@ impl EarlyBuild {
                 .env("CARGO_TERM_PROGRESS_WHEN", "always")
                 .env("CARGO_TERM_PROGRESS_WIDTH", width.to_string());
         }
-        let mut child = command.spawn().ok()?;
-        let mut pipe = child.stderr.take()?;
+        let mut child = Group::spawn(&mut command).ok()?;
+        let mut pipe = child.child().stderr.take()?;
         let held = Arc::new(Mutex::new(Held::default()));
         let forward = {
             let held = Arc::clone(&held);
@@ -110,10 +112,8 @@ impl EarlyBuild {
 
 impl Drop for EarlyBuild {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Ends the group, so the pipe closes.
+        drop(self.child.take());
         if let Some((_, forward)) = self.stderr.take() {
             let _ = forward.join();
         }
