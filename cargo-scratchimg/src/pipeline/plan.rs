@@ -11,7 +11,9 @@ use std::thread::{Scope, ScopedJoinHandle};
 use anyhow::{Result, bail};
 use cargo_metadata::Package;
 
-use super::tags::{beside, image_tags, output_name, push_hosts, push_refs, sbom_beside};
+use super::tags::{
+    beside, image_tags, is_sbom_beside, output_name, push_hosts, push_refs, sbom_beside,
+};
 use super::{Load, Options};
 use crate::cache::{Hit, Keyed, LayerCache};
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
@@ -84,6 +86,9 @@ pub(crate) struct ImagePlan {
     pub push_to: Vec<ImageRef>,
     /// The SBOM files beside the output, claimed.
     pub sboms: Vec<SbomClaim>,
+    /// SBOM documents an earlier run left beside the output that this run does not write
+    /// (another platform set, binaries or format): removed when the output is committed.
+    pub stale_sboms: Vec<PathBuf>,
 }
 
 /// An SBOM file beside the output: one per platform and binary.
@@ -187,10 +192,11 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 report,
             )?);
         }
-        if let Some(format) = options.sbom {
-            for image in &mut images {
+        for image in &mut images {
+            if let Some(format) = options.sbom {
                 image.sboms = claim_sboms(image, &targets, format)?;
             }
+            image.stale_sboms = stale_sboms(image);
         }
         let Groundwork {
             registries,
@@ -319,6 +325,7 @@ fn plan_image(
         destination,
         push_to,
         sboms: Vec::new(),
+        stale_sboms: Vec::new(),
     })
 }
 
@@ -468,6 +475,39 @@ fn claim_sboms(
         }
     }
     Ok(claims)
+}
+
+/// The SBOM documents beside an image's output that an earlier run wrote and this one does
+/// not: they would describe the new output, so the commit removes them.
+fn stale_sboms(image: &ImagePlan) -> Vec<PathBuf> {
+    let Some(output) = &image.destination else {
+        return Vec::new();
+    };
+    let (Some(dir), Some(name)) = (output.path().parent(), output.path().file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let name = name.to_string_lossy();
+    let mut stale: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .filter(|file| is_sbom_beside(&name, &file.to_string_lossy()))
+        .filter(|file| {
+            !image
+                .sboms
+                .iter()
+                .any(|claim| claim.file.path().file_name() == Some(file.as_os_str()))
+        })
+        .map(|file| dir.join(file))
+        .collect();
+    stale.sort();
+    stale
 }
 
 /// What the work beside the plan gave, joined.

@@ -1,5 +1,6 @@
-//! Step 5: each image written to its claimed output with its SBOMs beside it, loaded into the
-//! engine, pushed to its registries; its [`Outcome`] reported as soon as it is done.
+//! Step 5: every image written to its claimed output with its SBOMs beside it, all put in
+//! place together; then each loaded into the engine, pushed to its registries, and its
+//! [`Outcome`] reported as soon as it is done.
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
@@ -9,7 +10,7 @@ use super::assemble::AssembledImage;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{PushError, load, push};
+use crate::sink::{PushError, commit_all, load, push};
 
 /// Publishes every image, in plan order.
 pub(crate) fn publish(
@@ -35,30 +36,57 @@ pub(crate) fn publish(
 
 fn publish_each(
     plan: &Plan,
-    images: Vec<AssembledImage>,
+    mut images: Vec<AssembledImage>,
     mounts: &mut MountSources,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
-    let mut outcomes = Vec::new();
+    // Every file of the run is written whole beside its path first, then all are put in place
+    // together: when one cannot be written, none replaces what was there. Documents an earlier
+    // run left beside an output, which this run does not write, go in the same step.
+    let mut staged = Vec::new();
+    let mut stale = Vec::new();
+    let mut written = Vec::new();
     for AssembledImage {
         plan: image,
         artifact,
         sboms,
-    } in images
+    } in &mut images
     {
-        let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
-        if let Some(destination) = image.destination {
-            report.status("Writing", &destination.path().display());
-            outcome.path = Some(destination.write(&artifact, &image.tags)?.path);
-        }
-        for claim in image.sboms {
+        let path = match image.destination.take() {
+            Some(destination) => {
+                report.status("Writing", &destination.path().display());
+                let output = destination.stage(artifact, &image.tags)?;
+                let path = output.path().to_path_buf();
+                staged.push(output);
+                Some(path)
+            }
+            None => None,
+        };
+        for claim in std::mem::take(&mut image.sboms) {
             let document = sboms
                 .iter()
                 .find(|d| d.target == claim.target && d.bin == claim.bin)
                 .expect("an SBOM for every platform and binary");
             report.status("Writing", &claim.file.path().display());
-            claim.file.commit(&document.bytes)?;
+            staged.push(claim.file.stage(&document.bytes)?);
         }
+        stale.append(&mut image.stale_sboms);
+        written.push(path);
+    }
+    commit_all(staged, &stale)?;
+
+    let mut outcomes = Vec::new();
+    for (
+        AssembledImage {
+            plan: image,
+            artifact,
+            ..
+        },
+        path,
+    ) in images.into_iter().zip(written)
+    {
+        let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
+        outcome.path = path;
         if let Some(engine) = plan.engine {
             let loaded = load(engine, &artifact, &image.tags, image.date.seconds)
                 .with_context(|| format!("could not load the image into {engine}"))?;

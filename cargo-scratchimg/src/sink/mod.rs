@@ -12,7 +12,7 @@ mod pending;
 pub(crate) mod read;
 mod registry;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
@@ -20,7 +20,7 @@ pub(crate) use archive::Archive;
 pub use daemon::Engine;
 pub(crate) use daemon::load;
 pub(crate) use oci_dir::OciDir;
-pub(crate) use pending::PendingFile;
+pub(crate) use pending::{PendingFile, Staged, commit_all};
 pub(crate) use registry::{PushError, push};
 
 use crate::image::{Artifact, ImageRef};
@@ -51,12 +51,6 @@ pub(crate) enum Destination {
     OciDir(OciDir),
 }
 
-/// What a file sink wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Written {
-    pub path: PathBuf,
-}
-
 impl Destination {
     /// Claims `path` for `format`: fails now if it cannot be written. `mtime` stamps the
     /// archive's entries.
@@ -74,10 +68,12 @@ impl Destination {
         }
     }
 
-    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
+    /// Writes the image beside the path; [`commit_all`] puts it in place with the run's other
+    /// outputs.
+    pub(crate) fn stage(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Staged> {
         match self {
-            Destination::Archive(archive) => archive.write(artifact, tags),
-            Destination::OciDir(dir) => dir.write(artifact, tags),
+            Destination::Archive(archive) => archive.stage(artifact, tags),
+            Destination::OciDir(dir) => dir.stage(artifact, tags),
         }
     }
 }

@@ -4,9 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::Written;
 use super::layout::oci_layout;
-use super::pending::PendingDir;
+use super::pending::{PendingDir, Staged};
 use crate::image::{Artifact, ImageRef};
 
 /// An OCI layout directory, claimed.
@@ -25,11 +24,10 @@ impl OciDir {
         self.output.path()
     }
 
-    pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
+    /// Writes the layout beside its path, to be committed with the run's other outputs.
+    pub(crate) fn stage(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Staged> {
         let files = oci_layout(artifact, tags)?;
-        let path = self.output.path().to_path_buf();
         self.output
-            .commit(files.iter().map(|(path, data)| (path.as_str(), &data[..])))?;
-        Ok(Written { path })
+            .stage(files.iter().map(|(path, data)| (path.as_str(), &data[..])))
     }
 }
