@@ -26,6 +26,7 @@ use crate::image::sha256;
 use crate::layout::{self, Layout};
 use crate::process::Group;
 use crate::report::Reporter;
+use crate::sbom::auditable::{Linker, link_args};
 
 /// Entries kept: one per way the tool is run on this target directory.
 const KEEP: usize = 16;
@@ -223,10 +224,11 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
                 .iter()
                 .all(|input| input.parent() == Some(auditable.as_path()))
             && wrapper.bin_flags.iter().flat_map(|b| &b.flags).all(|flag| {
-                wrapper
-                    .inputs
-                    .iter()
-                    .any(|input| crate::sbom::auditable::link_args(input).contains(flag))
+                wrapper.inputs.iter().any(|input| {
+                    [Linker::Driver, Linker::Bare]
+                        .into_iter()
+                        .any(|linker| link_args(input, linker).contains(flag))
+                })
             })
     });
     build.target_dir == target_dir
@@ -410,7 +412,7 @@ mod tests {
         ours.wrapper = wrapper(
             "/usr/bin/cargo-scratchimg",
             vec![object.clone()],
-            crate::sbom::auditable::link_args(&object),
+            link_args(&object, Linker::Bare),
         );
         assert!(is_ours(&ours, &manifest, &dir, &f.env));
 

@@ -31,6 +31,7 @@ use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
+use crate::sbom::auditable::Linker;
 use crate::sink::{Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
@@ -64,6 +65,8 @@ pub(crate) struct PlatformPlan {
     pub target: Target,
     /// The cross linker's variables, if any.
     pub linker_env: Vec<(String, String)>,
+    /// How rustc runs the linker: the dependency list's flags are spelled for it.
+    pub linker: Linker,
     /// The toolchain's sysroot, whose paths the remapping takes out of the binaries.
     pub sysroot: Option<PathBuf>,
     /// Each package's crate graph for this target; empty without an SBOM or dependency list.
@@ -445,9 +448,11 @@ fn plan_platform(
             format!("{} with {var}={value}", target.triple)
         });
     }
+    let linker = linker::flavor(target, &linker_env, workspace.root(), env);
     Ok(PlatformPlan {
         target: target.clone(),
         linker_env,
+        linker,
         // <sysroot>/lib/rustlib/<target>/lib
         sysroot: libdir.ancestors().nth(4).map(Path::to_path_buf),
         graphs: Graphs::new(),
