@@ -71,7 +71,7 @@ fn check_replaceable(path: &Path) -> Result<()> {
         return Ok(());
     }
     bail!(
-        "output path {} exists and is not an image archive; not replacing it
+        "output path {} exists and is not an image archive; not replacing it\n\
          help: choose another path with -o, or remove the file if it is yours to lose",
         path.display()
     )

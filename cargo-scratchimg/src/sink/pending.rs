@@ -496,6 +496,30 @@ mod tests {
         assert_eq!(names(dir.path()), ["out.tar", "out.tar.spdx.json"]);
     }
 
+    /// When one output of a run cannot be staged, the run stops before [`commit_all`]: what was
+    /// staged is dropped, and nothing replaces what was there.
+    #[test]
+    fn a_failed_staging_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = dir.path().join("out.tar");
+        fs::write(&tar, b"old").unwrap();
+        let layout = dir.path().join("layout");
+        let staged = PendingFile::create(&tar).unwrap().stage(b"new").unwrap();
+        // `x` is a file, so nothing can go inside it.
+        let error = PendingDir::create(&layout)
+            .unwrap()
+            .stage([("x", &b"1"[..]), ("x/y", &b"2"[..])])
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!("could not write {}", layout.display())
+        );
+        drop(staged);
+        assert_eq!(fs::read(&tar).unwrap(), b"old");
+        assert_eq!(names(dir.path()), ["out.tar"]);
+    }
+
     /// A killed run leaves temporary files and directories, and maybe the old layout moved
     /// aside between the two renames: the next claim cleans them up and puts the old layout
     /// back, and leaves a live run's alone.
