@@ -1,6 +1,7 @@
 //! Outputs are whole, readable and alone: several runs writing one OCI directory or one tar at
 //! the same time all succeed, one after the other, and leave one whole, readable output with
-//! the modes any file a tool writes gets, and nothing temporary beside it.
+//! the modes any file a tool writes gets, and nothing temporary beside it; what a killed run
+//! left there is cleaned up by the next.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -120,6 +121,24 @@ fn concurrent_runs_to_one_output_all_succeed_one_after_the_other() {
         let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
         assert_eq!(manifest["schemaVersion"], 2, "{reference}");
     }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], first["digest"]);
+
+    // What a run killed midway leaves: its temporary folder and file, and the old layout moved
+    // aside between the two renames of the swap (the output itself missing). The next run
+    // cleans up and writes whole.
+    std::fs::rename(&layout, out.join(".layout.Zz99Yy.old")).unwrap();
+    std::fs::create_dir_all(out.join(".layout.Ab12Cd/blobs/sha256")).unwrap();
+    std::fs::write(out.join(".server.tar.Qq11Ww.tmp"), b"half a tar").unwrap();
+    for args in [
+        &["--format", "oci-dir", "-o", layout_arg][..],
+        &["-o", tar.to_str().unwrap()][..],
+    ] {
+        let again = build(dir.path(), args).output().unwrap();
+        assert_success(&tool(dir.path()), &again);
+    }
+    assert!(hidden(&out).is_empty(), "{:?}", hidden(&out));
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], first["digest"]);
