@@ -50,10 +50,7 @@ fn canonical(dir: &Path) -> PathBuf {
 
 /// A git command's trimmed output; `None` when git is missing, fails, or prints nothing.
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
+    let output = crate::process::output(Command::new("git").args(args).current_dir(dir))
         .ok()
         .filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();

@@ -14,7 +14,9 @@
 //! - [`cache`]: what a run keeps for the next, under the target directory's [`layout`].
 //!
 //! The environment is read once, into an [`Env`]; everything the library says goes through a
-//! [`Reporter`], which [`Shell`] implements for the terminal.
+//! [`Reporter`], which [`Shell`] implements for the terminal. Children run in process groups of
+//! their own ([`process`]), and [`handle_interrupts`] makes SIGINT and SIGTERM end them and
+//! remove the temporary files before the tool exits ([`interrupt`]).
 
 #![warn(unreachable_pub)]
 
@@ -26,9 +28,11 @@ mod config;
 mod env;
 mod git;
 mod image;
+mod interrupt;
 mod layout;
 mod outcome;
 mod pipeline;
+mod process;
 mod provenance;
 mod registry;
 mod report;
@@ -48,6 +52,7 @@ pub use cargo::Selected;
 pub use cargo::wrapper::run_if_wrapping;
 pub use config::ImageFlags;
 pub use env::{Env, Terminal};
+pub use interrupt::{handle_interrupts, interrupted};
 pub use outcome::{ImageSummary, LayerSummary, Outcome};
 pub use pipeline::{
     IndexOptions, IndexOutcome, ResolveOptions, RunOptions, index, resolve, run_image,

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
     ImageFlags, IndexOptions, KeySource, Load, MessageFormat, Options, ResolveOptions, RetryPolicy,
-    RunOptions, SbomFormat, Secret, Shell, Verbosity, VerifyOptions, run_if_wrapping,
+    RunOptions, SbomFormat, Secret, Shell, Verbosity, VerifyOptions, handle_interrupts,
+    interrupted, run_if_wrapping,
 };
 use clap::Parser;
 
@@ -24,6 +25,10 @@ fn main() -> ExitCode {
         return code;
     }
     let Cargo::Scratchimg(args) = Cargo::parse();
+    // SIGINT and SIGTERM end cargo and remove our temporary files before we exit.
+    if let Err(error) = handle_interrupts() {
+        eprintln!("warning: could not handle interrupts: {error}");
+    }
     let verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
         (_, true) => Verbosity::Verbose,
@@ -83,6 +88,12 @@ fn main() -> ExitCode {
     };
     match done {
         Ok(code) => code,
+        Err(_) if interrupted().is_some() => {
+            // What failed was stopped by the interrupt, which exits with its own code.
+            loop {
+                std::thread::park();
+            }
+        }
         Err(error) => {
             shell.error(&error);
             ExitCode::FAILURE

@@ -208,6 +208,28 @@ help: choose another path with -o
     assert_nothing_built(dir.path());
 }
 
+/// `-o` never replaces a file that is not an image archive: the manifest stays as it was.
+#[test]
+fn output_that_is_not_an_image_is_not_replaced() {
+    let dir = fixture_copy("multi-bin");
+    let manifest = std::fs::read(dir.path().join("Cargo.toml")).unwrap();
+    scratchimg(dir.path())
+        .args(["--bin", "server", "-o", "Cargo.toml"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: output path Cargo.toml exists and is not an image archive; not replacing it
+help: choose another path with -o, or remove the file if it is yours to lose
+
+"#]]);
+    assert_eq!(
+        std::fs::read(dir.path().join("Cargo.toml")).unwrap(),
+        manifest
+    );
+    assert_nothing_built(dir.path());
+    assert_no_output(dir.path(), &dir.path().join("Cargo.toml.spdx.json"));
+}
+
 #[test]
 fn output_on_a_read_only_filesystem_fails_before_building() {
     let dir = fixture_copy("multi-bin");

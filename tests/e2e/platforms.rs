@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use scratchimg_tests::{
-    copy_tree, example, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
+    bin_without_musl_cross_compilers, copy_tree, dependency_list, example, require_musl_target,
+    require_tool, run_ok, rust_lld, shared_target_dir, tool,
 };
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -207,26 +208,9 @@ fn c_code_without_a_cross_compiler_fails_before_building() {
     let work = tempfile::tempdir().unwrap();
     let fetch = work.path().join("fetch");
     copy_tree(&example("fetch"), &fetch);
-    // A PATH with cargo and the system but no musl cross compiler: links to every program of
-    // the usual directories except those.
-    let home = std::env::var("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
+    // A PATH with cargo and the system but no musl cross compiler.
     let bin = work.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for dir in [
-        home.join("bin"),
-        "/usr/local/bin".into(),
-        "/usr/bin".into(),
-        "/bin".into(),
-    ] {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            if !name.to_string_lossy().contains("-linux-musl-") && !bin.join(&name).exists() {
-                std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
-            }
-        }
-    }
+    bin_without_musl_cross_compilers(&bin);
     let path = bin.display().to_string();
     let output = tool(&fetch)
         .args(["--platform", "linux/arm64", "-o"])
@@ -312,4 +296,57 @@ fn the_index_pushes_and_resolves_per_platform() {
     let again = push();
     assert_eq!(again["digest"], result["digest"]);
     assert_eq!(again["images"], result["images"]);
+}
+
+/// A cross build with no musl cross compiler falls back to rust-lld, and the binary still gets
+/// its dependency list: rust-lld is a bare linker, so the list's flags go to it as `-u SYMBOL`
+/// (`-Wl,--undefined=…` made it fail unless --no-auditable).
+#[test]
+fn a_cross_build_with_rust_lld_links_its_dependency_list() {
+    require_musl_target();
+    require_tool("qemu-aarch64-static", &["--version"]);
+    let work = tempfile::tempdir().unwrap();
+    let hello = work.path().join("hello");
+    copy_tree(&example("hello"), &hello);
+    let bin = work.path().join("bin");
+    bin_without_musl_cross_compilers(&bin);
+    std::os::unix::fs::symlink(rust_lld(), bin.join("rust-lld")).unwrap();
+    let target_dir = shared_target_dir("hello-rust-lld");
+    let output = tool(&hello)
+        .args(["--platform", "linux/arm64", "-v", "-o"])
+        .arg(work.path().join("hello.tar"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("PATH", &bin)
+        .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+        // The offline toolchain's libunwind names libdl and libpthread as dependent libraries,
+        // which musl's libc.a holds: gcc ignores such names, lld looks for them.
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+            "-Clink-arg=--no-dependent-libraries",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Linking aarch64-unknown-linux-musl with CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld"
+        ),
+        "{stderr}"
+    );
+    let binary = target_dir.join("aarch64-unknown-linux-musl/scratchimg-release/hello");
+    let list = dependency_list(&binary).expect("the rust-lld binary has its .dep-v0 section");
+    let names: Vec<&str> = list["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"hello") && names.contains(&"jiff"),
+        "{names:?}"
+    );
+    let out = run_ok(Command::new("qemu-aarch64-static").arg(&binary));
+    assert!(out.contains("user: "), "{out}");
 }

@@ -803,3 +803,43 @@ fn registry_error_text_is_quoted_and_cleaned() {
     );
     assert_no_tag(&format!("{}/scratchimg-e2e/hostile:v1", registry.host));
 }
+
+/// Two registries, one of which refuses the manifest: the push fails, and stdout still lists
+/// the reference that was pushed, so a script knows what is in the registry; the refusing one
+/// got no tag.
+#[test]
+fn when_one_of_several_registries_fails_stdout_lists_what_was_pushed() {
+    const DENIED: &str = r#"{"errors":[{"code":"DENIED","message":"tag limit reached"}]}"#;
+    let good = Registry::start(Settings::default());
+    let (refusing, proxy, home) = behind_proxy(Fault::AnswerOnce(400, DENIED));
+    let pushed_ref = format!("{}/scratchimg-e2e/partial:v1", good.host);
+    let refused_ref = format!("{}/scratchimg-e2e/partial:v1", proxy.host);
+    let output = hello_push(&home, &["--push", &pushed_ref, "--push", &refused_ref])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let digest = lines[0]
+        .strip_prefix(&format!("{pushed_ref}@"))
+        .unwrap_or_else(|| panic!("stdout names {pushed_ref}: {stdout}"));
+    assert!(digest.starts_with("sha256:"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("Pushed {pushed_ref}@{digest}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: could not push the manifest of {refused_ref}\n\nCaused by:\n  registry {} answered 400 Bad Request to PUT of the manifest in scratchimg-e2e/partial, saying \"DENIED: tag limit reached\"",
+            proxy.host
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("docker://{pushed_ref}"), &[]),
+        digest
+    );
+    assert_no_tag(&format!("{}/scratchimg-e2e/partial:v1", refusing.host));
+}

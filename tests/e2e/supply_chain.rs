@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use scratchimg_tests::{
-    example, host_musl_target, python_tool, repo_root, require_musl_target, run_ok,
-    shared_target_dir, tar_member, test_toolchain, tool,
+    dependency_list, example, fixture_copy, host_musl_target, python_tool, repo_root,
+    require_musl_target, run_ok, shared_target_dir, tar_member, test_toolchain, tool,
 };
 
 type Crates = BTreeSet<(String, String)>;
@@ -83,6 +83,12 @@ fn default_build() -> &'static Build {
 
 /// `(name, version)` of the crates `cargo tree` shows for examples/events on the musl target.
 fn cargo_tree(edges: &str, args: &[&str]) -> Crates {
+    cargo_tree_in(&example("events"), edges, args)
+}
+
+/// `(name, version)` of the crates `cargo tree` shows for the package in `dir` on the musl
+/// target.
+fn cargo_tree_in(dir: &Path, edges: &str, args: &[&str]) -> Crates {
     let mut command = Command::new("cargo");
     command
         .args([
@@ -90,7 +96,7 @@ fn cargo_tree(edges: &str, args: &[&str]) -> Crates {
         ])
         .args(["--target", &host_musl_target()])
         .args(args)
-        .current_dir(example("events"))
+        .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR");
     if let Some(toolchain) = test_toolchain() {
         command.env("RUSTUP_TOOLCHAIN", toolchain);
@@ -332,28 +338,6 @@ fn manifest_annotations_say_where_the_image_came_from() {
     );
 }
 
-/// The JSON of the `.dep-v0` section of an ELF64 little-endian binary (as cargo-auditable
-/// writes it: zlib-compressed), read with python's standard library; `None` without the section.
-fn dependency_list(binary: &Path) -> Option<serde_json::Value> {
-    let script = r#"
-import json, struct, sys, zlib
-data = open(sys.argv[1], 'rb').read()
-shoff, = struct.unpack_from('<Q', data, 0x28)
-shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3a)
-def header(i):
-    return struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * shentsize)
-names = header(shstrndx)
-for i in range(shnum):
-    h = header(i)
-    start = names[4] + h[0]
-    name = data[start:data.index(b'\0', start)]
-    if name == b'.dep-v0':
-        sys.stdout.write(zlib.decompress(data[h[4]:h[4] + h[5]]).decode())
-"#;
-    let output = run_ok(Command::new("python3").args(["-c", script]).arg(binary));
-    (!output.is_empty()).then(|| serde_json::from_str(&output).unwrap())
-}
-
 /// The name of the root package of a dependency list, and the names of all its packages.
 fn root_and_names(list: &serde_json::Value) -> (String, BTreeSet<String>) {
     let packages = list["packages"].as_array().unwrap();
@@ -490,4 +474,58 @@ fn a_binary_without_its_list_is_relinked() {
     assert!(stderr.contains("Relinking"), "{stderr}");
     let list = dependency_list(&built.join("events")).expect("the list is back");
     assert_eq!(root_and_names(&list).0, "events");
+}
+
+/// A crate compiled both for the program and, with more features, for its build script (the
+/// fixture's serde_json, as xh's syntect): what only the build script's features pull in
+/// (indexmap and what it uses) is marked `kind: build` in the binary's list, as cargo-auditable
+/// marks build dependencies, and left out of the SBOM; both list exactly what `cargo tree`
+/// says the binary links.
+#[test]
+fn crates_only_build_scripts_use_are_not_runtime_dependencies() {
+    require_musl_target();
+    let dir = fixture_copy("build-only");
+    let target_dir = shared_target_dir("build-only");
+    let archive = dir.path().join("build-only.tar");
+    run_ok(
+        tool(dir.path())
+            .arg("-o")
+            .arg(&archive)
+            .arg("--target-dir")
+            .arg(&target_dir),
+    );
+    let binary = target_dir
+        .join(host_musl_target())
+        .join("scratchimg-release/build-only");
+    let list = dependency_list(&binary).expect("a .dep-v0 section");
+    let packages = list["packages"].as_array().unwrap();
+    let kind = |name: &str| {
+        let package = packages
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not in the list: {list}"));
+        package["kind"].as_str().unwrap_or("runtime").to_string()
+    };
+    for name in ["indexmap", "hashbrown", "equivalent"] {
+        assert_eq!(kind(name), "build", "{name}");
+    }
+    for name in ["build-only", "serde_json", "itoa", "memchr"] {
+        assert_eq!(kind(name), "runtime", "{name}");
+    }
+    let runtime: Crates = packages
+        .iter()
+        .filter(|p| p["kind"].is_null())
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(runtime, cargo_tree_in(dir.path(), "normal", &[]));
+    let document: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("build-only.tar.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spdx_crates(&document), runtime);
 }

@@ -383,3 +383,82 @@ pub fn path_with_failing(dir: &Path, program: &str, said: &str) -> std::ffi::OsS
     std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)))
         .unwrap()
 }
+
+/// The JSON of the `.dep-v0` section of an ELF64 little-endian binary (as cargo-auditable
+/// writes it: zlib-compressed), read with python's standard library; `None` without the section.
+pub fn dependency_list(binary: &Path) -> Option<serde_json::Value> {
+    let script = r#"
+import json, struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+shoff, = struct.unpack_from('<Q', data, 0x28)
+shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3a)
+def header(i):
+    return struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * shentsize)
+names = header(shstrndx)
+for i in range(shnum):
+    h = header(i)
+    start = names[4] + h[0]
+    name = data[start:data.index(b'\0', start)]
+    if name == b'.dep-v0':
+        sys.stdout.write(zlib.decompress(data[h[4]:h[4] + h[5]]).decode())
+"#;
+    let output = run_ok(Command::new("python3").args(["-c", script]).arg(binary));
+    (!output.is_empty()).then(|| serde_json::from_str(&output).unwrap())
+}
+
+/// Makes `bin` a directory of links to every program of cargo's bin directory and the usual
+/// system directories except the musl cross compilers (`*-linux-musl-*`): a `PATH` of a machine
+/// that has none.
+pub fn bin_without_musl_cross_compilers(bin: &Path) {
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
+    std::fs::create_dir_all(bin).unwrap();
+    for dir in [
+        home.join("bin"),
+        "/usr/local/bin".into(),
+        "/usr/bin".into(),
+        "/bin".into(),
+    ] {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().contains("-linux-musl-") && !bin.join(&name).exists() {
+                std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
+            }
+        }
+    }
+}
+
+/// A `rust-lld`: the test toolchain's, else the one of the toolchain running the tests (a
+/// distribution's rustc, like the offline musl toolchain's, may ship none). Panics with what to
+/// install when neither has one.
+pub fn rust_lld() -> PathBuf {
+    let toolchains = [test_toolchain(), None];
+    for toolchain in &toolchains {
+        let rustc = |args: &[&str]| {
+            let mut command = Command::new("rustc");
+            command.args(args).env_remove("RUSTC");
+            if let Some(toolchain) = toolchain {
+                command.env("RUSTUP_TOOLCHAIN", toolchain);
+            }
+            command
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let sysroot = rustc(&["--print", "sysroot"]);
+        let host = rustc(&["-vV"]);
+        let Some(host) = host.lines().find_map(|l| l.strip_prefix("host: ")) else {
+            continue;
+        };
+        let lld = Path::new(sysroot.trim()).join(format!("lib/rustlib/{host}/bin/rust-lld"));
+        if lld.is_file() {
+            return lld;
+        }
+    }
+    panic!(
+        "no rust-lld in the test toolchain nor the default one: install it with \
+         `rustup component add llvm-tools` or a rustup toolchain, which ship it"
+    )
+}

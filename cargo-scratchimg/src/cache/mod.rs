@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 pub(crate) use layers::LayerCache;
 
 use crate::image::sha256;
+use crate::interrupt::Temporary;
 use crate::layout::Layout;
 use crate::report::Reporter;
 
@@ -79,11 +80,14 @@ impl Store {
     /// Writes an entry whole (a temporary file, fsync, rename), then drops the oldest entries.
     fn write(&self, entry: &str, data: &[u8]) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.dir)?;
+        let mut temp = Temporary::new(|| {
+            tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(&self.dir)
+        })?;
         temp.write_all(data)?;
         temp.as_file().sync_all()?;
+        let (temp, _entry) = temp.into_parts();
         temp.persist(self.path(entry)).map_err(|e| e.error)?;
         self.prune()
     }

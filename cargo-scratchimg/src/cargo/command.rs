@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{Message, PackageId, TargetKind};
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BuiltBinary;
 use super::wrapper;
+use crate::process::Group;
 use crate::report::Verbosity;
 use crate::target::Target;
 
@@ -180,6 +181,7 @@ impl Build {
             // needed. The profile cargo builds with is our own, so that is the one to set.
             .env(request.profile.strip_env(), "symbols")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(wrapper) = &self.wrapper {
@@ -206,8 +208,9 @@ impl Build {
             .args(&request.lock_flags)
             .arg("--target-dir")
             .arg(&self.target_dir);
-        let status = command
-            .status()
+        command.stdin(Stdio::null());
+        let status = Group::spawn(&mut command)
+            .and_then(|mut group| group.wait())
             .with_context(|| format!("could not run `{} clean`", cargo.display()))?;
         if !status.success() {
             bail!("`cargo clean` failed ({status})");
@@ -216,9 +219,10 @@ impl Build {
     }
 }
 
-/// A running [`Build::command`].
+/// A running [`Build::command`], in a process group of its own: stopped with every rustc it
+/// started if dropped before its end.
 pub(crate) struct Running {
-    pub(super) child: Child,
+    pub(super) child: Group,
     /// The thread passing an early build's stderr on (see [`super::early`]).
     pub(super) stderr: Option<std::thread::JoinHandle<()>>,
 }
@@ -226,7 +230,7 @@ pub(crate) struct Running {
 impl Running {
     /// Starts `command`.
     pub(crate) fn spawn(mut command: Command) -> Result<Running> {
-        let child = command.spawn().with_context(|| {
+        let child = Group::spawn(&mut command).with_context(|| {
             format!(
                 "could not run `{} build`",
                 Path::new(command.get_program()).display()
@@ -241,7 +245,7 @@ impl Running {
     /// Reads cargo's messages to their end: where cargo put each binary `build` asked for.
     pub(crate) fn collect(self, build: &Build) -> Result<Vec<BuiltBinary>> {
         let Running { mut child, stderr } = self;
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdout = child.child().stdout.take().expect("stdout is piped");
         let mut executables: HashMap<(PackageId, String), PathBuf> = HashMap::new();
         for message in Message::parse_stream(BufReader::new(stdout)) {
             let message = message.context("could not read cargo's build messages")?;

@@ -15,7 +15,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -26,16 +26,19 @@ use crate::cache::Keyed;
 use crate::env::Env;
 use crate::image::sha256;
 use crate::layout::{self, Layout};
+use crate::process::Group;
 use crate::report::Reporter;
+use crate::sbom::auditable::{Linker, link_args};
 
 /// Entries kept: one per way the tool is run on this target directory.
 const KEEP: usize = 16;
 
-/// A build started from the last run's [`Build`]; stopped when dropped unless adopted.
-/// What it prints is held back until it is adopted, so a stopped build never shows.
+/// A build started from the last run's [`Build`]; stopped when dropped unless adopted, cargo
+/// and every rustc it started (its process group). What it prints is held back until it is
+/// adopted, so a stopped build never shows.
 struct EarlyBuild {
     build: Build,
-    child: Option<Child>,
+    child: Option<Group>,
     stderr: Option<(Arc<Mutex<Held>>, JoinHandle<()>)>,
 }
 
@@ -68,8 +71,8 @@ impl EarlyBuild {
                 .env("CARGO_TERM_PROGRESS_WHEN", "always")
                 .env("CARGO_TERM_PROGRESS_WIDTH", width.to_string());
         }
-        let mut child = command.spawn().ok()?;
-        let mut pipe = child.stderr.take()?;
+        let mut child = Group::spawn(&mut command).ok()?;
+        let mut pipe = child.child().stderr.take()?;
         let held = Arc::new(Mutex::new(Held::default()));
         let forward = {
             let held = Arc::clone(&held);
@@ -112,10 +115,8 @@ impl EarlyBuild {
 
 impl Drop for EarlyBuild {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Ends the group, so the pipe closes.
+        drop(self.child.take());
         if let Some((_, forward)) = self.stderr.take() {
             let _ = forward.join();
         }
@@ -233,10 +234,11 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
                 .iter()
                 .all(|input| input.parent() == Some(auditable.as_path()))
             && wrapper.bin_flags.iter().flat_map(|b| &b.flags).all(|flag| {
-                wrapper
-                    .inputs
-                    .iter()
-                    .any(|input| crate::sbom::auditable::link_args(input).contains(flag))
+                wrapper.inputs.iter().any(|input| {
+                    [Linker::Driver, Linker::Bare]
+                        .into_iter()
+                        .any(|linker| link_args(input, linker).contains(flag))
+                })
             })
     });
     canonical(&build.target_dir).is_some_and(|dir| Some(dir) == canonical(target_dir))
@@ -452,7 +454,7 @@ mod tests {
         ours.wrapper = wrapper(
             "/usr/bin/cargo-scratchimg",
             vec![object.clone()],
-            crate::sbom::auditable::link_args(&object),
+            link_args(&object, Linker::Bare),
         );
         assert!(is_ours(&ours, &manifest, &dir, &f.env));
 

@@ -35,6 +35,10 @@ pub(crate) fn cache(layout: &Layout) -> Keyed<Resolution> {
     Keyed::open(layout, "graphs", KEEP)
 }
 
+/// Bumped when the same inputs resolve to other graphs: 2 marks crates that only build scripts
+/// use as build crates even where the unified graph reaches them by normal edges.
+const SCHEMA: u32 = 2;
+
 /// Each package's crate graph, by package name.
 pub(crate) type Graphs = BTreeMap<String, CrateGraph>;
 
@@ -49,6 +53,8 @@ pub(crate) struct Resolution {
 /// Everything the graphs depend on besides the manifests, hashed into the entry's name.
 #[derive(Serialize)]
 struct Key<'a> {
+    /// What a kept graph means: bumped when the same inputs give other graphs.
+    schema: u32,
     cargo: &'a Path,
     /// The cargo executable's modification time: a new toolchain may resolve differently.
     cargo_modified: Option<std::time::SystemTime>,
@@ -111,6 +117,7 @@ fn key<'a>(
     config_files.sort();
     config_files.dedup();
     Some(Key {
+        schema: SCHEMA,
         cargo: &env.cargo,
         cargo_modified: std::fs::metadata(&env.cargo)
             .and_then(|m| m.modified())
@@ -152,7 +159,7 @@ fn resolve_now(
         );
     let (metadata, compiled) = std::thread::scope(|scope| {
         let compiled = scope.spawn(|| compiled(cargo, request, target));
-        (command.exec(), crate::util::join(compiled))
+        (super::metadata(&command), crate::util::join(compiled))
     });
     let metadata = metadata.with_context(|| {
         format!(
@@ -204,7 +211,7 @@ fn graph_of(
     metadata: &Metadata,
     root: &PackageId,
     lock: &str,
-    compiled: &HashSet<(String, String)>,
+    compiled: &Compiled,
 ) -> Result<CrateGraph> {
     let Some(resolve) = &metadata.resolve else {
         bail!(
@@ -221,10 +228,26 @@ fn graph_of(
     let nodes: HashMap<&PackageId, &Node> = resolve
         .nodes
         .iter()
-        .filter(|n| versions.get(&n.id).is_some_and(|v| compiled.contains(v)))
+        .filter(|n| {
+            versions
+                .get(&n.id)
+                .is_some_and(|v| compiled.all.contains(v))
+        })
         .map(|n| (&n.id, n))
         .collect();
-    let kinds = walk(&nodes, root)?;
+    let mut kinds = walk(&nodes, root)?;
+    // The resolve gives a crate one set of features for all its compilations, so the
+    // dependencies that only a build script's features pull in (syntect's plist and yaml-rust
+    // when a build script also uses syntect, as xh does) hang off it by normal edges. The
+    // binaries' own tree says what they link.
+    for (id, kind) in kinds.iter_mut() {
+        if !versions
+            .get(id)
+            .is_some_and(|v| compiled.runtime.contains(v))
+        {
+            *kind = Kind::Build;
+        }
+    }
     let checksums = checksums(lock)?;
 
     let mut members: Vec<&cargo_metadata::Package> = metadata
@@ -330,27 +353,47 @@ fn walk<'a>(
     Ok(kinds)
 }
 
-/// `(name, version)` of every crate cargo compiles for the request's binaries, build
-/// dependencies included, as `cargo tree` shows them: it resolves features as `cargo build` does.
-fn compiled(
+/// What `cargo tree` says cargo compiles for the request's binaries, as `(name, version)`.
+struct Compiled {
+    /// Everything, build dependencies and what they use included.
+    all: HashSet<(String, String)>,
+    /// What the binaries link: reached from them by normal edges, with the features the
+    /// binaries' own compilation gives each crate.
+    runtime: HashSet<(String, String)>,
+}
+
+/// Both trees of [`Compiled`], side by side. `cargo tree` resolves features as `cargo build`
+/// does, build scripts' apart from the binaries'.
+fn compiled(cargo: &Path, request: &BuildRequest, target: &Target) -> Result<Compiled> {
+    let (all, runtime) = std::thread::scope(|scope| {
+        let runtime = scope.spawn(|| tree(cargo, request, target, "normal"));
+        (
+            tree(cargo, request, target, "normal,build"),
+            crate::util::join(runtime),
+        )
+    });
+    Ok(Compiled {
+        all: all?,
+        runtime: runtime?,
+    })
+}
+
+/// `cargo tree --edges EDGES` of the request's packages for `target`, as `(name, version)`.
+fn tree(
     cargo: &Path,
     request: &BuildRequest,
     target: &Target,
+    edges: &str,
 ) -> Result<HashSet<(String, String)>> {
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args([
-            "tree",
-            "--edges",
-            "normal,build",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
+            "tree", "--edges", edges, "--prefix", "none", "--format", "{p}",
         ])
         .args(request.package_args())
         .args(["--target", &target.triple])
-        .args(request.resolution_flags())
-        .output()
+        .args(request.resolution_flags());
+    let output = crate::process::output(&mut command)
         .with_context(|| format!("could not run `{} tree`", cargo.display()))?;
     if !output.status.success() {
         bail!(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 use crate::env::Env;
+use crate::sbom::auditable::Linker;
 use crate::target::{Arch, Target};
 
 /// What is known about the machine and the crate graph when choosing a linker.
@@ -83,7 +84,8 @@ pub(crate) fn link_context(
         ..LinkContext::default()
     };
     if !context.configured && context.cross_gcc.is_none() {
-        // <sysroot>/lib/rustlib/<target>/lib: rust-lld lives in <sysroot>/lib/rustlib/<host>/bin.
+        // <sysroot>/lib/rustlib/<target>/lib: rust-lld lives in <sysroot>/lib/rustlib/<host>/bin,
+        // where rustc looks first; then on PATH (a distribution's rustc may ship none).
         let rustlib = libdir.parent().and_then(Path::parent);
         context.rust_lld = rustlib
             .and_then(|r| std::fs::read_dir(r).ok())
@@ -91,27 +93,49 @@ pub(crate) fn link_context(
                 entries
                     .flatten()
                     .any(|e| e.path().join("bin/rust-lld").is_file())
-            });
+            })
+            || env.on_path("rust-lld").is_some();
         context.c_packages = c_packages()?;
     }
     Ok(context)
 }
 
-/// Whether a cargo config that cargo reads from `dir` sets `target.<triple>.linker`: the
-/// `.cargo/config.toml` files of `dir` and its parents, then `$CARGO_HOME`'s.
+/// How rustc will run the linker of `target`: the one `linker_env` sets, else the one the user
+/// configured (`CARGO_TARGET_<TRIPLE>_LINKER`, then the cargo config files cargo reads), else
+/// the default C compiler. A linker whose name ends in `ld` (`rust-lld`, `ld.lld`) is run bare,
+/// as rustc and cargo-auditable take it.
+pub(crate) fn flavor(target: &Target, linker_env: &[(String, String)], env: &Env) -> Linker {
+    let var = target.cargo_env("LINKER");
+    let linker = linker_env
+        .iter()
+        .find(|(key, _)| *key == var)
+        .map(|(_, value)| value.clone())
+        .or_else(|| env.cargo_var(&var).map(str::to_string))
+        .or_else(|| configured_linker(target, &cargo_config_files(env)));
+    let stem = linker.as_deref().map(|l| {
+        let name = Path::new(l)
+            .file_name()
+            .map_or(l.into(), |n| n.to_string_lossy());
+        name.trim_end_matches(".exe").to_string()
+    });
+    match stem {
+        Some(name) if name.ends_with("ld") => Linker::Bare,
+        _ => Linker::Driver,
+    }
+}
+
+/// Whether one of the cargo config `files` sets `target.<triple>.linker`.
 fn configured_in_files(target: &Target, files: &[PathBuf]) -> bool {
-    files.iter().any(|file| {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            return false;
-        };
-        let Ok(config) = text.parse::<toml::Table>() else {
-            return false;
-        };
-        config
-            .get("target")
-            .and_then(|t| t.get(&target.triple))
-            .and_then(|t| t.get("linker"))
-            .is_some()
+    configured_linker(target, files).is_some()
+}
+
+/// The `target.<triple>.linker` of the first of the cargo config `files` that sets one.
+fn configured_linker(target: &Target, files: &[PathBuf]) -> Option<String> {
+    files.iter().find_map(|file| {
+        let text = std::fs::read_to_string(file).ok()?;
+        let config = text.parse::<toml::Table>().ok()?;
+        let linker = config.get("target")?.get(&target.triple)?.get("linker")?;
+        Some(linker.as_str().unwrap_or_default().to_string())
     })
 }
 
@@ -193,6 +217,37 @@ mod tests {
         assert!(err.starts_with("cannot link for aarch64-unknown-linux-musl: no `aarch64-linux-musl-gcc` on PATH, and ring builds C code"), "{err}");
         assert!(err.contains("help: or set CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=<linker> and CC_aarch64_unknown_linux_musl=<C compiler>"), "{err}");
         assert!(err.contains("cargo-zigbuild"), "{err}");
+    }
+
+    #[test]
+    fn bare_linkers_are_known_by_their_names() {
+        let arm = arm();
+        let env = Env::default();
+        let with = |linker: &str| vec![(arm.cargo_env("LINKER"), linker.to_string())];
+        assert_eq!(flavor(&arm, &with("rust-lld"), &env), Linker::Bare);
+        assert_eq!(flavor(&arm, &with("/usr/bin/ld.lld"), &env), Linker::Bare);
+        assert_eq!(
+            flavor(&arm, &with("/usr/bin/aarch64-linux-musl-gcc"), &env),
+            Linker::Driver
+        );
+        assert_eq!(flavor(&arm, &[], &env), Linker::Driver);
+        let mut configured = Env::default();
+        configured
+            .cargo_vars
+            .insert(arm.cargo_env("LINKER"), "rust-lld".into());
+        assert_eq!(flavor(&arm, &[], &configured), Linker::Bare);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".cargo")).unwrap();
+        std::fs::write(
+            dir.path().join(".cargo/config.toml"),
+            "[target.aarch64-unknown-linux-musl]\nlinker = \"ld.lld\"\n",
+        )
+        .unwrap();
+        let in_dir = Env {
+            cwd: dir.path().to_path_buf(),
+            ..Env::default()
+        };
+        assert_eq!(flavor(&arm, &[], &in_dir), Linker::Bare);
     }
 
     #[test]

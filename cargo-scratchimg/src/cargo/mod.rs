@@ -18,7 +18,25 @@ pub(crate) mod zig;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cargo_metadata::{Metadata, MetadataCommand};
+
 use crate::target::Target;
+
+/// Runs `cargo metadata` as [`MetadataCommand::exec`] does, with the same errors, in a process
+/// group of its own: an interrupt ends it, and with it a download of the index.
+pub(crate) fn metadata(command: &MetadataCommand) -> cargo_metadata::Result<Metadata> {
+    let output = crate::process::output(&mut command.cargo_command())?;
+    if !output.status.success() {
+        return Err(cargo_metadata::Error::CargoMetadata {
+            stderr: String::from_utf8(output.stderr)?,
+        });
+    }
+    let stdout = std::str::from_utf8(&output.stdout)?
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .ok_or(cargo_metadata::Error::NoJson)?;
+    MetadataCommand::parse(stdout)
+}
 
 /// cargo's own flags, as plain values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -91,10 +91,7 @@ pub(crate) fn rustc_version(
     let cache: Keyed<String> = Keyed::open(layout, "rustc", 8);
     let rustc = rustc(env);
     let run = || {
-        let output = Command::new(&rustc)
-            .arg("-vV")
-            .current_dir(dir)
-            .output()
+        let output = crate::process::output(Command::new(&rustc).arg("-vV").current_dir(dir))
             .with_context(|| {
                 format!(
                     "could not run `{} -vV` in {}\nhelp: install Rust, e.g. from https://rustup.rs",
@@ -161,11 +158,12 @@ pub(crate) fn ensure_target(
         );
     }
     report.status("Installing", &format!("target {triple} (`{command}`)"));
-    let output = Command::new("rustup")
-        .args(["target", "add", triple])
-        .current_dir(dir)
-        .output()
-        .context("could not run rustup")?;
+    let output = crate::process::output(
+        Command::new("rustup")
+            .args(["target", "add", triple])
+            .current_dir(dir),
+    )
+    .context("could not run rustup")?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     for line in stderr.lines() {
         report.verbose("rustup", &|| line.to_string());
@@ -187,16 +185,17 @@ pub(crate) fn ensure_target(
 /// (rustup's overrides and `rust-toolchain.toml` apply there).
 fn target_libdir(target: &Target, dir: &Path, env: &Env) -> Result<PathBuf> {
     let rustc = env.rustc.clone().unwrap_or_else(|| "rustc".into());
-    let output = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", &target.triple])
-        .current_dir(dir)
-        .output()
-        .with_context(|| {
-            format!(
-                "could not run `{}`\nhelp: install Rust, e.g. from https://rustup.rs",
-                rustc.display()
-            )
-        })?;
+    let output = crate::process::output(
+        Command::new(&rustc)
+            .args(["--print", "target-libdir", "--target", &target.triple])
+            .current_dir(dir),
+    )
+    .with_context(|| {
+        format!(
+            "could not run `{}`\nhelp: install Rust, e.g. from https://rustup.rs",
+            rustc.display()
+        )
+    })?;
     if !output.status.success() {
         bail!(
             "rustc does not know target `{}`: {}",
@@ -220,9 +219,7 @@ fn has_std(libdir: &Path) -> bool {
 }
 
 fn rustup_available() -> bool {
-    Command::new("rustup")
-        .arg("--version")
-        .output()
+    crate::process::output(Command::new("rustup").arg("--version"))
         .is_ok_and(|o| o.status.success())
 }
 

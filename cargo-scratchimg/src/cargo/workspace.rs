@@ -26,7 +26,7 @@ impl Workspace {
         if let Some(dir) = &options.target_dir {
             command.env("CARGO_TARGET_DIR", dir);
         }
-        let metadata = command.exec().with_context(|| {
+        let metadata = super::metadata(&command).with_context(|| {
             format!("could not read the cargo project at {}", manifest.display())
         })?;
         Ok(Workspace { metadata })
@@ -161,8 +161,7 @@ pub(crate) fn c_packages(
     let mut flags = vec!["--filter-platform".to_string(), triple.to_string()];
     flags.extend(options.lock_flags());
     command.other_options(flags);
-    let metadata = command
-        .exec()
+    let metadata = super::metadata(&command)
         .with_context(|| format!("could not read the dependencies of {}", manifest.display()))?;
     let in_graph: std::collections::HashSet<_> = metadata
         .resolve

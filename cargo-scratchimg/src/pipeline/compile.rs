@@ -128,7 +128,7 @@ fn wrapper(
                 bin_flags.push(BinFlags {
                     package: package.name.clone(),
                     bin: bin.clone(),
-                    flags: auditable::link_args(&object),
+                    flags: auditable::link_args(&object, platform.linker),
                 });
             }
             inputs.push(object);

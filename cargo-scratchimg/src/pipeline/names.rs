@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Settings;
 use crate::image::{ImageRef, Repository, split_tag};
+use crate::sbom::SbomFormat;
 use crate::sink::Format;
 use crate::target::Target;
 use crate::util::unique;
@@ -121,6 +122,35 @@ pub(super) fn sbom_beside(
     path
 }
 
+/// Whether `name` is that of an SBOM document some run writes beside an output named `output`
+/// ([`sbom_beside`] with a format's extension): `<output>[.<os>-<arch>][.<bin>].<ext>`.
+pub(super) fn is_sbom_beside(output: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(output).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
+    let Some(middle) = [SbomFormat::Spdx, SbomFormat::CycloneDx]
+        .iter()
+        .find_map(|format| rest.strip_suffix(format.extension()))
+    else {
+        return false;
+    };
+    if middle.is_empty() {
+        return true;
+    }
+    let Some(middle) = middle.strip_suffix('.') else {
+        return false;
+    };
+    let parts: Vec<&str> = middle.split('.').collect();
+    // Platforms and binary names: cargo's target names are letters, digits, `-` and `_`.
+    parts.len() <= 2
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
 /// `<output>.<extension>`, e.g. `hello-0.1.0.tar.spdx.json`.
 pub(super) fn sidecar(output: &Path, extension: &str) -> PathBuf {
     let mut name = output.as_os_str().to_owned();
@@ -225,6 +255,31 @@ mod tests {
         );
         assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
         assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
+    }
+
+    #[test]
+    fn documents_of_earlier_runs_are_known_by_their_names() {
+        let out = "web-1.0.0.tar";
+        for name in [
+            "web-1.0.0.tar.spdx.json",
+            "web-1.0.0.tar.cdx.json",
+            "web-1.0.0.tar.linux-arm64.spdx.json",
+            "web-1.0.0.tar.migrate.cdx.json",
+            "web-1.0.0.tar.linux-amd64.migrate_tool.spdx.json",
+        ] {
+            assert!(is_sbom_beside(out, name), "{name}");
+        }
+        for name in [
+            "web-1.0.0.tar",
+            "web-1.0.0.tar.json",
+            "web-1.0.0.tar.notes.txt",
+            "web-1.0.0.tarx.spdx.json",
+            "web-1.0.0.tar..spdx.json",
+            "web-1.0.0.tar.a.b.c.spdx.json",
+            "other.tar.spdx.json",
+        ] {
+            assert!(!is_sbom_beside(out, name), "{name}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use cargo_metadata::Package;
 use super::Options;
 use super::beside::{Beside, Groundwork};
 use super::checks;
-use super::names::{image_tags, output_name, push_refs, sbom_beside, sidecar};
+use super::names::{image_tags, is_sbom_beside, output_name, push_refs, sbom_beside, sidecar};
 use crate::attest::Attach;
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
 use crate::cargo::early::Early;
@@ -31,6 +31,7 @@ use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
+use crate::sbom::auditable::Linker;
 use crate::sign::SigningKey;
 use crate::sink::{Containerd, Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
@@ -76,6 +77,8 @@ pub(crate) struct PlatformPlan {
     pub target: Target,
     /// The cross linker's variables, if any.
     pub linker_env: Vec<(String, String)>,
+    /// How rustc runs the linker: the dependency list's flags are spelled for it.
+    pub linker: Linker,
     /// The toolchain's sysroot, whose paths the remapping takes out of the binaries.
     pub sysroot: Option<PathBuf>,
     /// Each package's crate graph for this target; empty without an SBOM or dependency list.
@@ -100,6 +103,9 @@ pub(crate) struct ImagePlan {
     pub sboms: Vec<SbomClaim>,
     /// `<output>.intoto.json`, claimed: the provenance beside the output.
     pub provenance: Option<PendingFile>,
+    /// SBOM documents an earlier run left beside the output that this run does not write
+    /// (another platform set, binaries or format): removed when the output is committed.
+    pub stale_sboms: Vec<PathBuf>,
 }
 
 /// An SBOM file beside the output: one per platform and binary.
@@ -178,6 +184,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             Some(targets) => targets,
             None => settings_targets(&images)?,
         };
+        checks::targets(&images, &targets, env, report)?;
         let auditable = options.auditable && env.current_exe.is_some();
         let request = build_request(&manifest, &images, options, auditable, report)?;
         // The checks before the build read the graphs too.
@@ -210,10 +217,11 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 report,
             )?);
         }
-        if let Some(format) = options.sbom {
-            for image in &mut images {
+        for image in &mut images {
+            if let Some(format) = options.sbom {
                 image.sboms = claim_sboms(image, &targets, format)?;
             }
+            image.stale_sboms = stale_sboms(image);
         }
         for image in &mut images {
             image.provenance = image
@@ -392,6 +400,7 @@ fn plan_image(
         push_to,
         sboms: Vec::new(),
         provenance: None,
+        stale_sboms: Vec::new(),
     })
 }
 
@@ -504,9 +513,11 @@ fn plan_platform(
             format!("{} with {var}={value}", target.triple)
         });
     }
+    let linker = linker::flavor(target, &linker_env, env);
     Ok(PlatformPlan {
         target: target.clone(),
         linker_env,
+        linker,
         // <sysroot>/lib/rustlib/<target>/lib
         sysroot: libdir.ancestors().nth(4).map(Path::to_path_buf),
         graphs: Graphs::new(),
@@ -534,4 +545,36 @@ fn claim_sboms(
         }
     }
     Ok(claims)
+}
+/// The SBOM documents beside an image's output that an earlier run wrote and this one does
+/// not: they would describe the new output, so the commit removes them.
+fn stale_sboms(image: &ImagePlan) -> Vec<PathBuf> {
+    let Some(output) = &image.destination else {
+        return Vec::new();
+    };
+    let (Some(dir), Some(name)) = (output.path().parent(), output.path().file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let name = name.to_string_lossy();
+    let mut stale: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .filter(|file| is_sbom_beside(&name, &file.to_string_lossy()))
+        .filter(|file| {
+            !image
+                .sboms
+                .iter()
+                .any(|claim| claim.file.path().file_name() == Some(file.as_os_str()))
+        })
+        .map(|file| dir.join(file))
+        .collect();
+    stale.sort();
+    stale
 }

@@ -1,16 +1,21 @@
-//! Step 5: each image written to its claimed output with its SBOMs beside it, loaded into the
-//! engine, pushed to its registries; its [`Outcome`] reported as soon as it is done.
+//! Step 5: every image written to its claimed output with its SBOMs and provenance beside it,
+//! all put in place together; then each loaded into the engine, pushed to its registries with
+//! its attestations, and its [`Outcome`] reported as soon as it is done.
+
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
 
 use super::Plan;
 use super::assemble::AssembledImage;
-use super::attest::attest;
+use super::attest::{Attestations, attest};
+use super::plan::ImagePlan;
+use crate::image::Artifact;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{Attachments, Engine, PushError, load, push};
+use crate::sink::{Attachments, Engine, PushError, commit_all, load, push};
 
 /// Publishes every image, in plan order.
 pub(crate) fn publish(
@@ -40,42 +45,68 @@ fn publish_each(
     mounts: &mut MountSources,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
-    let mut outcomes = Vec::new();
+    // Every file of the run is written whole beside its path first, then all are put in place
+    // together: when one cannot be written, none replaces what was there. Documents an earlier
+    // run left beside an output, which this run does not write, go in the same step.
+    let mut staged = Vec::new();
+    let mut stale = Vec::new();
+    let mut written = Vec::new();
     for AssembledImage {
-        image,
+        mut image,
         artifact,
         sboms,
     } in images
     {
-        let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
         let attestations = attest(plan, &image, &artifact, &sboms)?;
-        if let Some(destination) = image.destination {
-            report.status("Writing", &destination.path().display());
-            // File outputs hold the attestations when --attach asks: readers that name no
-            // tag want a layout with one entry.
-            let referrers: &[_] = if plan.attach_explicit {
-                &attestations.referrers
-            } else {
-                &[]
-            };
-            outcome.path = Some(
-                destination
-                    .write_with(&artifact, &image.tags, referrers)?
-                    .path,
-            );
-        }
-        if let Some(claim) = image.provenance {
+        let path = match image.destination.take() {
+            Some(destination) => {
+                report.status("Writing", &destination.path().display());
+                // File outputs hold the attestations when --attach asks: readers that name no
+                // tag want a layout with one entry.
+                let referrers: &[_] = if plan.attach_explicit {
+                    &attestations.referrers
+                } else {
+                    &[]
+                };
+                let output = destination.stage(&artifact, &image.tags, referrers)?;
+                let path = output.path().to_path_buf();
+                staged.push(output);
+                Some(path)
+            }
+            None => None,
+        };
+        if let Some(claim) = image.provenance.take() {
             report.status("Writing", &claim.path().display());
-            claim.commit(&attestations.provenance_file)?;
+            staged.push(claim.stage(&attestations.provenance_file)?);
         }
-        for claim in image.sboms {
+        for claim in std::mem::take(&mut image.sboms) {
             let document = sboms
                 .iter()
                 .find(|d| d.target == claim.target && d.bin == claim.bin)
                 .expect("an SBOM for every platform and binary");
             report.status("Writing", &claim.file.path().display());
-            claim.file.commit(&document.bytes)?;
+            staged.push(claim.file.stage(&document.bytes)?);
         }
+        stale.append(&mut image.stale_sboms);
+        written.push(Written {
+            image,
+            artifact,
+            path,
+            attestations,
+        });
+    }
+    commit_all(staged, &stale)?;
+
+    let mut outcomes = Vec::new();
+    for Written {
+        image,
+        artifact,
+        path,
+        attestations,
+    } in written
+    {
+        let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
+        outcome.path = path;
         if let Some(engine) = plan.engine {
             let loaded = match (engine, &plan.containerd) {
                 (Engine::Containerd, Some(containerd)) => {
@@ -140,6 +171,15 @@ fn publish_each(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// An image whose files are staged: what the rest of publishing needs of it.
+struct Written {
+    image: ImagePlan,
+    artifact: Artifact,
+    /// The output, once committed.
+    path: Option<PathBuf>,
+    attestations: Attestations,
 }
 
 /// The summary on stderr: name, digest, and each layer's size.

@@ -174,24 +174,27 @@ impl Container {
             .spawn()
             .with_context(|| format!("could not run `{} run`", self.engine.program()))?;
         let child = Arc::new(Mutex::new(child));
-        let status = std::thread::scope(|scope| {
-            let forwarding = scope.spawn(|| {
-                let mut received = 0;
-                for signal in signals.forever() {
-                    received += 1;
-                    let sent = match (received, signal) {
-                        (1, SIGINT) => "SIGINT",
-                        (1, _) => self.stop_signal.as_str(),
-                        // A second Ctrl-C or SIGTERM does not wait for the program.
-                        _ => "SIGKILL",
-                    };
-                    self.signal(sent, &child);
-                }
-            });
-            let status = wait(&child);
-            handle.close();
-            let _ = forwarding.join();
-            status
+        // The signals are the container's now, not the tool's interrupt.
+        let status = crate::interrupt::passed_on(|| {
+            std::thread::scope(|scope| {
+                let forwarding = scope.spawn(|| {
+                    let mut received = 0;
+                    for signal in signals.forever() {
+                        received += 1;
+                        let sent = match (received, signal) {
+                            (1, SIGINT) => "SIGINT",
+                            (1, _) => self.stop_signal.as_str(),
+                            // A second Ctrl-C or SIGTERM does not wait for the program.
+                            _ => "SIGKILL",
+                        };
+                        self.signal(sent, &child);
+                    }
+                });
+                let status = wait(&child);
+                handle.close();
+                let _ = forwarding.join();
+                status
+            })
         })?;
         if status.code().is_none() {
             // The engine's CLI itself was killed: the container may outlive it.

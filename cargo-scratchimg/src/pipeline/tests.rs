@@ -337,3 +337,60 @@ fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
         assert!(hidden.is_empty(), "{hidden:?}");
     }
 }
+
+/// Documents an earlier run left beside an output that this run does not write (one platform
+/// then several, several then one, another format, none) go when the output is written: no
+/// stale document describes it.
+#[test]
+fn documents_an_earlier_run_left_beside_the_output_go() {
+    let ws = workspace();
+    let out = ws.path().join("out");
+    let env = env(ws.path());
+    let report = Capture::new(Verbosity::Normal);
+    let mut options = options(&out, Format::Archive);
+    options.verify = false;
+    options.cargo.workspace = false;
+    options.cargo.package = Some("api".into());
+    options.output = Some(out.join("api.tar"));
+    let mut runs = vec![
+        (
+            "linux/amd64",
+            Some(SbomFormat::Spdx),
+            vec!["api.tar.spdx.json"],
+        ),
+        (
+            "linux/amd64,linux/arm64",
+            Some(SbomFormat::Spdx),
+            vec![
+                "api.tar.linux-amd64.spdx.json",
+                "api.tar.linux-arm64.spdx.json",
+            ],
+        ),
+        (
+            "linux/arm64",
+            Some(SbomFormat::CycloneDx),
+            vec!["api.tar.cdx.json"],
+        ),
+        ("linux/amd64", None, vec![]),
+    ];
+    // And back again, from nothing to one.
+    runs.push(runs[0].clone());
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("api.tar.notes.txt"), "mine").unwrap();
+    for (platforms, sbom, documents) in runs {
+        options.platforms = Some(platforms.into());
+        options.sbom = sbom;
+        run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        // The provenance beside the output is there every time.
+        let mut want = vec!["api.tar", "api.tar.intoto.json", "api.tar.notes.txt"];
+        want.extend(documents);
+        want.sort();
+        assert_eq!(names, want, "{platforms} {sbom:?}");
+    }
+}

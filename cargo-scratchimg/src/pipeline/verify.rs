@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use super::Plan;
 use super::assemble::{AssembledImage, assemble_one};
 use super::compile::PlatformBuild;
+use crate::interrupt::Temporary;
 use crate::layout::Layout;
 use crate::report::Reporter;
 
@@ -21,11 +22,13 @@ pub(crate) fn verify(
     let parent = plan.layout.root();
     std::fs::create_dir_all(parent)
         .with_context(|| format!("could not create {}", parent.display()))?;
-    // Removed when dropped, on every way out.
-    let fresh = tempfile::Builder::new()
-        .prefix(Layout::VERIFY_PREFIX)
-        .tempdir_in(parent)
-        .with_context(|| format!("could not create a directory in {}", parent.display()))?;
+    // Removed when dropped, on every way out, and by an interrupt.
+    let fresh = Temporary::new(|| {
+        tempfile::Builder::new()
+            .prefix(Layout::VERIFY_PREFIX)
+            .tempdir_in(parent)
+    })
+    .with_context(|| format!("could not create a directory in {}", parent.display()))?;
     report.status(
         "Verifying",
         &format!("by building again in {}", fresh.path().display()),

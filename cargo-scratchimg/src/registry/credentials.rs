@@ -298,15 +298,15 @@ fn ask_helper(
     limit: Duration,
 ) -> Result<Option<Credentials>> {
     let deadline = Instant::now() + limit;
-    let mut child = command
+    command
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        // Its own process group, so that a timeout also ends what it started (gpg, a browser
-        // login, a cloud CLI) and nothing is left holding its stdout.
-        .process_group(0)
-        .spawn()
+        // Its own process group, so that a timeout (or an interrupt) also ends what it started
+        // (gpg, a browser login, a cloud CLI) and nothing is left holding its stdout.
+        .process_group(0);
+    let (mut child, _registered) = crate::interrupt::spawn_group(&mut command)
         .with_context(|| {
             format!("could not run the credential helper `{program}`\nhelp: install it, or remove it from your Docker config")
         })?;

@@ -121,12 +121,26 @@ pub(crate) fn section(elf: &[u8]) -> Option<Vec<u8>> {
     elf.get(start..end).map(<[u8]>::to_vec)
 }
 
-/// What rustc needs to link the object into the binary and keep its section.
-pub(crate) fn link_args(object: &std::path::Path) -> Vec<String> {
-    vec![
-        format!("-Clink-arg={}", object.display()),
-        format!("-Clink-arg=-Wl,--undefined={SYMBOL}"),
-    ]
+/// How rustc runs the linker, which decides how linker flags are spelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Linker {
+    /// Through a C compiler (`cc`, `musl-gcc`, clang, `zig cc`): linker flags go as `-Wl,…`.
+    #[default]
+    Driver,
+    /// The linker itself (`rust-lld`, `ld.lld`): flags go as they are; `-Wl,` is an error.
+    Bare,
+}
+
+/// What rustc needs to link the object into the binary and keep its section: the object, and
+/// the symbol marked undefined so the linker keeps it, with POSIX's `-u`, which GNU ld, lld and
+/// zig all take (zig refuses `--undefined=`).
+pub(crate) fn link_args(object: &std::path::Path, linker: Linker) -> Vec<String> {
+    let mut args = vec![format!("-Clink-arg={}", object.display())];
+    match linker {
+        Linker::Driver => args.push(format!("-Clink-arg=-Wl,-u,{SYMBOL}")),
+        Linker::Bare => args.extend(["-Clink-arg=-u".into(), format!("-Clink-arg={SYMBOL}")]),
+    }
+    args
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! `docker save` writes since Docker 25. Docker, podman and skopeo all read it. Docker's
 //! classic store loads one platform, so `manifest.json` names this machine's image of an index.
 
+use std::io::Read;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 
-use super::Written;
 use super::layout::{docker_manifest, oci_layout_with};
-use super::pending::PendingFile;
+use super::pending::{PendingFile, Staged};
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef, LayerBuilder, Owner};
 use crate::target::Arch;
@@ -20,8 +20,10 @@ pub(crate) struct Archive {
 }
 
 impl Archive {
-    /// Claims `path`: fails now if it cannot be written. `mtime` stamps the archive's entries.
+    /// Claims `path`: fails now if it cannot be written, or holds something other than an
+    /// image archive. `mtime` stamps the archive's entries.
     pub(crate) fn claim(path: &Path, mtime: u64) -> Result<Archive> {
+        check_replaceable(path)?;
         Ok(Archive {
             output: PendingFile::create(path)?,
             mtime,
@@ -32,17 +34,70 @@ impl Archive {
         self.output.path()
     }
 
-    pub(crate) fn write(
+    /// Writes the archive beside its path, to be committed with the run's other outputs.
+    pub(crate) fn stage(
         self,
         artifact: &Artifact,
         tags: &[ImageRef],
         referrers: &[Referrer],
-    ) -> Result<Written> {
+    ) -> Result<Staged> {
         let bytes = render_with(artifact, tags, referrers, self.mtime)?;
-        let path = self.output.path().to_path_buf();
-        self.output.commit(&bytes)?;
-        Ok(Written { path })
+        self.output.stage(&bytes)
     }
+}
+
+/// The names an image archive this tool writes can begin with: its entries are sorted, so
+/// `blobs/` comes first; `docker save` and other layouts start with one of the others.
+const IMAGE_ENTRIES: [&str; 4] = ["blobs/", "index.json", "manifest.json", "oci-layout"];
+
+/// Refuses to replace an existing file at `path` that is not an image this tool could have
+/// written: one that is not a tar, or whose first entry is not the start of an OCI layout or a
+/// Docker archive (`-o Cargo.toml`, `-o src/main.rs`). An empty file is taken, as `mktemp`
+/// makes. Only the first header is read.
+fn check_replaceable(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(());
+    }
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("could not read the existing output {}", path.display()))?;
+    let mut header = [0u8; 512];
+    let first = file
+        .take(512)
+        .read_exact(&mut header)
+        .ok()
+        .and_then(|()| first_entry(&header));
+    if first.is_some_and(|name| {
+        IMAGE_ENTRIES
+            .iter()
+            .any(|ours| name == ours.trim_end_matches('/') || name.starts_with(ours))
+    }) {
+        return Ok(());
+    }
+    bail!(
+        "output path {} exists and is not an image archive; not replacing it\n\
+         help: choose another path with -o, or remove the file if it is yours to lose",
+        path.display()
+    )
+}
+
+/// The name in a tar's first header, if `header` is one (its checksum holds).
+fn first_entry(header: &[u8; 512]) -> Option<String> {
+    let header = tar::Header::from_byte_slice(header);
+    let stored = header.cksum().ok()?;
+    let bytes = header.as_bytes();
+    let computed: u32 = bytes[..148]
+        .iter()
+        .chain(&[b' '; 8])
+        .chain(&bytes[156..])
+        .map(|b| u32::from(*b))
+        .sum();
+    if stored != computed {
+        return None;
+    }
+    Some(header.path().ok()?.to_string_lossy().into_owned())
 }
 
 /// The archive's bytes; deterministic, since the tar is laid out like a layer.

@@ -14,7 +14,7 @@ mod pending;
 pub(crate) mod read;
 mod registry;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
@@ -25,7 +25,7 @@ pub use daemon::Engine;
 pub(crate) use daemon::load;
 pub(crate) use merge::{BlobSource, SourceImage, push_index};
 pub(crate) use oci_dir::OciDir;
-pub(crate) use pending::PendingFile;
+pub(crate) use pending::{PendingFile, Staged, commit_all};
 pub(crate) use registry::{PushError, push};
 
 use crate::attest::Referrer;
@@ -57,12 +57,6 @@ pub(crate) enum Destination {
     OciDir(OciDir),
 }
 
-/// What a file sink wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Written {
-    pub path: PathBuf,
-}
-
 impl Destination {
     /// Claims `path` for `format`: fails now if it cannot be written. `mtime` stamps the
     /// archive's entries.
@@ -80,16 +74,17 @@ impl Destination {
         }
     }
 
-    /// Writes the image, and `referrers` (its attestations) in the layout.
-    pub(crate) fn write_with(
+    /// Writes the image, and `referrers` (its attestations) in the layout, beside the path;
+    /// [`commit_all`] puts it in place with the run's other outputs.
+    pub(crate) fn stage(
         self,
         artifact: &Artifact,
         tags: &[ImageRef],
         referrers: &[Referrer],
-    ) -> Result<Written> {
+    ) -> Result<Staged> {
         match self {
-            Destination::Archive(archive) => archive.write(artifact, tags, referrers),
-            Destination::OciDir(dir) => dir.write(artifact, tags, referrers),
+            Destination::Archive(archive) => archive.stage(artifact, tags, referrers),
+            Destination::OciDir(dir) => dir.stage(artifact, tags, referrers),
         }
     }
 }

@@ -4,9 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::Written;
 use super::layout::oci_layout_with;
-use super::pending::PendingDir;
+use super::pending::{PendingDir, Staged};
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 
@@ -26,16 +25,15 @@ impl OciDir {
         self.output.path()
     }
 
-    pub(crate) fn write(
+    /// Writes the layout beside its path, to be committed with the run's other outputs.
+    pub(crate) fn stage(
         self,
         artifact: &Artifact,
         tags: &[ImageRef],
         referrers: &[Referrer],
-    ) -> Result<Written> {
+    ) -> Result<Staged> {
         let files = oci_layout_with(artifact, tags, referrers)?;
-        let path = self.output.path().to_path_buf();
         self.output
-            .commit(files.iter().map(|(path, data)| (path.as_str(), &data[..])))?;
-        Ok(Written { path })
+            .stage(files.iter().map(|(path, data)| (path.as_str(), &data[..])))
     }
 }

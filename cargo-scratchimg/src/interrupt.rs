@@ -1,0 +1,227 @@
+//! What an interrupt undoes before the tool exits: SIGINT and SIGTERM end the process groups
+//! of the children the tool started (cargo with its rustc processes and linkers) and remove the
+//! temporary files and directories it made, then the tool exits with 128 + the signal's number
+//! (130, 143), as a shell reports a program the signal ended.
+//!
+//! A handler that only exited would skip every destructor, so what an interrupt must undo is
+//! registered here while it exists ([`Registered`] entries leave on drop). The handler runs on
+//! a thread of its own: it waits for the [`uninterrupted`] sections in progress (the renames
+//! that put a run's outputs in place), takes the registry and keeps it, undoes every entry and
+//! exits. Entries are made under the registry's lock, so none is left out.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// Something an interrupt undoes.
+#[derive(Debug)]
+enum Undo {
+    /// A child's process group, ended with SIGKILL.
+    Group(u32),
+    /// A temporary file or directory, removed.
+    Path(PathBuf),
+}
+
+struct Registry {
+    next: u64,
+    entries: BTreeMap<u64, Undo>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 0,
+    entries: BTreeMap::new(),
+});
+
+/// Held for reading by [`uninterrupted`] sections, for writing by the handler.
+static SECTIONS: RwLock<()> = RwLock::new(());
+
+/// The signal being handled; 0 before any.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// How many [`passed_on`] sections are running: while any is, signals are theirs to handle.
+static PASSING_ON: AtomicUsize = AtomicUsize::new(0);
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An entry of the registry, removed from it on drop.
+#[derive(Debug)]
+pub(crate) struct Registered(u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        registry().entries.remove(&self.0);
+    }
+}
+
+/// Makes something with `make` and registers what an interrupt must undo of it, under the
+/// registry's lock: an interrupt sees either nothing made or the entry.
+fn register<T>(
+    make: impl FnOnce() -> io::Result<T>,
+    undo: impl FnOnce(&T) -> Undo,
+) -> io::Result<(T, Registered)> {
+    let mut registry = registry();
+    let value = make()?;
+    let id = registry.next;
+    registry.next += 1;
+    registry.entries.insert(id, undo(&value));
+    Ok((value, Registered(id)))
+}
+
+/// A temporary file or directory that an interrupt removes; its own drop removes it otherwise
+/// (as `tempfile`'s types do).
+#[derive(Debug)]
+pub(crate) struct Temporary<T> {
+    // Dropped first: the path is gone before its entry leaves.
+    value: T,
+    registered: Registered,
+}
+
+impl<T: AsRef<Path>> Temporary<T> {
+    /// Makes a temporary file or directory with `make` and registers its path.
+    pub(crate) fn new(make: impl FnOnce() -> io::Result<T>) -> io::Result<Temporary<T>> {
+        let (value, registered) = register(make, |t| Undo::Path(t.as_ref().to_path_buf()))?;
+        Ok(Temporary { value, registered })
+    }
+
+    /// The value, and its entry: drop the entry once the path is no longer temporary.
+    pub(crate) fn into_parts(self) -> (T, Registered) {
+        (self.value, self.registered)
+    }
+}
+
+impl<T> std::ops::Deref for Temporary<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for Temporary<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+/// Spawns `command` (already set up as the leader of a process group of its own) and registers
+/// its group.
+pub(crate) fn spawn_group(
+    command: &mut std::process::Command,
+) -> io::Result<(std::process::Child, Registered)> {
+    register(|| command.spawn(), |child| Undo::Group(child.id()))
+}
+
+/// Runs `f` to its end before an interrupt undoes anything: for the renames that put outputs
+/// in place, so that a signal never leaves one half moved.
+pub(crate) fn uninterrupted<T>(f: impl FnOnce() -> T) -> T {
+    let _section = SECTIONS.read().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
+/// The signal the tool is exiting for, if any: what fails meanwhile is its doing, not an error
+/// to report.
+pub fn interrupted() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// Handles SIGINT and SIGTERM from now on: at the first, ends the registered children's
+/// process groups, removes the registered temporary paths and exits with 128 + the signal;
+/// except while a [`passed_on`] section runs, which handles them itself.
+pub fn handle_interrupts() -> io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("interrupts".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if PASSING_ON.load(Ordering::SeqCst) > 0 {
+                    continue;
+                }
+                RECEIVED.store(signal, Ordering::SeqCst);
+                undo_all();
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
+/// Runs `f`, which passes SIGINT and SIGTERM on itself (to a container that `run` started):
+/// meanwhile they do not end the tool.
+pub(crate) fn passed_on<T>(f: impl FnOnce() -> T) -> T {
+    struct Section;
+    impl Drop for Section {
+        fn drop(&mut self) {
+            PASSING_ON.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    PASSING_ON.fetch_add(1, Ordering::SeqCst);
+    let _section = Section;
+    f()
+}
+
+/// Ends every registered group and removes every registered path, and keeps the registry
+/// locked for good: nothing new starts after.
+fn undo_all() {
+    // Sections in progress finish; none starts after.
+    std::mem::forget(SECTIONS.write().unwrap_or_else(|e| e.into_inner()));
+    let registry = registry();
+    for undo in registry.entries.values() {
+        if let Undo::Group(pid) = undo {
+            kill_group(*pid);
+        }
+    }
+    for undo in registry.entries.values() {
+        if let Undo::Path(path) = undo {
+            let _ = match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+                _ => std::fs::remove_file(path),
+            };
+        }
+    }
+    std::mem::forget(registry);
+}
+
+/// SIGKILL to the process group led by `pid`.
+pub(crate) fn kill_group(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_leave_the_registry_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let temporary = Temporary::new(|| {
+            std::fs::write(&path, b"")?;
+            Ok(path.clone())
+        })
+        .unwrap();
+        let registered = |path: &Path| {
+            registry()
+                .entries
+                .values()
+                .any(|u| matches!(u, Undo::Path(p) if p == path))
+        };
+        assert!(registered(&path));
+        let (kept, entry) = temporary.into_parts();
+        assert!(registered(&kept));
+        drop(entry);
+        assert!(!registered(&kept));
+        assert_eq!(interrupted(), None);
+        assert_eq!(uninterrupted(|| 7), 7);
+    }
+}

@@ -1,0 +1,118 @@
+//! Children in process groups of their own: cargo starts rustc, rustc the linker, build scripts
+//! what they like, and one `kill` of the group ends them all. A [`Group`] dropped before its
+//! leader was waited for ends the group, and an interrupt ends every group
+//! ([`crate::interrupt`]), so no cargo or rustc outlives a run, whatever way it ends.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+
+use crate::interrupt::{self, Registered};
+
+/// A running child, leader of its own process group.
+#[derive(Debug)]
+pub(crate) struct Group {
+    child: Option<Child>,
+    _registered: Registered,
+}
+
+impl Group {
+    /// Starts `command` as the leader of a new process group. Its stdin is null unless the
+    /// command says otherwise: a background group that reads the terminal would be stopped.
+    pub(crate) fn spawn(command: &mut Command) -> io::Result<Group> {
+        command.process_group(0);
+        let (child, registered) = interrupt::spawn_group(command)?;
+        Ok(Group {
+            child: Some(child),
+            _registered: registered,
+        })
+    }
+
+    /// The child, for its pipes.
+    pub(crate) fn child(&mut self) -> &mut Child {
+        self.child
+            .as_mut()
+            .expect("a group has its child until it is consumed")
+    }
+
+    /// Waits for the leader to exit.
+    pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child().wait()
+    }
+
+    /// Waits for the leader to exit, collecting its piped output.
+    pub(crate) fn wait_with_output(mut self) -> io::Result<Output> {
+        let child = self
+            .child
+            .take()
+            .expect("a group has its child until it is consumed");
+        child.wait_with_output()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(child) = &mut self.child else { return };
+        // Only a leader not yet waited for: a reaped one's id may name another group one day.
+        if let Ok(None) = child.try_wait() {
+            interrupt::kill_group(child.id());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `command` to its end in a process group of its own, with stdin null and its output
+/// collected, as [`Command::output`] does.
+pub(crate) fn output(command: &mut Command) -> io::Result<Output> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Group::spawn(command)?.wait_with_output()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell that starts a grandchild and waits: dropping the group ends both.
+    #[test]
+    fn a_dropped_group_ends_its_grandchildren() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("sleep 600 & echo $! > {}; wait", pids.display()))
+            .stdin(Stdio::null());
+        let group = Group::spawn(&mut command).unwrap();
+        let grandchild = loop {
+            match std::fs::read_to_string(&pids) {
+                Ok(text) if text.ends_with('\n') => break text.trim().to_string(),
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        };
+        drop(group);
+        // The grandchild is ours no more (init reaps it): it is gone or a zombie.
+        let mut gone = false;
+        for _ in 0..500 {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+            let state = stat.as_deref().ok().and_then(|s| s.rsplit_once(')'));
+            if state.is_none_or(|(_, rest)| rest.trim_start().starts_with('Z')) {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(gone, "sleep {grandchild} outlived its group");
+    }
+
+    #[test]
+    fn output_is_collected_as_commands_do() {
+        let output =
+            output(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])).unwrap();
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        assert_eq!(output.status.code(), Some(3));
+    }
+}
