@@ -107,8 +107,10 @@ fn concurrent_runs_to_one_output_all_succeed_one_after_the_other() {
         names,
         [
             "layout",
+            "layout.intoto.json",
             "layout.spdx.json",
             "server.tar",
+            "server.tar.intoto.json",
             "server.tar.spdx.json"
         ]
     );

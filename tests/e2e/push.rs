@@ -814,9 +814,20 @@ fn when_one_of_several_registries_fails_stdout_lists_what_was_pushed() {
     let (refusing, proxy, home) = behind_proxy(Fault::AnswerOnce(400, DENIED));
     let pushed_ref = format!("{}/scratchimg-e2e/partial:v1", good.host);
     let refused_ref = format!("{}/scratchimg-e2e/partial:v1", proxy.host);
-    let output = hello_push(&home, &["--push", &pushed_ref, "--push", &refused_ref])
-        .output()
-        .unwrap();
+    // The image alone: the refused PUT is the tag's, not an attestation's.
+    let output = hello_push(
+        &home,
+        &[
+            "--attach",
+            "none",
+            "--push",
+            &pushed_ref,
+            "--push",
+            &refused_ref,
+        ],
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

@@ -12,30 +12,7 @@ use crate::env::Env;
 use crate::report::Reporter;
 use crate::target::{Arch, Target};
 
-/// The check of the targets, as soon as they are known: before anything (`cargo tree`, the
-/// build) uses them.
-pub(crate) fn targets(
-    images: &[ImagePlan],
-    targets: &[Target],
-    env: &Env,
-    report: &dyn Reporter,
-) -> Result<()> {
-    let allowed = |check: Check| images.iter().all(|i| i.settings.allow.contains(&check));
-    let rustflags: Vec<&str> = env
-        .cargo_vars
-        .iter()
-        .filter(|(k, _)| k.contains("RUSTFLAGS"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let findings = targets
-        .iter()
-        .filter_map(|target| checks::target_finding(target, &rustflags))
-        .collect();
-    checks::report(findings, allowed, report)
-}
-
-/// Runs the checks of the crate graphs and cross C compilers; a finding is said unless every
-/// image turns it off with `allow`.
+/// Runs every check; a finding is said unless every image turns it off with `allow`.
 pub(crate) fn before_build(
     images: &[ImagePlan],
     graphs: &BTreeMap<Target, Graphs>,
@@ -46,6 +23,13 @@ pub(crate) fn before_build(
     let allowed = |check: Check| images.iter().all(|i| i.settings.allow.contains(&check));
     let mut findings = Vec::new();
     for (target, graphs) in graphs {
+        let rustflags: Vec<&str> = env
+            .cargo_vars
+            .iter()
+            .filter(|(k, _)| k.contains("RUSTFLAGS"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        findings.extend(checks::target_finding(target, &rustflags));
         // Each image's binaries: its package's graph.
         for image in images {
             if let Some(graph) = graphs.get(image.package.name.as_str()) {

@@ -184,7 +184,6 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             Some(targets) => targets,
             None => settings_targets(&images)?,
         };
-        checks::targets(&images, &targets, env, report)?;
         let auditable = options.auditable && env.current_exe.is_some();
         let request = build_request(&manifest, &images, options, auditable, report)?;
         // The checks before the build read the graphs too.
