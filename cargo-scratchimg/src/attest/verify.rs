@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::referrer::{EMPTY_MEDIA_TYPE, cosign_tag};
 use super::{SbomFormat, sbom_types, slsa, statement};
-use crate::image::Repository;
+use crate::image::{Repository, short_digest};
 use crate::registry::referrers::{INDEX_MEDIA_TYPE, Via};
 use crate::registry::{ClientOptions, Registry, Session};
 use crate::report::{Reporter, one_line};
@@ -144,8 +144,11 @@ impl Checker<'_> {
     }
 
     fn problem(&mut self, line: String) {
-        self.problems
-            .push(format!("{} {}: {line}", self.what, short(self.digest)));
+        self.problems.push(format!(
+            "{} {}: {line}",
+            self.what,
+            short_digest(self.digest)
+        ));
     }
 
     /// cosign's signature of the digest.
@@ -173,7 +176,7 @@ impl Checker<'_> {
                 self.ok(format!(
                     "{} {}: cosign signature by the {} key ({tag} in {place})",
                     self.what,
-                    short(self.digest),
+                    short_digest(self.digest),
                     self.key.kind()
                 ));
                 return Ok(());
@@ -273,7 +276,7 @@ impl Checker<'_> {
                 self.ok(format!(
                     "{} {}: {} statement signed by the {} key ({})",
                     self.what,
-                    short(self.digest),
+                    short_digest(self.digest),
                     parsed.predicate_type,
                     self.key.kind(),
                     match via {
@@ -293,16 +296,6 @@ impl Checker<'_> {
 fn base64_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(text)
-}
-
-/// `sha256:0123456789ab`.
-fn short(digest: &Digest) -> String {
-    let hex = digest.digest();
-    format!(
-        "{}:{}",
-        digest.algorithm().as_ref(),
-        &hex[..hex.len().min(12)]
-    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,16 @@ pub(crate) fn sha256(bytes: &[u8]) -> Digest {
         .into()
 }
 
+/// `sha256:0123456789ab`: enough of a digest to tell blobs apart in a status line.
+pub(crate) fn short_digest(digest: &Digest) -> String {
+    let hex = digest.digest();
+    format!(
+        "{}:{}",
+        digest.algorithm().as_ref(),
+        &hex[..hex.len().min(12)]
+    )
+}
+
 /// Bytes together with their descriptor (media type, digest and size, computed once).
 #[derive(Debug, Clone)]
 pub(crate) struct Blob {

@@ -17,7 +17,7 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
-pub(crate) use blob::{Blob, sha256};
+pub(crate) use blob::{Blob, sha256, short_digest};
 pub(crate) use index::{Artifact, Index};
 pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
 pub(crate) use merged::{IndexEntry, merged_index, platform_name, platform_of};

@@ -227,7 +227,7 @@ fn pull<'r>(
     source: &str,
     report: &'r dyn Reporter,
 ) -> Result<Vec<(SourceImage<'r>, IndexEntry, String)>> {
-    let session = registry.pull_session(repository.repository(), report)?;
+    let session = registry.read_session(repository.repository(), report)?;
     let top = session
         .get_manifest(reference)
         .with_context(|| format!("could not pull {source}"))?

@@ -962,46 +962,6 @@ impl Session<'_> {
     }
 }
 
-impl Registry {
-    /// A session for pulling from `repository` (`cargo scratchimg index`'s sources): a token
-    /// with pull scope when the registry uses bearer tokens.
-    pub(crate) fn pull_session<'a>(
-        &'a self,
-        repository: &str,
-        report: &'a dyn Reporter,
-    ) -> Result<Session<'a>> {
-        let authorization = match &self.auth {
-            Auth::Anonymous => None,
-            Auth::Basic(basic) => Some(basic.expose().to_string()),
-            Auth::Bearer { realm, service } => {
-                let scopes = vec![format!("repository:{repository}:pull")];
-                let token = self.with_retries("the token request", report, || {
-                    match auth::fetch_token(
-                        &self.agent,
-                        realm,
-                        service.as_deref(),
-                        &scopes,
-                        self.credentials.found.as_ref(),
-                    ) {
-                        Ok(token) => Ok(token),
-                        Err(TokenError::Refused { .. }) => {
-                            Err(self.unauthorized("the token request").into())
-                        }
-                        Err(TokenError::Other(e)) => Err(RequestError::transient(format!("{e:#}"))),
-                    }
-                })?;
-                Some(format!("Bearer {}", token.expose()))
-            }
-        };
-        Ok(Session {
-            registry: self,
-            report,
-            repository: repository.to_string(),
-            authorization,
-        })
-    }
-}
-
 /// A request body that reports how much of it was sent.
 struct Counted<'a> {
     data: &'a [u8],

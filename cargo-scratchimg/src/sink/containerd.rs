@@ -4,15 +4,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::Engine;
 use super::archive::render;
-use super::daemon::Loaded;
+use super::daemon::{Loaded, answer_within};
 use crate::image::{Artifact, ImageRef};
-use crate::report::{one_line, quoted};
+use crate::report::quoted;
 use crate::target::Arch;
 
 /// Where containerd listens, in the order they are tried when `CONTAINERD_ADDRESS` is not set:
@@ -130,46 +130,7 @@ impl Containerd {
 
 /// Asks containerd at `socket` for its version, within [`ANSWER_LIMIT`].
 fn answer(socket: &Path) -> std::result::Result<(), String> {
-    let mut child = Command::new(Engine::Containerd.program())
-        .arg("--address")
-        .arg(socket)
-        .arg("version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not run `ctr version`: {e}"))?;
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let reading = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
-    let deadline = Instant::now() + ANSWER_LIMIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`ctr version` gave no answer in {} s",
-                    ANSWER_LIMIT.as_secs()
-                ));
-            }
-        }
-    };
-    let text = reading.join().unwrap_or_default();
-    if status.success() {
-        return Ok(());
-    }
-    let said = text
-        .lines()
-        .map(|l| one_line(l, 200))
-        .find(|l| !l.is_empty());
-    Err(match said {
-        Some(line) => format!("`ctr version` failed ({status}): {line}"),
-        None => format!("`ctr version` failed ({status})"),
-    })
+    let mut command = Command::new(Engine::Containerd.program());
+    command.arg("--address").arg(socket).arg("version");
+    answer_within(command, "`ctr version`", ANSWER_LIMIT)
 }

@@ -66,50 +66,59 @@ impl Engine {
             // Only that ctr is there: the socket is found by `Containerd::connect`.
             Engine::Containerd => ("ctr", &["--version"]),
         };
-        let shown = format!("`{program} {}`", args[0]);
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("could not run {shown}: {e}"))?;
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let reading = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-            text
-        });
-        let deadline = Instant::now() + ENGINE_ANSWER_LIMIT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Ok(None) | Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "{shown} gave no answer in {} s",
-                        ENGINE_ANSWER_LIMIT.as_secs()
-                    ));
-                }
-            }
-        };
-        let text = reading.join().unwrap_or_default();
-        if status.success() {
-            return Ok(());
-        }
-        let said = text
-            .lines()
-            .map(|l| one_line(l, 200))
-            .find(|l| !l.is_empty());
-        Err(match said {
-            Some(line) => format!("{shown} failed ({status}): {line}"),
-            None => format!("{shown} failed ({status})"),
-        })
+        let mut command = Command::new(program);
+        command.args(args);
+        answer_within(
+            command,
+            &format!("`{program} {}`", args[0]),
+            ENGINE_ANSWER_LIMIT,
+        )
     }
+}
+
+/// Runs `command`, `shown` in messages, to its end within `limit`: `Err` says why it did not
+/// answer well (it could not run, took too long, or failed: with its first line of stderr).
+pub(super) fn answer_within(
+    mut command: Command,
+    shown: &str,
+    limit: Duration,
+) -> std::result::Result<(), String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run {shown}: {e}"))?;
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{shown} gave no answer in {} s", limit.as_secs()));
+            }
+        }
+    };
+    let text = reading.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let said = text
+        .lines()
+        .map(|l| one_line(l, 200))
+        .find(|l| !l.is_empty());
+    Err(match said {
+        Some(line) => format!("{shown} failed ({status}): {line}"),
+        None => format!("{shown} failed ({status})"),
+    })
 }
 
 /// How long an engine may take to say its version: a daemon that accepts and never answers

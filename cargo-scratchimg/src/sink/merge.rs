@@ -132,7 +132,7 @@ fn place(
                 }
                 first = Some(mount);
             }
-            let pull = from.pull_session(repository, report)?;
+            let pull = from.read_session(repository, report)?;
             std::borrow::Cow::Owned(pull.get_blob(digest.as_ref(), descriptor.size())?)
         }
     };

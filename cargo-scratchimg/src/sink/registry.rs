@@ -5,10 +5,9 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use oci_spec::image::Digest;
 
 use super::attach::{Attached, Attachments, attach};
-use crate::image::{Artifact, Blob, ImageRef};
+use crate::image::{Artifact, Blob, ImageRef, short_digest};
 use crate::registry::{Mount, MountSources, Registry, Session};
 use crate::report::{Progress, ProgressEnd, Reporter, human_size};
 
@@ -32,16 +31,6 @@ pub(crate) struct Pushed {
 pub(crate) struct PushError {
     pub pushed: Vec<String>,
     pub error: anyhow::Error,
-}
-
-/// `sha256:0123456789ab`: enough to tell blobs apart in a status line.
-fn short(digest: &Digest) -> String {
-    let hex = digest.digest();
-    format!(
-        "{}:{}",
-        digest.algorithm().as_ref(),
-        &hex[..hex.len().min(12)]
-    )
 }
 
 /// What became of one blob.
@@ -183,7 +172,7 @@ fn push_to(
             .map(|(blob, label)| {
                 report.progress(
                     "Uploading",
-                    &format!("{} {label}", short(blob.digest())),
+                    &format!("{} {label}", short_digest(blob.digest())),
                     blob.size(),
                 )
             })
@@ -201,7 +190,7 @@ fn push_to(
         });
         let place = format!("{host}/{repository}");
         for ((blob, label), placed) in unique.iter().zip(placed) {
-            let digest = short(blob.digest());
+            let digest = short_digest(blob.digest());
             match placed? {
                 Placed::Existed => {
                     pushed.existing += 1;
