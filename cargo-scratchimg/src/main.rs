@@ -92,6 +92,7 @@ fn options(args: ScratchimgArgs, env: &Env) -> Result<Options> {
             files: args.files,
             tz: args.tz,
             ca_certs: args.ca_certs,
+            compression: args.compression,
         },
         target: args.target,
         platforms: args.platforms,

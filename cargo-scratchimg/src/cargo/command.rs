@@ -276,11 +276,11 @@ impl Running {
                         package.name
                     );
                 };
-                let bytes = std::fs::read(&path)
+                let bytes = read_shared(&path)
                     .with_context(|| format!("could not read {}", path.display()))?;
                 built.push(BuiltBinary {
                     path,
-                    bytes: bytes.into(),
+                    bytes,
                     name: bin.clone(),
                     package: package.name.clone(),
                     version: package.version.clone(),
@@ -290,6 +290,23 @@ impl Running {
         }
         Ok(built)
     }
+}
+
+/// A file's bytes, read straight into the shared buffer every later stage reads: a binary may be
+/// 100 MB, and a `Vec` turned into an `Arc` would be copied.
+fn read_shared(path: &Path) -> std::io::Result<std::sync::Arc<[u8]>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    // One allocation of the right size (`repeat_n` knows its length).
+    let mut bytes: std::sync::Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+    let buffer = std::sync::Arc::get_mut(&mut bytes).expect("not shared yet");
+    file.read_exact(buffer)?;
+    // It must have ended there: a file still being written is read again by the next run.
+    if file.read(&mut [0])? != 0 {
+        return Err(std::io::Error::other("it grew while it was read"));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

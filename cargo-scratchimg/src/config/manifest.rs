@@ -144,6 +144,7 @@ pub(crate) struct Table {
     pub features: Option<Vec<String>>,
     pub profile: Option<String>,
     pub platforms: Option<Vec<Spanned<String>>>,
+    pub compression: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +366,7 @@ mod tests {
             features,
             profile,
             platforms,
+            compression,
         );
         assert_eq!(keys(), fields);
         // The README's example shows each of them.

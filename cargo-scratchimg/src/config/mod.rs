@@ -17,7 +17,7 @@ pub(crate) use manifest::{ManifestText, Table};
 pub(crate) use standard::standard_annotations;
 pub(crate) use values::{Origin, User};
 
-use crate::image::RunConfig;
+use crate::image::{Algorithm, Compression, RunConfig};
 use crate::rootfs::{
     APP_DIR, BaseFiles, CaCerts, FileCopy, Zones, app_path, ca_bundle_path, has_ca_bundle,
 };
@@ -42,6 +42,8 @@ pub struct ImageFlags {
     /// `all`, `none`, or zone names separated by commas.
     pub tz: Option<String>,
     pub ca_certs: Vec<PathBuf>,
+    /// `gzip` or `zstd`, with `:LEVEL` or not.
+    pub compression: Option<String>,
 }
 
 /// The settings of one image, resolved and checked.
@@ -67,6 +69,8 @@ pub(crate) struct Settings {
     pub features: Option<Vec<String>>,
     pub profile: Option<String>,
     pub platforms: Option<Vec<Arch>>,
+    /// Of the layers; the base layer uses the same algorithm at its smallest.
+    pub compression: Compression,
 }
 
 impl Settings {
@@ -312,6 +316,17 @@ pub(crate) fn resolve(
         all
     });
 
+    let compression = match &flags.compression {
+        Some(value) => values::compression(value, &Origin::Flag("--compression"))?,
+        None => setting(
+            tables,
+            "compression",
+            |t| t.compression.as_ref(),
+            |v, o, _| values::compression(v, o),
+        )?
+        .unwrap_or(Compression::new(Algorithm::Gzip)),
+    };
+
     Ok(Settings {
         name,
         tags,
@@ -332,6 +347,7 @@ pub(crate) fn resolve(
         features: last_set(tables, |t| t.features.as_ref()).map(|(f, _)| f.clone()),
         profile: last_set(tables, |t| t.profile.as_ref()).map(|(p, _)| p.clone()),
         platforms,
+        compression,
     })
 }
 

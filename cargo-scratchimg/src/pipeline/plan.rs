@@ -23,13 +23,13 @@ use crate::cargo::workspace::{self, Workspace};
 use crate::config::{self, Settings};
 use crate::env::Env;
 use crate::git::GitFacts;
-use crate::image::{ImageRef, Layer, LayerBuilder};
+use crate::image::{Algorithm, Compression, ImageRef, Layer, LayerBuilder};
 use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
-use crate::sink::{Destination, Engine, Format, PendingFile};
+use crate::sink::{Answered, Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
 use crate::util::{join, unique};
@@ -42,14 +42,16 @@ pub(crate) struct Plan {
     pub request: BuildRequest,
     /// One after another, in one target directory, so incremental builds stay warm.
     pub platforms: Vec<PlatformPlan>,
-    /// Each distinct base layer the images stand on.
-    pub bases: Vec<(BaseFiles, Layer)>,
+    /// Each distinct base layer the images stand on, compressed with each algorithm they use.
+    pub bases: Vec<(BaseFiles, Algorithm, Layer)>,
     /// `rustc -vV`, for the provenance annotations.
     pub toolchain: String,
     /// Registries to push to, connected and with their credentials checked.
     pub registries: Vec<Registry>,
     /// The engine `--load` loads into, which answered.
-    pub engine: Option<Engine>,
+    pub engine: Option<Answered>,
+    /// Threads that compress layers: one per core. The bytes do not depend on it.
+    pub threads: usize,
     pub format: Format,
     pub sbom: Option<SbomFormat>,
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
@@ -78,7 +80,10 @@ pub(crate) struct ImagePlan {
     pub git: GitFacts,
     pub date: SourceDate,
     /// The `files` setting's layer, if any.
-    pub files: Option<LayerBuilder<'static>>,
+    pub files: Option<LayerBuilder>,
+    /// How the layers are compressed; `None` when they need not be: the image is only loaded
+    /// into an engine that takes plain layers, so nothing is written or pushed.
+    pub compression: Option<Compression>,
     /// The file or directory to write, claimed; `None` when the image is only pushed.
     pub destination: Option<Destination>,
     pub push_to: Vec<ImageRef>,
@@ -101,12 +106,12 @@ pub(crate) struct Planned {
 }
 
 impl Plan {
-    /// The base layer of `base`, made while planning.
-    pub(crate) fn base_layer(&self, base: &BaseFiles) -> &Layer {
+    /// The base layer of `base` compressed with `algorithm`, made while planning.
+    pub(crate) fn base_layer(&self, base: &BaseFiles, algorithm: Algorithm) -> &Layer {
         self.bases
             .iter()
-            .find(|(files, _)| files == base)
-            .map(|(_, layer)| layer)
+            .find(|(files, a, _)| files == base && *a == algorithm)
+            .map(|(_, _, layer)| layer)
             .expect("a base layer for every image's settings")
     }
 
@@ -155,7 +160,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             )?;
             images.push(image);
         }
-        beside.base_layers(scope, &images, &layout, report);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        beside.base_layers(scope, &images, &layout, threads, report);
         let targets = match flag_targets {
             Some(targets) => targets,
             None => settings_targets(&images)?,
@@ -202,6 +208,9 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         for platform in &mut platforms {
             platform.graphs = graphs.remove(&platform.target).unwrap_or_default();
         }
+        for image in &mut images {
+            image.compression = compression(image, engine.as_ref(), report);
+        }
         let plan = Plan {
             workspace,
             layout,
@@ -211,6 +220,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             toolchain,
             registries,
             engine,
+            threads,
             format: options.format,
             sbom: options.sbom,
             auditable,
@@ -292,16 +302,18 @@ fn plan_image(
     let date = SourceDate::resolve(env.source_date_epoch.as_deref(), git.last_commit_time)?;
     let files = rootfs::files_layer(&settings.files, &settings.base, &bins, date.seconds)?;
     let push_to = push_refs(&options.push, env.default_repo.as_deref(), &tags)?;
+    let loaded = options.load.is_some();
     let timestamp = date.timestamp()?;
     report.verbose("Timestamp", &|| {
         format!("{timestamp} (from {:?})", date.source)
     });
-    // Claimed last, once every check has passed. A push writes no file unless -o asks for one.
+    // Claimed last, once every check has passed. A push or a load writes no file unless -o
+    // asks for one.
     let name = output_name(&image_name, &version, options.format);
     let path = match (&options.output, options.cargo.workspace) {
         (Some(dir), true) => Some(dir.join(name)),
         (Some(path), false) => Some(path.clone()),
-        (None, _) if push_to.is_empty() => Some(layout.default_output(&name)),
+        (None, _) if push_to.is_empty() && !loaded => Some(layout.default_output(&name)),
         (None, _) => None,
     };
     let destination = path
@@ -316,10 +328,37 @@ fn plan_image(
         git,
         date,
         files,
+        compression: None,
         destination,
         push_to,
         sboms: Vec::new(),
     })
+}
+
+/// How `image`'s layers are compressed: as its settings say when it is written or pushed, or
+/// loaded into an engine that wants compressed layers; not at all when it is only loaded into
+/// an engine that takes plain ones (the image ID is the same: the config names the layers by
+/// their plain digests). Warns when the engine cannot read the layers.
+fn compression(
+    image: &ImagePlan,
+    engine: Option<&Answered>,
+    report: &dyn Reporter,
+) -> Option<Compression> {
+    let settings = image.settings.compression;
+    if let Some(engine) = engine
+        && settings.algorithm == Algorithm::Zstd
+        && !engine.reads_zstd()
+    {
+        report.warn(&format!(
+            "{} {} reads no zstd layers (Docker 23 and later do): --load gives it the layers \
+             uncompressed, the same image; pulls and `docker load` of zstd images fail there",
+            engine.engine, engine.version
+        ));
+    }
+    let needed = image.destination.is_some()
+        || !image.push_to.is_empty()
+        || engine.is_some_and(|engine| !engine.loads_plain_layers());
+    needed.then_some(settings)
 }
 
 /// The `platforms` setting, which every package built together must agree on; else the host's.
@@ -473,9 +512,9 @@ fn claim_sboms(
 /// What the work beside the plan gave, joined.
 struct Groundwork {
     registries: Vec<Registry>,
-    engine: Option<Engine>,
+    engine: Option<Answered>,
     toolchain: String,
-    bases: Vec<(BaseFiles, Layer)>,
+    bases: Vec<(BaseFiles, Algorithm, Layer)>,
     graphs: std::collections::BTreeMap<Target, Graphs>,
 }
 
@@ -498,9 +537,13 @@ struct Beside<'scope> {
     git: Option<ScopedJoinHandle<'scope, GitFacts>>,
     /// A wrong host, password or certificate fails in a second, not after the compile.
     registries: Option<ScopedJoinHandle<'scope, Result<Vec<Registry>>>>,
-    engine: Option<ScopedJoinHandle<'scope, Result<Engine>>>,
+    engine: Option<ScopedJoinHandle<'scope, Result<Answered>>>,
     toolchain: Option<ScopedJoinHandle<'scope, Result<String>>>,
-    bases: Vec<(BaseFiles, ScopedJoinHandle<'scope, Result<Layer>>)>,
+    bases: Vec<(
+        BaseFiles,
+        Algorithm,
+        ScopedJoinHandle<'scope, Result<Layer>>,
+    )>,
     graphs: Option<ScopedJoinHandle<'scope, Result<GraphsByTarget>>>,
 }
 
@@ -577,23 +620,31 @@ impl<'scope> Beside<'scope> {
     }
 
     /// Starts each distinct base layer, from the layer cache: compressing one is most of the
-    /// work of a run whose build is up to date, and it is the same run after run.
+    /// work of a run whose build is up to date, and it is the same run after run. It gets the
+    /// smallest output: it is compressed once and shared by every image.
     fn base_layers<'env>(
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
         images: &[ImagePlan],
         layout: &Layout,
+        threads: usize,
         report: &'env dyn Reporter,
     ) {
         let cache = LayerCache::open(layout);
-        for base in unique(images.iter().map(|i| &i.settings.base)) {
+        let wanted = images
+            .iter()
+            .map(|i| (&i.settings.base, i.settings.compression.algorithm));
+        for (base, algorithm) in unique(wanted) {
             let (files, cache) = (base.clone(), cache.clone());
             let making = scope.spawn(move || {
                 let builder = rootfs::base_files(&files)?;
-                let (layer, _) = cache.layer(&builder, rootfs::base_comment(&files), report)?;
+                let comment = rootfs::base_comment(&files);
+                let compression = Compression::smallest(algorithm);
+                let (layer, _) =
+                    cache.layer(&builder, comment, compression, threads, &mut |_| {}, report)?;
                 Ok(layer)
             });
-            self.bases.push((base.clone(), making));
+            self.bases.push((base.clone(), algorithm, making));
         }
     }
 
@@ -666,7 +717,7 @@ impl<'scope> Beside<'scope> {
         };
         let bases = std::mem::take(&mut self.bases)
             .into_iter()
-            .map(|(files, making)| Ok((files, join(making)?)))
+            .map(|(files, algorithm, making)| Ok((files, algorithm, join(making)?)))
             .collect::<Result<_>>()?;
         let graphs = match self.graphs.take() {
             Some(handle) => join(handle)?.into_iter().collect(),

@@ -25,7 +25,7 @@ pub(crate) fn publish(
         let bases: Vec<Digest> = plan
             .bases
             .iter()
-            .map(|(_, layer)| layer.blob().digest().clone())
+            .map(|(_, _, layer)| layer.blob().digest().clone())
             .collect();
         mounts.retain_only(&bases);
         mounts.save();
@@ -44,9 +44,13 @@ fn publish_each(
         plan: image,
         artifact,
         sboms,
+        uploaded,
     } in images
     {
         let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
+        outcome.compression = image
+            .compression
+            .map(|c| format!("{}:{}", c.algorithm, c.level));
         if let Some(destination) = image.destination {
             report.status("Writing", &destination.path().display());
             outcome.path = Some(destination.write(&artifact, &image.tags)?.path);
@@ -59,7 +63,7 @@ fn publish_each(
             report.status("Writing", &claim.file.path().display());
             claim.file.commit(&document.bytes)?;
         }
-        if let Some(engine) = plan.engine {
+        if let Some(engine) = &plan.engine {
             let loaded = load(engine, &artifact, &image.tags, image.date.seconds)
                 .with_context(|| format!("could not load the image into {engine}"))?;
             for name in &loaded.names {
@@ -68,7 +72,15 @@ fn publish_each(
             outcome.loaded_into = Some(engine.to_string());
         }
         if !image.push_to.is_empty() {
-            match push(&plan.registries, mounts, &artifact, &image.push_to, report) {
+            let pushing = push(
+                &plan.registries,
+                mounts,
+                &artifact,
+                &image.push_to,
+                &uploaded,
+                report,
+            );
+            match pushing {
                 Ok(pushed) => {
                     let tags = pushed.refs.len();
                     report.status(
@@ -146,10 +158,14 @@ fn summarize(outcome: &Outcome, report: &dyn Reporter) {
             &format!("{:>10}  {}", human_size(layer.size), layer.comment),
         );
     }
+    let how = match &outcome.compression {
+        Some(compression) => format!("compressed ({compression})"),
+        None => "uncompressed (loaded only)".to_string(),
+    };
     let what = if index {
-        "compressed, all platforms, shared blobs once"
+        format!("{how}, all platforms, shared blobs once")
     } else {
-        "compressed, config included"
+        format!("{how}, config included")
     };
     report.status(
         "Total",

@@ -32,7 +32,7 @@ pub(crate) fn verify(
     );
     let builds = compile_again(fresh.path())?;
     for image in first {
-        let (second, _) = assemble_one(plan, &image.plan, &builds, report)?;
+        let (second, _, _) = assemble_one(plan, &image.plan, &builds, None, report)?;
         let (a, b) = (&image.artifact, &second);
         if a.digest() == b.digest() {
             report.status("Verified", &format!("both builds give {}", a.digest()));

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::Written;
 use super::layout::{docker_manifest, oci_layout};
 use super::pending::PendingFile;
-use crate::image::{Artifact, ImageRef, LayerBuilder, Owner};
+use crate::image::{Artifact, ImageRef, LayerBuilder, Owner, Tar};
 use crate::target::Arch;
 
 /// An archive path, claimed.
@@ -32,15 +32,16 @@ impl Archive {
     }
 
     pub(crate) fn write(self, artifact: &Artifact, tags: &[ImageRef]) -> Result<Written> {
-        let bytes = render(artifact, tags, self.mtime)?;
+        let archive = render(artifact, tags, self.mtime)?;
         let path = self.output.path().to_path_buf();
-        self.output.commit(&bytes)?;
+        self.output.commit_from(&mut archive.reader())?;
         Ok(Written { path })
     }
 }
 
-/// The archive's bytes; deterministic, since the tar is laid out like a layer.
-pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Vec<u8>> {
+/// The archive, read (blob by blob) as it is written; deterministic, since the tar is laid out
+/// like a layer.
+pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Tar> {
     let mut tar = LayerBuilder::new(mtime);
     for (path, data) in oci_layout(artifact, tags)? {
         tar.file(&path, data, 0o644, Owner::ROOT)?;
@@ -53,5 +54,5 @@ pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Resu
             Owner::ROOT,
         )?;
     }
-    tar.tar()
+    tar.finish()
 }

@@ -18,10 +18,10 @@ use anyhow::Result;
 
 pub(crate) use archive::Archive;
 pub use daemon::Engine;
-pub(crate) use daemon::load;
+pub(crate) use daemon::{Answered, load};
 pub(crate) use oci_dir::OciDir;
 pub(crate) use pending::PendingFile;
-pub(crate) use registry::{PushError, push};
+pub(crate) use registry::{Early, PushError, Uploaded, push};
 
 use crate::image::{Artifact, ImageRef};
 

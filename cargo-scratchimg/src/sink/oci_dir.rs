@@ -29,7 +29,7 @@ impl OciDir {
         let files = oci_layout(artifact, tags)?;
         let path = self.output.path().to_path_buf();
         self.output
-            .commit(files.iter().map(|(path, data)| (path.as_str(), &data[..])))?;
+            .commit(files.iter().map(|(path, data)| (path.as_str(), data)))?;
         Ok(Written { path })
     }
 }

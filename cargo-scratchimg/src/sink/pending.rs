@@ -4,11 +4,29 @@
 //! after the compile, and the previous output stays untouched until the new one is complete.
 
 use std::fs;
-use std::io::Write;
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tempfile::{NamedTempFile, TempDir};
+
+use crate::image::Content;
+
+/// Copies `reader` into `writer` in large chunks: blobs are tens of megabytes.
+pub(crate) fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
 
 fn parent_dir(path: &Path) -> Result<PathBuf> {
     let parent = match path.parent() {
@@ -70,9 +88,14 @@ impl PendingFile {
     }
 
     /// Writes `data`, flushes it to disk, and renames it over `path`.
-    pub(crate) fn commit(mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn commit(self, data: &[u8]) -> Result<()> {
+        self.commit_from(&mut &data[..])
+    }
+
+    /// Writes what `reader` gives, flushes it to disk, and renames it over `path`.
+    pub(crate) fn commit_from(mut self, reader: &mut dyn Read) -> Result<()> {
         let context = || format!("could not write {}", self.path.display());
-        self.temp.write_all(data).with_context(context)?;
+        copy(reader, &mut self.temp).with_context(context)?;
         self.temp.as_file().sync_all().with_context(context)?;
         self.temp
             .persist(&self.path)
@@ -119,7 +142,7 @@ impl PendingDir {
     /// Writes the files (paths relative to the directory) and swaps the directory into place.
     pub(crate) fn commit<'a>(
         self,
-        files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        files: impl IntoIterator<Item = (&'a str, &'a Content)>,
     ) -> Result<()> {
         let context = || format!("could not write {}", self.path.display());
         for (name, data) in files {
@@ -127,7 +150,9 @@ impl PendingDir {
             if let Some(dir) = file.parent() {
                 fs::create_dir_all(dir).with_context(context)?;
             }
-            fs::write(&file, data).with_context(context)?;
+            let mut out = BufWriter::new(fs::File::create(&file).with_context(context)?);
+            copy(&mut data.reader().with_context(context)?, &mut out).with_context(context)?;
+            out.flush().with_context(context)?;
         }
         let staged = self.temp.keep();
         // A directory cannot be renamed over a non-empty one: move the old one aside first.
@@ -195,13 +220,14 @@ mod tests {
     fn directory_replaces_an_old_layout_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout");
+        let (one, a, two) = (Content::from("1"), Content::from("a"), Content::from("2"));
         PendingDir::create(&path)
             .unwrap()
-            .commit([("oci-layout", &b"1"[..]), ("blobs/a", &b"a"[..])])
+            .commit([("oci-layout", &one), ("blobs/a", &a)])
             .unwrap();
         PendingDir::create(&path)
             .unwrap()
-            .commit([("oci-layout", &b"2"[..])])
+            .commit([("oci-layout", &two)])
             .unwrap();
         assert_eq!(fs::read(path.join("oci-layout")).unwrap(), b"2");
         assert!(!path.join("blobs/a").exists());

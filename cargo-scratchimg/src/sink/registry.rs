@@ -2,6 +2,7 @@
 //! then the manifest, as the exact bytes of the local one, under each tag. A manifest is put
 //! only after every blob it names is in place; an index, after every manifest it names.
 
+use std::io::Read;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -39,6 +40,59 @@ fn short(digest: &Digest) -> String {
         digest.algorithm().as_ref(),
         &hex[..hex.len().min(12)]
     )
+}
+
+/// A blob that went up while it was made (see [`Early`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Uploaded {
+    pub host: String,
+    pub repository: String,
+    pub digest: Digest,
+}
+
+/// Where the layers of an image to push go while they are compressed: the repository of its
+/// first push reference. The upload follows the compressor's output, so when the last block is
+/// compressed, little is left to send.
+pub(crate) struct Early<'a> {
+    registry: &'a Registry,
+    repository: String,
+    report: &'a dyn Reporter,
+}
+
+impl<'a> Early<'a> {
+    /// For an image pushed to `tags`, through `registries` (connected before the build).
+    pub(crate) fn of(
+        registries: &'a [Registry],
+        tags: &[ImageRef],
+        report: &'a dyn Reporter,
+    ) -> Option<Early<'a>> {
+        let tag = tags.first()?;
+        let registry = registries.iter().find(|r| r.host() == tag.registry())?;
+        Some(Early {
+            registry,
+            repository: tag.repository().to_string(),
+            report,
+        })
+    }
+
+    /// Sends `size` bytes at most that `body` gives as they come, then, once `digest` says
+    /// what they were, finishes the upload under that digest.
+    pub(crate) fn upload(
+        &self,
+        body: &mut (dyn Read + Send),
+        size: u64,
+        digest: &dyn Fn() -> Option<Digest>,
+    ) -> Result<Uploaded> {
+        let session = self.registry.session(&self.repository, &[], self.report)?;
+        let location = session.stream_upload(body, size)?;
+        let digest = digest().context("the layer could not be made")?;
+        session.finish_upload(&location, &digest)?;
+        Ok(Uploaded {
+            host: self.registry.host().to_string(),
+            repository: self.repository.clone(),
+            digest,
+        })
+    }
 }
 
 /// What became of one blob.
@@ -94,7 +148,7 @@ fn try_place_blob(
             bar.set(sent);
         }
     };
-    session.upload(digest, blob.data(), first, &progress)?;
+    session.upload(digest, blob.size(), &|| blob.reader(), first, &progress)?;
     Ok(Placed::Uploaded)
 }
 
@@ -107,11 +161,20 @@ pub(crate) fn push(
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
+    early: &[Uploaded],
     report: &dyn Reporter,
 ) -> Result<Pushed, PushError> {
     let started = Instant::now();
     let mut pushed = Pushed::default();
-    match push_to(registries, mounts, artifact, tags, report, &mut pushed) {
+    match push_to(
+        registries,
+        mounts,
+        artifact,
+        tags,
+        early,
+        report,
+        &mut pushed,
+    ) {
         Ok(()) => {
             pushed.elapsed = started.elapsed();
             Ok(pushed)
@@ -128,6 +191,7 @@ fn push_to(
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
+    early: &[Uploaded],
     report: &dyn Reporter,
     pushed: &mut Pushed,
 ) -> Result<()> {
@@ -172,12 +236,28 @@ fn push_to(
             })
             .collect();
         let (session, known) = (&session, &*mounts);
+        // A blob that went up while it was compressed is there: the registry checked it.
+        let sent_early = |blob: &Blob| {
+            early.iter().any(|u| {
+                u.host == *host && u.repository == *repository && &u.digest == blob.digest()
+            })
+        };
         let placed: Vec<Result<Placed>> = std::thread::scope(|scope| {
             let handles: Vec<_> = unique
                 .iter()
                 .zip(&bars)
                 .map(|((blob, _), bar)| {
-                    scope.spawn(move || place_blob(session, registry, known, blob, bar.as_deref()))
+                    let early = sent_early(blob);
+                    scope.spawn(move || {
+                        if early {
+                            if let Some(bar) = bar {
+                                bar.set(blob.size());
+                                bar.finish(true);
+                            }
+                            return Ok(Placed::Uploaded);
+                        }
+                        place_blob(session, registry, known, blob, bar.as_deref())
+                    })
                 })
                 .collect();
             handles.into_iter().map(crate::util::join).collect()
