@@ -264,7 +264,15 @@ fn pack_layer(
         );
         if let Some(uploading) = uploading {
             match join(uploading) {
-                Ok(done) => uploaded.push(done),
+                Ok(done) => {
+                    report.verbose("Uploaded", &|| {
+                        format!(
+                            "{} to {}/{} while it was compressed",
+                            done.digest, done.host, done.repository
+                        )
+                    });
+                    uploaded.push(done);
+                }
                 Err(e) => report.verbose("Uploading", &|| {
                     format!("while compressing failed, so after it: {e:#}")
                 }),
