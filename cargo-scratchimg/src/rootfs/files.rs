@@ -545,6 +545,31 @@ mod tests {
         );
     }
 
+    /// Files are checked when planned and read when the layer is packed, never held whole; one
+    /// that shrank meanwhile is an error naming it.
+    #[test]
+    fn files_are_read_when_packed() {
+        let pkg = tempfile::tempdir().unwrap();
+        let root = pkg.path();
+        fs::write(root.join("data.bin"), vec![1u8; 10_000]).unwrap();
+        let layer = layer(&[copy(root, "data.bin", "/srv/data.bin", None)]).unwrap();
+        fs::write(root.join("data.bin"), vec![2u8; 10_000]).unwrap();
+        let tar = layer.tar().unwrap();
+        assert!(tar.windows(10_000).any(|w| w.iter().all(|b| *b == 2)));
+        fs::write(root.join("data.bin"), b"short").unwrap();
+        let err = layer.finish().unwrap().diff_id().unwrap_err().to_string();
+        assert!(
+            err.starts_with("could not read `/srv/data.bin`: it ended 9995 bytes early"),
+            "{err}"
+        );
+        fs::remove_file(root.join("data.bin")).unwrap();
+        let err = layer.finish().unwrap().diff_id().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{}: No such file", root.join("data.bin").display())),
+            "{err}"
+        );
+    }
+
     #[test]
     fn fifos_and_sockets_are_refused_without_reading() {
         let pkg = tempfile::tempdir().unwrap();
