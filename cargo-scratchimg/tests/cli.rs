@@ -469,7 +469,14 @@ help: check that the registry is up and reachable, then run the same command aga
 fn a_compression_that_does_not_exist_fails_before_building() {
     let dir = fixture_copy("multi-bin");
     scratchimg(dir.path())
-        .args(["--bin", "server", "--compression", "gzip:10", "-o", "out.tar"])
+        .args([
+            "--bin",
+            "server",
+            "--compression",
+            "gzip:10",
+            "-o",
+            "out.tar",
+        ])
         .assert()
         .code(1)
         .stdout_eq(str![])

@@ -196,8 +196,12 @@ pub(crate) struct Growing {
 #[derive(Debug, Default)]
 struct Grown {
     written: u64,
+    /// The most a follower has read.
+    read: u64,
     /// The digest when it was written whole; `None` inside when it failed.
     end: Option<Option<Digest>>,
+    /// Followers stop: what they read is not wanted any more.
+    cancelled: bool,
 }
 
 impl Growing {
@@ -223,6 +227,17 @@ impl Growing {
             }
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Bytes written that no follower has read yet.
+    pub(crate) fn unread(&self) -> u64 {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.written.saturating_sub(state.read)
+    }
+
+    /// Makes the followers fail from now on (an upload of bytes the registry has already).
+    pub(crate) fn cancel(&self) {
+        self.update(|state| state.cancelled = true);
     }
 
     fn update(&self, change: impl FnOnce(&mut Grown)) {
@@ -272,6 +287,9 @@ impl Read for Follower<'_> {
         let written = {
             let mut state = growing.state.lock().unwrap_or_else(|e| e.into_inner());
             loop {
+                if state.cancelled {
+                    return Err(io::Error::other("the upload was called off"));
+                }
                 if state.written > self.offset {
                     break state.written;
                 }
@@ -290,6 +308,8 @@ impl Read for Follower<'_> {
         let max = (written - self.offset).min(buf.len() as u64) as usize;
         let n = growing.file.read_at(&mut buf[..max], self.offset)?;
         self.offset += n as u64;
+        let offset = self.offset;
+        growing.update(|state| state.read = state.read.max(offset));
         Ok(n)
     }
 }
@@ -607,6 +627,33 @@ mod tests {
             )
             .unwrap();
         assert!(!followed, "a hit has nothing to follow");
+    }
+
+    /// A follower that is called off fails at its next read; what it had not read is unread.
+    #[test]
+    fn a_follower_can_be_called_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let mut kept = None;
+        let (layer, _) = cache
+            .layer(
+                &builder(b"binary"),
+                "app",
+                GZIP,
+                2,
+                &mut |g| kept = Some(g),
+                &quiet(),
+            )
+            .unwrap();
+        let growing = kept.unwrap();
+        assert_eq!(growing.unread(), layer.blob().size());
+        let mut reader = growing.reader();
+        let mut first = [0; 10];
+        reader.read_exact(&mut first).unwrap();
+        assert_eq!(growing.unread(), layer.blob().size() - 10);
+        growing.cancel();
+        let err = reader.read(&mut first).unwrap_err();
+        assert_eq!(err.to_string(), "the upload was called off");
     }
 
     /// An entry pruned (or removed) while the run uses it still gives its bytes.

@@ -224,6 +224,9 @@ fn pack(
     Ok((packed, documents))
 }
 
+/// Bytes of a layer not yet sent when it is compressed that are worth a `HEAD` to save.
+const UNSENT_WORTH_ASKING: u64 = 4 << 20;
+
 /// A layer of the image: compressed (from the cache, or now on every core, uploaded to the
 /// early push's repository as it is written), or its plain tar when nothing needs it
 /// compressed; whether the cache had it. An early upload that fails is only said with `-v`: the
@@ -246,11 +249,13 @@ fn pack_layer(
     };
     std::thread::scope(|scope| {
         let mut uploading = None;
-        let mut follow = |growing: std::sync::Arc<Growing>| {
+        let mut growing = None;
+        let mut follow = |entry: std::sync::Arc<Growing>| {
             if let Some(early) = early {
+                growing = Some(entry.clone());
                 uploading = Some(scope.spawn(move || {
-                    let digest = || growing.digest();
-                    early.upload(&mut growing.reader(), growing.limit(), &digest)
+                    let digest = || entry.digest();
+                    early.upload(&mut entry.reader(), entry.limit(), &digest)
                 }));
             }
         };
@@ -262,6 +267,14 @@ fn pack_layer(
             &mut follow,
             report,
         );
+        // Much left to send (a slow link) of a layer the registry may have already (pushed from
+        // another machine, say): ask, and stop sending it if so; the push finds it there.
+        if let (Some(early), Some(growing), Ok((layer, _))) = (early, &growing, &made)
+            && growing.unread() > UNSENT_WORTH_ASKING
+            && early.has(layer.blob().digest()).unwrap_or(false)
+        {
+            growing.cancel();
+        }
         if let Some(uploading) = uploading {
             match join(uploading) {
                 Ok(done) => {

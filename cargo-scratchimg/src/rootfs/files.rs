@@ -565,7 +565,10 @@ mod tests {
         fs::remove_file(root.join("data.bin")).unwrap();
         let err = layer.finish().unwrap().diff_id().unwrap_err().to_string();
         assert!(
-            err.contains(&format!("{}: No such file", root.join("data.bin").display())),
+            err.contains(&format!(
+                "{}: No such file",
+                root.join("data.bin").display()
+            )),
             "{err}"
         );
     }

@@ -75,6 +75,12 @@ impl<'a> Early<'a> {
         })
     }
 
+    /// Whether the repository has the blob `digest` already.
+    pub(crate) fn has(&self, digest: &Digest) -> Result<bool> {
+        let session = self.registry.session(&self.repository, &[], self.report)?;
+        session.has_blob(digest)
+    }
+
     /// Sends `size` bytes at most that `body` gives as they come, then, once `digest` says
     /// what they were, finishes the upload under that digest.
     pub(crate) fn upload(
