@@ -229,7 +229,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         Ok(Planned {
             plan,
             images,
-            early: beside.early,
+            early: beside.early.take().map(join).unwrap_or_else(Early::none),
         })
     })
 }
@@ -528,8 +528,9 @@ type GraphsByTarget = Vec<(Target, Graphs)>;
 /// its methods as soon as what each needs is known, joined in [`Beside::join`] (the git facts
 /// and the probes, which the plan itself needs, as they are asked for).
 struct Beside<'scope> {
-    /// The last run's build, started at once.
-    early: Early,
+    /// The last run's build, started at once: after a `rustc` probe that its target is
+    /// installed, which runs beside `cargo metadata` rather than before it.
+    early: Option<ScopedJoinHandle<'scope, Early>>,
     /// The standard library of the targets the flags name (or the host's).
     probes: Option<ScopedJoinHandle<'scope, Probes>>,
     probed: Probes,
@@ -554,17 +555,20 @@ impl<'scope> Beside<'scope> {
         scope: &'scope Scope<'scope, 'env>,
         options: &'env Options,
         env: &'env Env,
-        manifest: &Path,
+        manifest: &'env Path,
         manifest_dir: &'env Path,
         flag_targets: Option<Vec<Target>>,
         report: &'env dyn Reporter,
     ) -> Beside<'scope> {
-        let early = start_early(options, env, manifest, manifest_dir, report);
-        if early.started() {
-            report.verbose("Building", &|| {
-                "early: the last run's build, while cargo reads the workspace".into()
-            });
-        }
+        let early = scope.spawn(move || {
+            let early = start_early(options, env, manifest, manifest_dir, report);
+            if early.started() {
+                report.verbose("Building", &|| {
+                    "early: the last run's build, while cargo reads the workspace".into()
+                });
+            }
+            early
+        });
         let likely_targets = flag_targets.or_else(|| Target::host_musl().ok().map(|t| vec![t]));
         let probes = scope.spawn(move || {
             likely_targets
@@ -593,7 +597,7 @@ impl<'scope> Beside<'scope> {
             })
         });
         Beside {
-            early,
+            early: Some(early),
             probes: Some(probes),
             probed: Vec::new(),
             git: Some(git),
