@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cargo::BuiltBinary;
-use crate::image::{Content, LayerBuilder, Owner, sha256};
+use crate::image::{Content, LayerBuilder, Owner};
 use crate::sbom::Component;
 pub(crate) use files::{FileCopy, files_layer, read_regular};
 pub(crate) use users::{NOBODY, NONROOT, ROOT};
@@ -223,10 +223,10 @@ pub(crate) fn mozilla_pem_sample() -> String {
     bundle[..bundle.find(end).unwrap() + end.len()].to_string()
 }
 
-/// A program's bytes for its layer, with their digest, computed once here for the layer's
-/// cache key and the SBOM.
+/// A program's bytes for its layer, with the digest computed when they were read: the layer's
+/// cache key and the SBOM use it.
 pub(crate) fn program(binary: &BuiltBinary) -> Content {
-    Content::hashed(binary.bytes.clone(), sha256(&binary.bytes))
+    Content::hashed(binary.bytes.clone(), binary.sha256.clone())
 }
 
 /// The programs at `/app/<bin>`, owned by root and not writable by the user they run as; each
