@@ -5,9 +5,10 @@
 //! Caches hold no knowledge of what they keep: a key, a value, and the caller's way to compute
 //! it. Every entry is checked before use: a [`Keyed`] entry carries the SHA-256 of its payload
 //! and must parse; a [`LayerCache`] blob must hash to the digest it is stored under and
-//! decompress to its diff_id. An entry that fails is removed and recomputed, with a `-v` note.
-//! Entries are written whole (a temporary file, fsync, rename), so a crash leaves the old entry
-//! or the new one.
+//! decompress to exactly the layer's tar. An entry that fails is removed and recomputed, with a
+//! `-v` note. Entries are written whole (a temporary file, then a rename), so a run sees the old
+//! entry or the new one; [`Keyed`] entries are flushed to disk first, so a crash does too. Layer
+//! entries are not (tens of megabytes): one a crash left torn fails its check and is made again.
 
 mod layers;
 
@@ -59,17 +60,14 @@ impl Store {
             .tempfile_in(&self.dir)
     }
 
-    /// Makes `temp` the entry `entry` (fsync, rename), then drops the oldest entries; gives
-    /// `temp` back when it cannot. The file stays open for the caller, so a later prune (by
-    /// another run) cannot take its bytes.
+    /// Makes `temp` the entry `entry` (a rename, no fsync: see the module's note), then drops
+    /// the oldest entries; gives `temp` back when it cannot. The file stays open for the caller,
+    /// so a later prune (by another run) cannot take its bytes.
     fn commit(
         &self,
         temp: tempfile::NamedTempFile,
         entry: &str,
     ) -> Result<fs::File, tempfile::NamedTempFile> {
-        if temp.as_file().sync_all().is_err() {
-            return Err(temp);
-        }
         let file = temp.persist(self.path(entry)).map_err(|e| e.file)?;
         let _ = self.prune();
         Ok(file)
