@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
@@ -320,7 +320,8 @@ fn parse(hex: &str) -> Option<Digest> {
 
 /// Reads the entry once: its bytes must hash to `digest` and decompress to exactly the bytes
 /// of `tar`, which hash to `diff_id`. So an entry gives only what compressing `tar` would,
-/// whatever its name says.
+/// whatever its name says. Decompressing runs on a thread of its own, hashing and comparing
+/// what it gives on this one.
 fn check(
     stored: &Stored,
     compression: Compression,
@@ -328,32 +329,83 @@ fn check(
     digest: &str,
     tar: &Tar,
 ) -> Result<(), &'static str> {
-    let mut hasher = Sha256::new();
-    let mut bytes = HashReader {
-        inner: At::new(&stored.file, stored.len),
-        hasher: &mut hasher,
-    };
-    let unpacked = decompressor(&compression.media_type(), Box::new(&mut bytes)).and_then(|d| {
-        // No more than the tar and a byte: a bomb is cut short, and differs.
+    let (chunks, unpacked) = mpsc::sync_channel::<Vec<u8>>(4);
+    let (compressed, unpacked) = std::thread::scope(|scope| {
+        let unpacking = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut bytes = HashReader {
+                inner: At::new(&stored.file, stored.len),
+                hasher: &mut hasher,
+            };
+            let unpacked =
+                decompressor(&compression.media_type(), Box::new(&mut bytes)).and_then(|decoder| {
+                    // No more than the tar and a byte: a bomb is cut short, and differs.
+                    let mut decoder = decoder.take(tar.size() + 1);
+                    loop {
+                        let mut chunk = vec![0; 256 * 1024];
+                        let n = decoder.read(&mut chunk)?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        chunk.truncate(n);
+                        if chunks.send(chunk).is_err() {
+                            return Ok(());
+                        }
+                    }
+                });
+            drop(chunks);
+            // What the decompressor left unread counts too.
+            let rest = io::copy(&mut bytes, &mut io::sink());
+            let whole = unpacked.is_ok() && rest.is_ok();
+            (whole, digest_of(hasher.finalize()))
+        });
         let mut compared = Compared {
-            inner: d.take(tar.size() + 1),
+            inner: Chunks {
+                chunks: unpacked,
+                chunk: Vec::new(),
+                at: 0,
+            },
             expected: tar.reader(),
             scratch: Vec::new(),
             differs: false,
         };
-        let digest = streamed_digest(&mut compared)?;
-        Ok((digest, compared.differs))
+        let unpacked = streamed_digest(&mut compared).map(|d| (d, compared.differs));
+        drop(compared);
+        (crate::util::join(unpacking), unpacked)
     });
-    // What the decompressor left unread counts too.
-    let rest = io::copy(&mut bytes, &mut io::sink());
-    if rest.is_err() || digest_of(hasher.finalize()).digest() != digest {
+    let (whole, compressed) = compressed;
+    if compressed.digest() != digest {
         return Err("its bytes do not match their digest");
     }
     match unpacked {
-        Ok(((tar_digest, size), false)) if size == tar.size() && tar_digest.digest() == diff_id => {
+        Ok(((tar_digest, size), false))
+            if whole && size == tar.size() && tar_digest.digest() == diff_id =>
+        {
             Ok(())
         }
         _ => Err("it does not decompress to this layer's tar"),
+    }
+}
+
+/// Reads the chunks another thread sends, in order, to their end.
+struct Chunks {
+    chunks: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = (self.chunk.len() - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 
