@@ -264,6 +264,12 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Archive, help_heading = OUTPUT)]
     pub format: FormatArg,
 
+    /// Layer compression: gzip or zstd, optionally with :LEVEL (gzip 1-9, zstd 1-19). zstd
+    /// layers need Docker 23+, containerd 1.5+ or podman to read them [setting: compression;
+    /// default: gzip:3]
+    #[arg(long, value_name = "ALGORITHM[:LEVEL]", help_heading = OUTPUT)]
+    pub compression: Option<String>,
+
     /// How to report the result on stdout
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormatArg::Human, help_heading = OUTPUT)]
     pub message_format: MessageFormatArg,

@@ -241,6 +241,7 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
             files: args.files,
             tz: args.tz,
             ca_certs: args.ca_certs,
+            compression: args.compression,
         },
         target: args.target,
         platforms: args.platforms,

@@ -22,6 +22,9 @@ pub struct Outcome {
     pub layers: Vec<LayerSummary>,
     /// Compressed size of the configs and layers, each blob counted once.
     pub size: u64,
+    /// How the layers are compressed, `ALGORITHM:LEVEL` (`gzip:3`, `zstd:3`); `null` when
+    /// they were only loaded into an engine, uncompressed.
+    pub compression: Option<String>,
     /// One entry per platform; `platform`, `config_digest` and `layers` above describe the
     /// one for this machine (or the first).
     pub images: Vec<ImageSummary>,
@@ -76,6 +79,7 @@ impl Outcome {
                 })
                 .collect(),
             size: blobs.iter().map(|(_, size)| size).sum(),
+            compression: None,
             images: images
                 .iter()
                 .map(|i| ImageSummary {

@@ -352,7 +352,7 @@ TOML parse error at line 11, column 1
    |
 11 | entrypiont = ["/app/server"]
    | ^^^^^^^^^^
-unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`
+unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`, `compression`
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
@@ -485,6 +485,40 @@ help: check that the registry is up and reachable, then run the same command aga
 
 "#]]);
     assert_nothing_built(dir.path());
+}
+
+#[test]
+fn a_compression_that_does_not_exist_fails_before_building() {
+    let dir = fixture_copy("multi-bin");
+    scratchimg(dir.path())
+        .args([
+            "--bin",
+            "server",
+            "--compression",
+            "gzip:10",
+            "-o",
+            "out.tar",
+        ])
+        .assert()
+        .code(1)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: --compression: `gzip:10`: gzip has levels 1 to 9
+help: write e.g. "gzip:9", or "gzip" for level 3
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
+    let dir = with_settings("bin = \"server\"\ncompression = \"xz\"\n");
+    scratchimg(dir.path())
+        .args(["-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [ROOT]/Cargo.toml:11:15: `compression`: `xz` is not a compression
+help: write gzip or zstd, with a level after a colon if you want one, e.g. "zstd" or "gzip:9"
+
+"#]]);
 }
 
 #[test]

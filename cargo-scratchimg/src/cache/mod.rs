@@ -5,9 +5,10 @@
 //! Caches hold no knowledge of what they keep: a key, a value, and the caller's way to compute
 //! it. Every entry is checked before use: a [`Keyed`] entry carries the SHA-256 of its payload
 //! and must parse; a [`LayerCache`] blob must hash to the digest it is stored under and
-//! decompress to its diff_id. An entry that fails is removed and recomputed, with a `-v` note.
-//! Entries are written whole (a temporary file, fsync, rename), so a crash leaves the old entry
-//! or the new one.
+//! decompress to exactly the layer's tar. An entry that fails is removed and recomputed, with a
+//! `-v` note. Entries are written whole (a temporary file, then a rename), so a run sees the old
+//! entry or the new one; [`Keyed`] entries are flushed to disk first, so a crash does too. Layer
+//! entries are not (tens of megabytes): one a crash left torn fails its check and is made again.
 
 mod layers;
 
@@ -20,7 +21,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) use layers::LayerCache;
+pub(crate) use layers::{Growing, LayerCache};
 
 use crate::image::sha256;
 use crate::interrupt::Temporary;
@@ -44,11 +45,13 @@ impl Hit {
     }
 }
 
-/// A directory of entries named by their key, keeping the newest few.
+/// A directory of entries named by their key, keeping the newest few (and, when it has a byte
+/// budget, no more bytes than that but for the newest entry).
 #[derive(Debug, Clone)]
 struct Store {
     dir: PathBuf,
     keep: usize,
+    bytes: Option<u64>,
 }
 
 impl Store {
@@ -56,7 +59,29 @@ impl Store {
         Store {
             dir: layout.cache(kind),
             keep,
+            bytes: None,
         }
+    }
+
+    /// A file to write a new entry into, beside the entries; removed unless committed.
+    fn create(&self) -> std::io::Result<tempfile::NamedTempFile> {
+        fs::create_dir_all(&self.dir)?;
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.dir)
+    }
+
+    /// Makes `temp` the entry `entry` (a rename, no fsync: see the module's note), then drops
+    /// the oldest entries; gives `temp` back when it cannot. The file stays open for the caller,
+    /// so a later prune (by another run) cannot take its bytes.
+    fn commit(
+        &self,
+        temp: tempfile::NamedTempFile,
+        entry: &str,
+    ) -> Result<fs::File, tempfile::NamedTempFile> {
+        let file = temp.persist(self.path(entry)).map_err(|e| e.file)?;
+        let _ = self.prune();
+        Ok(file)
     }
 
     fn path(&self, entry: &str) -> PathBuf {
@@ -93,14 +118,21 @@ impl Store {
     }
 
     fn prune(&self) -> std::io::Result<()> {
-        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&self.dir)?
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
             .flatten()
             .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
             .collect();
-        if entries.len() > self.keep {
-            entries.sort();
-            for (_, path) in &entries[..entries.len() - self.keep] {
+        // Newest first: keep while within the count and the budget.
+        entries.sort_by(|a, b| b.cmp(a));
+        let mut total = 0;
+        for (i, (_, len, path)) in entries.iter().enumerate() {
+            total += len;
+            let over_budget = self.bytes.is_some_and(|budget| total > budget) && i > 0;
+            if i >= self.keep || over_budget {
                 fs::remove_file(path)?;
             }
         }

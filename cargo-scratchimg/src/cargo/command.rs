@@ -286,11 +286,12 @@ impl Running {
                         package.name
                     );
                 };
-                let bytes = std::fs::read(&path)
+                let (bytes, sha256) = read_shared(&path)
                     .with_context(|| format!("could not read {}", path.display()))?;
                 built.push(BuiltBinary {
                     path,
-                    bytes: bytes.into(),
+                    bytes,
+                    sha256,
                     name: bin.clone(),
                     package: package.name.clone(),
                     version: package.version.clone(),
@@ -302,9 +303,60 @@ impl Running {
     }
 }
 
+/// A file's bytes, read straight into the shared buffer every later stage reads (a binary may
+/// be 100 MB, and a `Vec` turned into an `Arc` would be copied), and their SHA-256, computed on
+/// another thread while the rest is read.
+fn read_shared(path: &Path) -> std::io::Result<(std::sync::Arc<[u8]>, oci_spec::image::Digest)> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    // One allocation of the right size (`repeat_n` knows its length).
+    let mut bytes: std::sync::Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+    let buffer = std::sync::Arc::get_mut(&mut bytes).expect("not shared yet");
+    let digest = std::thread::scope(|scope| {
+        let (chunks, read) = std::sync::mpsc::sync_channel::<&[u8]>(4);
+        let hashing = scope.spawn(move || {
+            let mut hasher = sha2::Sha256::new();
+            for chunk in read {
+                hasher.update(chunk);
+            }
+            crate::image::digest_of(hasher.finalize())
+        });
+        for chunk in buffer.chunks_mut(4 << 20) {
+            file.read_exact(chunk)?;
+            let chunk: &[u8] = chunk;
+            chunks
+                .send(chunk)
+                .map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
+        }
+        drop(chunks);
+        std::io::Result::Ok(crate::util::join(hashing))
+    })?;
+    // It must have ended there: a file still being written is read again by the next run.
+    if file.read(&mut [0])? != 0 {
+        return Err(std::io::Error::other("it grew while it was read"));
+    }
+    Ok((bytes, digest))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Across the chunks the hashing thread takes: the bytes, and their digest.
+    #[test]
+    fn a_binary_is_read_and_hashed_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin");
+        let data: Vec<u8> = (0..(9 << 20) + 3).map(|i: u32| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let (bytes, digest) = read_shared(&path).unwrap();
+        assert!(bytes[..] == data[..]);
+        assert_eq!(digest, crate::image::sha256(&data));
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read_shared(&path).unwrap().1, crate::image::sha256(b""));
+    }
 
     pub(crate) fn request() -> BuildRequest {
         BuildRequest {

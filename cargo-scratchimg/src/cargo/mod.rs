@@ -93,6 +93,8 @@ pub(crate) struct BuiltBinary {
     pub path: PathBuf,
     /// The executable's bytes, read once: checked, hashed and packed from memory.
     pub bytes: Arc<[u8]>,
+    /// The SHA-256 of `bytes`, computed as they were read.
+    pub sha256: oci_spec::image::Digest,
     /// The binary target's name, e.g. `hello`.
     pub name: String,
     pub package: String,

@@ -150,6 +150,7 @@ pub(crate) struct Table {
     pub allow: Option<Vec<Check>>,
     /// How C code is cross-compiled: `"zig"` for cargo-zigbuild.
     pub cross: Option<Cross>,
+    pub compression: Option<Spanned<String>>,
 }
 
 /// The `cross` setting.
@@ -381,6 +382,7 @@ mod tests {
             platforms,
             allow,
             cross,
+            compression,
         );
         assert_eq!(keys(), fields);
         // The README's example shows each of them.

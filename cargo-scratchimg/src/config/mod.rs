@@ -18,7 +18,7 @@ pub(crate) use standard::standard_annotations;
 pub(crate) use values::{Origin, User};
 
 use crate::checks::Check;
-use crate::image::RunConfig;
+use crate::image::{Algorithm, Compression, RunConfig};
 use crate::rootfs::{
     APP_DIR, BaseFiles, CaCerts, FileCopy, Zones, app_path, ca_bundle_path, has_ca_bundle,
 };
@@ -43,6 +43,8 @@ pub struct ImageFlags {
     /// `all`, `none`, or zone names separated by commas.
     pub tz: Option<String>,
     pub ca_certs: Vec<PathBuf>,
+    /// `gzip` or `zstd`, with `:LEVEL` or not.
+    pub compression: Option<String>,
 }
 
 /// The settings of one image, resolved and checked.
@@ -72,6 +74,8 @@ pub(crate) struct Settings {
     pub allow: Vec<Check>,
     /// `cross = "zig"`: C code and linking through cargo-zigbuild.
     pub zig: bool,
+    /// Of the layers; the base layer uses the same algorithm at its smallest.
+    pub compression: Compression,
 }
 
 impl Settings {
@@ -317,6 +321,17 @@ pub(crate) fn resolve(
         all
     });
 
+    let compression = match &flags.compression {
+        Some(value) => values::compression(value, &Origin::Flag("--compression"))?,
+        None => setting(
+            tables,
+            "compression",
+            |t| t.compression.as_ref(),
+            |v, o, _| values::compression(v, o),
+        )?
+        .unwrap_or(Compression::new(Algorithm::Gzip)),
+    };
+
     Ok(Settings {
         name,
         tags,
@@ -342,6 +357,7 @@ pub(crate) fn resolve(
             .unwrap_or_default(),
         zig: last_set(tables, |t| t.cross.as_ref())
             .is_some_and(|(c, _)| *c == manifest::Cross::Zig),
+        compression,
     })
 }
 

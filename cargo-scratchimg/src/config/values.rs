@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 
 use super::manifest::{FileEntry, ManifestText, WordOrList};
-use crate::image::ImageRef;
+use crate::image::{Algorithm, Compression, ImageRef};
 use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones, read_regular};
 use crate::target::Arch;
 
@@ -208,6 +208,34 @@ pub(super) fn signal(value: &str, origin: &Origin) -> Result<String> {
         );
     }
     Ok(value.to_string())
+}
+
+/// `gzip` or `zstd`, with `:LEVEL` after it or the algorithm's default level.
+pub(super) fn compression(value: &str, origin: &Origin) -> Result<Compression> {
+    let (name, level) = match value.split_once(':') {
+        Some((name, level)) => (name, Some(level)),
+        None => (value, None),
+    };
+    let Some(algorithm) = Algorithm::ALL.into_iter().find(|a| a.name() == name.trim()) else {
+        bail!(
+            "{origin}: `{value}` is not a compression\nhelp: write gzip or zstd, with a level after a colon if you want one, e.g. \"zstd\" or \"gzip:9\""
+        );
+    };
+    let levels = algorithm.levels();
+    let level = match level {
+        None => algorithm.default_level(),
+        Some(level) => match level.trim().parse::<u32>() {
+            Ok(level) if levels.contains(&level) => level,
+            _ => bail!(
+                "{origin}: `{value}`: {algorithm} has levels {} to {}\nhelp: write e.g. \"{algorithm}:{}\", or \"{algorithm}\" for level {}",
+                levels.start(),
+                levels.end(),
+                levels.end(),
+                algorithm.default_level()
+            ),
+        },
+    };
+    Ok(Compression { algorithm, level })
 }
 
 /// An image name without a tag, as `name` gives it.
@@ -455,6 +483,31 @@ mod tests {
         for bad in ["alice", "1:2:3", "-1", "", ":", "1:"] {
             assert!(user(bad, &O).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn compressions_and_their_levels() {
+        use crate::image::{Algorithm, Compression};
+        assert_eq!(
+            compression("zstd", &O).unwrap(),
+            Compression::new(Algorithm::Zstd)
+        );
+        assert_eq!(
+            compression("gzip:9", &O).unwrap(),
+            Compression::smallest(Algorithm::Gzip)
+        );
+        assert_eq!(compression("zstd:19", &O).unwrap().level, 19);
+        assert_eq!(
+            compression("gzip:10", &O).unwrap_err().to_string(),
+            "--x: `gzip:10`: gzip has levels 1 to 9\nhelp: write e.g. \"gzip:9\", or \"gzip\" for level 3"
+        );
+        assert!(compression("zstd:0", &O).is_err());
+        assert!(
+            compression("xz", &O)
+                .unwrap_err()
+                .to_string()
+                .contains("not a compression")
+        );
     }
 
     #[test]

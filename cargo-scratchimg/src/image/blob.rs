@@ -1,12 +1,21 @@
 //! Content-addressed bytes: a blob and the descriptor that names it.
 
+use std::io::{self, Read};
+
 use oci_spec::image::{Descriptor, Digest, MediaType, Sha256Digest};
 use sha2::{Digest as _, Sha256};
 
+use super::content::Content;
+
 /// The `sha256:` digest of some bytes.
 pub(crate) fn sha256(bytes: &[u8]) -> Digest {
-    let hex = format!("{:x}", Sha256::digest(bytes));
-    hex.parse::<Sha256Digest>()
+    digest_of(Sha256::digest(bytes))
+}
+
+/// A finished SHA-256 as a digest.
+pub(crate) fn digest_of(hash: impl std::fmt::LowerHex) -> Digest {
+    format!("{hash:x}")
+        .parse::<Sha256Digest>()
         .expect("sha256 hex is a valid digest")
         .into()
 }
@@ -21,17 +30,29 @@ pub(crate) fn short_digest(digest: &Digest) -> String {
     )
 }
 
-/// Bytes together with their descriptor (media type, digest and size, computed once).
+/// Bytes together with their descriptor (media type, digest and size, computed once). Configs
+/// and manifests are held in memory; layers may be read from elsewhere (a cache entry, their
+/// tar) when a sink needs them.
 #[derive(Debug, Clone)]
 pub(crate) struct Blob {
     descriptor: Descriptor,
-    data: Vec<u8>,
+    content: Content,
 }
 
 impl Blob {
     pub(crate) fn new(media_type: MediaType, data: Vec<u8>) -> Blob {
-        let descriptor = Descriptor::new(media_type, data.len() as u64, sha256(&data));
-        Blob { descriptor, data }
+        let digest = sha256(&data);
+        let content = Content::from(data);
+        Blob::with_digest(media_type, digest, content)
+    }
+
+    /// A blob whose digest was computed while its bytes were made.
+    pub(crate) fn with_digest(media_type: MediaType, digest: Digest, content: Content) -> Blob {
+        let descriptor = Descriptor::new(media_type, content.len(), digest);
+        Blob {
+            descriptor,
+            content,
+        }
     }
 
     pub(crate) fn descriptor(&self) -> &Descriptor {
@@ -46,8 +67,35 @@ impl Blob {
         self.descriptor.size()
     }
 
+    pub(crate) fn media_type(&self) -> &MediaType {
+        self.descriptor.media_type()
+    }
+
+    pub(crate) fn content(&self) -> &Content {
+        &self.content
+    }
+
+    /// The bytes of a blob made in memory: configs, manifests, indexes.
+    ///
+    /// # Panics
+    /// On a layer read from elsewhere; read those with [`Blob::reader`].
     pub(crate) fn data(&self) -> &[u8] {
-        &self.data
+        self.content
+            .bytes()
+            .expect("configs and manifests are held in memory")
+    }
+
+    /// A reader of the blob's bytes, from the start.
+    pub(crate) fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        self.content.reader()
+    }
+
+    /// All the bytes, read into memory: for tests and small blobs.
+    #[cfg(test)]
+    pub(crate) fn read_all(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.reader().unwrap().read_to_end(&mut bytes).unwrap();
+        bytes
     }
 
     /// Where the blob lives in an OCI image layout: `blobs/sha256/<hex>`.
@@ -73,5 +121,6 @@ mod tests {
             blob.layout_path(),
             "blobs/sha256/44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
+        assert_eq!(blob.read_all(), b"{}");
     }
 }

@@ -2,6 +2,8 @@
 //! out. Nothing here touches the filesystem; sinks write images.
 
 mod blob;
+mod compress;
+mod content;
 mod index;
 pub(crate) mod json;
 mod layer;
@@ -9,7 +11,7 @@ mod merged;
 mod reference;
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io;
 
 use anyhow::{Context, Result, ensure};
 use oci_spec::image::{
@@ -17,9 +19,11 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
-pub(crate) use blob::{Blob, sha256, short_digest};
+pub(crate) use blob::{Blob, digest_of, sha256, short_digest};
+pub(crate) use compress::{Algorithm, Compression, decompressor};
+pub(crate) use content::{Content, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};
-pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
+pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner, Tar, TarReader};
 pub(crate) use merged::{IndexEntry, merged_index, platform_name, platform_of};
 pub(crate) use reference::{ImageRef, Repository, split_tag};
 
@@ -288,22 +292,22 @@ pub(crate) fn validate(image: &Image) -> Result<()> {
         .zip(config.rootfs().diff_ids())
     {
         let blob = layer.blob();
+        let (digest, size) = streamed_digest(blob.reader()?)?;
         ensure!(
-            descriptor.digest() == &sha256(blob.data()),
+            descriptor.digest() == &digest,
             "layer {} digest is wrong",
             descriptor.digest()
         );
         ensure!(
-            descriptor.size() == blob.data().len() as u64,
+            descriptor.size() == size,
             "layer {} size is wrong",
             descriptor.digest()
         );
-        let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(blob.data())
-            .read_to_end(&mut tar)
-            .context("layer is not gzip")?;
+        let tar = decompressor(blob.media_type(), blob.reader()?)?;
+        let (tar_digest, _) =
+            streamed_digest(tar).with_context(|| format!("layer {digest} does not decompress"))?;
         ensure!(
-            &sha256(&tar).to_string() == diff_id,
+            &tar_digest.to_string() == diff_id,
             "diff_id {diff_id} is not the digest of its layer"
         );
     }
@@ -312,6 +316,16 @@ pub(crate) fn validate(image: &Image) -> Result<()> {
         "history has one entry per layer"
     );
     Ok(())
+}
+
+/// The digest and size of what `reader` gives.
+pub(crate) fn streamed_digest(
+    mut reader: impl io::Read,
+) -> io::Result<(oci_spec::image::Digest, u64)> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let size = io::copy(&mut reader, &mut HashWriter(&mut hasher))?;
+    Ok((digest_of(hasher.finalize()), size))
 }
 
 #[cfg(test)]

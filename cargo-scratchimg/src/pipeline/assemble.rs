@@ -6,21 +6,27 @@ use anyhow::{Context, Result};
 use super::Plan;
 use super::compile::PlatformBuild;
 use super::plan::ImagePlan;
-use crate::cache::LayerCache;
+use crate::cache::{Growing, Hit, LayerCache};
 use crate::cargo::BuiltBinary;
 use crate::config;
-use crate::image::{Artifact, EntryKind, Image, ImageBuilder, Index, Owner, sha256, validate};
+use crate::image::{
+    Artifact, EntryKind, Image, ImageBuilder, Index, Layer, LayerBuilder, Owner, validate,
+};
 use crate::provenance::{self, Provenance};
 use crate::report::Reporter;
 use crate::rootfs;
 use crate::sbom::{self, Sbom, Subject};
+use crate::sink::{Early, Uploaded};
 use crate::target::Target;
+use crate::util::join;
 
 /// An image made, with the plan it was made from.
 pub(crate) struct AssembledImage {
     pub image: ImagePlan,
     pub artifact: Artifact,
     pub sboms: Vec<SbomDocument>,
+    /// Layers already uploaded while they were compressed, for the push.
+    pub uploaded: Vec<Uploaded>,
 }
 
 /// One binary's SBOM for one platform, as the app layer holds it.
@@ -40,34 +46,47 @@ pub(crate) fn assemble(
     images
         .into_iter()
         .map(|image| {
-            let (artifact, sboms) = assemble_one(plan, &image, builds, report)?;
+            let early = Early::of(&plan.registries, &image.push_to, report);
+            let (artifact, sboms, uploaded) =
+                assemble_one(plan, &image, builds, early.as_ref(), report)?;
             Ok(AssembledImage {
                 image,
                 artifact,
                 sboms,
+                uploaded,
             })
         })
         .collect()
 }
 
-/// One image's artifact: an image, or an index of one image per platform.
+/// One image's artifact: an image, or an index of one image per platform; its SBOMs; and the
+/// layers uploaded to `early` while they were compressed.
 pub(crate) fn assemble_one(
     plan: &Plan,
     image: &ImagePlan,
     builds: &[PlatformBuild],
+    early: Option<&Early<'_>>,
     report: &dyn Reporter,
-) -> Result<(Artifact, Vec<SbomDocument>)> {
+) -> Result<(Artifact, Vec<SbomDocument>, Vec<Uploaded>)> {
     let cache = LayerCache::open(&plan.layout);
-    let base = plan.base_layer(&image.settings.base);
+    let base = plan.base_layer(&image.settings.base, image.settings.compression.algorithm);
     report.status("Packing", &base.comment());
     let mut images = Vec::new();
     let mut sboms = Vec::new();
+    let mut uploaded = Vec::new();
     for build in builds {
         let binaries: Vec<BuiltBinary> = build
             .binaries_of(&image.package.name, &image.bins)
             .cloned()
             .collect();
-        let (packed, documents) = pack(plan, image, build, &binaries, &cache, report)?;
+        let packer = Packer {
+            plan,
+            image,
+            cache: &cache,
+            early,
+            report,
+        };
+        let (packed, documents) = pack(&packer, build, &binaries, &mut uploaded)?;
         images.push(packed);
         sboms.extend(documents);
     }
@@ -75,19 +94,32 @@ pub(crate) fn assemble_one(
         1 => Artifact::Image(images.pop().expect("one image")),
         _ => Artifact::Index(Index::new(images)?),
     };
-    Ok((artifact, sboms))
+    Ok((artifact, sboms, uploaded))
+}
+
+/// What packing the layers of one image needs.
+struct Packer<'a> {
+    plan: &'a Plan,
+    image: &'a ImagePlan,
+    cache: &'a LayerCache,
+    early: Option<&'a Early<'a>>,
+    report: &'a dyn Reporter,
 }
 
 /// The image of one platform: base, files and app layers, config and manifest; and the SBOM
 /// document of each binary, which the app layer holds too.
 fn pack(
-    plan: &Plan,
-    image: &ImagePlan,
+    packer: &Packer<'_>,
     build: &PlatformBuild,
     binaries: &[BuiltBinary],
-    cache: &LayerCache,
-    report: &dyn Reporter,
+    uploaded: &mut Vec<Uploaded>,
 ) -> Result<(Image, Vec<SbomDocument>)> {
+    let Packer {
+        plan,
+        image,
+        report,
+        ..
+    } = *packer;
     let target = &build.target;
     let platform = plan
         .platforms
@@ -96,7 +128,13 @@ fn pack(
         .expect("a build of every platform of the plan");
     let graph = platform.graphs.get(image.package.name.as_str());
     let created = image.date.timestamp()?;
-    let base = plan.base_layer(&image.settings.base).clone();
+    let base = plan.base_layer(&image.settings.base, image.settings.compression.algorithm);
+    let base = match image.compression {
+        Some(_) => base.clone(),
+        None => base
+            .to_uncompressed()
+            .expect("a base layer made here can be read again"),
+    };
     let mut builder = ImageBuilder::new(target.arch, created).layer(base);
     if let Some(files) = &image.files {
         let count = files
@@ -104,20 +142,28 @@ fn pack(
             .filter(|(_, e)| matches!(e.kind, EntryKind::File(_)))
             .count();
         let comment = format!("files: {count} from `files` settings");
-        let (layer, _) = cache.layer(files, comment, report)?;
+        let (layer, _) = pack_layer(packer, files, comment, uploaded)?;
         report.status("Packing", &layer.comment());
         builder = builder.layer(layer);
     }
-    let mut app_files = rootfs::app_files(binaries, image.date.seconds)?;
+    // Each binary hashed once, for the SBOM and the layer's cache key.
+    let programs: Vec<_> = binaries
+        .iter()
+        .map(|binary| (binary, rootfs::program(binary)))
+        .collect();
+    let mut app_files = rootfs::app_files(&programs, image.date.seconds)?;
     let mut comment = rootfs::app_comment(binaries);
     let mut documents = Vec::new();
     if let (Some(format), Some(graph)) = (plan.sbom, graph) {
-        for binary in binaries {
+        for (binary, content) in &programs {
+            let digest = content
+                .sha256()
+                .context("a program's bytes are in memory")?;
             let bytes = Sbom {
                 subject: Subject {
                     image: image.tags[0].familiar(),
                     path: rootfs::app_path(&binary.name),
-                    sha256: sha256(&binary.bytes).digest().to_string(),
+                    sha256: digest.digest().to_string(),
                 },
                 crates: graph.clone(),
                 base: rootfs::base_components(&image.settings.base),
@@ -134,10 +180,14 @@ fn pack(
             });
         }
     }
-    let (app, hit) = cache.layer(&app_files, comment, report)?;
+    let (app, hit) = pack_layer(packer, &app_files, comment, uploaded)?;
     report.status("Packing", &app.comment());
     report.verbose("Cache", &|| {
-        format!("{} layer {}", hit.verb(), app.blob().digest())
+        let how = match hit {
+            Some(hit) => hit.verb(),
+            None => "made uncompressed (loaded, not written)",
+        };
+        format!("{how} layer {}", app.blob().digest())
     });
 
     let derived = config::standard_annotations(
@@ -171,4 +221,76 @@ fn pack(
         validate(&packed).context("the image is inconsistent (a bug in cargo-scratchimg)")?;
     }
     Ok((packed, documents))
+}
+
+/// Bytes of a layer not yet sent when it is compressed that are worth a `HEAD` to save.
+const UNSENT_WORTH_ASKING: u64 = 4 << 20;
+
+/// A layer of the image: compressed (from the cache, or now on every core, uploaded to the
+/// early push's repository as it is written), or its plain tar when nothing needs it
+/// compressed; whether the cache had it. An early upload that fails is only said with `-v`: the
+/// push uploads the layer whole, and says what fails.
+fn pack_layer(
+    packer: &Packer<'_>,
+    files: &LayerBuilder,
+    comment: String,
+    uploaded: &mut Vec<Uploaded>,
+) -> Result<(Layer, Option<Hit>)> {
+    let Packer {
+        plan,
+        image,
+        cache,
+        early,
+        report,
+    } = *packer;
+    let Some(compression) = image.compression else {
+        return Ok((files.uncompressed(comment)?, None));
+    };
+    std::thread::scope(|scope| {
+        let mut uploading = None;
+        let mut growing = None;
+        let mut follow = |entry: std::sync::Arc<Growing>| {
+            if let Some(early) = early {
+                growing = Some(entry.clone());
+                uploading = Some(scope.spawn(move || {
+                    let digest = || entry.digest();
+                    early.upload(&mut entry.reader(), entry.limit(), &digest)
+                }));
+            }
+        };
+        let made = cache.layer(
+            files,
+            comment,
+            compression,
+            plan.threads,
+            &mut follow,
+            report,
+        );
+        // Much left to send (a slow link) of a layer the registry may have already (pushed from
+        // another machine, say): ask, and stop sending it if so; the push finds it there.
+        if let (Some(early), Some(growing), Ok((layer, _))) = (early, &growing, &made)
+            && growing.unread() > UNSENT_WORTH_ASKING
+            && early.has(layer.blob().digest()).unwrap_or(false)
+        {
+            growing.cancel();
+        }
+        if let Some(uploading) = uploading {
+            match join(uploading) {
+                Ok(done) => {
+                    report.verbose("Uploaded", &|| {
+                        format!(
+                            "{} to {}/{} while it was compressed",
+                            done.digest, done.host, done.repository
+                        )
+                    });
+                    uploaded.push(done);
+                }
+                Err(e) => report.verbose("Uploading", &|| {
+                    format!("while compressing failed, so after it: {e:#}")
+                }),
+            }
+        }
+        let (layer, hit) = made?;
+        Ok((layer, Some(hit)))
+    })
 }

@@ -29,7 +29,7 @@ fn facts(plan: &Plan, image: &ImagePlan) -> BuildFacts {
         .and_then(|p| p.graphs.get(image.package.name.as_str()));
     let settings = &image.settings;
     let run = settings.run_config(&image.bins, &Default::default());
-    let base = plan.base_layer(&settings.base);
+    let base = plan.base_layer(&settings.base, settings.compression.algorithm);
     BuildFacts {
         package: image.package.name.to_string(),
         version: image.package.version.to_string(),

@@ -19,19 +19,19 @@ use crate::cargo::graph::{self, Graphs};
 use crate::cargo::toolchain::{self, Probe};
 use crate::env::Env;
 use crate::git::GitFacts;
-use crate::image::Layer;
+use crate::image::{Algorithm, Compression, Layer};
 use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
-use crate::sink::Engine;
+use crate::sink::{Answered, Engine};
 use crate::target::Target;
 use crate::util::{join, unique};
 
 /// What the work beside the plan gave, joined.
 pub(super) struct Groundwork {
     pub rustc_version: String,
-    pub bases: Vec<(BaseFiles, Layer)>,
+    pub bases: Vec<(BaseFiles, Algorithm, Layer)>,
     pub graphs: std::collections::BTreeMap<Target, Graphs>,
 }
 
@@ -45,8 +45,9 @@ type GraphsByTarget = Vec<(Target, Graphs)>;
 /// its methods as soon as what each needs is known, joined in [`Beside::join`] (the git facts
 /// and the probes, which the plan itself needs, as they are asked for).
 pub(super) struct Beside<'scope> {
-    /// The last run's build, started at once.
-    pub early: Early,
+    /// The last run's build, started at once: after a `rustc` probe that its target is
+    /// installed, which runs beside `cargo metadata` rather than before it.
+    pub early: Option<ScopedJoinHandle<'scope, Early>>,
     /// The standard library of the targets the flags name (or the host's).
     probes: Option<ScopedJoinHandle<'scope, Probes>>,
     probed: Probes,
@@ -54,9 +55,13 @@ pub(super) struct Beside<'scope> {
     git: Option<ScopedJoinHandle<'scope, GitFacts>>,
     /// A wrong host, password or certificate fails in a second, not after the compile.
     registries: Option<ScopedJoinHandle<'scope, Result<Vec<Registry>>>>,
-    engine: Option<ScopedJoinHandle<'scope, Result<Engine>>>,
+    engine: Option<ScopedJoinHandle<'scope, Result<Answered>>>,
     rustc_version: Option<ScopedJoinHandle<'scope, Result<String>>>,
-    bases: Vec<(BaseFiles, ScopedJoinHandle<'scope, Result<Layer>>)>,
+    bases: Vec<(
+        BaseFiles,
+        Algorithm,
+        ScopedJoinHandle<'scope, Result<Layer>>,
+    )>,
     graphs: Option<ScopedJoinHandle<'scope, Result<GraphsByTarget>>>,
 }
 
@@ -67,17 +72,20 @@ impl<'scope> Beside<'scope> {
         scope: &'scope Scope<'scope, 'env>,
         options: &'env Options,
         env: &'env Env,
-        manifest: &Path,
+        manifest: &'env Path,
         manifest_dir: &'env Path,
         flag_targets: Option<Vec<Target>>,
         report: &'env dyn Reporter,
     ) -> Beside<'scope> {
-        let early = start_early(options, env, manifest, manifest_dir, report);
-        if early.started() {
-            report.verbose("Building", &|| {
-                "early: the last run's build, while cargo reads the workspace".into()
-            });
-        }
+        let early = scope.spawn(move || {
+            let early = start_early(options, env, manifest, manifest_dir, report);
+            if early.started() {
+                report.verbose("Building", &|| {
+                    "early: the last run's build, while cargo reads the workspace".into()
+                });
+            }
+            early
+        });
         let likely_targets = flag_targets.or_else(|| Target::host_musl().ok().map(|t| vec![t]));
         let probes = scope.spawn(move || {
             likely_targets
@@ -106,7 +114,7 @@ impl<'scope> Beside<'scope> {
             })
         });
         Beside {
-            early,
+            early: Some(early),
             probes: Some(probes),
             probed: Vec::new(),
             git: Some(git),
@@ -133,23 +141,31 @@ impl<'scope> Beside<'scope> {
     }
 
     /// Starts each distinct base layer, from the layer cache: compressing one is most of the
-    /// work of a run whose build is up to date, and it is the same run after run.
+    /// work of a run whose build is up to date, and it is the same run after run. It gets the
+    /// smallest output: it is compressed once and shared by every image.
     pub(super) fn base_layers<'env>(
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
         images: &[ImagePlan],
         layout: &Layout,
+        threads: usize,
         report: &'env dyn Reporter,
     ) {
         let cache = LayerCache::open(layout);
-        for base in unique(images.iter().map(|i| &i.settings.base)) {
+        let wanted = images
+            .iter()
+            .map(|i| (&i.settings.base, i.settings.compression.algorithm));
+        for (base, algorithm) in unique(wanted) {
             let (files, cache) = (base.clone(), cache.clone());
             let making = scope.spawn(move || {
                 let builder = rootfs::base_files(&files)?;
-                let (layer, _) = cache.layer(&builder, rootfs::base_comment(&files), report)?;
+                let comment = rootfs::base_comment(&files);
+                let compression = Compression::smallest(algorithm);
+                let (layer, _) =
+                    cache.layer(&builder, comment, compression, threads, &mut |_| {}, report)?;
                 Ok(layer)
             });
-            self.bases.push((base.clone(), making));
+            self.bases.push((base.clone(), algorithm, making));
         }
     }
 
@@ -204,7 +220,7 @@ impl<'scope> Beside<'scope> {
     pub(super) fn connections(
         &mut self,
         report: &dyn Reporter,
-    ) -> Result<(Vec<Registry>, Option<Engine>)> {
+    ) -> Result<(Vec<Registry>, Option<Answered>)> {
         let registries = self
             .registries
             .take()
@@ -226,7 +242,7 @@ impl<'scope> Beside<'scope> {
         };
         let bases = std::mem::take(&mut self.bases)
             .into_iter()
-            .map(|(files, making)| Ok((files, join(making)?)))
+            .map(|(files, algorithm, making)| Ok((files, algorithm, join(making)?)))
             .collect::<Result<_>>()?;
         let graphs = match self.graphs.take() {
             Some(handle) => join(handle)?.into_iter().collect(),

@@ -25,7 +25,7 @@ use crate::cargo::workspace::{self, Workspace};
 use crate::config::{self, Settings};
 use crate::env::Env;
 use crate::git::GitFacts;
-use crate::image::{ImageRef, Layer, LayerBuilder};
+use crate::image::{Algorithm, Compression, ImageRef, Layer, LayerBuilder};
 use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::report::Reporter;
@@ -33,10 +33,10 @@ use crate::rootfs::{self, BaseFiles};
 use crate::sbom::SbomFormat;
 use crate::sbom::auditable::Linker;
 use crate::sign::SigningKey;
-use crate::sink::{Containerd, Destination, Engine, Format, PendingFile};
+use crate::sink::{Answered, Containerd, Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
-use crate::util::unique;
+use crate::util::{join, unique};
 
 /// What a run will do, settled before cargo builds; the images are [`ImagePlan`]s beside it.
 pub(crate) struct Plan {
@@ -46,18 +46,20 @@ pub(crate) struct Plan {
     pub request: BuildRequest,
     /// One after another, in one target directory, so incremental builds stay warm.
     pub platforms: Vec<PlatformPlan>,
-    /// Each distinct base layer the images stand on.
-    pub bases: Vec<(BaseFiles, Layer)>,
+    /// Each distinct base layer the images stand on, compressed with each algorithm they use.
+    pub bases: Vec<(BaseFiles, Algorithm, Layer)>,
     /// `rustc -vV`, for the provenance annotations.
     pub rustc_version: String,
     /// Registries to push to, connected and with their credentials checked.
     pub registries: Vec<Registry>,
     /// The engine `--load` loads into, which answered.
-    pub engine: Option<Engine>,
+    pub engine: Option<Answered>,
     /// containerd's socket and namespace, for `--load=containerd`.
     pub containerd: Option<Containerd>,
     /// cargo-zigbuild, when `--zig` or `cross = "zig"` asks for zig.
     pub zigbuild: Option<PathBuf>,
+    /// Threads that compress layers: one per core. The bytes do not depend on it.
+    pub threads: usize,
     pub format: Format,
     pub sbom: Option<SbomFormat>,
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
@@ -95,7 +97,10 @@ pub(crate) struct ImagePlan {
     pub git: GitFacts,
     pub date: SourceDate,
     /// The `files` setting's layer, if any.
-    pub files: Option<LayerBuilder<'static>>,
+    pub files: Option<LayerBuilder>,
+    /// How the layers are compressed; `None` when they need not be: the image is only loaded
+    /// into an engine that takes plain layers, so nothing is written or pushed.
+    pub compression: Option<Compression>,
     /// The file or directory to write, claimed; `None` when the image is only pushed.
     pub destination: Option<Destination>,
     pub push_to: Vec<ImageRef>,
@@ -123,12 +128,12 @@ pub(crate) struct Planned {
 }
 
 impl Plan {
-    /// The base layer of `base`, made while planning.
-    pub(crate) fn base_layer(&self, base: &BaseFiles) -> &Layer {
+    /// The base layer of `base` compressed with `algorithm`, made while planning.
+    pub(crate) fn base_layer(&self, base: &BaseFiles, algorithm: Algorithm) -> &Layer {
         self.bases
             .iter()
-            .find(|(files, _)| files == base)
-            .map(|(_, layer)| layer)
+            .find(|(files, a, _)| files == base && *a == algorithm)
+            .map(|(_, _, layer)| layer)
             .expect("a base layer for every image's settings")
     }
 
@@ -179,7 +184,8 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             )?;
             images.push(image);
         }
-        beside.base_layers(scope, &images, &layout, report);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        beside.base_layers(scope, &images, &layout, threads, report);
         let targets = match flag_targets {
             Some(targets) => targets,
             None => settings_targets(&images)?,
@@ -241,13 +247,16 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 platform.graphs = graphs;
             }
         }
-        let containerd = match engine {
-            Some(Engine::Containerd) => Some(Containerd::connect(
+        let containerd = match &engine {
+            Some(answered) if answered.engine == Engine::Containerd => Some(Containerd::connect(
                 env.containerd_address.as_deref(),
                 &options.containerd_namespace,
             )?),
             _ => None,
         };
+        for image in &mut images {
+            image.compression = compression(image, engine.as_ref(), report);
+        }
         let plan = Plan {
             workspace,
             layout,
@@ -259,6 +268,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             engine,
             containerd,
             zigbuild,
+            threads,
             format: options.format,
             sbom: options.sbom,
             auditable,
@@ -270,7 +280,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         Ok(Planned {
             plan,
             images,
-            early: beside.early,
+            early: beside.early.take().map(join).unwrap_or_else(Early::none),
         })
     })
 }
@@ -369,16 +379,18 @@ fn plan_image(
     let date = SourceDate::resolve(env.source_date_epoch.as_deref(), git.last_commit_time)?;
     let files = rootfs::files_layer(&settings.files, &settings.base, &bins, date.seconds)?;
     let push_to = push_refs(&options.push, env.default_repo.as_deref(), &tags)?;
+    let loaded = options.load.is_some();
     let timestamp = date.timestamp()?;
     report.verbose("Timestamp", &|| {
         format!("{timestamp} (from {:?})", date.source)
     });
-    // Claimed last, once every check has passed. A push writes no file unless -o asks for one.
+    // Claimed last, once every check has passed. A push or a load writes no file unless -o
+    // asks for one.
     let name = output_name(&image_name, &version, options.format);
     let path = match (&options.output, options.cargo.workspace) {
         (Some(dir), true) => Some(dir.join(name)),
         (Some(path), false) => Some(path.clone()),
-        (None, _) if push_to.is_empty() && !options.skip_output => {
+        (None, _) if push_to.is_empty() && !options.skip_output && !loaded => {
             Some(layout.default_output(&name))
         }
         (None, _) => None,
@@ -395,12 +407,39 @@ fn plan_image(
         git,
         date,
         files,
+        compression: None,
         destination,
         push_to,
         sboms: Vec::new(),
         provenance: None,
         stale_sboms: Vec::new(),
     })
+}
+
+/// How `image`'s layers are compressed: as its settings say when it is written or pushed, or
+/// loaded into an engine that wants compressed layers; not at all when it is only loaded into
+/// an engine that takes plain ones (the image ID is the same: the config names the layers by
+/// their plain digests). Warns when the engine cannot read the layers.
+fn compression(
+    image: &ImagePlan,
+    engine: Option<&Answered>,
+    report: &dyn Reporter,
+) -> Option<Compression> {
+    let settings = image.settings.compression;
+    if let Some(engine) = engine
+        && settings.algorithm == Algorithm::Zstd
+        && !engine.reads_zstd()
+    {
+        report.warn(&format!(
+            "{} {} reads no zstd layers (Docker 23 and later do): --load gives it the layers \
+             uncompressed, the same image; pulls and `docker load` of zstd images fail there",
+            engine.engine, engine.version
+        ));
+    }
+    let needed = image.destination.is_some()
+        || !image.push_to.is_empty()
+        || engine.is_some_and(|engine| !engine.loads_plain_layers());
+    needed.then_some(settings)
 }
 
 /// The `platforms` setting, which every package built together must agree on; else the host's.

@@ -15,7 +15,7 @@ use crate::image::Artifact;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{Attachments, Engine, PushError, commit_all, load, push};
+use crate::sink::{Attachments, Engine, PushError, Uploaded, commit_all, load, push};
 
 /// Publishes every image, in plan order.
 pub(crate) fn publish(
@@ -31,7 +31,7 @@ pub(crate) fn publish(
         let bases: Vec<Digest> = plan
             .bases
             .iter()
-            .map(|(_, layer)| layer.blob().digest().clone())
+            .map(|(_, _, layer)| layer.blob().digest().clone())
             .collect();
         mounts.retain_only(&bases);
         mounts.save();
@@ -55,6 +55,7 @@ fn publish_each(
         mut image,
         artifact,
         sboms,
+        uploaded,
     } in images
     {
         let attestations = attest(plan, &image, &artifact, &sboms)?;
@@ -93,6 +94,7 @@ fn publish_each(
             artifact,
             path,
             attestations,
+            uploaded,
         });
     }
     commit_all(staged, &stale)?;
@@ -103,12 +105,16 @@ fn publish_each(
         artifact,
         path,
         attestations,
+        uploaded,
     } in written
     {
         let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
         outcome.path = path;
-        if let Some(engine) = plan.engine {
-            let loaded = match (engine, &plan.containerd) {
+        outcome.compression = image
+            .compression
+            .map(|c| format!("{}:{}", c.algorithm, c.level));
+        if let Some(engine) = &plan.engine {
+            let loaded = match (engine.engine, &plan.containerd) {
                 (Engine::Containerd, Some(containerd)) => {
                     containerd.import(&artifact, &image.tags, image.date.seconds)
                 }
@@ -134,6 +140,7 @@ fn publish_each(
                 &artifact,
                 &image.push_to,
                 attachments,
+                &uploaded,
                 report,
             ) {
                 Ok(pushed) => {
@@ -180,6 +187,8 @@ struct Written {
     /// The output, once committed.
     path: Option<PathBuf>,
     attestations: Attestations,
+    /// Layers already uploaded while they were compressed.
+    uploaded: Vec<Uploaded>,
 }
 
 /// The summary on stderr: name, digest, and each layer's size.
@@ -225,10 +234,14 @@ fn summarize(outcome: &Outcome, report: &dyn Reporter) {
             &format!("{:>10}  {}", human_size(layer.size), layer.comment),
         );
     }
+    let how = match &outcome.compression {
+        Some(compression) => format!("compressed ({compression})"),
+        None => "uncompressed (loaded only)".to_string(),
+    };
     let what = if index {
-        "compressed, all platforms, shared blobs once"
+        format!("{how}, all platforms, shared blobs once")
     } else {
-        "compressed, config included"
+        format!("{how}, config included")
     };
     report.status(
         "Total",

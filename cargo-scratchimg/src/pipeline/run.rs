@@ -79,6 +79,8 @@ pub fn run_image(
     }
     let engine = plan
         .engine
+        .as_ref()
+        .map(|answered| answered.engine)
         .context("no engine was chosen (a bug in cargo-scratchimg)")?;
     let containerd = plan.containerd.clone();
     publish(plan, images, report)?;

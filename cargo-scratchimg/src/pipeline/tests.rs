@@ -89,9 +89,14 @@ fn fake_compile(
                 .packages
                 .iter()
                 .flat_map(|package| package.bins.iter().map(move |bin| (package, bin)))
-                .map(|(package, bin)| BuiltBinary {
+                .map(|(package, bin)| {
+                    let bytes = static_elf(target.arch, &format!("{bin} {}", target.triple));
+                    (package, bin, bytes)
+                })
+                .map(|(package, bin, bytes)| BuiltBinary {
                     path: target_dir.join(&target.triple).join(bin),
-                    bytes: static_elf(target.arch, &format!("{bin} {}", target.triple)).into(),
+                    sha256: crate::image::sha256(&bytes),
+                    bytes: bytes.into(),
                     name: bin.clone(),
                     package: package.name.clone(),
                     version: package.version.clone(),

@@ -35,7 +35,7 @@ pub(crate) fn verify(
     );
     let builds = compile_again(fresh.path())?;
     for image in first {
-        let (second, _) = assemble_one(plan, &image.image, &builds, report)?;
+        let (second, _, _) = assemble_one(plan, &image.image, &builds, None, report)?;
         let (a, b) = (&image.artifact, &second);
         if a.digest() == b.digest() {
             report.status("Verified", &format!("both builds give {}", a.digest()));

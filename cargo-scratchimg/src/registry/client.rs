@@ -802,21 +802,22 @@ impl Session<'_> {
     /// registry is known to hold the blob.
     pub(crate) fn start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount> {
         self.registry.with_retries(START_UPLOAD, self.report, || {
-            self.try_start_upload(digest, from)
+            self.try_start_upload(from.map(|from| (digest, from)))
         })
     }
 
-    /// One try of [`Self::start_upload`].
-    fn try_start_upload(&self, digest: &Digest, from: Option<&str>) -> Result<Mount, RequestError> {
+    /// One try of [`Self::start_upload`]; `mount` is the digest and the repository to mount
+    /// it from.
+    fn try_start_upload(&self, mount: Option<(&Digest, &str)>) -> Result<Mount, RequestError> {
         let url = self.url("blobs/uploads/");
         let response = self.exchange(START_UPLOAD, &[201, 202], self.registry.timeout, || {
             let mut request = self.authorize(&url, self.registry.agent.post(&url));
-            if let Some(from) = from {
+            if let Some((digest, from)) = mount {
                 request = request.query("mount", digest).query("from", from);
             }
             request.send_empty()
         })?;
-        if response.status().as_u16() == 201 && from.is_some() {
+        if response.status().as_u16() == 201 && mount.is_some() {
             return Ok(Mount::Mounted);
         }
         let location = response
@@ -832,25 +833,27 @@ impl Session<'_> {
         Ok(Mount::Upload(self.absolute(location)?))
     }
 
-    /// Uploads `data` whole (`PUT <location>?digest=`), starting a new upload session for
-    /// each retry, since a broken one cannot be resumed reliably; a try is at most that `POST`
-    /// and the `PUT`, so a registry that stops answering fails within the retry policy's bound.
-    /// `progress` hears the bytes sent so far.
-    pub(crate) fn upload(
+    /// Uploads a blob of `size` bytes whole (`PUT <location>?digest=`), read from the start by
+    /// `body` for each try, starting a new upload session for each retry, since a broken one
+    /// cannot be resumed reliably; a try is at most that `POST` and the `PUT`, so a registry that
+    /// stops answering fails within the retry policy's bound. `progress` hears the bytes sent so
+    /// far.
+    pub(crate) fn upload<'b>(
         &self,
         digest: &Digest,
-        data: &[u8],
+        size: u64,
+        body: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send + 'b>> + Sync),
         first: Mount,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
         let what = "PUT of a blob";
         let timeout = self.registry.timeout;
-        let deadline = upload_deadline(timeout, data.len() as u64);
+        let deadline = upload_deadline(timeout, size);
         let mut session = Some(first);
         self.registry.with_retries(what, self.report, || {
             let location = match session.take() {
                 Some(Mount::Upload(location)) => location,
-                _ => match self.try_start_upload(digest, None)? {
+                _ => match self.try_start_upload(None)? {
                     Mount::Upload(location) => location,
                     Mount::Mounted => unreachable!("no mount was asked for"),
                 },
@@ -858,8 +861,11 @@ impl Session<'_> {
             let separator = if location.contains('?') { '&' } else { '?' };
             let url = format!("{location}{separator}digest={digest}");
             progress(0);
+            let reader = body().map_err(|e| {
+                RequestError::from(anyhow!("could not read blob {digest} to upload it: {e}"))
+            })?;
             let mut body = Counted {
-                data,
+                reader,
                 sent: 0,
                 progress,
             };
@@ -870,11 +876,64 @@ impl Session<'_> {
                     .timeout_per_write(Some(timeout))
                     .build()
                     .header("Content-Type", "application/octet-stream")
-                    .header("Content-Length", data.len().to_string())
+                    .header("Content-Length", size.to_string())
                     .send(ureq::SendBody::from_reader(&mut body))
             })
             .map(drop)
         })
+    }
+
+    /// Opens an upload and sends a blob as its bytes come, in one `PATCH` whose body has no
+    /// length (chunked, as `docker push` sends layers): for a blob still being compressed,
+    /// whose digest is known only at its end. A body read as it is made cannot be sent again,
+    /// so there are no retries; when this fails, the caller uploads the blob whole. `size` is
+    /// at most the blob's size, for the time limit. Gives where to finish the upload.
+    pub(crate) fn stream_upload(&self, body: &mut (dyn Read + Send), size: u64) -> Result<String> {
+        let location = match self
+            .registry
+            .with_retries(START_UPLOAD, self.report, || self.try_start_upload(None))?
+        {
+            Mount::Upload(location) => location,
+            Mount::Mounted => unreachable!("no mount was asked for"),
+        };
+        let what = "PATCH of a blob";
+        let timeout = self.registry.timeout;
+        let deadline = upload_deadline(timeout, size);
+        let response = self
+            .exchange(what, &[202], deadline, || {
+                self.authorize(&location, self.registry.agent.patch(&location))
+                    .config()
+                    .timeout_per_call(Some(deadline))
+                    .timeout_per_write(Some(timeout))
+                    .build()
+                    .header("Content-Type", "application/octet-stream")
+                    .send(ureq::SendBody::from_reader(body))
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        let next = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .with_context(|| {
+                format!(
+                    "registry {} took a blob's bytes without saying where the upload goes on",
+                    self.registry.host
+                )
+            })?;
+        self.absolute(next)
+    }
+
+    /// Ends an upload [`Self::stream_upload`] sent: `PUT <location>?digest=` with no body; the
+    /// registry checks the digest.
+    pub(crate) fn finish_upload(&self, location: &str, digest: &Digest) -> Result<()> {
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{separator}digest={digest}");
+        self.send("PUT of a blob", &[201, 204], || {
+            self.authorize(&url, self.registry.agent.put(&url))
+                .header("Content-Type", "application/octet-stream")
+                .send_empty()
+        })
+        .map(drop)
     }
 
     /// `PUT /v2/<name>/manifests/<tag>` with `bytes` as they are, and checks that the registry
@@ -963,17 +1022,17 @@ impl Session<'_> {
 }
 
 /// A request body that reports how much of it was sent.
-struct Counted<'a> {
-    data: &'a [u8],
-    sent: usize,
+struct Counted<'a, 'b> {
+    reader: Box<dyn Read + Send + 'b>,
+    sent: u64,
     progress: &'a (dyn Fn(u64) + Sync),
 }
 
-impl Read for Counted<'_> {
+impl Read for Counted<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (&self.data[self.sent..]).read(buf)?;
-        self.sent += n;
-        (self.progress)(self.sent as u64);
+        let n = self.reader.read(buf)?;
+        self.sent += n as u64;
+        (self.progress)(self.sent);
         Ok(n)
     }
 }

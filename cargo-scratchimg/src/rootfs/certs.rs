@@ -315,7 +315,7 @@ mod tests {
         let crate::image::EntryKind::File(bundle) = &entry.kind else {
             panic!("not a file")
         };
-        std::fs::write(dir.path().join("bundle.pem"), bundle).unwrap();
+        std::fs::write(dir.path().join("bundle.pem"), bundle.bytes().unwrap()).unwrap();
         std::fs::write(dir.path().join("root.pem"), root(4)).unwrap();
         let out = std::process::Command::new("openssl")
             .args(["storeutl", "-noout", "-certs", "bundle.pem"])

@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
 use super::{BaseFiles, app_path, base_files, certs, tzdata};
-use crate::image::{EntryKind, LayerBuilder, Owner};
+use crate::image::{Content, EntryKind, LayerBuilder, Owner, Stream};
 
 /// One `files` entry, checked: `src` exists, `dst` is absolute and stays in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +30,15 @@ pub(crate) struct FileCopy {
 }
 
 /// The layer of `copies`, or `None` when there are none, over the base layer of `base` and
-/// under the programs `bins`. Files are read now, so a broken entry fails before anything is
-/// built. Symlinks are followed, and must stay inside `root`.
+/// under the programs `bins`. Files are opened and checked now, so a broken entry fails before
+/// anything is built; their bytes are read when the layer is packed, never held whole. Symlinks
+/// are followed, and must stay inside `root`.
 pub(crate) fn files_layer(
     copies: &[FileCopy],
     base: &BaseFiles,
     bins: &[String],
     mtime: u64,
-) -> Result<Option<LayerBuilder<'static>>> {
+) -> Result<Option<LayerBuilder>> {
     if copies.is_empty() {
         return Ok(None);
     }
@@ -99,7 +101,7 @@ impl Taken {
         for (layer, of) in [(&programs, "the programs'"), (&base, "the base's")] {
             for (path, entry) in layer.entries() {
                 let existing = Existing {
-                    dir: entry.kind == EntryKind::Dir,
+                    dir: matches!(entry.kind, EntryKind::Dir),
                     mode: entry.mode,
                     owner: entry.owner,
                     of,
@@ -258,25 +260,53 @@ fn special(kind: &fs::FileType) -> Option<&'static str> {
 /// The bytes of the regular file at `path`. It is opened without blocking (a FIFO swapped in
 /// after a check cannot hang the read) and checked once open, and at most the size it had
 /// then is read, so a file that grows cannot make the read grow.
-pub(crate) fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let (file, size) = open_regular(path)?;
+    let mut data = Vec::with_capacity(size as usize);
+    file.take(size).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// The regular file at `path`, opened as [`read_regular`] opens it, and its size.
+fn open_regular(path: &Path) -> io::Result<(fs::File, u64)> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
     let meta = file.metadata()?;
     if let Some(kind) = special(&meta.file_type()).or(meta.is_dir().then_some("a folder")) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
             format!("it is {kind}, not a file"),
         ));
     }
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    file.take(meta.len()).read_to_end(&mut data)?;
-    Ok(data)
+    Ok((file, meta.len()))
+}
+
+/// A file `files` copies, read each time its layer is: opened as [`read_regular`] opens it,
+/// and no more than the size it had when it was checked (a file that shrank is an error).
+#[derive(Debug)]
+struct SourceFile {
+    path: PathBuf,
+    /// As the settings name it, for errors.
+    shown: PathBuf,
+    size: u64,
+}
+
+impl Stream for SourceFile {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        let (file, _) = open_regular(&self.path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.shown.display())))?;
+        Ok(Box::new(file))
+    }
 }
 
 fn add(
-    layer: &mut LayerBuilder<'static>,
+    layer: &mut LayerBuilder,
     copy: &FileCopy,
     root: &Path,
     src: &Path,
@@ -320,14 +350,19 @@ fn add(
         }
         folders.pop();
     } else {
-        let data = match read_regular(&resolved) {
-            Ok(data) => data,
+        let size = match open_regular(&resolved) {
+            Ok((_, size)) => size,
             Err(e) => bail!(
                 "{origin}: {} cannot be read ({e})\n\
                  help: check that it can be read, or remove the entry",
                 src.display()
             ),
         };
+        let data = Content::stream(Arc::new(SourceFile {
+            path: resolved,
+            shown: src.to_path_buf(),
+            size,
+        }));
         let executable = meta.permissions().mode() & 0o111 != 0;
         let mode = copy.mode.unwrap_or(if executable { 0o755 } else { 0o644 });
         layer
@@ -355,11 +390,11 @@ mod tests {
     }
 
     /// The layer of `copies` over the default base, under the program `web`.
-    fn layer(copies: &[FileCopy]) -> Result<LayerBuilder<'static>> {
+    fn layer(copies: &[FileCopy]) -> Result<LayerBuilder> {
         Ok(files_layer(copies, &BaseFiles::default(), &["web".into()], 0)?.unwrap())
     }
 
-    fn listing(layer: &LayerBuilder<'_>) -> Vec<(String, u32)> {
+    fn listing(layer: &LayerBuilder) -> Vec<(String, u32)> {
         layer
             .entries()
             .map(|(p, e)| (p.to_string(), e.mode))
@@ -507,6 +542,34 @@ mod tests {
                 0
             )
             .is_ok()
+        );
+    }
+
+    /// Files are checked when planned and read when the layer is packed, never held whole; one
+    /// that shrank meanwhile is an error naming it.
+    #[test]
+    fn files_are_read_when_packed() {
+        let pkg = tempfile::tempdir().unwrap();
+        let root = pkg.path();
+        fs::write(root.join("data.bin"), vec![1u8; 10_000]).unwrap();
+        let layer = layer(&[copy(root, "data.bin", "/srv/data.bin", None)]).unwrap();
+        fs::write(root.join("data.bin"), vec![2u8; 10_000]).unwrap();
+        let tar = layer.tar().unwrap();
+        assert!(tar.windows(10_000).any(|w| w.iter().all(|b| *b == 2)));
+        fs::write(root.join("data.bin"), b"short").unwrap();
+        let err = layer.finish().unwrap().diff_id().unwrap_err().to_string();
+        assert!(
+            err.starts_with("could not read `/srv/data.bin`: it ended 9995 bytes early"),
+            "{err}"
+        );
+        fs::remove_file(root.join("data.bin")).unwrap();
+        let err = layer.finish().unwrap().diff_id().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{}: No such file",
+                root.join("data.bin").display()
+            )),
+            "{err}"
         );
     }
 

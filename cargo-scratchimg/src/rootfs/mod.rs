@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cargo::BuiltBinary;
-use crate::image::{LayerBuilder, Owner};
+use crate::image::{Content, LayerBuilder, Owner};
 use crate::sbom::Component;
 pub(crate) use files::{FileCopy, files_layer, read_regular};
 pub(crate) use users::{NOBODY, NONROOT, ROOT};
@@ -86,7 +86,7 @@ pub(crate) struct BaseFiles {
 }
 
 /// The files of the base layer, before compression.
-pub(crate) fn base_files(base: &BaseFiles) -> Result<LayerBuilder<'static>> {
+pub(crate) fn base_files(base: &BaseFiles) -> Result<LayerBuilder> {
     let mut layer = LayerBuilder::new(BASE_MTIME);
     if !base.ca.is_empty() {
         let mut bundle = if base.ca.mozilla {
@@ -223,11 +223,18 @@ pub(crate) fn mozilla_pem_sample() -> String {
     bundle[..bundle.find(end).unwrap() + end.len()].to_string()
 }
 
-/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as.
-pub(crate) fn app_files(binaries: &[BuiltBinary], mtime: u64) -> Result<LayerBuilder<'_>> {
+/// A program's bytes for its layer, with the digest computed when they were read: the layer's
+/// cache key and the SBOM use it.
+pub(crate) fn program(binary: &BuiltBinary) -> Content {
+    Content::hashed(binary.bytes.clone(), binary.sha256.clone())
+}
+
+/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as; each
+/// binary's bytes as [`program`] gave them.
+pub(crate) fn app_files(programs: &[(&BuiltBinary, Content)], mtime: u64) -> Result<LayerBuilder> {
     let mut layer = LayerBuilder::new(mtime);
-    for binary in binaries {
-        layer.file(&app_path(&binary.name), &*binary.bytes, 0o755, Owner::ROOT)?;
+    for (binary, content) in programs {
+        layer.file(&app_path(&binary.name), content.clone(), 0o755, Owner::ROOT)?;
     }
     Ok(layer)
 }
@@ -270,6 +277,16 @@ mod tests {
         base_files(base)?.build(base_comment(base))
     }
 
+    fn gunzip(layer: &Layer) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&layer.blob().read_all()[..]),
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
     #[test]
     fn base_layer_is_the_same_every_time() {
         let a = base_layer(&BaseFiles::default()).unwrap();
@@ -279,16 +296,7 @@ mod tests {
 
     #[test]
     fn base_layer_has_distroless_layout() {
-        let tar = {
-            let layer = base_layer(&BaseFiles::default()).unwrap();
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(
-                &mut flate2::read::GzDecoder::new(layer.blob().data()),
-                &mut out,
-            )
-            .unwrap();
-            out
-        };
+        let tar = gunzip(&base_layer(&BaseFiles::default()).unwrap());
         let mut archive = tar::Archive::new(&tar[..]);
         let mut seen = std::collections::BTreeMap::new();
         for e in archive.entries().unwrap() {
@@ -327,13 +335,7 @@ mod tests {
                 extra: Vec::new(),
             },
         };
-        let layer = base_layer(&only_berlin).unwrap();
-        let mut tar = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::GzDecoder::new(layer.blob().data()),
-            &mut tar,
-        )
-        .unwrap();
+        let tar = gunzip(&base_layer(&only_berlin).unwrap());
         let mut archive = tar::Archive::new(&tar[..]);
         let paths: Vec<String> = archive
             .entries()

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::layout::{docker_manifest, oci_layout_with};
+use super::layout::{docker_manifest, oci_layout};
 use super::pending::{PendingFile, Staged};
 use crate::attest::Referrer;
-use crate::image::{Artifact, ImageRef, LayerBuilder, Owner};
+use crate::image::{Artifact, ImageRef, LayerBuilder, Owner, Tar};
 use crate::target::Arch;
 
 /// An archive path, claimed.
@@ -41,8 +41,8 @@ impl Archive {
         tags: &[ImageRef],
         referrers: &[Referrer],
     ) -> Result<Staged> {
-        let bytes = render_with(artifact, tags, referrers, self.mtime)?;
-        self.output.stage(&bytes)
+        let archive = render_with(artifact, tags, referrers, self.mtime)?;
+        self.output.stage_from(&mut archive.reader())
     }
 }
 
@@ -100,8 +100,9 @@ fn first_entry(header: &[u8; 512]) -> Option<String> {
     Some(header.path().ok()?.to_string_lossy().into_owned())
 }
 
-/// The archive's bytes; deterministic, since the tar is laid out like a layer.
-pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Vec<u8>> {
+/// The archive, read (blob by blob) as it is written; deterministic, since the tar is laid out
+/// like a layer.
+pub(crate) fn render(artifact: &Artifact, tags: &[ImageRef], mtime: u64) -> Result<Tar> {
     render_with(artifact, tags, &[], mtime)
 }
 
@@ -111,9 +112,9 @@ pub(crate) fn render_with(
     tags: &[ImageRef],
     referrers: &[Referrer],
     mtime: u64,
-) -> Result<Vec<u8>> {
+) -> Result<Tar> {
     let mut tar = LayerBuilder::new(mtime);
-    for (path, data) in oci_layout_with(artifact, tags, referrers)? {
+    for (path, data) in oci_layout(artifact, tags, referrers)? {
         tar.file(&path, data, 0o644, Owner::ROOT)?;
     }
     if let Some(image) = artifact.image_for(Arch::host()) {
@@ -124,5 +125,5 @@ pub(crate) fn render_with(
             Owner::ROOT,
         )?;
     }
-    tar.tar()
+    tar.finish()
 }

@@ -58,7 +58,9 @@ fn place(session: &Session<'_>, blob: &Blob) -> Result<()> {
         return Ok(());
     }
     let first = session.start_upload(blob.digest(), None)?;
-    session.upload(blob.digest(), blob.data(), first, &|_| {})
+    let data = blob.data();
+    let body = || Ok(Box::new(data) as Box<dyn std::io::Read + Send>);
+    session.upload(blob.digest(), blob.size(), &body, first, &|_| {})
 }
 
 /// Puts `artifact`'s manifest by digest, then its attestations. A failure is a warning unless

@@ -1,7 +1,6 @@
 //! Importing the image into containerd with `ctr images import`, through its socket, for the
 //! users of nerdctl, k3s and kind-like setups (`--load=containerd`), and running it there.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -10,7 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use super::Engine;
 use super::archive::render;
-use super::daemon::{Loaded, answer_within};
+use super::daemon::{Loaded, ask_within};
+use super::pending::copy;
 use crate::image::{Artifact, ImageRef};
 use crate::report::quoted;
 use crate::target::Arch;
@@ -104,11 +104,13 @@ impl Containerd {
             .spawn()
             .context("could not run `ctr images import`\nhelp: install containerd's ctr (Debian: apt install containerd)")?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        let writer = std::thread::spawn(move || stdin.write_all(&archive));
-        let output = child
-            .wait_with_output()
-            .context("could not run `ctr images import`")?;
-        let written = writer.join().expect("the writer thread does not panic");
+        // Write from another thread: ctr may fill its output pipes before reading all input.
+        let (output, written) = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || copy(&mut archive.reader(), &mut stdin));
+            let output = child.wait_with_output();
+            (output, crate::util::join(writer))
+        });
+        let output = output.context("could not run `ctr images import`")?;
         if !output.status.success() {
             bail!(
                 "`ctr images import` into {} (namespace {}) failed ({}): {}",
@@ -132,5 +134,5 @@ impl Containerd {
 fn answer(socket: &Path) -> std::result::Result<(), String> {
     let mut command = Command::new(Engine::Containerd.program());
     command.arg("--address").arg(socket).arg("version");
-    answer_within(command, "`ctr version`", ANSWER_LIMIT)
+    ask_within(command, "`ctr version`", ANSWER_LIMIT).map(drop)
 }

@@ -1,6 +1,5 @@
 //! The files of an OCI image layout, and Docker's `manifest.json` beside them.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
@@ -8,24 +7,24 @@ use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, OciLayoutBuilder
 use serde::Serialize;
 
 use crate::attest::Referrer;
-use crate::image::{Artifact, Image, ImageRef, json};
+use crate::image::{Artifact, Content, Image, ImageRef, json};
 
 /// containerd's and Docker's name for the full reference of an index entry.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, bytes) pairs. The index has one
-/// entry per tag, annotated the way `docker save` does since Docker 25, pointing at the image
-/// manifest or at the image index. Blobs that platforms share are stored once.
-/// With `referrers` (attestations), each one's manifest and blobs are stored too, and listed
-/// in `index.json` with its `artifactType`, as OCI 1.1 layouts hold artifacts next to images.
-/// Tools that read a layout without naming a tag (`skopeo … oci-archive:FILE`) want one entry,
-/// so they then need the tag (`oci-archive:FILE:TAG`).
-pub(crate) fn oci_layout_with<'a>(
-    artifact: &'a Artifact,
+/// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, contents) pairs; layers are read
+/// when written. The index has one entry per tag, annotated the way `docker save` does since
+/// Docker 25, pointing at the image manifest or at the image index. Blobs that platforms share
+/// are stored once. With `referrers` (attestations), each one's manifest and blobs are stored
+/// too, and listed in `index.json` with its `artifactType`, as OCI 1.1 layouts hold artifacts
+/// next to images. Tools that read a layout without naming a tag (`skopeo … oci-archive:FILE`)
+/// want one entry, so they then need the tag (`oci-archive:FILE:TAG`).
+pub(crate) fn oci_layout(
+    artifact: &Artifact,
     tags: &[ImageRef],
-    referrers: &'a [Referrer],
-) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
+    referrers: &[Referrer],
+) -> Result<Vec<(String, Content)>> {
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()?;
@@ -49,28 +48,28 @@ pub(crate) fn oci_layout_with<'a>(
     if let Some(entries) = index["manifests"].as_array_mut() {
         entries.extend(referrers.iter().map(Referrer::descriptor));
     }
-    let mut blobs: BTreeMap<String, Cow<'a, [u8]>> = BTreeMap::new();
+    let mut blobs: BTreeMap<String, Content> = BTreeMap::new();
     blobs.insert(
         artifact.manifest().layout_path(),
-        Cow::Borrowed(artifact.manifest().data()),
+        artifact.manifest().content().clone(),
     );
     for image in artifact.images() {
         for blob in std::iter::once(image.manifest()).chain(image.blobs()) {
             blobs
                 .entry(blob.layout_path())
-                .or_insert(Cow::Borrowed(blob.data()));
+                .or_insert_with(|| blob.content().clone());
         }
     }
     for referrer in referrers {
         for blob in std::iter::once(&referrer.manifest).chain(&referrer.blobs) {
             blobs
                 .entry(blob.layout_path())
-                .or_insert(Cow::Borrowed(blob.data()));
+                .or_insert_with(|| blob.content().clone());
         }
     }
     let mut files = vec![
-        ("oci-layout".to_string(), Cow::Owned(json::to_vec(&layout)?)),
-        ("index.json".to_string(), Cow::Owned(json::to_vec(&index)?)),
+        ("oci-layout".to_string(), json::to_vec(&layout)?.into()),
+        ("index.json".to_string(), json::to_vec(&index)?.into()),
     ];
     files.extend(blobs);
     Ok(files)
@@ -79,10 +78,10 @@ pub(crate) fn oci_layout_with<'a>(
 /// An entry of Docker's `manifest.json`, which `docker load` reads (it ignores the OCI index).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct DockerManifest {
-    config: String,
-    repo_tags: Vec<String>,
-    layers: Vec<String>,
+pub(crate) struct DockerManifest {
+    pub config: String,
+    pub repo_tags: Vec<String>,
+    pub layers: Vec<String>,
 }
 
 /// `manifest.json`, pointing into the same `blobs/` as the OCI layout, so no blob is stored twice.

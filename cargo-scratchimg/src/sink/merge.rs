@@ -140,7 +140,8 @@ fn place(
         Some(mount) => mount,
         None => session.start_upload(digest, None)?,
     };
-    session.upload(digest, &data, first, &|_| {})?;
+    let body = || Ok(Box::new(&data[..]) as Box<dyn std::io::Read + Send>);
+    session.upload(digest, data.len() as u64, &body, first, &|_| {})?;
     merged.uploaded += 1;
     report.verbose("Uploaded", &|| format!("{digest}"));
     Ok(())

@@ -22,11 +22,11 @@ pub(crate) use archive::Archive;
 pub(crate) use attach::Attachments;
 pub(crate) use containerd::Containerd;
 pub use daemon::Engine;
-pub(crate) use daemon::load;
+pub(crate) use daemon::{Answered, load};
 pub(crate) use merge::{BlobSource, SourceImage, push_index};
 pub(crate) use oci_dir::OciDir;
 pub(crate) use pending::{PendingFile, Staged, commit_all};
-pub(crate) use registry::{PushError, push};
+pub(crate) use registry::{Early, PushError, Uploaded, push};
 
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::layout::oci_layout_with;
+use super::layout::oci_layout;
 use super::pending::{PendingDir, Staged};
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
@@ -32,8 +32,8 @@ impl OciDir {
         tags: &[ImageRef],
         referrers: &[Referrer],
     ) -> Result<Staged> {
-        let files = oci_layout_with(artifact, tags, referrers)?;
+        let files = oci_layout(artifact, tags, referrers)?;
         self.output
-            .stage(files.iter().map(|(path, data)| (path.as_str(), &data[..])))
+            .stage(files.iter().map(|(path, data)| (path.as_str(), data)))
     }
 }

@@ -14,7 +14,7 @@
 //! 0777 less the umask), not the 0600 of temporary files.
 
 use std::fs::{self, File, Permissions};
-use std::io::Write;
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,7 +22,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tempfile::{NamedTempFile, TempDir};
 
+use crate::image::Content;
 use crate::interrupt::{self, Temporary};
+
+/// Copies `reader` into `writer` in large chunks: blobs are tens of megabytes.
+pub(crate) fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
 
 fn parent_dir(path: &Path) -> Result<PathBuf> {
     let parent = match path.parent() {
@@ -177,9 +194,14 @@ impl PendingFile {
     }
 
     /// Writes `data` and flushes it to disk, beside `path`.
-    pub(crate) fn stage(mut self, data: &[u8]) -> Result<Staged> {
+    pub(crate) fn stage(self, data: &[u8]) -> Result<Staged> {
+        self.stage_from(&mut &data[..])
+    }
+
+    /// Writes what `reader` gives and flushes it to disk, beside `path`.
+    pub(crate) fn stage_from(mut self, reader: &mut dyn Read) -> Result<Staged> {
         let context = || format!("could not write {}", self.path.display());
-        self.temp.write_all(data).with_context(context)?;
+        copy(reader, &mut *self.temp).with_context(context)?;
         self.temp.as_file().sync_all().with_context(context)?;
         Ok(Staged {
             path: self.path,
@@ -237,7 +259,7 @@ impl PendingDir {
     /// `path`.
     pub(crate) fn stage<'a>(
         self,
-        files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        files: impl IntoIterator<Item = (&'a str, &'a Content)>,
     ) -> Result<Staged> {
         let context = || format!("could not write {}", self.path.display());
         for (name, data) in files {
@@ -245,8 +267,12 @@ impl PendingDir {
             if let Some(dir) = file.parent() {
                 fs::create_dir_all(dir).with_context(context)?;
             }
-            let mut out = File::create(&file).with_context(context)?;
-            out.write_all(data).with_context(context)?;
+            let mut out = BufWriter::new(File::create(&file).with_context(context)?);
+            copy(&mut data.reader().with_context(context)?, &mut out).with_context(context)?;
+            let out = out
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(context)?;
             out.sync_all().with_context(context)?;
         }
         Ok(Staged {
@@ -424,15 +450,17 @@ mod tests {
     fn directory_replaces_an_old_layout_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout");
-        let write = |files: &[(&str, &[u8])]| {
+        let write = |files: &[(&'static str, &'static str)]| {
+            let contents: Vec<(&str, Content)> =
+                files.iter().map(|(n, c)| (*n, Content::from(*c))).collect();
             let staged = PendingDir::create(&path)
                 .unwrap()
-                .stage(files.iter().copied())
+                .stage(contents.iter().map(|(n, c)| (*n, c)))
                 .unwrap();
             commit_all(vec![staged], &[]).unwrap();
         };
-        write(&[("oci-layout", b"1"), ("blobs/a", b"a")]);
-        write(&[("oci-layout", b"2")]);
+        write(&[("oci-layout", "1"), ("blobs/a", "a")]);
+        write(&[("oci-layout", "2")]);
         assert_eq!(fs::read(path.join("oci-layout")).unwrap(), b"2");
         assert!(!path.join("blobs/a").exists());
         assert_eq!(names(dir.path()), ["layout"]);
@@ -458,7 +486,10 @@ mod tests {
         let layout = dir.path().join("layout");
         let staged = PendingDir::create(&layout)
             .unwrap()
-            .stage([("oci-layout", &b"1"[..]), ("blobs/sha256/a", &b"a"[..])])
+            .stage([
+                ("oci-layout", &Content::from("1")),
+                ("blobs/sha256/a", &Content::from("a")),
+            ])
             .unwrap();
         commit_all(vec![staged], &[]).unwrap();
         for (path, mode) in [
@@ -508,7 +539,7 @@ mod tests {
         // `x` is a file, so nothing can go inside it.
         let error = PendingDir::create(&layout)
             .unwrap()
-            .stage([("x", &b"1"[..]), ("x/y", &b"2"[..])])
+            .stage([("x", &Content::from("1")), ("x/y", &Content::from("2"))])
             .err()
             .unwrap();
         assert_eq!(

@@ -39,7 +39,7 @@ pub(crate) fn read_oci_dir(path: &Path) -> Result<Artifact> {
     })
 }
 
-/// Reads back the artifact an OCI layout written by [`super::layout::oci_layout_with`] holds, through `read` (which
+/// Reads back the artifact an OCI layout written by [`super::layout::oci_layout`] holds, through `read` (which
 /// gives a file's bytes by its path in the layout): every blob is checked against its digest,
 /// and an index must be the one its images make.
 pub(crate) fn read_layout(read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<Artifact> {

@@ -2,11 +2,14 @@
 //! then the manifest, as the exact bytes of the local one, under each tag. A manifest is put
 //! only after every blob it names is in place; an index, after every manifest it names.
 
+use std::io::Read;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use super::attach::{Attached, Attachments, attach};
+use oci_spec::image::Digest;
+
 use crate::image::{Artifact, Blob, ImageRef, short_digest};
 use crate::registry::{Mount, MountSources, Registry, Session};
 use crate::report::{Progress, ProgressEnd, Reporter, human_size};
@@ -31,6 +34,65 @@ pub(crate) struct Pushed {
 pub(crate) struct PushError {
     pub pushed: Vec<String>,
     pub error: anyhow::Error,
+}
+
+/// A blob that went up while it was made (see [`Early`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Uploaded {
+    pub host: String,
+    pub repository: String,
+    pub digest: Digest,
+}
+
+/// Where the layers of an image to push go while they are compressed: the repository of its
+/// first push reference. The upload follows the compressor's output, so when the last block is
+/// compressed, little is left to send.
+pub(crate) struct Early<'a> {
+    registry: &'a Registry,
+    repository: String,
+    report: &'a dyn Reporter,
+}
+
+impl<'a> Early<'a> {
+    /// For an image pushed to `tags`, through `registries` (connected before the build).
+    pub(crate) fn of(
+        registries: &'a [Registry],
+        tags: &[ImageRef],
+        report: &'a dyn Reporter,
+    ) -> Option<Early<'a>> {
+        let tag = tags.first()?;
+        let registry = registries.iter().find(|r| r.host() == tag.registry())?;
+        Some(Early {
+            registry,
+            repository: tag.repository().to_string(),
+            report,
+        })
+    }
+
+    /// Whether the repository has the blob `digest` already.
+    pub(crate) fn has(&self, digest: &Digest) -> Result<bool> {
+        let session = self.registry.session(&self.repository, &[], self.report)?;
+        session.has_blob(digest)
+    }
+
+    /// Sends `size` bytes at most that `body` gives as they come, then, once `digest` says
+    /// what they were, finishes the upload under that digest.
+    pub(crate) fn upload(
+        &self,
+        body: &mut (dyn Read + Send),
+        size: u64,
+        digest: &dyn Fn() -> Option<Digest>,
+    ) -> Result<Uploaded> {
+        let session = self.registry.session(&self.repository, &[], self.report)?;
+        let location = session.stream_upload(body, size)?;
+        let digest = digest().context("the layer could not be made")?;
+        session.finish_upload(&location, &digest)?;
+        Ok(Uploaded {
+            host: self.registry.host().to_string(),
+            repository: self.repository.clone(),
+            digest,
+        })
+    }
 }
 
 /// What became of one blob.
@@ -90,7 +152,7 @@ fn try_place_blob(
             bar.set(sent);
         }
     };
-    session.upload(digest, blob.data(), first, &progress)?;
+    session.upload(digest, blob.size(), &|| blob.reader(), first, &progress)?;
     Ok(Placed::Uploaded)
 }
 
@@ -104,6 +166,7 @@ pub(crate) fn push(
     artifact: &Artifact,
     tags: &[ImageRef],
     attachments: Option<&Attachments<'_>>,
+    early: &[Uploaded],
     report: &dyn Reporter,
 ) -> Result<Pushed, PushError> {
     let started = Instant::now();
@@ -114,6 +177,7 @@ pub(crate) fn push(
         artifact,
         tags,
         attachments,
+        early,
         report,
         &mut pushed,
     ) {
@@ -128,12 +192,14 @@ pub(crate) fn push(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn push_to(
     registries: &[Registry],
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
     attachments: Option<&Attachments<'_>>,
+    early: &[Uploaded],
     report: &dyn Reporter,
     pushed: &mut Pushed,
 ) -> Result<()> {
@@ -178,12 +244,28 @@ fn push_to(
             })
             .collect();
         let (session, known) = (&session, &*mounts);
+        // A blob that went up while it was compressed is there: the registry checked it.
+        let sent_early = |blob: &Blob| {
+            early.iter().any(|u| {
+                u.host == *host && u.repository == *repository && &u.digest == blob.digest()
+            })
+        };
         let placed: Vec<Result<Placed>> = std::thread::scope(|scope| {
             let handles: Vec<_> = unique
                 .iter()
                 .zip(&bars)
                 .map(|((blob, _), bar)| {
-                    scope.spawn(move || place_blob(session, registry, known, blob, bar.as_deref()))
+                    let early = sent_early(blob);
+                    scope.spawn(move || {
+                        if early {
+                            if let Some(bar) = bar {
+                                bar.set(blob.size());
+                                bar.finish(ProgressEnd::Done);
+                            }
+                            return Ok(Placed::Uploaded);
+                        }
+                        place_blob(session, registry, known, blob, bar.as_deref())
+                    })
                 })
                 .collect();
             handles.into_iter().map(crate::util::join).collect()
