@@ -146,7 +146,7 @@ fn a_load_without_output_gives_the_image_id_of_the_compressed_tar() {
         assert_eq!(loaded["compression"], serde_json::Value::Null);
         assert!(stderr.contains("uncompressed (loaded only)"), "{stderr}");
         assert!(
-            !stderr.contains("Cache stored layer") && !stderr.contains("Cache reused layer"),
+            !stderr.contains("Cache made layer") && !stderr.contains("Cache reused layer"),
             "no layer was compressed: {stderr}"
         );
         assert_eq!(id(), loaded["config_digest"]);
@@ -245,7 +245,7 @@ fn a_new_layer_is_uploaded_while_it_is_compressed() {
         )),
         "{stderr}"
     );
-    assert!(stderr.contains("Cache stored layer"), "{stderr}");
+    assert!(stderr.contains("Cache made layer"), "{stderr}");
     let inspect: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
