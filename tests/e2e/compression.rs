@@ -9,8 +9,8 @@ use std::process::Command;
 
 use scratchimg_tests::registry::{Registry, Settings};
 use scratchimg_tests::{
-    assert_hello_output, assert_success, example, require_musl_target, require_tool, run_ok,
-    shared_target_dir, tool,
+    assert_hello_output, assert_success, example, fixture_copy, require_musl_target, require_tool,
+    run_ok, shared_target_dir, tool,
 };
 
 /// `cargo scratchimg` on examples/hello with `args`, JSON on stdout: the result and stderr.
@@ -215,6 +215,36 @@ fn docker_before_23_gets_a_warning_and_plain_layers_for_zstd() {
         tag,
     ])));
     let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
+}
+
+/// A workspace's images loaded into Docker 20.10 with zstd: one warning for the run, naming
+/// them, not one per image.
+#[test]
+fn a_workspace_loaded_with_zstd_is_warned_about_once() {
+    require_musl_target();
+    require_tool("docker", &["version", "--format", "{{.Server.Version}}"]);
+    let ws = fixture_copy("workspace");
+    let mut command = tool(ws.path());
+    command
+        .args(["--workspace", "--compression", "zstd", "--load=docker"])
+        .arg("--target-dir")
+        .arg(shared_target_dir("workspace"));
+    let output = command.output().unwrap();
+    let removed = Command::new("docker")
+        .args(["rmi", "-f", "api:0.1.0", "worker:0.1.0"])
+        .output();
+    assert_success(&command, &output);
+    removed.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("reads no zstd layers"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("the same images (api, worker)"),
+        "{stderr}"
+    );
 }
 
 /// A layer no run compressed before (a new timestamp makes one without rebuilding) goes up

@@ -255,7 +255,10 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             _ => None,
         };
         for image in &mut images {
-            image.compression = compression(image, engine.as_ref(), report);
+            image.compression = compression(image, engine.as_ref());
+        }
+        if let Some(warning) = zstd_warning(&images, engine.as_ref()) {
+            report.warn(&warning);
         }
         let plan = Plan {
             workspace,
@@ -419,27 +422,32 @@ fn plan_image(
 /// How `image`'s layers are compressed: as its settings say when it is written or pushed, or
 /// loaded into an engine that wants compressed layers; not at all when it is only loaded into
 /// an engine that takes plain ones (the image ID is the same: the config names the layers by
-/// their plain digests). Warns when the engine cannot read the layers.
-fn compression(
-    image: &ImagePlan,
-    engine: Option<&Answered>,
-    report: &dyn Reporter,
-) -> Option<Compression> {
-    let settings = image.settings.compression;
-    if let Some(engine) = engine
-        && settings.algorithm == Algorithm::Zstd
-        && !engine.reads_zstd()
-    {
-        report.warn(&format!(
-            "{} {} reads no zstd layers (Docker 23 and later do): --load gives it the layers \
-             uncompressed, the same image; pulls and `docker load` of zstd images fail there",
-            engine.engine, engine.version
-        ));
-    }
+/// their plain digests).
+fn compression(image: &ImagePlan, engine: Option<&Answered>) -> Option<Compression> {
     let needed = image.destination.is_some()
         || !image.push_to.is_empty()
         || engine.is_some_and(|engine| !engine.loads_plain_layers());
-    needed.then_some(settings)
+    needed.then_some(image.settings.compression)
+}
+
+/// The warning, once for the run, when images set to zstd go to an engine that cannot read it.
+fn zstd_warning(images: &[ImagePlan], engine: Option<&Answered>) -> Option<String> {
+    let engine = engine.filter(|engine| !engine.reads_zstd())?;
+    let zstd: Vec<String> = images
+        .iter()
+        .filter(|image| image.settings.compression.algorithm == Algorithm::Zstd)
+        .map(|image| image.package.name.to_string())
+        .collect();
+    let which = match &zstd[..] {
+        [] => return None,
+        [_] => "the same image".to_string(),
+        _ => format!("the same images ({})", zstd.join(", ")),
+    };
+    Some(format!(
+        "{} {} reads no zstd layers (Docker 23 and later do): --load gives it the layers \
+         uncompressed, {which}; pulls and `docker load` of zstd images fail there",
+        engine.engine, engine.version
+    ))
 }
 
 /// The `platforms` setting, which every package built together must agree on; else the host's.
