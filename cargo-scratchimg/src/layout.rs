@@ -4,7 +4,7 @@
 //! <target-dir>/scratchimg/
 //!     <name>-<version>.tar      default outputs
 //!     auditable/                dependency-list objects linked into the binaries
-//!     cache/<kind>-<version>/   what a run keeps for the next (see `crate::cache`)
+//!     cache/<kind>-<version>/   what a run keeps for the next (see the cache module)
 //!     cache/registry-mounts.json
 //!     verify-*/                 --verify's second build, removed when it ends
 //! ```

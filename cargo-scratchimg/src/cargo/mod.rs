@@ -101,3 +101,11 @@ pub(crate) struct BuiltBinary {
     pub version: String,
     pub target: Target,
 }
+
+impl BuiltBinary {
+    /// Its bytes for a layer, with the digest computed when they were read: the layer's cache
+    /// key and the SBOM use it, so they are not hashed again.
+    pub(crate) fn content(&self) -> crate::image::Content {
+        crate::image::Content::hashed(self.bytes.clone(), self.sha256.clone())
+    }
+}

@@ -146,24 +146,19 @@ fn pack(
         report.status("Packing", &layer.comment());
         builder = builder.layer(layer);
     }
-    // Each binary hashed once, for the SBOM and the layer's cache key.
-    let programs: Vec<_> = binaries
-        .iter()
-        .map(|binary| (binary, rootfs::program(binary)))
-        .collect();
-    let mut app_files = rootfs::app_files(&programs, image.date.seconds)?;
-    let mut comment = rootfs::app_comment(binaries);
+    let mut app_files = rootfs::app_files(
+        binaries.iter().map(|b| (b.name.as_str(), b.content())),
+        image.date.seconds,
+    )?;
+    let mut comment = app_comment(binaries);
     let mut documents = Vec::new();
     if let (Some(format), Some(graph)) = (plan.sbom, graph) {
-        for (binary, content) in &programs {
-            let digest = content
-                .sha256()
-                .context("a program's bytes are in memory")?;
+        for binary in binaries {
             let bytes = Sbom {
                 subject: Subject {
                     image: image.tags[0].familiar(),
                     path: rootfs::app_path(&binary.name),
-                    sha256: digest.digest().to_string(),
+                    sha256: binary.sha256.digest().to_string(),
                 },
                 crates: graph.clone(),
                 base: rootfs::base_components(&image.settings.base),
@@ -293,4 +288,19 @@ fn pack_layer(
         let (layer, hit) = made?;
         Ok((layer, Some(hit)))
     })
+}
+
+/// What the app layer holds, for the image history.
+fn app_comment(binaries: &[BuiltBinary]) -> String {
+    let Some(first) = binaries.first() else {
+        return String::new();
+    };
+    let paths: Vec<String> = binaries.iter().map(|b| rootfs::app_path(&b.name)).collect();
+    format!(
+        "{} ({} {}, {})",
+        paths.join(", "),
+        first.package,
+        first.version,
+        first.target.triple
+    )
 }

@@ -1,7 +1,7 @@
 //! Pushing images to OCI registries: a small distribution-API client ([`Registry`],
 //! [`Session`]), registry authentication ([`auth`]), credentials as Docker and podman find
 //! them ([`credentials`]), and bounded retries of transient failures ([`retry`]). The sink that
-//! pushes an image with them is `crate::sink::push`.
+//! pushes an image with them is the sink module's `push`.
 
 pub(crate) mod auth;
 mod client;

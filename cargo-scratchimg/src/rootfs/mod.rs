@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cargo::BuiltBinary;
 use crate::image::{Content, LayerBuilder, Owner};
 use crate::sbom::Component;
 pub(crate) use files::{FileCopy, files_layer, read_regular};
@@ -223,40 +222,16 @@ pub(crate) fn mozilla_pem_sample() -> String {
     bundle[..bundle.find(end).unwrap() + end.len()].to_string()
 }
 
-/// A program's bytes for its layer, with the digest computed when they were read: the layer's
-/// cache key and the SBOM use it.
-pub(crate) fn program(binary: &BuiltBinary) -> Content {
-    Content::hashed(binary.bytes.clone(), binary.sha256.clone())
-}
-
-/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as; each
-/// binary's bytes as [`program`] gave them.
-pub(crate) fn app_files(programs: &[(&BuiltBinary, Content)], mtime: u64) -> Result<LayerBuilder> {
+/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as.
+pub(crate) fn app_files<'a>(
+    programs: impl IntoIterator<Item = (&'a str, Content)>,
+    mtime: u64,
+) -> Result<LayerBuilder> {
     let mut layer = LayerBuilder::new(mtime);
-    for (binary, content) in programs {
-        layer.file(&app_path(&binary.name), content.clone(), 0o755, Owner::ROOT)?;
+    for (bin, content) in programs {
+        layer.file(&app_path(bin), content, 0o755, Owner::ROOT)?;
     }
     Ok(layer)
-}
-
-/// What the app layer holds, for the image history.
-pub(crate) fn app_comment(binaries: &[BuiltBinary]) -> String {
-    let paths: Vec<String> = binaries.iter().map(|b| app_path(&b.name)).collect();
-    match binaries.first() {
-        Some(BuiltBinary {
-            package,
-            version,
-            target,
-            ..
-        }) => {
-            format!(
-                "{} ({package} {version}, {})",
-                paths.join(", "),
-                target.triple
-            )
-        }
-        None => String::new(),
-    }
 }
 
 pub(crate) fn app_path(bin: &str) -> String {

@@ -1,5 +1,5 @@
 //! The crates compiled into a binary, as a graph: what the SBOM and the dependency list
-//! describe. [`crate::cargo::graph`] resolves it with cargo.
+//! describe, as cargo resolves it (the `cargo` module's `graph`).
 
 use serde::{Deserialize, Serialize};
 

@@ -153,7 +153,23 @@ pub(crate) mod tests {
                 root: 0,
                 features: Vec::new(),
             },
-            base: crate::rootfs::base_components(&crate::rootfs::BaseFiles::default()),
+            base: vec![
+                Component {
+                    name: "ca-certificates",
+                    version: "1.0.4".into(),
+                    path: "/etc/ssl/certs/ca-certificates.crt".into(),
+                    summary: "Mozilla's root certificates (146 roots) from webpki-root-certs 1.0.4"
+                        .into(),
+                    purl: "pkg:cargo/webpki-root-certs@1.0.4".into(),
+                },
+                Component {
+                    name: "tzdata",
+                    version: "2026a".into(),
+                    path: "/usr/share/zoneinfo".into(),
+                    summary: "the IANA time zone database 2026a".into(),
+                    purl: "pkg:generic/tzdata@2026a".into(),
+                },
+            ],
             created: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
         }
     }

@@ -1,6 +1,6 @@
 //! The signature `cosign verify --key` checks: a simple-signing payload naming the image's
 //! manifest digest, signed with the key, kept under the tag `sha256-<hex>.sig` as cosign's own
-//! (the manifest that holds it is [`crate::attest::cosign_manifest`]'s).
+//! (the manifest that holds it is made by the attest module's `cosign_manifest`).
 
 use oci_spec::image::Digest;
 use serde::Serialize;
