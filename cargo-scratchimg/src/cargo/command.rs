@@ -90,6 +90,15 @@ impl Profile {
 }
 
 impl BuildRequest {
+    /// `package `a``, or `packages `a`, `b``, for messages.
+    pub(crate) fn package_names(&self) -> String {
+        let names: Vec<&str> = self.packages.iter().map(|p| p.name.as_str()).collect();
+        match names.as_slice() {
+            [one] => format!("package `{one}`"),
+            many => format!("packages `{}`", many.join("`, `")),
+        }
+    }
+
     /// `--manifest-path M --package a@1 …`: the packages every cargo command of the plan names.
     pub(crate) fn package_args(&self) -> Vec<OsString> {
         self.args_for(&self.packages.iter().collect::<Vec<_>>())
@@ -266,15 +275,9 @@ impl Running {
         }
         let packages = &build.request.packages;
         if !status.success() {
-            let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-            let noun = if names.len() == 1 {
-                "package"
-            } else {
-                "packages"
-            };
             bail!(
-                "`cargo build` failed for {noun} `{}` ({status})",
-                names.join("`, `")
+                "`cargo build` failed for {} ({status})",
+                build.request.package_names()
             );
         }
         let mut built = Vec::new();

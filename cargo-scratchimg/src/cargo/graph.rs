@@ -164,7 +164,7 @@ fn resolve_now(
     let metadata = metadata.with_context(|| {
         format!(
             "could not resolve the dependencies of {}\nhelp: run `cargo metadata --manifest-path {}` to see why",
-            package_names(request),
+            request.package_names(),
             request.manifest_path.display()
         )
     })?;
@@ -176,11 +176,12 @@ fn resolve_now(
             lock_path.display()
         )
     })?;
+    let resolved = Resolved::new(&metadata, &compiled, &lock)?;
     let graphs = request
         .packages
         .iter()
         .map(|package| {
-            let graph = graph_of(&metadata, &package.id, &lock, &compiled)?;
+            let graph = graph_of(&metadata, &resolved, &package.id)?;
             Ok((package.name.clone(), graph))
         })
         .collect::<Result<_>>()?;
@@ -196,46 +197,58 @@ fn resolve_now(
     Ok((graphs, manifests))
 }
 
-/// `package `a``, or `packages `a`, `b``, for messages.
-fn package_names(request: &BuildRequest) -> String {
-    let names: Vec<&str> = request.packages.iter().map(|p| p.name.as_str()).collect();
-    match names.as_slice() {
-        [one] => format!("package `{one}`"),
-        many => format!("packages `{}`", many.join("`, `")),
+/// What every package's graph is cut from, made once for all of them: the crates cargo
+/// compiles, their names and versions, and the checksums of `Cargo.lock`.
+struct Resolved<'a> {
+    compiled: &'a Compiled,
+    versions: HashMap<&'a PackageId, (String, String)>,
+    nodes: HashMap<&'a PackageId, &'a Node>,
+    checksums: HashMap<(String, String, String), String>,
+}
+
+impl<'a> Resolved<'a> {
+    /// `lock` is the text of `Cargo.lock`.
+    fn new(metadata: &'a Metadata, compiled: &'a Compiled, lock: &str) -> Result<Resolved<'a>> {
+        let Some(resolve) = &metadata.resolve else {
+            bail!(
+                "cargo metadata gave no dependency graph\nhelp: update cargo, or run `cargo metadata` to see why"
+            );
+        };
+        let versions: HashMap<&PackageId, (String, String)> = metadata
+            .packages
+            .iter()
+            .map(|p| (&p.id, (p.name.to_string(), p.version.to_string())))
+            .collect();
+        // The resolve lists optional crates that only weak features (`dep?/feature`) name,
+        // which cargo never compiles: keep only what `cargo tree` says is built.
+        let nodes = resolve
+            .nodes
+            .iter()
+            .filter(|n| {
+                versions
+                    .get(&n.id)
+                    .is_some_and(|v| compiled.all.contains(v))
+            })
+            .map(|n| (&n.id, n))
+            .collect();
+        Ok(Resolved {
+            compiled,
+            versions,
+            nodes,
+            checksums: checksums(lock)?,
+        })
     }
 }
 
-/// The graph below `root`, without dev-dependencies and without what is not `compiled`;
-/// `lock` is the text of `Cargo.lock`.
-fn graph_of(
-    metadata: &Metadata,
-    root: &PackageId,
-    lock: &str,
-    compiled: &Compiled,
-) -> Result<CrateGraph> {
-    let Some(resolve) = &metadata.resolve else {
-        bail!(
-            "cargo metadata gave no dependency graph\nhelp: update cargo, or run `cargo metadata` to see why"
-        );
-    };
-    let versions: HashMap<&PackageId, (String, String)> = metadata
-        .packages
-        .iter()
-        .map(|p| (&p.id, (p.name.to_string(), p.version.to_string())))
-        .collect();
-    // The resolve lists optional crates that only weak features (`dep?/feature`) name, which
-    // cargo never compiles: keep only what `cargo tree` says is built.
-    let nodes: HashMap<&PackageId, &Node> = resolve
-        .nodes
-        .iter()
-        .filter(|n| {
-            versions
-                .get(&n.id)
-                .is_some_and(|v| compiled.all.contains(v))
-        })
-        .map(|n| (&n.id, n))
-        .collect();
-    let mut kinds = walk(&nodes, root)?;
+/// The graph below `root`, without dev-dependencies and without what is not compiled.
+fn graph_of(metadata: &Metadata, resolved: &Resolved, root: &PackageId) -> Result<CrateGraph> {
+    let Resolved {
+        compiled,
+        versions,
+        nodes,
+        checksums,
+    } = resolved;
+    let mut kinds = walk(nodes, root)?;
     // The resolve gives a crate one set of features for all its compilations, so the
     // dependencies that only a build script's features pull in (syntect's plist and yaml-rust
     // when a build script also uses syntect, as xh does) hang off it by normal edges. The
@@ -248,7 +261,6 @@ fn graph_of(
             *kind = Kind::Build;
         }
     }
-    let checksums = checksums(lock)?;
 
     let mut members: Vec<&cargo_metadata::Package> = metadata
         .packages
@@ -263,7 +275,7 @@ fn graph_of(
         .enumerate()
         .map(|(i, p)| (&p.id, i))
         .collect();
-    let crates = members
+    let crates: Vec<Crate> = members
         .iter()
         .map(|package| {
             let source_repr = package.source.as_ref().map(|s| s.repr.as_str());
@@ -303,12 +315,10 @@ fn graph_of(
             }
         })
         .collect();
-    let mut features: Vec<String> = nodes[root].features.iter().map(|f| f.to_string()).collect();
-    features.sort();
     Ok(CrateGraph {
+        features: crates[index[root]].features.clone(),
         crates,
         root: index[root],
-        features,
     })
 }
 
@@ -398,7 +408,7 @@ fn tree(
     if !output.status.success() {
         bail!(
             "`cargo tree` failed for {}: {}\nhelp: run `cargo tree --target {} --manifest-path {}` to see why",
-            package_names(request),
+            request.package_names(),
             quoted(&output.stderr),
             target.triple,
             request.manifest_path.display()

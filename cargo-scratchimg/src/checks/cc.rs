@@ -44,7 +44,7 @@ impl CCompiler {
                 });
             }
         }
-        let gcc = format!("{}-linux-musl-gcc", target.arch.rust_arch());
+        let gcc = target.musl_gcc();
         env.on_path(&gcc).map(|program| CCompiler {
             origin: "PATH".to_string(),
             program,

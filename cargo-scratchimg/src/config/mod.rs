@@ -311,15 +311,7 @@ pub(crate) fn resolve(
         |t| t.platforms.as_ref(),
         values::platform,
     )?
-    .map(|lists| {
-        let mut all: Vec<Arch> = Vec::new();
-        for arch in lists.into_iter().flatten() {
-            if !all.contains(&arch) {
-                all.push(arch);
-            }
-        }
-        all
-    });
+    .map(|lists| crate::util::unique(lists.into_iter().flatten()));
 
     let compression = match &flags.compression {
         Some(value) => values::compression(value, &Origin::Flag("--compression"))?,

@@ -64,9 +64,9 @@ fn cross_compiler(target: &Target, crates: &[String], env: &Env) -> Result<Optio
     );
     let cc_var = target.cc_env();
     let fix = format!(
-        "help: set {cc_var} to a musl cross compiler that links programs (musl-cross-make's {}-linux-musl-gcc)\n\
+        "help: set {cc_var} to a musl cross compiler that links programs (musl-cross-make's {})\n\
          help: or pass --zig to compile C code with zig (pip install cargo-zigbuild ziglang)",
-        target.arch.rust_arch()
+        target.musl_gcc()
     );
     let Some(compiler) = CCompiler::for_target(target, env) else {
         return Ok(Some(Finding {
