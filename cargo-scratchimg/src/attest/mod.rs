@@ -181,6 +181,15 @@ pub(crate) fn referrers(
         documents.sboms.iter().collect(),
         index,
     ));
+    // The same statement for every subject: signed once.
+    let provenance = attach.provenance().then(|| {
+        statement_part(
+            &documents.provenance,
+            slsa::PREDICATE_TYPE,
+            "provenance",
+            key,
+        )
+    });
     let mut referrers = Vec::new();
     for (subject, files, in_index) in targets {
         if let (true, Some(format), false) = (attach.sbom(), documents.sbom, files.is_empty()) {
@@ -195,16 +204,10 @@ pub(crate) fn referrers(
                 annotations.clone(),
             )?);
         }
-        if attach.provenance() {
-            let part = statement_part(
-                &documents.provenance,
-                slsa::PREDICATE_TYPE,
-                "provenance",
-                key,
-            );
+        if let Some(part) = &provenance {
             referrers.push(Referrer::new(
                 statement::MEDIA_TYPE,
-                vec![part],
+                vec![part.clone()],
                 &subject,
                 annotations.clone(),
             )?);

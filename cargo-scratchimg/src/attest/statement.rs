@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// The media type of a statement as a blob, and its DSSE payload type.
-pub(crate) const MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const MEDIA_TYPE: &str = crate::sign::dsse::IN_TOTO;
 
 /// An artifact the statement is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
