@@ -33,7 +33,7 @@ use anyhow::Result;
 pub(crate) use assemble::assemble;
 pub(crate) use compile::{PlatformBuild, compile};
 pub use index::{IndexOptions, IndexOutcome, index};
-pub(crate) use plan::{Plan, Planned, plan};
+pub(crate) use plan::{ImagePlan, Plan, Planned, plan};
 pub(crate) use publish::publish;
 pub use resolve::{ResolveOptions, resolve};
 pub use run::{RunOptions, run_image};
@@ -119,6 +119,27 @@ pub(crate) fn run_with(
         images,
         early,
     } = plan(options, env, report)?;
+    let outcomes = execute(plan, images, early, env, report, compile)?;
+    let what = match outcomes.as_slice() {
+        [one] => format!("image `{}`", one.tags.join("`, `")),
+        many => format!("{} images", many.len()),
+    };
+    report.status(
+        "Finished",
+        &format!("{what} in {:.2}s", started.elapsed().as_secs_f64()),
+    );
+    Ok(outcomes)
+}
+
+/// Steps 2 to 5 of a planned run.
+fn execute(
+    plan: Plan,
+    images: Vec<ImagePlan>,
+    early: Early,
+    env: &Env,
+    report: &dyn Reporter,
+    compile: impl Fn(&Plan, &Env, &Path, Early, &dyn Reporter) -> Result<Vec<PlatformBuild>>,
+) -> Result<Vec<Outcome>> {
     // 2. Compile every platform.
     let builds = compile(&plan, env, plan.workspace.target_directory(), early, report)?;
     // 3. Assemble every image on its base layer.
@@ -129,16 +150,7 @@ pub(crate) fn run_with(
         verify(&plan, &images, again, report)?;
     }
     // 5. Publish: write, load, push.
-    let outcomes = publish(plan, images, report)?;
-    let what = match outcomes.as_slice() {
-        [one] => format!("image `{}`", one.tags.join("`, `")),
-        many => format!("{} images", many.len()),
-    };
-    report.status(
-        "Finished",
-        &format!("{what} in {:.2}s", started.elapsed().as_secs_f64()),
-    );
-    Ok(outcomes)
+    publish(plan, images, report)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! in the engine like `cargo run`: removed when it stops, its exit code ours, Ctrl-C passed on,
 //! SIGTERM turned into the image's stop signal as `docker stop` does.
 
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +11,7 @@ use anyhow::{Context, Result, bail};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::{Load, Options, assemble, compile, plan, publish, verify};
-use crate::cargo::early::Early;
+use super::{Load, Options, compile, execute, plan};
 use crate::env::Env;
 use crate::image::ImageRef;
 use crate::report::Reporter;
@@ -71,19 +69,13 @@ pub fn run_image(
         .stop_signal
         .clone()
         .unwrap_or_else(|| "SIGTERM".to_string());
-    let builds = compile(&plan, env, plan.workspace.target_directory(), early, report)?;
-    let images = assemble(&plan, images, &builds, report)?;
-    if plan.verify {
-        let again = |dir: &Path| compile(&plan, env, dir, Early::none(), report);
-        verify(&plan, &images, again, report)?;
-    }
     let engine = plan
         .engine
         .as_ref()
         .map(|answered| answered.engine)
         .context("no engine was chosen (a bug in cargo-scratchimg)")?;
     let containerd = plan.containerd.clone();
-    publish(plan, images, report)?;
+    execute(plan, images, early, env, report, compile)?;
     let container = Container {
         engine,
         containerd,
