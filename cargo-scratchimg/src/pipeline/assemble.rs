@@ -98,18 +98,18 @@ pub(crate) fn assemble_one(
 }
 
 /// What packing the layers of one image needs.
-struct Packer<'a> {
+struct Packer<'a, 'e> {
     plan: &'a Plan,
     image: &'a ImagePlan,
     cache: &'a LayerCache,
-    early: Option<&'a Early<'a>>,
+    early: Option<&'a Early<'e>>,
     report: &'a dyn Reporter,
 }
 
 /// The image of one platform: base, files and app layers, config and manifest; and the SBOM
 /// document of each binary, which the app layer holds too.
 fn pack(
-    packer: &Packer<'_>,
+    packer: &Packer<'_, '_>,
     build: &PlatformBuild,
     binaries: &[BuiltBinary],
     uploaded: &mut Vec<Uploaded>,
@@ -226,7 +226,7 @@ const UNSENT_WORTH_ASKING: u64 = 4 << 20;
 /// compressed; whether the cache had it. An early upload that fails is only said with `-v`: the
 /// push uploads the layer whole, and says what fails.
 fn pack_layer(
-    packer: &Packer<'_>,
+    packer: &Packer<'_, '_>,
     files: &LayerBuilder,
     comment: String,
     uploaded: &mut Vec<Uploaded>,

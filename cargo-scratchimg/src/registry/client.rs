@@ -936,6 +936,12 @@ impl Session<'_> {
         .map(drop)
     }
 
+    /// [`Session::put_manifest`] of a manifest blob, under `tag` (or its digest).
+    pub(crate) fn put(&self, tag: &str, manifest: &crate::image::Blob) -> Result<Option<String>> {
+        let media_type = manifest.descriptor().media_type().to_string();
+        self.put_manifest(tag, &media_type, manifest.data(), manifest.digest())
+    }
+
     /// `PUT /v2/<name>/manifests/<tag>` with `bytes` as they are, and checks that the registry
     /// computed the same digest. Gives the `OCI-Subject` header, which a registry with the
     /// referrers API sets for a manifest with a `subject`.

@@ -96,12 +96,7 @@ fn try_attach(
     // The subject first: a registry may check that a referrer's subject exists.
     let manifest = artifact.manifest();
     session
-        .put_manifest(
-            manifest.digest().as_ref(),
-            manifest.descriptor().media_type().as_ref(),
-            manifest.data(),
-            manifest.digest(),
-        )
+        .put(manifest.digest().as_ref(), manifest)
         .context("could not push the image's manifest by digest")?;
     let mut by_tag: Vec<(Digest, Vec<serde_json::Value>)> = Vec::new();
     for referrer in attachments.referrers {
@@ -114,12 +109,7 @@ fn try_attach(
             })?;
         }
         let subject = session
-            .put_manifest(
-                referrer.manifest.digest().as_ref(),
-                referrer.manifest.descriptor().media_type().as_ref(),
-                referrer.manifest.data(),
-                referrer.manifest.digest(),
-            )
+            .put(referrer.manifest.digest().as_ref(), &referrer.manifest)
             .with_context(|| format!("could not push the {} artifact", referrer.artifact_type))?;
         attached.referrers += 1;
         if subject.as_deref() == Some(referrer.subject.as_ref()) {
@@ -170,12 +160,7 @@ fn try_attach(
                 place(session, blob).context("could not upload the signature's blobs")?;
             }
             session
-                .put_manifest(
-                    &tag,
-                    manifest.descriptor().media_type().as_ref(),
-                    manifest.data(),
-                    manifest.digest(),
-                )
+                .put(&tag, &manifest)
                 .with_context(|| format!("could not push the signature {tag}"))?;
             attached.signatures += 1;
         }

@@ -84,19 +84,12 @@ pub(crate) fn push_index(
             placed.push(blob.digest().clone());
         }
         let manifest = &image.manifest;
-        let media_type = manifest.descriptor().media_type().to_string();
         session
-            .put_manifest(
-                manifest.digest().as_ref(),
-                &media_type,
-                manifest.data(),
-                manifest.digest(),
-            )
+            .put(manifest.digest().as_ref(), manifest)
             .with_context(|| format!("could not push manifest {}", manifest.digest()))?;
     }
-    let media_type = index.descriptor().media_type().to_string();
     session
-        .put_manifest(tag.tag(), &media_type, index.data(), index.digest())
+        .put(tag.tag(), index)
         .with_context(|| format!("could not push the index to {tag}"))?;
     Ok(merged)
 }

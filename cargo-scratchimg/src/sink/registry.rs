@@ -51,6 +51,8 @@ pub(crate) struct Early<'a> {
     registry: &'a Registry,
     repository: String,
     report: &'a dyn Reporter,
+    /// One session (one token, where the registry uses them) for all the image's layers.
+    session: std::sync::OnceLock<Session<'a>>,
 }
 
 impl<'a> Early<'a> {
@@ -66,13 +68,23 @@ impl<'a> Early<'a> {
             registry,
             repository: tag.repository().to_string(),
             report,
+            session: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The session, opened on first use; a failure to open it is not kept, so the next use
+    /// tries again.
+    fn session(&self) -> Result<&Session<'a>> {
+        if let Some(session) = self.session.get() {
+            return Ok(session);
+        }
+        let session = self.registry.session(&self.repository, &[], self.report)?;
+        Ok(self.session.get_or_init(|| session))
     }
 
     /// Whether the repository has the blob `digest` already.
     pub(crate) fn has(&self, digest: &Digest) -> Result<bool> {
-        let session = self.registry.session(&self.repository, &[], self.report)?;
-        session.has_blob(digest)
+        self.session()?.has_blob(digest)
     }
 
     /// Sends `size` bytes at most that `body` gives as they come, then, once `digest` says
@@ -83,7 +95,7 @@ impl<'a> Early<'a> {
         size: u64,
         digest: &dyn Fn() -> Option<Digest>,
     ) -> Result<Uploaded> {
-        let session = self.registry.session(&self.repository, &[], self.report)?;
+        let session = self.session()?;
         let location = session.stream_upload(body, size)?;
         let digest = digest().context("the layer could not be made")?;
         session.finish_upload(&location, &digest)?;
@@ -299,13 +311,7 @@ fn push_to(
         if let Artifact::Index(_) = artifact {
             for image in images {
                 let manifest = image.manifest();
-                let media_type = manifest.descriptor().media_type().to_string();
-                let put = session.put_manifest(
-                    manifest.digest().as_ref(),
-                    &media_type,
-                    manifest.data(),
-                    manifest.digest(),
-                );
+                let put = session.put(manifest.digest().as_ref(), manifest);
                 put.with_context(|| {
                     format!(
                         "could not push the {} manifest to {host}/{repository}",
@@ -324,13 +330,11 @@ fn push_to(
             pushed.attached.push((place.clone(), attached));
         }
         let manifest = artifact.manifest();
-        let media_type = manifest.descriptor().media_type().to_string();
         for tag in tags
             .iter()
             .filter(|t| t.registry() == host && t.repository() == repository)
         {
-            let put =
-                session.put_manifest(tag.tag(), &media_type, manifest.data(), manifest.digest());
+            let put = session.put(tag.tag(), manifest);
             put.with_context(|| format!("could not push the manifest of {tag}"))?;
             let reference = format!("{tag}@{}", manifest.digest());
             report.status("Pushed", &reference);
