@@ -9,8 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::Engine;
 use super::archive::render;
-use super::daemon::{Loaded, ask_within};
-use super::pending::copy;
+use super::daemon::{Loaded, ask_within, feed};
 use crate::image::{Artifact, ImageRef};
 use crate::report::quoted;
 use crate::target::Arch;
@@ -95,7 +94,7 @@ impl Containerd {
             );
         };
         let archive = render(&Artifact::Image(image.clone()), tags, mtime)?;
-        let mut child = self
+        let child = self
             .ctr()
             .args(["images", "import", "-"])
             .stdin(Stdio::piped())
@@ -103,13 +102,7 @@ impl Containerd {
             .stderr(Stdio::piped())
             .spawn()
             .context("could not run `ctr images import`\nhelp: install containerd's ctr (Debian: apt install containerd)")?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        // Write from another thread: ctr may fill its output pipes before reading all input.
-        let (output, written) = std::thread::scope(|scope| {
-            let writer = scope.spawn(move || copy(&mut archive.reader(), &mut stdin));
-            let output = child.wait_with_output();
-            (output, crate::util::join(writer))
-        });
+        let (output, written) = feed(child, &archive);
         let output = output.context("could not run `ctr images import`")?;
         if !output.status.success() {
             bail!(

@@ -234,20 +234,14 @@ pub(crate) fn load(
         Some(archive) if engine.loads_plain_layers() => archive?,
         _ => render(&Artifact::Image(image.clone()), tags, mtime)?,
     };
-    let mut child = Command::new(program)
+    let child = Command::new(program)
         .arg("load")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("could not run `{program} load`"))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    // Write from another thread: the engine may fill its output pipes before reading all input.
-    let (output, written) = std::thread::scope(|scope| {
-        let writer = scope.spawn(move || copy(&mut archive.reader(), &mut stdin));
-        let output = child.wait_with_output();
-        (output, crate::util::join(writer))
-    });
+    let (output, written) = feed(child, &archive);
     let output = output.with_context(|| format!("could not run `{program} load`"))?;
     if !output.status.success() {
         bail!(
@@ -306,4 +300,19 @@ fn plain_archive(image: &Image, tags: &[ImageRef], mtime: u64) -> Option<Result<
         )?;
         tar.finish()
     })())
+}
+
+/// Writes `archive` to the stdin of `child` (an engine's `load` or `import`) and waits for it:
+/// its output, and how the writing went. The writing runs on another thread, as the program
+/// may fill its output pipes before it reads all its input.
+pub(super) fn feed(
+    mut child: std::process::Child,
+    archive: &Tar,
+) -> (std::io::Result<std::process::Output>, std::io::Result<u64>) {
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || copy(&mut archive.reader(), &mut stdin));
+        let output = child.wait_with_output();
+        (output, crate::util::join(writer))
+    })
 }
