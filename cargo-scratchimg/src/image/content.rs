@@ -96,11 +96,7 @@ impl Content {
         }
         let digest = match self.bytes() {
             Some(bytes) => digest_of(Sha256::digest(bytes)),
-            None => {
-                let mut hasher = Sha256::new();
-                io::copy(&mut self.reader()?, &mut HashWriter(&mut hasher))?;
-                digest_of(hasher.finalize())
-            }
+            None => super::streamed_digest(self.reader()?)?.0,
         };
         Ok(self.sha256.get_or_init(|| digest).clone())
     }

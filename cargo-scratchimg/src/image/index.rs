@@ -36,12 +36,7 @@ impl Index {
                 Ok(descriptor)
             })
             .collect::<Result<Vec<_>>>()?;
-        let index = ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageIndex)
-            .manifests(manifests)
-            .build()?;
-        let manifest = Blob::new(MediaType::ImageIndex, json::to_vec(&index)?);
+        let manifest = index_document(manifests)?;
         Ok(Index { images, manifest })
     }
 
@@ -53,6 +48,16 @@ impl Index {
     pub(crate) fn manifest(&self) -> &Blob {
         &self.manifest
     }
+}
+
+/// The index document that lists `manifests`: this tool's, and a merged one.
+pub(super) fn index_document(manifests: Vec<Descriptor>) -> Result<Blob> {
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?;
+    Ok(Blob::new(MediaType::ImageIndex, json::to_vec(&index)?))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::blob::{Blob, digest_of};
 use super::compress::Compression;
-use super::content::{Content, HashReader, HashWriter, Stream};
+use super::content::{Content, HashReader, Stream};
 
 /// Numeric owner of an entry; names are resolved by the image's /etc/passwd, not the tar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +226,9 @@ impl LayerBuilder {
         let diff_id = tar
             .diff_id()
             .with_context(|| format!("could not pack the layer {comment}"))?;
-        Ok(Layer::uncompressed(&tar, diff_id, comment))
+        // Its blob is its plain tar: for an engine that loads it, never for a registry.
+        let blob = tar.blob(diff_id.clone());
+        Ok(Layer::new(blob, diff_id, comment, Some(&tar)))
     }
 
     /// The whole tar in memory.
@@ -325,9 +327,7 @@ impl Tar {
 
     /// The digest of the tar: its diff_id.
     pub(crate) fn diff_id(&self) -> io::Result<Digest> {
-        let mut hasher = Sha256::new();
-        io::copy(&mut self.reader(), &mut HashWriter(&mut hasher))?;
-        Ok(digest_of(hasher.finalize()))
+        Ok(super::streamed_digest(self.reader())?.0)
     }
 
     /// Reads the tar once, hashing it and compressing it on `threads` threads into `output`,
@@ -505,17 +505,6 @@ impl Layer {
             diff_id,
             comment: comment.into(),
             tar,
-        }
-    }
-
-    /// A layer whose blob is its plain tar: for an engine that loads it, never for a registry.
-    pub(crate) fn uncompressed(tar: &Tar, diff_id: Digest, comment: impl Into<String>) -> Layer {
-        let blob = tar.blob(diff_id.clone());
-        Layer {
-            blob: blob.clone(),
-            diff_id,
-            comment: comment.into(),
-            tar: Some(blob),
         }
     }
 

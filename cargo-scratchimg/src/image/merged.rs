@@ -2,9 +2,9 @@
 //! manifest's descriptor and the platform its config names, not by its layers.
 
 use anyhow::{Context, Result, bail};
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndexBuilder, MediaType, Platform};
+use oci_spec::image::{Descriptor, ImageConfiguration, Platform};
 
-use super::{Blob, json};
+use super::Blob;
 
 /// One image of a merged index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,12 +67,7 @@ pub(crate) fn merged_index(entries: &[IndexEntry]) -> Result<Blob> {
             descriptor
         })
         .collect::<Vec<_>>();
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()?;
-    Ok(Blob::new(MediaType::ImageIndex, json::to_vec(&index)?))
+    super::index::index_document(manifests)
 }
 
 #[cfg(test)]

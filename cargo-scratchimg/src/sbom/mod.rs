@@ -38,7 +38,6 @@ impl SbomFormat {
     }
 }
 
-/// The binary as the SBOM names it.
 /// A part of the image besides the binary that has a version of its own (the CA bundle, the
 /// tz database), as the SBOM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +51,7 @@ pub(crate) struct Component {
     pub purl: String,
 }
 
+/// The binary as the SBOM names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Subject {
     /// The image name, e.g. `hello:0.1.0`.
