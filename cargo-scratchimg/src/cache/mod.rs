@@ -63,12 +63,15 @@ impl Store {
         }
     }
 
-    /// A file to write a new entry into, beside the entries; removed unless committed.
-    fn create(&self) -> std::io::Result<tempfile::NamedTempFile> {
+    /// A file to write a new entry into, beside the entries; removed unless committed, also
+    /// when the run is interrupted.
+    fn create(&self) -> std::io::Result<Temporary<tempfile::NamedTempFile>> {
         fs::create_dir_all(&self.dir)?;
-        tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.dir)
+        Temporary::new(|| {
+            tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(&self.dir)
+        })
     }
 
     /// Makes `temp` the entry `entry` (a rename, no fsync: see the module's note), then drops
@@ -76,9 +79,10 @@ impl Store {
     /// so a later prune (by another run) cannot take its bytes.
     fn commit(
         &self,
-        temp: tempfile::NamedTempFile,
+        temp: Temporary<tempfile::NamedTempFile>,
         entry: &str,
     ) -> Result<fs::File, tempfile::NamedTempFile> {
+        let (temp, _registered) = temp.into_parts();
         let file = temp.persist(self.path(entry)).map_err(|e| e.file)?;
         let _ = self.prune();
         Ok(file)
@@ -104,12 +108,7 @@ impl Store {
 
     /// Writes an entry whole (a temporary file, fsync, rename), then drops the oldest entries.
     fn write(&self, entry: &str, data: &[u8]) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        let mut temp = Temporary::new(|| {
-            tempfile::Builder::new()
-                .prefix(".tmp-")
-                .tempfile_in(&self.dir)
-        })?;
+        let mut temp = self.create()?;
         temp.write_all(data)?;
         temp.as_file().sync_all()?;
         let (temp, _entry) = temp.into_parts();
