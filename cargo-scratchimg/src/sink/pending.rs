@@ -41,11 +41,16 @@ pub(crate) fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<
     }
 }
 
-fn parent_dir(path: &Path) -> Result<PathBuf> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+/// The directory `path` is in: `.` for a bare file name.
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+fn parent_dir(path: &Path) -> Result<PathBuf> {
+    let parent = dir_of(path);
     fs::create_dir_all(&parent).with_context(|| {
         format!(
             "could not create the output directory {}\nhelp: choose another path with -o",
@@ -347,10 +352,7 @@ pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<()> {
         .iter()
         .map(|s| s.path.as_path())
         .chain(stale.iter().map(PathBuf::as_path))
-        .map(|p| match p.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        })
+        .map(dir_of)
         .collect();
     dirs.sort();
     dirs.dedup();
@@ -361,7 +363,7 @@ pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     interrupt::uninterrupted(|| {
         for output in &staged {
-            recover(&output.path, output.path.parent().unwrap_or(Path::new(".")))?;
+            recover(&output.path, &dir_of(&output.path))?;
         }
         for path in stale {
             match fs::remove_file(path) {
