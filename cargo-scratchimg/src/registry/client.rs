@@ -853,13 +853,9 @@ impl Session<'_> {
         self.registry.with_retries(what, self.report, || {
             let location = match session.take() {
                 Some(Mount::Upload(location)) => location,
-                _ => match self.try_start_upload(None)? {
-                    Mount::Upload(location) => location,
-                    Mount::Mounted => unreachable!("no mount was asked for"),
-                },
+                _ => self.open_upload()?,
             };
-            let separator = if location.contains('?') { '&' } else { '?' };
-            let url = format!("{location}{separator}digest={digest}");
+            let url = with_digest(&location, digest);
             progress(0);
             let reader = body().map_err(|e| {
                 RequestError::from(anyhow!("could not read blob {digest} to upload it: {e}"))
@@ -883,19 +879,23 @@ impl Session<'_> {
         })
     }
 
+    /// Opens an upload (no mount): where its bytes go.
+    fn open_upload(&self) -> Result<String, RequestError> {
+        match self.try_start_upload(None)? {
+            Mount::Upload(location) => Ok(location),
+            Mount::Mounted => unreachable!("no mount was asked for"),
+        }
+    }
+
     /// Opens an upload and sends a blob as its bytes come, in one `PATCH` whose body has no
     /// length (chunked, as `docker push` sends layers): for a blob still being compressed,
     /// whose digest is known only at its end. A body read as it is made cannot be sent again,
     /// so there are no retries; when this fails, the caller uploads the blob whole. `size` is
     /// at most the blob's size, for the time limit. Gives where to finish the upload.
     pub(crate) fn stream_upload(&self, body: &mut (dyn Read + Send), size: u64) -> Result<String> {
-        let location = match self
+        let location = self
             .registry
-            .with_retries(START_UPLOAD, self.report, || self.try_start_upload(None))?
-        {
-            Mount::Upload(location) => location,
-            Mount::Mounted => unreachable!("no mount was asked for"),
-        };
+            .with_retries(START_UPLOAD, self.report, || self.open_upload())?;
         let what = "PATCH of a blob";
         let timeout = self.registry.timeout;
         let deadline = upload_deadline(timeout, size);
@@ -926,8 +926,7 @@ impl Session<'_> {
     /// Ends an upload [`Self::stream_upload`] sent: `PUT <location>?digest=` with no body; the
     /// registry checks the digest.
     pub(crate) fn finish_upload(&self, location: &str, digest: &Digest) -> Result<()> {
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let url = format!("{location}{separator}digest={digest}");
+        let url = with_digest(location, digest);
         self.send("PUT of a blob", &[201, 204], || {
             self.authorize(&url, self.registry.agent.put(&url))
                 .header("Content-Type", "application/octet-stream")
@@ -1041,6 +1040,12 @@ impl Read for Counted<'_, '_> {
         (self.progress)(self.sent);
         Ok(n)
     }
+}
+
+/// An upload's `location` with the `digest=` that ends it.
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}digest={digest}")
 }
 
 #[cfg(test)]
