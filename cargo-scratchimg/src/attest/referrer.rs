@@ -128,7 +128,7 @@ impl Referrer {
 
 /// The tag cosign keeps an image's signatures under: `sha256-<hex>.sig`.
 pub(crate) fn cosign_tag(digest: &oci_spec::image::Digest) -> String {
-    format!("{}-{}.sig", digest.algorithm().as_ref(), digest.digest())
+    format!("{}.sig", crate::registry::referrers::fallback_tag(digest))
 }
 
 /// cosign's signature manifest with `payload` signed as `signature` (base64) added to what the

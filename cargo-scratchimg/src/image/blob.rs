@@ -20,6 +20,11 @@ pub(crate) fn digest_of(hash: impl std::fmt::LowerHex) -> Digest {
         .into()
 }
 
+/// Where a blob with `digest` lives in an OCI layout: `blobs/sha256/<hex>`.
+pub(crate) fn layout_path(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().as_ref(), digest.digest())
+}
+
 /// `sha256:0123456789ab`: enough of a digest to tell blobs apart in a status line.
 pub(crate) fn short_digest(digest: &Digest) -> String {
     let hex = digest.digest();
@@ -100,8 +105,7 @@ impl Blob {
 
     /// Where the blob lives in an OCI image layout: `blobs/sha256/<hex>`.
     pub(crate) fn layout_path(&self) -> String {
-        let digest = self.digest();
-        format!("blobs/{}/{}", digest.algorithm().as_ref(), digest.digest())
+        layout_path(self.digest())
     }
 }
 

@@ -19,7 +19,7 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
-pub(crate) use blob::{Blob, digest_of, sha256, short_digest};
+pub(crate) use blob::{Blob, digest_of, layout_path, sha256, short_digest};
 pub(crate) use compress::{Algorithm, Compression, decompressor};
 pub(crate) use content::{Content, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};

@@ -321,10 +321,7 @@ fn ask_helper(
         let _ = sender.send(read);
     });
     let stop = |child: &mut std::process::Child| {
-        let _ = rustix::process::kill_process_group(
-            rustix::process::Pid::from_child(child),
-            rustix::process::Signal::KILL,
-        );
+        crate::interrupt::kill_group(child.id());
         let _ = child.kill();
         let _ = child.wait();
     };

@@ -61,6 +61,7 @@ impl RetryPolicy {
 
     /// The longest `run` takes when every try runs into `per_try` (a request's deadline) and no
     /// `Retry-After` asks for longer waits: the tries, and the backoff between them.
+    #[cfg(test)]
     pub fn bound(&self, per_try: Duration) -> Duration {
         (1..self.attempts).fold(per_try.saturating_mul(self.attempts), |total, attempt| {
             total.saturating_add(self.delay(attempt, None))

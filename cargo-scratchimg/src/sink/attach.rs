@@ -58,9 +58,13 @@ fn place(session: &Session<'_>, blob: &Blob) -> Result<()> {
         return Ok(());
     }
     let first = session.start_upload(blob.digest(), None)?;
-    let data = blob.data();
-    let body = || Ok(Box::new(data) as Box<dyn std::io::Read + Send>);
-    session.upload(blob.digest(), blob.size(), &body, first, &|_| {})
+    session.upload(
+        blob.digest(),
+        blob.size(),
+        &|| blob.reader(),
+        first,
+        &|_| {},
+    )
 }
 
 /// Puts `artifact`'s manifest by digest, then its attestations. A failure is a warning unless

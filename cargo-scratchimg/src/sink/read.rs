@@ -60,7 +60,7 @@ pub(crate) fn read_layout(read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<Arti
     );
     let blob = |descriptor: &Descriptor| -> Result<Blob> {
         let digest = descriptor.digest();
-        let path = format!("blobs/{}/{}", digest.algorithm().as_ref(), digest.digest());
+        let path = crate::image::layout_path(digest);
         let blob = Blob::new(descriptor.media_type().clone(), read(&path)?);
         ensure!(
             blob.digest() == digest && blob.size() == descriptor.size(),
