@@ -53,19 +53,17 @@ pub(crate) fn oci_layout(
         artifact.manifest().layout_path(),
         artifact.manifest().content().clone(),
     );
-    for image in artifact.images() {
-        for blob in std::iter::once(image.manifest()).chain(image.blobs()) {
-            blobs
-                .entry(blob.layout_path())
-                .or_insert_with(|| blob.content().clone());
-        }
-    }
-    for referrer in referrers {
-        for blob in std::iter::once(&referrer.manifest).chain(&referrer.blobs) {
-            blobs
-                .entry(blob.layout_path())
-                .or_insert_with(|| blob.content().clone());
-        }
+    let images = artifact
+        .images()
+        .iter()
+        .flat_map(|image| std::iter::once(image.manifest()).chain(image.blobs()));
+    let attestations = referrers
+        .iter()
+        .flat_map(|referrer| std::iter::once(&referrer.manifest).chain(&referrer.blobs));
+    for blob in images.chain(attestations) {
+        blobs
+            .entry(blob.layout_path())
+            .or_insert_with(|| blob.content().clone());
     }
     let mut files = vec![
         ("oci-layout".to_string(), json::to_vec(&layout)?.into()),
