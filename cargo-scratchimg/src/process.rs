@@ -9,6 +9,20 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 use crate::interrupt::{self, Registered};
 
+/// Waits for `child` until `deadline`: its status, or `None` when it is still running then (or
+/// cannot be waited for); the caller decides how to end it.
+pub(crate) fn wait_until(child: &mut Child, deadline: std::time::Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// A running child, leader of its own process group.
 #[derive(Debug)]
 pub(crate) struct Group {

@@ -95,20 +95,13 @@ fn run(compiler: &CCompiler, source: &Path, output: &Path) -> std::result::Resul
         text
     });
     let deadline = Instant::now() + PROBE_LIMIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let group = rustix::process::Pid::from_child(&child);
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-                let _ = child.wait();
-                return Err(format!(
-                    "`{shown}` did not link a program within {} s",
-                    PROBE_LIMIT.as_secs()
-                ));
-            }
-        }
+    let Some(status) = crate::process::wait_until(&mut child, deadline) else {
+        crate::interrupt::kill_group(child.id());
+        let _ = child.wait();
+        return Err(format!(
+            "`{shown}` did not link a program within {} s",
+            PROBE_LIMIT.as_secs()
+        ));
     };
     let said = reading.join().unwrap_or_default();
     if status.success() {

@@ -130,16 +130,10 @@ pub(super) fn ask_within(
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
     let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{shown} gave no answer in {} s", limit.as_secs()));
-            }
-        }
+    let Some(status) = crate::process::wait_until(&mut child, deadline) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("{shown} gave no answer in {} s", limit.as_secs()));
     };
     let (stdout, text) = (
         stdout.join().unwrap_or_default(),
