@@ -51,12 +51,13 @@ pub(crate) fn compile(
     let mut builds = Vec::new();
     for platform in &plan.platforms {
         let target = &platform.target;
+        let lists = dependency_lists(plan, platform)?;
         let build = Build {
             request: plan.request.clone(),
             target: target.clone(),
             target_dir: target_dir.to_path_buf(),
             env: platform.linker_env.clone(),
-            wrapper: wrapper(plan, platform, target_dir, env)?,
+            wrapper: wrapper(plan, platform, &lists, target_dir, env)?,
             zigbuild: plan.zigbuild.clone(),
         };
         if plan.multi_platform() {
@@ -72,7 +73,7 @@ pub(crate) fn compile(
         // cargo cannot see the link arguments the wrapper adds, so a binary it linked without
         // them (by an older cargo-scratchimg, say) stays "fresh". Such binaries are found by
         // their missing or different list, cleaned, and built once more.
-        let stale = stale_lists(plan, platform, &binaries)?;
+        let stale = stale_lists(&lists, &binaries);
         if !stale.is_empty() {
             let names: Vec<&str> = stale.iter().map(|p| p.name.as_str()).collect();
             report.status(
@@ -81,7 +82,7 @@ pub(crate) fn compile(
             );
             build.clean(&env.cargo, &stale)?;
             binaries = Running::spawn(build.command(&env.cargo))?.collect(&build)?;
-            if !stale_lists(plan, platform, &binaries)?.is_empty() {
+            if !stale_lists(&lists, &binaries).is_empty() {
                 bail!(
                     "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",
                     names.join(", ")
@@ -104,6 +105,7 @@ pub(crate) fn compile(
 fn wrapper(
     plan: &Plan,
     platform: &PlatformPlan,
+    lists: &[(&PackageBins, Vec<u8>)],
     target_dir: &Path,
     env: &Env,
 ) -> Result<Option<Wrapper>> {
@@ -119,20 +121,18 @@ fn wrapper(
     });
     let mut bin_flags = Vec::new();
     let mut inputs = Vec::new();
-    if plan.auditable {
-        let dir = crate::layout::Layout::new(target_dir).auditable();
-        // Every binary of a package gets the package's list: they share its dependencies.
-        for package in &plan.request.packages {
-            let object = dependency_object(graph(platform, package)?, &platform.target, &dir)?;
-            for bin in &package.bins {
-                bin_flags.push(BinFlags {
-                    package: package.name.clone(),
-                    bin: bin.clone(),
-                    flags: auditable::link_args(&object, platform.linker),
-                });
-            }
-            inputs.push(object);
+    let dir = crate::layout::Layout::new(target_dir).auditable();
+    // Every binary of a package gets the package's list: they share its dependencies.
+    for (package, list) in lists {
+        let object = dependency_object(&package.name, list, &platform.target, &dir)?;
+        for bin in &package.bins {
+            bin_flags.push(BinFlags {
+                package: package.name.clone(),
+                bin: bin.clone(),
+                flags: auditable::link_args(&object, platform.linker),
+            });
         }
+        inputs.push(object);
     }
     Ok(Some(Wrapper {
         program: program.clone(),
@@ -152,15 +152,26 @@ fn graph<'a>(platform: &'a PlatformPlan, package: &PackageBins) -> Result<&'a Cr
     })
 }
 
-/// Writes the object file with the dependency list into `dir`, named by its content, so each
-/// package and platform links its own.
-fn dependency_object(crates: &CrateGraph, target: &Target, dir: &Path) -> Result<PathBuf> {
-    let object = auditable::object_file(target, &auditable::compressed(crates)?)?;
-    let path = dir.join(format!(
-        "{}-{}.o",
-        crates.root().name,
-        &sha256(&object).digest()[..16]
-    ));
+/// Each package's dependency list as it is linked (compressed), when binaries carry one.
+fn dependency_lists<'a>(
+    plan: &'a Plan,
+    platform: &PlatformPlan,
+) -> Result<Vec<(&'a PackageBins, Vec<u8>)>> {
+    if !plan.auditable {
+        return Ok(Vec::new());
+    }
+    plan.request
+        .packages
+        .iter()
+        .map(|package| Ok((package, auditable::compressed(graph(platform, package)?)?)))
+        .collect()
+}
+
+/// Writes the object file with `package`'s dependency `list` into `dir`, named by its content,
+/// so each package and platform links its own.
+fn dependency_object(package: &str, list: &[u8], target: &Target, dir: &Path) -> Result<PathBuf> {
+    let object = auditable::object_file(target, list)?;
+    let path = dir.join(format!("{}-{}.o", package, &sha256(&object).digest()[..16]));
     if std::fs::read(&path).is_ok_and(|existing| existing == object) {
         return Ok(path);
     }
@@ -171,23 +182,17 @@ fn dependency_object(crates: &CrateGraph, target: &Target, dir: &Path) -> Result
 
 /// The packages with a binary whose `.dep-v0` section is not the list it should link.
 fn stale_lists<'a>(
-    plan: &'a Plan,
-    platform: &PlatformPlan,
+    lists: &[(&'a PackageBins, Vec<u8>)],
     binaries: &[BuiltBinary],
-) -> Result<Vec<&'a PackageBins>> {
-    let mut stale = Vec::new();
-    if !plan.auditable {
-        return Ok(stale);
-    }
-    for package in &plan.request.packages {
-        let expected = auditable::compressed(graph(platform, package)?)?;
-        let differs = binaries
-            .iter()
-            .filter(|b| b.package == package.name)
-            .any(|b| auditable::section(&b.bytes).as_deref() != Some(expected.as_slice()));
-        if differs {
-            stale.push(package);
-        }
-    }
-    Ok(stale)
+) -> Vec<&'a PackageBins> {
+    lists
+        .iter()
+        .filter(|(package, expected)| {
+            binaries
+                .iter()
+                .filter(|b| b.package == package.name)
+                .any(|b| auditable::section(&b.bytes).as_deref() != Some(expected.as_slice()))
+        })
+        .map(|(package, _)| *package)
+        .collect()
 }
