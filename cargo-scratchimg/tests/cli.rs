@@ -91,6 +91,8 @@ error: manifest path `nope/Cargo.toml` does not exist
 help: pass the path of a Cargo.toml to --manifest-path
 
 "#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
 }
 
 #[test]
@@ -150,6 +152,8 @@ error: package `other` is not in this workspace
 help: workspace members: multi-bin
 
 "#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
 }
 
 #[test]
@@ -371,6 +375,8 @@ error: [ROOT]/Cargo.toml:11:18: `ports`: `80/sctp` is not a port
 help: write N, N/tcp or N/udp with N from 1 to 65535, e.g. "8080/tcp"
 
 "#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
     let dir = with_settings(
         "bin = \"server\"\nfiles = [{ src = \"../outside\", dst = \"/app/x\" }, { src = \"src\", dst = \"app\" }]\n",
     );
@@ -383,6 +389,8 @@ error: [ROOT]/Cargo.toml:11:18: `files`: `../outside` does not exist (looked for
 help: `src` is relative to the directory of the Cargo.toml that names it
 
 "#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
     let dir = with_settings("bin = \"server\"\ntz = [\"Europe/Berln\"]\n");
     scratchimg(dir.path()).args(["-o", "out.tar"]).assert().code(1).stderr_eq(str![[r#"
 error: [ROOT]/Cargo.toml:11:7: `tz`: `Europe/Berln` is not a zone of the tz database (tzdata [..])
@@ -519,6 +527,8 @@ error: [ROOT]/Cargo.toml:11:15: `compression`: `xz` is not a compression
 help: write gzip or zstd, with a level after a colon if you want one, e.g. "zstd" or "gzip:9"
 
 "#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    assert_nothing_built(dir.path());
 }
 
 #[test]
@@ -576,6 +586,7 @@ error: --registry-password-stdin read an empty password
 help: pipe it in, e.g. `echo "$TOKEN" | cargo scratchimg --registry-user USER --registry-password-stdin ...`
 
 "#]]);
+    assert_nothing_built(dir.path());
 }
 
 /// A `podman` first on PATH that fails the way a broken installation does, and a `DOCKER_HOST`
@@ -938,7 +949,12 @@ help: pipe the PEM key in, e.g. `cargo scratchimg --sign-key-stdin ... < key.pem
             "rsa.pem",
         ])
         .assert()
-        .code(2);
+        .code(2)
+        .stdout_eq(str![])
+        .stderr_eq(str![[r#"
+error: the argument '--sign-key-stdin' cannot be used with '--sign-key <FILE>'
+...
+"#]]);
     assert_nothing_built(dir.path());
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
 }
@@ -1005,7 +1021,6 @@ help: or, if that is intended, add allow = ["non-musl-target"] to [package.metad
 
 "#]]);
     assert_stopped_before_building(dir.path(), &out.get_output().stderr);
-    assert_no_output(dir.path(), &dir.path().join("out.tar"));
 }
 
 #[test]
@@ -1020,5 +1035,6 @@ fn allow_takes_the_keys_of_the_checks() {
 unknown variant `musl-maloc`, expected one of `system-library`, `musl-malloc`, `non-musl-target`, `cross-c-compiler`, `sigterm`
 ...
 "#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
     assert_nothing_built(dir.path());
 }
