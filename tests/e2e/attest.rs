@@ -426,8 +426,14 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
     );
     let (_, ed_pub) = keys(home.path(), "ed");
     let output = verify(home.path(), &format!("{direct}:v1"), &ed_pub);
-    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("did not verify with the Ed25519 key")
+            && stderr.contains("help: sign with `cargo scratchimg --push"),
+        "{stderr}"
+    );
 
     // A tampered signature: the .sig of the index with another signature in it.
     let sig_tag = format!("{}.sig", index.replace(':', "-"));
@@ -511,6 +517,12 @@ fn unsigned_pushes_fail_verify_and_a_refusing_registry_gets_the_image_alone() {
         stderr.contains("MANIFEST_INVALID: artifacts are not supported"),
         "{stderr}"
     );
+    require_tool("skopeo", &["--version"]);
+    run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/scratchimg-e2e/refusing:v1", registry.host),
+    ]));
     // ... and with --attach given, an error, and no tag.
     let proxy = Proxy::start(&registry.host, Fault::AnswerOnce(400, REFUSED));
     let reference = format!("{}/scratchimg-e2e/refused:v1", proxy.host);
@@ -519,6 +531,7 @@ fn unsigned_pushes_fail_verify_and_a_refusing_registry_gets_the_image_alone() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty());
     assert!(
         stderr.contains("could not attach the image's attestations"),
         "{stderr}"

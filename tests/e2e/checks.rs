@@ -84,7 +84,10 @@ fn threads_on_musl_malloc_warn_and_no_sigterm_handler_is_a_note() {
         format!("{text}\n[package.metadata.scratchimg]\nallow = [\"musl-malloc\", \"sigterm\"]\n"),
     )
     .unwrap();
-    let (_, stderr) = scratchimg(dir.path(), &["--target", "x86_64-unknown-linux-gnu"], &[]);
+    let (code, stderr) = scratchimg(dir.path(), &["--target", "x86_64-unknown-linux-gnu"], &[]);
+    // The checks ran: the one not allowed still stops the run.
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is not a musl target"), "{stderr}");
     assert!(
         !stderr.contains("warning") && !stderr.contains("SIGTERM"),
         "{stderr}"

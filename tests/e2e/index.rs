@@ -141,6 +141,7 @@ fn an_amd64_push_and_an_arm64_tar_make_one_index() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&duplicate.stderr);
     assert_eq!(duplicate.status.code(), Some(1), "{stderr}");
+    assert!(duplicate.stdout.is_empty());
     assert!(
         stderr.contains("error: two images are for linux/amd64: "),
         "{stderr}"

@@ -157,3 +157,37 @@ fn concurrent_runs_to_one_output_all_succeed_one_after_the_other() {
         assert_eq!(mode, want, "{name}: {mode:o}");
     }
 }
+
+/// An SBOM that cannot be written beside the tar (a folder is where it goes) fails the run,
+/// names it, and leaves the tar of the run before as it was, with nothing temporary beside it.
+#[test]
+fn an_sbom_that_cannot_be_written_leaves_the_old_tar() {
+    require_musl_target();
+    let dir = fixture_copy("multi-bin");
+    let tar = dir.path().join("server.tar");
+    let first = build(dir.path(), &["-o", tar.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_success(&tool(dir.path()), &first);
+    let before = std::fs::read(&tar).unwrap();
+    let sbom = dir.path().join("server.tar.spdx.json");
+    std::fs::remove_file(&sbom).unwrap();
+    std::fs::create_dir(&sbom).unwrap();
+    // Another timestamp: the new tar would differ from the old one.
+    let again = build(dir.path(), &["-o", tar.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    assert!(again.stdout.is_empty());
+    assert!(
+        stderr.contains(&format!("error: could not write {}", sbom.display())),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(&tar).unwrap() == before,
+        "the tar was replaced"
+    );
+    assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
+}

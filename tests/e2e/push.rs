@@ -660,7 +660,7 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
         "{stderr}"
     );
     assert_eq!(silent.connections(), 5, "one connection a try");
-    assert!(!out.exists(), "nothing written");
+    assert_not_written(&out);
     assert!(
         !stderr.contains("Compiling") && !stderr.contains("Finished"),
         "{stderr}"
@@ -770,7 +770,20 @@ fn a_credential_helper_that_never_answers_is_stopped() {
             "process {pid} of the helper still runs: {stat}"
         );
     }
-    assert!(!out.exists(), "nothing written");
+    assert_not_written(&out);
+}
+
+/// Neither `out` nor a temporary file of it (`.<name>.*`) is there.
+fn assert_not_written(out: &Path) {
+    assert!(!out.exists(), "{} was written", out.display());
+    let prefix = format!(".{}.", out.file_name().unwrap().to_string_lossy());
+    let leftovers: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
 #[test]

@@ -134,5 +134,6 @@ fn resolve_replaces_references_with_pushed_digests() {
         stderr.contains("error: package `nope` is not in this workspace\nhelp: workspace members: api, common, worker"),
         "{stderr}"
     );
+    assert!(!stderr.contains("Compiling"), "{stderr}");
     assert!(output.stdout.is_empty());
 }

@@ -163,6 +163,9 @@ fn try_without_an_engine_writes_the_image_and_says_how_to_run_it() {
     // No daemon on DOCKER_HOST, and a podman that fails: the image is still made.
     let bin = tempfile::tempdir().unwrap();
     let path = path_with_failing(bin.path(), "podman", "Error: podman is broken here");
+    // An earlier run's image must not count as this one's.
+    let archive = repo_root().join("examples/hello/target/scratchimg/hello-0.1.0.tar");
+    let _ = std::fs::remove_file(&archive);
     let output = try_command()
         .env("PATH", path)
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -170,7 +173,6 @@ fn try_without_an_engine_writes_the_image_and_says_how_to_run_it() {
         .expect("scripts/try runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "scripts/try failed:\n{stderr}");
-    let archive = repo_root().join("examples/hello/target/scratchimg/hello-0.1.0.tar");
     assert!(archive.is_file(), "no {}:\n{stderr}", archive.display());
     for how in ["docker load -i ", "podman load -i "] {
         assert!(stderr.contains(how), "no `{how}` in:\n{stderr}");

