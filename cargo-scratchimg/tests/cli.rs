@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use scratchimg_tests::{
-    BareToolchain, fixture_copy, host_musl_target, path_with_failing, require_musl_target,
-    shared_target_dir, tool,
+    BareToolchain, assert_no_output, assert_nothing_built, assert_stopped_before_building,
+    fixture_copy, host_musl_target, path_with_failing, require_musl_target, shared_target_dir,
+    tool,
 };
 use snapbox::cmd::Command;
 use snapbox::{Assert, Redactions, file, str};
@@ -19,38 +20,6 @@ fn scratchimg(dir: &Path) -> Command {
         .action_env(snapbox::assert::DEFAULT_ACTION_ENV)
         .redact_with(redactions);
     Command::from_std(tool(dir)).with_assert(assert)
-}
-
-/// cargo built nothing in `dir`: its target directory holds at most what the tool keeps for the
-/// next run (`target/scratchimg/cache`), which a run fills beside `cargo metadata`, and the
-/// rustc answers `cargo tree` keeps (`.rustc_info.json`).
-fn assert_nothing_built(dir: &Path) {
-    let entries: Vec<String> = std::fs::read_dir(dir.join("target"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        entries
-            .iter()
-            .all(|name| name == "scratchimg" || name == ".rustc_info.json"),
-        "cargo built: {entries:?}"
-    );
-}
-
-/// Nothing was written: no output, and no temporary file beside it.
-fn assert_no_output(dir: &Path, output: &Path) {
-    assert!(!output.exists(), "{} was written", output.display());
-    let leftovers: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp") || n.starts_with(".out"))
-        .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
 #[test]
@@ -636,15 +605,6 @@ help: start podman, or use --load to take whichever engine answers
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
     assert_nothing_built(dir.path());
-}
-
-/// The run stopped before cargo: no `Compiling` line, no output or temporary file, nothing
-/// in the target directory but the tool's cache.
-fn assert_stopped_before_building(dir: &Path, stderr: &[u8]) {
-    let stderr = String::from_utf8_lossy(stderr);
-    assert!(!stderr.contains("Compiling"), "{stderr}");
-    assert_no_output(dir, &dir.join("out.tar"));
-    assert_nothing_built(dir);
 }
 
 #[test]

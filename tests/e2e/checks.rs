@@ -2,9 +2,10 @@
 //! was compiled.
 
 use std::path::Path;
-use std::process::Command;
 
-use scratchimg_tests::{fixture_copy, require_musl_target};
+use scratchimg_tests::{
+    assert_stopped_before_building, fixture_copy, require_musl_target, require_tool,
+};
 
 /// Runs the tool in `dir`; its exit code and stderr.
 fn scratchimg(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -18,25 +19,6 @@ fn scratchimg(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, 
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn assert_nothing_compiled(dir: &Path, stderr: &str) {
-    assert!(!stderr.contains("Compiling"), "{stderr}");
-    let built: Vec<String> = std::fs::read_dir(dir.join("target"))
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    // `cargo tree` keeps rustc's answers for the target in `.rustc_info.json`: not a build.
-    assert!(
-        built
-            .iter()
-            .all(|n| n == "scratchimg" || n == ".rustc_info.json"),
-        "cargo built: {built:?}"
-    );
-    assert!(!dir.join("out.tar").exists());
 }
 
 #[test]
@@ -53,7 +35,7 @@ fn openssl_without_vendored_fails_before_compiling() {
         stderr.contains("help: or, if that is intended, add allow = [\"system-library\"]"),
         "{stderr}"
     );
-    assert_nothing_compiled(dir.path(), &stderr);
+    assert_stopped_before_building(dir.path(), stderr.as_bytes());
 }
 
 #[test]
@@ -75,7 +57,7 @@ fn threads_on_musl_malloc_warn_and_no_sigterm_handler_is_a_note() {
         stderr.contains("error: target `x86_64-unknown-linux-gnu` is not a musl target"),
         "{stderr}"
     );
-    assert_nothing_compiled(dir.path(), &stderr);
+    assert_stopped_before_building(dir.path(), stderr.as_bytes());
     // `allow` turns both off.
     let manifest = dir.path().join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -97,13 +79,7 @@ fn threads_on_musl_malloc_warn_and_no_sigterm_handler_is_a_note() {
 #[test]
 fn a_cross_compiler_that_cannot_link_fails_before_jemalloc_configures() {
     require_musl_target();
-    let gcc = Command::new("aarch64-linux-gnu-gcc")
-        .arg("--version")
-        .output();
-    assert!(
-        gcc.is_ok_and(|o| o.status.success()),
-        "this test needs aarch64-linux-gnu-gcc (Debian: gcc-aarch64-linux-gnu)"
-    );
+    require_tool("aarch64-linux-gnu-gcc", &["--version"]);
     let dir = fixture_copy("jemalloc");
     // A compiler that compiles, but finds no C library to link against.
     let broken = "aarch64-linux-gnu-gcc --sysroot=/nonexistent";
@@ -118,5 +94,5 @@ fn a_cross_compiler_that_cannot_link_fails_before_jemalloc_configures() {
         "{stderr}"
     );
     assert!(stderr.contains("help: or pass --zig"), "{stderr}");
-    assert_nothing_compiled(dir.path(), &stderr);
+    assert_stopped_before_building(dir.path(), stderr.as_bytes());
 }

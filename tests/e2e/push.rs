@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use scratchimg_tests::proxy::{self, Fault, Proxy, Silent};
 use scratchimg_tests::registry::{PASSWORD, Registry, Settings, TestCa, USER};
-use scratchimg_tests::token::TokenServer;
+use scratchimg_tests::token::{TokenServer, basic_credentials};
 use scratchimg_tests::{
-    assert_hello_output, copy_tree, example, require_musl_target, require_tool, run_ok,
-    shared_target_dir, tool,
+    assert_hello_output, assert_no_output, copy_tree, example, require_musl_target, require_tool,
+    run_ok, shared_target_dir, tool,
 };
 
 /// A home with no credentials in it, so the machine's own logins never leak into a test.
@@ -41,12 +41,7 @@ impl Home {
     fn docker_config(&self, name: &str, host: &str, user: &str, password: &str) -> PathBuf {
         let dir = self.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let auth = run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg("printf '%s:%s' \"$1\" \"$2\" | base64 -w0")
-                .args(["sh", user, password]),
-        );
+        let auth = basic_credentials(user, password);
         std::fs::write(
             dir.join("config.json"),
             format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
@@ -475,15 +470,7 @@ fn a_registry_that_stays_down_fails_cleanly_and_gets_no_manifest() {
         "{stderr}"
     );
     assert_eq!(proxy.count(&["/manifests/"]), 0, "no manifest was sent");
-    // Straight to the registry: the tag does not exist.
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{}/scratchimg-e2e/down:v1", registry.host))
-        .output()
-        .unwrap();
-    assert!(!inspect.status.success());
-    let said = String::from_utf8_lossy(&inspect.stderr);
-    assert!(said.contains("manifest unknown"), "{said}");
+    assert_no_tag(&format!("{}/scratchimg-e2e/down:v1", registry.host));
 }
 
 /// The tag is not in the registry (asked straight, not through a proxy).
@@ -525,15 +512,7 @@ fn upload_location_on_another_host(auth: Auth) {
     let (scheme, storage_authorization) = match &tokens {
         None => (
             "Basic ",
-            format!(
-                "Basic {}",
-                run_ok(
-                    Command::new("sh")
-                        .arg("-c")
-                        .arg("printf '%s:%s' \"$1\" \"$2\" | base64 -w0")
-                        .args(["sh", USER, PASSWORD]),
-                )
-            ),
+            format!("Basic {}", basic_credentials(USER, PASSWORD)),
         ),
         Some(tokens) => (
             "Bearer ",
@@ -660,7 +639,7 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
         "{stderr}"
     );
     assert_eq!(silent.connections(), 5, "one connection a try");
-    assert_not_written(&out);
+    assert_no_output(out.parent().unwrap(), &out);
     assert!(
         !stderr.contains("Compiling") && !stderr.contains("Finished"),
         "{stderr}"
@@ -770,20 +749,7 @@ fn a_credential_helper_that_never_answers_is_stopped() {
             "process {pid} of the helper still runs: {stat}"
         );
     }
-    assert_not_written(&out);
-}
-
-/// Neither `out` nor a temporary file of it (`.<name>.*`) is there.
-fn assert_not_written(out: &Path) {
-    assert!(!out.exists(), "{} was written", out.display());
-    let prefix = format!(".{}.", out.file_name().unwrap().to_string_lossy());
-    let leftovers: Vec<String> = std::fs::read_dir(out.parent().unwrap())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(&prefix))
-        .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert_no_output(out.parent().unwrap(), &out);
 }
 
 #[test]

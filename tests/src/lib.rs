@@ -463,3 +463,44 @@ pub fn rust_lld() -> PathBuf {
          `rustup component add llvm-tools` or a rustup toolchain, which ship it"
     )
 }
+
+/// cargo built nothing in `dir`: its target directory holds at most what the tool keeps for the
+/// next run (`target/scratchimg/cache`), which a run fills beside `cargo metadata`, and the
+/// rustc answers `cargo tree` keeps (`.rustc_info.json`).
+pub fn assert_nothing_built(dir: &Path) {
+    let entries: Vec<String> = std::fs::read_dir(dir.join("target"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .all(|name| name == "scratchimg" || name == ".rustc_info.json"),
+        "cargo built: {entries:?}"
+    );
+}
+
+/// Nothing was written: no output, and no temporary file beside it.
+pub fn assert_no_output(dir: &Path, output: &Path) {
+    assert!(!output.exists(), "{} was written", output.display());
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp") || n.starts_with(".out"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+/// The run stopped before cargo: no `Compiling` line, no output or temporary file, nothing
+/// in the target directory but the tool's cache.
+pub fn assert_stopped_before_building(dir: &Path, stderr: &[u8]) {
+    let stderr = String::from_utf8_lossy(stderr);
+    assert!(!stderr.contains("Compiling"), "{stderr}");
+    assert_no_output(dir, &dir.join("out.tar"));
+    assert_nothing_built(dir);
+}

@@ -59,6 +59,11 @@ fn base64(bytes: &[u8], url: bool) -> String {
     out
 }
 
+/// `user:password` in standard base64, as `Basic` authorization and Docker's `auth` write it.
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    base64(format!("{user}:{password}").as_bytes(), false)
+}
+
 fn base64url(bytes: &[u8]) -> String {
     base64(bytes, true)
 }
