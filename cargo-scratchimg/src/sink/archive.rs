@@ -70,12 +70,13 @@ fn check_replaceable(path: &Path) -> Result<()> {
     }
     let file = std::fs::File::open(path)
         .with_context(|| format!("could not read the existing output {}", path.display()))?;
-    let mut header = [0u8; 512];
-    let first = file
-        .take(512)
-        .read_exact(&mut header)
+    // The tar crate checks the header's checksum: a file that merely starts with a name is
+    // not taken for a tar.
+    let first = tar::Archive::new(file.take(512))
+        .entries()
         .ok()
-        .and_then(|()| first_entry(&header));
+        .and_then(|mut entries| entries.next()?.ok())
+        .and_then(|entry| Some(entry.path().ok()?.to_string_lossy().into_owned()));
     if first.is_some_and(|name| {
         IMAGE_ENTRIES
             .iter()
@@ -88,23 +89,6 @@ fn check_replaceable(path: &Path) -> Result<()> {
          help: choose another path with -o, or remove the file if it is yours to lose",
         path.display()
     )
-}
-
-/// The name in a tar's first header, if `header` is one (its checksum holds).
-fn first_entry(header: &[u8; 512]) -> Option<String> {
-    let header = tar::Header::from_byte_slice(header);
-    let stored = header.cksum().ok()?;
-    let bytes = header.as_bytes();
-    let computed: u32 = bytes[..148]
-        .iter()
-        .chain(&[b' '; 8])
-        .chain(&bytes[156..])
-        .map(|b| u32::from(*b))
-        .sum();
-    if stored != computed {
-        return None;
-    }
-    Some(header.path().ok()?.to_string_lossy().into_owned())
 }
 
 /// The archive, read (blob by blob) as it is written; deterministic, since the tar is laid out
