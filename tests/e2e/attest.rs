@@ -231,7 +231,7 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i.as_str_digest())
+        .map(|i| i["digest"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(platforms.len(), 2);
 
@@ -467,16 +467,6 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
         )),
         "{stderr}"
     );
-}
-
-trait DigestOf {
-    fn as_str_digest(&self) -> String;
-}
-
-impl DigestOf for serde_json::Value {
-    fn as_str_digest(&self) -> String {
-        self["digest"].as_str().unwrap().to_string()
-    }
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub fn shared_target_dir(name: &str) -> PathBuf {
 }
 
 /// The cargo-scratchimg binary, built once per test process from this workspace.
-pub fn tool_path() -> &'static Path {
+fn tool_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Some(path) = std::env::var_os("CARGO_BIN_EXE_cargo-scratchimg") {
