@@ -5,7 +5,8 @@ use std::process::Command;
 
 use scratchimg_tests::registry::{Registry, Settings};
 use scratchimg_tests::{
-    example, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
+    assert_amd64_then_arm64, example, require_musl_target, require_tool, run_ok, shared_target_dir,
+    tool,
 };
 
 fn index(host: &str, args: &[&str]) -> std::process::Output {
@@ -77,19 +78,7 @@ fn an_amd64_push_and_an_arm64_tar_make_one_index() {
     ])))
     .unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
-    let platforms: Vec<&serde_json::Value> = raw["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["platform"])
-        .collect();
-    assert_eq!(
-        platforms,
-        [
-            &serde_json::json!({"architecture": "amd64", "os": "linux"}),
-            &serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
-        ]
-    );
+    assert_amd64_then_arm64(&raw);
     assert_eq!(raw["manifests"][0]["digest"], pushed["digest"]);
     assert_eq!(raw["manifests"][1]["digest"], written["digest"]);
     let arm: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([

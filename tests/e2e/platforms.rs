@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use scratchimg_tests::{
-    bin_without_musl_cross_compilers, copy_tree, dependency_list, example, require_musl_target,
-    require_tool, run_ok, rust_lld, shared_target_dir, tool,
+    assert_amd64_then_arm64, bin_without_musl_cross_compilers, copy_tree, dependency_list, example,
+    require_musl_target, require_tool, run_ok, rust_lld, shared_target_dir, tool,
 };
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -58,19 +58,7 @@ fn arm64_binary(archive: &Path, bin: &str, work: &Path) -> PathBuf {
         &layout,
         top["manifests"][0]["digest"].as_str().unwrap(),
     ));
-    let platforms: Vec<&serde_json::Value> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["platform"])
-        .collect();
-    assert_eq!(
-        platforms,
-        [
-            &serde_json::json!({"architecture": "amd64", "os": "linux"}),
-            &serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
-        ]
-    );
+    assert_amd64_then_arm64(&index);
     let arm = read_json(&blob(
         &layout,
         index["manifests"][1]["digest"].as_str().unwrap(),

@@ -504,3 +504,20 @@ pub fn assert_stopped_before_building(dir: &Path, stderr: &[u8]) {
     assert_no_output(dir, &dir.join("out.tar"));
     assert_nothing_built(dir);
 }
+
+/// The platforms of an index document's entries are linux/amd64, then linux/arm64 (v8).
+pub fn assert_amd64_then_arm64(index: &serde_json::Value) {
+    let platforms: Vec<&serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["platform"])
+        .collect();
+    assert_eq!(
+        platforms,
+        [
+            &serde_json::json!({"architecture": "amd64", "os": "linux"}),
+            &serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+        ]
+    );
+}

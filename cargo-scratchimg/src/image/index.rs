@@ -61,12 +61,13 @@ pub(super) fn index_document(manifests: Vec<Descriptor>) -> Result<Blob> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::image::{ImageBuilder, LayerBuilder, Owner};
     use crate::target::Arch;
 
-    fn image(arch: Arch, content: &'static [u8]) -> Image {
+    /// An image of one file, `content`, for `arch`.
+    pub(in crate::image) fn image(arch: Arch, content: &'static [u8]) -> Image {
         let mut files = LayerBuilder::new(0);
         files.file("app/x", content, 0o755, Owner::ROOT).unwrap();
         ImageBuilder::new(arch, jiff::Timestamp::UNIX_EPOCH)

@@ -73,17 +73,9 @@ pub(crate) fn merged_index(entries: &[IndexEntry]) -> Result<Blob> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{ImageBuilder, Index, LayerBuilder, Owner};
+    use crate::image::Index;
+    use crate::image::index::tests::image;
     use crate::target::Arch;
-
-    fn image(arch: Arch, content: &'static [u8]) -> crate::image::Image {
-        let mut files = LayerBuilder::new(0);
-        files.file("app/x", content, 0o755, Owner::ROOT).unwrap();
-        ImageBuilder::new(arch, jiff::Timestamp::UNIX_EPOCH)
-            .layer(files.build("x").unwrap())
-            .build()
-            .unwrap()
-    }
 
     fn entry(image: &crate::image::Image) -> IndexEntry {
         IndexEntry {
