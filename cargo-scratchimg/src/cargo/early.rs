@@ -241,6 +241,11 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
                 })
             })
     });
+    // cargo-zigbuild runs in cargo's place: only the one on PATH, which `--zig` would use.
+    let zigbuild_ok = build
+        .zigbuild
+        .as_ref()
+        .is_none_or(|program| env.on_path("cargo-zigbuild").as_ref() == Some(program));
     canonical(&build.target_dir).is_some_and(|dir| Some(dir) == canonical(target_dir))
         && canonical(&request.manifest_path).is_some()
         && canonical(&request.manifest_path) == canonical(manifest)
@@ -248,6 +253,7 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
         && flags_ok
         && env_ok
         && wrapper_ok
+        && zigbuild_ok
 }
 
 /// A name as cargo allows for packages, binaries and profiles: letters, digits, `-` and `_`.
@@ -510,6 +516,9 @@ mod tests {
         let mut b = ok.clone();
         b.target_dir = "/tmp/elsewhere".into();
         tampered.push(("another target directory", b));
+        let mut b = ok.clone();
+        b.zigbuild = Some("/tmp/evil".into());
+        tampered.push(("another cargo-zigbuild", b));
         for (what, build) in tampered {
             assert!(!is_ours(&build, &manifest, &dir, &f.env), "{what}");
         }
