@@ -137,3 +137,108 @@ fn resolve_replaces_references_with_pushed_digests() {
     assert!(!stderr.contains("Compiling"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+/// `scratchimg://PACKAGE/BIN` is an image of that one binary: `worker`'s `bins` puts worker
+/// and migrate in one image, and `scratchimg://worker/migrate` is migrate alone, pushed under
+/// its binary's name with it as the entrypoint. Every image of one resolve, whichever form
+/// names it, comes from one `cargo build`, and a reference given twice is one image.
+#[test]
+fn package_bin_reference_is_that_binary_from_the_one_build() {
+    require_musl_target();
+    require_tool("skopeo", &["--version"]);
+    let registry = Registry::start(Settings::default());
+    let dir = fixture_copy("workspace");
+    let yaml = "jobs:\n  - name: migrate\n    image: scratchimg://worker/migrate   # before the rollout\n  - name: api\n    image: \"scratchimg://api\"\n  - name: check\n    image: scratchimg://worker/migrate\n";
+    std::fs::write(dir.path().join("jobs.yaml"), yaml).unwrap();
+    // A target directory of its own, so cargo compiles every package here and says so.
+    let output = tool(dir.path())
+        .args(["resolve", "-f", "jobs.yaml", "--target-dir", "target"])
+        .env(
+            "SCRATCHIMG_REPO",
+            format!("{}/scratchimg-e2e", registry.host),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let resolved = String::from_utf8(output.stdout).unwrap();
+
+    // Each reference is `REGISTRY/REPO/<image name>@sha256:…`, the same for the same reference.
+    let digest_of = |name: &str| {
+        let prefix = format!("{}/scratchimg-e2e/{name}@", registry.host);
+        let at = resolved
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{resolved}"));
+        resolved[at + prefix.len()..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect::<String>()
+    };
+    let (migrate, api) = (digest_of("migrate"), digest_of("api"));
+    let expected = yaml
+        .replace(
+            "scratchimg://worker/migrate",
+            &format!("{}/scratchimg-e2e/migrate@{migrate}", registry.host),
+        )
+        .replace(
+            "scratchimg://api",
+            &format!("{}/scratchimg-e2e/api@{api}", registry.host),
+        );
+    assert_eq!(resolved, expected, "only the references changed");
+
+    // One cargo build compiled every package once, and two images were pushed.
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l
+                .trim_start()
+                .starts_with("Finished `scratchimg-release` profile"))
+            .count(),
+        1,
+        "one cargo build:\n{stderr}"
+    );
+    for package in ["common", "api", "worker"] {
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|l| l
+                    .trim_start()
+                    .starts_with(&format!("Compiling {package} v")))
+                .count(),
+            1,
+            "{package} compiled once:\n{stderr}"
+        );
+    }
+    assert_eq!(
+        stderr.matches("Pushed 1 tag in").count(),
+        2,
+        "one image each:\n{stderr}"
+    );
+
+    // The registry has each image by that digest, starting its one binary.
+    for (name, digest, entrypoint) in [
+        ("migrate", &migrate, "/app/migrate"),
+        ("api", &api, "/app/api"),
+    ] {
+        let reference = format!("docker://{}/scratchimg-e2e/{name}@{digest}", registry.host);
+        let inspect = |config: bool| -> serde_json::Value {
+            let mut skopeo = Command::new("skopeo");
+            skopeo.args(["inspect", "--tls-verify=false"]);
+            if config {
+                skopeo.arg("--config");
+            }
+            serde_json::from_str(&run_ok(skopeo.arg(&reference))).unwrap()
+        };
+        assert_eq!(inspect(false)["Digest"].as_str(), Some(digest.as_str()));
+        assert_eq!(
+            inspect(true)["config"]["Entrypoint"],
+            serde_json::json!([entrypoint]),
+            "{reference}"
+        );
+    }
+    assert!(
+        stderr.contains("Packing /app/migrate (worker 0.1.0, "),
+        "migrate alone:\n{stderr}"
+    );
+}
