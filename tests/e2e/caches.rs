@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use scratchimg_tests::{
-    assert_success, fixture_copy, require_musl_target, run_ok, test_toolchain, tool,
+    assert_success, fixture_copy, require_musl_target, require_tool, run_ok, test_toolchain, tool,
 };
 
 /// The caches a run of the fixture fills, by their kind's name.
@@ -119,5 +119,80 @@ fn damaged_cache_entries_are_discarded_and_computed_again() {
                 "round {round}: {kept:?}"
             );
         }
+    }
+}
+
+/// The kept build names the programs the early build starts: this executable as rustc's
+/// wrapper, and cargo-zigbuild with `--zig`.
+type Tamper = fn(&mut serde_json::Value, &str);
+
+const PROGRAMS: [(&str, Tamper); 2] = [
+    ("rustc wrapper", |build, program| {
+        build["wrapper"]["program"] = program.into()
+    }),
+    ("cargo-zigbuild", |build, program| {
+        build["zigbuild"] = program.into()
+    }),
+];
+
+/// The early build only ever starts the cargo program this run would use, with arguments the
+/// tool itself can produce: a kept build rewritten to name a script as another program, whole
+/// and with its digest made again as a stale or malicious entry could have it, is ignored with
+/// a `-v` note. The script never runs, and the image is the same as before.
+#[test]
+fn a_kept_build_naming_another_program_is_not_started() {
+    use std::os::unix::fs::PermissionsExt;
+    require_musl_target();
+    require_tool("sha256sum", &["--version"]);
+    let dir = fixture_copy("multi-bin");
+    let output = run(dir.path());
+    assert_success(&tool(dir.path()), &output);
+    let first: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    for (what, tamper) in PROGRAMS {
+        let marker = dir.path().join(format!("started {what}"));
+        let script = dir.path().join(format!("{what}.sh"));
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\nexec sleep 60\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The one build kept, rewritten: the digest of the payload, a newline, the payload.
+        let kept = entries(&cache_dir(dir.path(), "builds"));
+        let [entry] = kept.as_slice() else {
+            panic!("{what}: not one kept build: {kept:?}")
+        };
+        let bytes = std::fs::read(entry).unwrap();
+        let newline = bytes.iter().position(|b| *b == b'\n').unwrap();
+        let mut build: serde_json::Value = serde_json::from_slice(&bytes[newline + 1..]).unwrap();
+        tamper(&mut build, script.to_str().unwrap());
+        let payload = serde_json::to_vec(&build).unwrap();
+        let scratch = dir.path().join("payload.json");
+        std::fs::write(&scratch, &payload).unwrap();
+        let digest = run_ok(Command::new("sha256sum").arg(&scratch));
+        let digest = digest.split_whitespace().next().unwrap();
+        std::fs::remove_file(&scratch).unwrap();
+        std::fs::write(entry, [format!("{digest}\n").as_bytes(), &payload].concat()).unwrap();
+
+        let output = run(dir.path());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_success(&tool(dir.path()), &output);
+        assert!(
+            !marker.exists(),
+            "{what}: the kept build started {}:\n{stderr}",
+            script.display()
+        );
+        let again: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(again["digest"], first["digest"], "{what}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l.trim_start()
+                == "Cache ignored the kept build: it is not one this run would make"),
+            "{what}: no note:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("Cache discarded"),
+            "{what}: the entry passed its checks:\n{stderr}"
+        );
     }
 }
