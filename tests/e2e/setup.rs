@@ -122,6 +122,46 @@ fn check_names_what_is_missing_and_exits_non_zero() {
     );
 }
 
+/// Without the musl targets, where rustup cannot download them and no offline build is beside
+/// the clone (a contributor's machine): one error that says so, with the command to run where
+/// it can, and no step after it.
+#[test]
+fn without_musl_targets_or_downloads_it_says_what_to_run() {
+    // The scripts alone in a clone of their own: no ../shared beside it.
+    let clone = tempfile::tempdir().unwrap();
+    let scripts = clone.path().join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    for script in ["test", "lib.sh"] {
+        std::fs::copy(
+            repo_root().join("scripts").join(script),
+            scripts.join(script),
+        )
+        .unwrap();
+    }
+    // A rustup that cannot download, and a rustc whose toolchains have no musl std.
+    let bin = tempfile::tempdir().unwrap();
+    path_with_failing(bin.path(), "rustc", "error: no such toolchain");
+    let path = path_with_failing(bin.path(), "rustup", "error: could not download");
+    let output = Command::new("/bin/bash")
+        .arg(scripts.join("test"))
+        .env("PATH", path)
+        .output()
+        .expect("scripts/test runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: rustup could not download the musl targets\n")
+            && stderr.contains(
+                "help: run `rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl` where rustup can download"
+            ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Ready") && !stderr.contains("Running"),
+        "{stderr}"
+    );
+}
+
 /// `scripts/try`, the README's first command, with the test runner's cargo variables removed
 /// (they would point the tool's build elsewhere).
 fn try_command() -> Command {
