@@ -153,14 +153,10 @@ mod tests {
     fn static_binaries_pass() {
         let dir = tempfile::tempdir().unwrap();
         let bin = compile(dir.path(), "static", &["-static"]);
-        let linkage = Linkage::read(&std::fs::read(&bin).unwrap()).unwrap();
+        let bytes = std::fs::read(&bin).unwrap();
+        let linkage = Linkage::read(&bytes).unwrap();
         assert!(linkage.is_static(), "{linkage:?}");
-        check_static(
-            &bin,
-            &std::fs::read(&bin).unwrap(),
-            &Target::host_musl().unwrap(),
-        )
-        .unwrap();
+        check_static(&bin, &bytes, &Target::host_musl().unwrap()).unwrap();
     }
 
     #[test]
