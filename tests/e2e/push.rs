@@ -2,7 +2,8 @@
 //! it pushes, skopeo and docker pull back; TLS with a test CA and htpasswd basic auth with
 //! credentials from a Docker config; which blobs a repeat push uploads, counted by a proxy;
 //! connections that drop, answers that stop midway, registries and credential helpers that
-//! never answer; upload locations on another host, which get no credentials; and registry
+//! never answer; upload locations on another host, and blob reads redirected to another host,
+//! which get no credentials; and registry
 //! error text, shown as the registry's words. Nothing is mocked and nothing skips.
 
 use std::io::Write;
@@ -61,11 +62,15 @@ fn tool_home(var: &str, default: &str) -> PathBuf {
 /// `cargo scratchimg` on `project`, pushing with `args`, with credentials only from `home`.
 fn push_command(home: &Home, project: &Path, target_dir: &Path, args: &[&str]) -> Command {
     require_musl_target();
+    let mut command = home_command(home, project);
+    command.arg("--target-dir").arg(target_dir).args(args);
+    command
+}
+
+/// `cargo scratchimg` on `project` with credentials only from `home`, no arguments yet.
+fn home_command(home: &Home, project: &Path) -> Command {
     let mut command = tool(project);
     command
-        .arg("--target-dir")
-        .arg(target_dir)
-        .args(args)
         .env("HOME", home.path())
         // rustup and cargo keep finding their own homes.
         .env("RUSTUP_HOME", tool_home("RUSTUP_HOME", ".rustup"))
@@ -591,6 +596,116 @@ fn an_upload_location_on_another_host_gets_no_basic_credentials() {
 #[test]
 fn an_upload_location_on_another_host_gets_no_bearer_token() {
     upload_location_on_another_host(Auth::Bearer);
+}
+
+/// `index --push` reading a pushed image from an htpasswd registry whose blob `GET`s answer
+/// with a redirect to another port (object storage, as S3-backed registries do), where a proxy
+/// records what arrives and passes it on with credentials of its own: the redirect is followed,
+/// the index is pushed, the registry's own requests carry the basic credentials, and the
+/// redirected blob read carries none.
+#[test]
+fn a_blob_read_redirected_to_another_host_gets_no_credentials() {
+    require_tool("skopeo", &["--version"]);
+    let home = Home::new();
+    let registry = Registry::start(Settings {
+        htpasswd: true,
+        ..Settings::default()
+    });
+    let storage = Proxy::start_with(
+        &registry.host,
+        proxy::Options {
+            authorization: Some(format!("Basic {}", basic_credentials(USER, PASSWORD))),
+            ..proxy::Options::default()
+        },
+    );
+    let storage_port: u16 = storage.host.rsplit(':').next().unwrap().parse().unwrap();
+    let front = Proxy::start(&registry.host, Fault::RedirectBlobGets(storage_port));
+    let config = home.docker_config("docker", &front.host, USER, PASSWORD);
+    let repository = format!("{}/scratchimg-e2e/redirected", front.host);
+    let (image, _) = pushed(
+        hello_push(
+            &home,
+            &[
+                "--platform",
+                "linux/amd64",
+                "--push",
+                &format!("{repository}:amd64"),
+                "--attach",
+                "none",
+            ],
+        )
+        .env("DOCKER_CONFIG", &config),
+    );
+    let manifest = image["digest"].as_str().unwrap();
+    assert_eq!(storage.heads(), vec![], "a push reads no blob");
+    front.reset();
+
+    // The index of the image by digest: its config is read, through the redirect.
+    let source = format!("{repository}@{manifest}");
+    let reference = format!("{repository}:index");
+    let output = home_command(&home, &example("hello"))
+        .args([
+            "index",
+            "--message-format",
+            "json",
+            "--push",
+            &reference,
+            &source,
+        ])
+        .env("DOCKER_CONFIG", &config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        result["images"],
+        serde_json::json!([{"platform": "linux/amd64", "digest": manifest, "source": source}])
+    );
+
+    // The registry's own requests carried the credentials, and its blob GET was redirected.
+    let front_heads = front.heads();
+    let config_digest = image["config_digest"].as_str().unwrap();
+    let blob_gets: Vec<_> = front_heads
+        .iter()
+        .filter(|r| r.line.starts_with("GET ") && r.line.contains("/blobs/"))
+        .collect();
+    assert_eq!(blob_gets.len(), 1, "{front_heads:#?}");
+    assert!(
+        blob_gets[0].line.contains(config_digest),
+        "{front_heads:#?}"
+    );
+    for request in front_heads.iter().filter(|r| r.line != "GET /v2/ HTTP/1.1") {
+        assert!(
+            request
+                .header("authorization")
+                .is_some_and(|v| v.starts_with("Basic ")),
+            "{request:?}"
+        );
+    }
+    // The other host got the blob GET, without them.
+    let redirected = storage.heads();
+    assert_eq!(redirected.len(), 1, "{redirected:#?}");
+    assert_eq!(
+        redirected[0].line,
+        format!("GET /v2/scratchimg-e2e/redirected/blobs/{config_digest} HTTP/1.1")
+    );
+    assert_eq!(
+        redirected[0].header("authorization"),
+        None,
+        "{redirected:?}"
+    );
+
+    // Straight to the registry: the index is there, and lists the image.
+    let raw: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("--creds={USER}:{PASSWORD}"),
+        "--raw",
+        &format!("docker://{}/scratchimg-e2e/redirected:index", registry.host),
+    ])))
+    .unwrap();
+    assert_eq!(raw["manifests"][0]["digest"], manifest);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! A TCP proxy on loopback in front of a registry: it records the head (request line and
 //! headers) of every HTTP request that passes, can add an `Authorization` of its own on the way
 //! to the registry, and can break connections or answers the way a failing network or registry
-//! does. Also [`Silent`], a server that takes connections and never answers.
+//! does, or send blob reads to another host. Also [`Silent`], a server that takes connections and never answers.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -25,6 +25,10 @@ pub enum Fault {
     /// Answers the first manifest `PUT` itself with this status and JSON body, instead of
     /// passing it on: the registry's error, as hostile as a test makes it.
     AnswerOnce(u16, &'static str),
+    /// Answers every blob `GET` (`GET …/blobs/sha256:…`) itself with a `307` to the same path
+    /// on `127.0.0.1:PORT`, instead of passing it on: a registry that serves blobs from another
+    /// host (object storage, a CDN), as registries backed by S3 do.
+    RedirectBlobGets(u16),
 }
 
 /// The head of one request that passed.
@@ -105,6 +109,10 @@ fn parse_head(head: &[u8]) -> (Request, u64) {
 
 fn is_blob_put(line: &str) -> bool {
     line.starts_with("PUT ") && line.contains("/blobs/uploads/")
+}
+
+fn is_blob_get(line: &str) -> bool {
+    line.starts_with("GET ") && line.contains("/blobs/sha256:")
 }
 
 fn is_manifest_put(line: &str) -> bool {
@@ -197,6 +205,17 @@ impl Connection {
                         let answer = format!(
                             "HTTP/1.1 {status} Forged\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
+                        );
+                        if client.write_all(answer.as_bytes()).is_err() {
+                            break 'connection;
+                        }
+                        continue;
+                    }
+                    Fault::RedirectBlobGets(port) if is_blob_get(&line) => {
+                        passing = false;
+                        let path = line.split(' ').nth(1).unwrap_or_default();
+                        let answer = format!(
+                            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}{path}\r\nContent-Length: 0\r\n\r\n"
                         );
                         if client.write_all(answer.as_bytes()).is_err() {
                             break 'connection;
@@ -391,6 +410,9 @@ mod tests {
         assert!(is_blob_put(&request.line));
         assert!(!is_blob_put("PUT /v2/a/manifests/1 HTTP/1.1"));
         assert!(is_manifest_put("PUT /v2/a/manifests/1 HTTP/1.1"));
+        assert!(is_blob_get("GET /v2/a/blobs/sha256:1 HTTP/1.1"));
+        assert!(!is_blob_get("HEAD /v2/a/blobs/sha256:1 HTTP/1.1"));
+        assert!(!is_blob_get("GET /v2/a/blobs/uploads/x HTTP/1.1"));
         let added = with_authorization(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "Basic eQ==");
         assert_eq!(
             added,
