@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use scratchimg_tests::proxy::{Fault, Proxy};
 use scratchimg_tests::registry::{Registry, Settings};
 use scratchimg_tests::{
     assert_amd64_then_arm64, example, require_musl_target, require_tool, run_ok, shared_target_dir,
@@ -10,12 +11,28 @@ use scratchimg_tests::{
 };
 
 fn index(host: &str, args: &[&str]) -> std::process::Output {
+    index_to(&format!("{host}/scratchimg-e2e/hello:multi"), args)
+}
+
+/// `index --push reference` of `args`, its result in JSON.
+fn index_to(reference: &str, args: &[&str]) -> std::process::Output {
     tool(&example("hello"))
-        .args(["index", "--message-format", "json", "--push"])
-        .arg(format!("{host}/scratchimg-e2e/hello:multi"))
+        .args(["index", "--message-format", "json", "--push", reference])
         .args(args)
         .output()
         .unwrap()
+}
+
+/// A build of hello for `platform` with `args` (`--push REF`, `-o PATH`, …); its JSON result.
+fn build(platform: &str, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&run_ok(
+        tool(&example("hello"))
+            .args(["--platform", platform, "--message-format", "json"])
+            .args(args)
+            .arg("--target-dir")
+            .arg(shared_target_dir("hello")),
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -141,4 +158,98 @@ fn an_amd64_push_and_an_arm64_tar_make_one_index() {
         .output()
         .unwrap();
     assert!(!tagged.status.success(), "no tag for a refused index");
+}
+
+/// An amd64 image pushed and named by digest (`REPO@sha256:…`) and an arm64 `--format oci-dir`
+/// output make the index that the same images as a tag and a tar make, listing each platform
+/// with its source's manifest; the same `index` again uploads no blob (counted by a proxy in
+/// front of the registry) and pushes the same index.
+#[test]
+fn an_image_by_digest_and_an_oci_dir_make_the_index_a_tag_and_a_tar_make() {
+    require_musl_target();
+    require_tool("skopeo", &["--version"]);
+    let registry = Registry::start(Settings::default());
+    let proxy = Proxy::start(&registry.host, Fault::None);
+    let work = tempfile::tempdir().unwrap();
+    let host = &proxy.host;
+    let amd64 = format!("{host}/scratchimg-e2e/bydigest:amd64");
+    let pushed = build("linux/amd64", &["--push", &amd64]);
+    let arm64_dir = work.path().join("hello-arm64");
+    let dir = arm64_dir.display().to_string();
+    let written = build("linux/arm64", &["--format", "oci-dir", "-o", &dir]);
+    let arm64_tar = work.path().join("hello-arm64.tar");
+    let tar = arm64_tar.display().to_string();
+    let written_tar = build("linux/arm64", &["-o", &tar]);
+    assert_eq!(written["digest"], written_tar["digest"], "one arm64 image");
+
+    let by_digest = format!(
+        "{host}/scratchimg-e2e/bydigest@{}",
+        pushed["digest"].as_str().unwrap()
+    );
+    let reference = format!("{host}/scratchimg-e2e/bydigest:multi");
+    proxy.reset();
+    let output = index_to(&reference, &[&by_digest, &dir]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let digest = result["digest"].as_str().unwrap();
+    assert_eq!(
+        result["pushed"],
+        serde_json::json!([format!("{reference}@{digest}")])
+    );
+    assert_eq!(
+        result["images"],
+        serde_json::json!([
+            {"platform": "linux/amd64", "digest": pushed["digest"], "source": by_digest},
+            {"platform": "linux/arm64/v8", "digest": written["digest"], "source": dir},
+        ])
+    );
+    assert!(
+        proxy.blob_uploads() > 0,
+        "the oci-dir's blobs were new: {:#?}",
+        proxy.requests()
+    );
+    let raw: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{}/scratchimg-e2e/bydigest:multi", registry.host),
+    ])))
+    .unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_amd64_then_arm64(&raw);
+    assert_eq!(raw["manifests"][0]["digest"], pushed["digest"]);
+    assert_eq!(raw["manifests"][1]["digest"], written["digest"]);
+
+    // The same command again: nothing uploaded, the same index.
+    proxy.reset();
+    let again = index_to(&reference, &[&by_digest, &dir]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["digest"], result["digest"]);
+    assert_eq!(proxy.blob_uploads(), 0, "{:#?}", proxy.requests());
+    assert_eq!(
+        proxy.count(&["POST ", "/blobs/uploads/"]),
+        0,
+        "{:#?}",
+        proxy.requests()
+    );
+    assert!(stderr.contains(": 0 blobs uploaded, "), "{stderr}");
+
+    // The tag and the tar of the same images: the same index.
+    let from_tag = index_to(
+        &format!("{host}/scratchimg-e2e/bydigest:from-tag"),
+        &[&amd64, &tar],
+    );
+    assert!(
+        from_tag.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_tag.stderr)
+    );
+    let from_tag: serde_json::Value = serde_json::from_slice(&from_tag.stdout).unwrap();
+    assert_eq!(from_tag["digest"], result["digest"]);
 }
