@@ -164,6 +164,97 @@ fn run_serves_web_on_loopback_and_stops_on_sigterm() {
     }
 }
 
+/// Images a test tagged under a name of its own, removed from both engines when it ends.
+struct Images(String);
+
+impl Images {
+    /// `scratchimg-e2e-WHAT-PID`, given to `run` with `-t` so the image is this test's alone.
+    fn new(what: &str) -> Images {
+        Images(format!("scratchimg-e2e-{what}-{}", std::process::id()))
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let image = format!("{}:scratchimg-run", self.0);
+        for engine in ["docker", "podman"] {
+            let _ = Command::new(engine)
+                .args(["rmi", "--force", &image])
+                .output();
+        }
+    }
+}
+
+/// `command` run under a pseudo-terminal by util-linux `script`: its stdin, stdout and stderr
+/// are the terminal, whose output is `script`'s stdout.
+fn under_terminal(command: &Command) -> Command {
+    fn quoted(word: &std::ffi::OsStr) -> String {
+        format!("'{}'", word.to_string_lossy().replace('\'', r"'\''"))
+    }
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(quoted)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        script.current_dir(dir);
+    }
+    script
+}
+
+/// With stdin and stdout a terminal, the container gets one (`--tty`): the program sees
+/// terminals on both; with stdin not a terminal, it sees none, in docker and podman.
+#[test]
+fn run_gives_the_container_a_terminal_when_it_has_one() {
+    require_tool("script", &["--version"]);
+    let images = Images::new("terminal");
+    for engine in ["docker", "podman"] {
+        require_tool(engine, &["version"]);
+        let args = ["--engine", engine, "-t", &images.0];
+        // Under a terminal: script's stdin is kept open until the run ends, so no EOF reaches it.
+        let mut child = under_terminal(&run(&fixture("terminal"), "terminal", &args))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let code = wait_for(&mut child, Duration::from_secs(600));
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let terminal = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            code,
+            Some(0),
+            "{engine}:\n{terminal}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            terminal.contains("tty: stdin true stdout true"),
+            "{engine}: the container has a terminal:\n{terminal}"
+        );
+        // Without one (stdin is null): none for the container either.
+        let output = run(&fixture("terminal"), "terminal", &args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{engine}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "tty: stdin false stdout false\n",
+            "{engine}: {stderr}"
+        );
+    }
+}
+
 /// containerd's socket here: Docker's own containerd.
 const DOCKERS_CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
 
