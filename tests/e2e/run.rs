@@ -185,6 +185,16 @@ impl Drop for Images {
     }
 }
 
+/// The containers an engine has that the tool with process id `pid` named.
+fn containers_of(engine: &str, pid: u32) -> String {
+    let prefix = format!("scratchimg-run-{pid}-");
+    leftovers(engine)
+        .lines()
+        .filter(|name| name.starts_with(&prefix))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `command` run under a pseudo-terminal by util-linux `script`: its stdin, stdout and stderr
 /// are the terminal, whose output is `script`'s stdout.
 fn under_terminal(command: &Command) -> Command {
@@ -251,6 +261,75 @@ fn run_gives_the_container_a_terminal_when_it_has_one() {
             String::from_utf8_lossy(&output.stdout),
             "tty: stdin false stdout false\n",
             "{engine}: {stderr}"
+        );
+    }
+}
+
+/// Ctrl-C, as a terminal sends it (SIGINT to the tool's process group), reaches the program
+/// once as SIGINT: web stops on it and exits 0, which is the tool's exit code, and its
+/// container is gone, in docker and podman.
+#[test]
+fn run_passes_ctrl_c_on_and_exits_with_the_programs_code() {
+    use std::os::unix::process::CommandExt;
+    require_tool("curl", &["--version"]);
+    let images = Images::new("web-sigint");
+    for engine in ["docker", "podman"] {
+        require_tool(engine, &["version"]);
+        let port = free_port();
+        let env = format!("PORT={port}");
+        let mut args = vec!["--engine", engine, "-e", &env, "-t", &images.0];
+        // docker here has no bridge network: the run takes the host's. podman publishes.
+        let publish = format!("{port}:{port}");
+        if engine == "podman" {
+            args.extend(["--publish", &publish]);
+        }
+        // The tool leads a process group, as a shell makes a foreground job.
+        let mut child = run(&example("web"), "web", &args)
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let answer = Command::new("curl")
+            .args([
+                "-fsS",
+                "--retry",
+                "600",
+                "--retry-connrefused",
+                "--retry-delay",
+                "1",
+                "--max-time",
+                "600",
+            ])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&answer.stdout),
+            "hello from a scratch image\n",
+            "{engine}: {}",
+            String::from_utf8_lossy(&answer.stderr)
+        );
+        assert_ne!(
+            containers_of(engine, pid),
+            "",
+            "{engine}: the container runs"
+        );
+        // Ctrl-C: SIGINT to the foreground process group, which is the tool's.
+        run_ok(Command::new("kill").args(["-INT", "--", &format!("-{pid}")]));
+        let code = wait_for(&mut child, Duration::from_secs(60));
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            code,
+            Some(0),
+            "{engine}: the program's own exit code: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(containers_of(engine, pid), "", "{engine}: nothing left");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{engine}: the server stopped"
         );
     }
 }
