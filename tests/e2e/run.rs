@@ -126,26 +126,7 @@ fn run_serves_web_on_loopback_and_stops_on_sigterm() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let answer = Command::new("curl")
-            .args([
-                "-fsS",
-                "--retry",
-                "600",
-                "--retry-connrefused",
-                "--retry-delay",
-                "1",
-                "--max-time",
-                "600",
-            ])
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&answer.stdout),
-            "hello from a scratch image\n",
-            "{engine}: {}",
-            String::from_utf8_lossy(&answer.stderr)
-        );
+        assert_web_answers(engine, port);
         // SIGTERM to the tool stops the container with its stop signal (SIGINT for web).
         run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
         let code = wait_for(&mut child, Duration::from_secs(60));
@@ -291,26 +272,7 @@ fn run_passes_ctrl_c_on_and_exits_with_the_programs_code() {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let answer = Command::new("curl")
-            .args([
-                "-fsS",
-                "--retry",
-                "600",
-                "--retry-connrefused",
-                "--retry-delay",
-                "1",
-                "--max-time",
-                "600",
-            ])
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&answer.stdout),
-            "hello from a scratch image\n",
-            "{engine}: {}",
-            String::from_utf8_lossy(&answer.stderr)
-        );
+        assert_web_answers(engine, port);
         assert_ne!(
             containers_of(engine, pid),
             "",
@@ -426,4 +388,28 @@ fn load_into_containerd_and_run_there_as_nonroot() {
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("exits: args []"));
     let containers = run_ok(ctr(&namespace.0).args(["containers", "ls", "--quiet"]));
     assert_eq!(containers.trim(), "", "ctr run --rm left nothing");
+}
+
+/// examples/web, run in `engine`, answers on `port` (waiting for it to start).
+fn assert_web_answers(engine: &str, port: u16) {
+    let answer = Command::new("curl")
+        .args([
+            "-fsS",
+            "--retry",
+            "600",
+            "--retry-connrefused",
+            "--retry-delay",
+            "1",
+            "--max-time",
+            "600",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout),
+        "hello from a scratch image\n",
+        "{engine}: {}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
 }
