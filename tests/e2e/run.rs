@@ -36,18 +36,30 @@ fn leftovers(engine: &str) -> String {
     ]))
 }
 
+/// The tests of this file one after another: podman 4.3 fails to list images while another
+/// process removes one, and each test counts what it left in the engines.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ENGINES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ENGINES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn run_gives_the_programs_output_and_exit_code_in_both_engines() {
+    let _engines = one_at_a_time();
     for engine in ["docker", "podman"] {
         require_tool(engine, &["version"]);
-        let before = leftovers(engine);
-        let output = run(
+        let child = run(
             &fixture("exits"),
             "exits",
             &["--engine", engine, "-e", "GREETING=hi", "--", "a", "b c"],
         )
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+        // Containers are named after the tool's pid: other tests' runs do not count.
+        let pid = child.id();
+        let output = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
@@ -63,7 +75,7 @@ fn run_gives_the_programs_output_and_exit_code_in_both_engines() {
             stderr.contains(&format!("Running exits:scratchimg-run in {engine}")),
             "{stderr}"
         );
-        assert_eq!(leftovers(engine), before, "{engine}: --rm");
+        assert_eq!(containers_of(engine, pid), "", "{engine}: --rm");
         // The run's tag names one image, replaced by each run.
         let images =
             run_ok(Command::new(engine).args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
@@ -109,10 +121,10 @@ fn wait_for(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
 
 #[test]
 fn run_serves_web_on_loopback_and_stops_on_sigterm() {
+    let _engines = one_at_a_time();
     for engine in ["docker", "podman"] {
         require_tool(engine, &["version"]);
         require_tool("curl", &["--version"]);
-        let before = leftovers(engine);
         let port = free_port();
         let env = format!("PORT={port}");
         let mut args = vec!["--engine", engine, "-e", &env];
@@ -128,7 +140,8 @@ fn run_serves_web_on_loopback_and_stops_on_sigterm() {
             .unwrap();
         assert_web_answers(engine, port);
         // SIGTERM to the tool stops the container with its stop signal (SIGINT for web).
-        run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        let pid = child.id();
+        run_ok(Command::new("kill").args(["-TERM", &pid.to_string()]));
         let code = wait_for(&mut child, Duration::from_secs(60));
         let output = child.wait_with_output().unwrap();
         assert_eq!(
@@ -137,7 +150,11 @@ fn run_serves_web_on_loopback_and_stops_on_sigterm() {
             "{engine}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert_eq!(leftovers(engine), before, "{engine}: nothing left running");
+        assert_eq!(
+            containers_of(engine, pid),
+            "",
+            "{engine}: nothing left running"
+        );
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "{engine}: the server stopped"
@@ -205,6 +222,7 @@ fn under_terminal(command: &Command) -> Command {
 /// terminals on both; with stdin not a terminal, it sees none, in docker and podman.
 #[test]
 fn run_gives_the_container_a_terminal_when_it_has_one() {
+    let _engines = one_at_a_time();
     require_tool("script", &["--version"]);
     let images = Images::new("terminal");
     for engine in ["docker", "podman"] {
@@ -251,6 +269,7 @@ fn run_gives_the_container_a_terminal_when_it_has_one() {
 /// container is gone, in docker and podman.
 #[test]
 fn run_passes_ctrl_c_on_and_exits_with_the_programs_code() {
+    let _engines = one_at_a_time();
     use std::os::unix::process::CommandExt;
     require_tool("curl", &["--version"]);
     let images = Images::new("web-sigint");
@@ -329,6 +348,7 @@ impl Drop for Namespace {
 
 #[test]
 fn load_into_containerd_and_run_there_as_nonroot() {
+    let _engines = one_at_a_time();
     require_tool("ctr", &["--version"]);
     let namespace = Namespace(format!("scratchimg-e2e-{}", std::process::id()));
     let output = tool(&example("hello"))
