@@ -1,11 +1,14 @@
 //! What one run keeps for the next: the next run starts the last run's `cargo build` before
 //! planning and goes on with it only when the plan is the same; a changed plan or a failed
-//! run never shows the build it stopped.
+//! run never shows the build it stopped. The program is read while that build runs, and the
+//! read is used only when cargo left the file as it was.
 
 use std::path::Path;
 use std::process::Output;
 
-use scratchimg_tests::{assert_success, fixture_copy, require_musl_target, tool};
+use scratchimg_tests::{
+    assert_success, fixture_copy, host_musl_target, require_musl_target, tar_member, tool,
+};
 
 const STARTED: &str = "early: the last run's build";
 const WENT_ON: &str = "went on with the build started early";
@@ -88,4 +91,68 @@ fn a_rerun_goes_on_with_the_build_it_started_and_a_new_plan_stops_it() {
         "a stopped build showed:\n{stderr}"
     );
     assert!(!stderr.contains("Compiling"), "{stderr}");
+}
+
+const READ_AHEAD: &str = "while cargo found it up to date";
+
+/// `/app/server` in the top layer of the image in `archive`, as `result` describes it.
+fn program_in(archive: &Path, result: &serde_json::Value) -> Vec<u8> {
+    let layers = result["layers"].as_array().unwrap();
+    let digest = layers.last().unwrap()["digest"].as_str().unwrap();
+    let layer = tempfile::NamedTempFile::new().unwrap();
+    let blob = tar_member(archive, &format!("blobs/sha256/{}", &digest[7..]));
+    std::fs::write(layer.path(), blob).unwrap();
+    tar_member(layer.path(), "app/server")
+}
+
+/// The program is read while cargo checks that it is up to date, and that read is used only
+/// when cargo left the file as it was: after a code change the image holds the new program,
+/// byte for byte the one cargo built.
+#[test]
+fn the_program_read_beside_cargo_is_used_only_when_cargo_left_it() {
+    require_musl_target();
+    let dir = fixture_copy("multi-bin");
+    let archive = dir.path().join("server.tar");
+    let run = || {
+        let mut command = tool(dir.path());
+        command
+            .args(["-v", "--bin", "server", "--message-format", "json", "-o"])
+            .arg(&archive);
+        let output = command.output().unwrap();
+        assert_success(&command, &output);
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        (result, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let built = dir.path().join(format!(
+        "target/{}/scratchimg-release/server",
+        host_musl_target()
+    ));
+
+    let (first, stderr) = run();
+    assert!(!stderr.contains(READ_AHEAD), "nothing built yet:\n{stderr}");
+    let (second, stderr) = run();
+    let line = stderr.lines().find(|l| l.contains(READ_AHEAD));
+    assert!(
+        line.is_some_and(|l| l.contains(&built.display().to_string())),
+        "the rerun reads the program beside cargo:\n{stderr}"
+    );
+    assert_eq!(second["digest"], first["digest"]);
+    assert_eq!(
+        program_in(&archive, &second),
+        std::fs::read(&built).unwrap()
+    );
+
+    // A code change: cargo links a new program where the old one was read.
+    let source = dir.path().join("src/bin/server.rs");
+    std::fs::write(&source, "fn main() { println!(\"server, changed\"); }\n").unwrap();
+    let (third, stderr) = run();
+    assert!(stderr.contains("Compiling"), "{stderr}");
+    assert!(!stderr.contains(READ_AHEAD), "{stderr}");
+    assert_ne!(third["digest"], second["digest"]);
+    let program = program_in(&archive, &third);
+    assert_eq!(program, std::fs::read(&built).unwrap());
+    assert!(
+        program.windows(15).any(|w| w == b"server, changed"),
+        "the image holds the program built from the change"
+    );
 }

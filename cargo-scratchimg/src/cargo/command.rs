@@ -15,6 +15,7 @@ use cargo_metadata::{Message, PackageId, TargetKind};
 use serde::{Deserialize, Serialize};
 
 use super::BuiltBinary;
+use super::preread::Preread;
 use super::wrapper;
 use crate::process::Group;
 use crate::report::Verbosity;
@@ -155,6 +156,16 @@ pub(crate) struct Build {
 }
 
 impl Build {
+    /// Where cargo puts the binaries of this build: its target directory, target and profile.
+    pub(crate) fn executables(&self) -> Vec<PathBuf> {
+        let dir = self
+            .target_dir
+            .join(&self.target.triple)
+            .join(self.request.profile.name());
+        let bins = self.request.packages.iter().flat_map(|p| &p.bins);
+        bins.map(|bin| dir.join(bin)).collect()
+    }
+
     /// `cargo build` with cargo's messages on stdout and its progress and diagnostics on ours.
     pub(crate) fn command(&self, cargo: &Path) -> Command {
         let request = &self.request;
@@ -234,6 +245,8 @@ pub(crate) struct Running {
     pub(super) child: Group,
     /// The thread passing an early build's stderr on (see [`super::early`]).
     pub(super) stderr: Option<std::thread::JoinHandle<()>>,
+    /// The binaries as read while cargo ran.
+    pub(super) preread: Option<Preread>,
 }
 
 impl Running {
@@ -248,12 +261,17 @@ impl Running {
         Ok(Running {
             child,
             stderr: None,
+            preread: None,
         })
     }
 
     /// Reads cargo's messages to their end: where cargo put each binary `build` asked for.
     pub(crate) fn collect(self, build: &Build) -> Result<Vec<BuiltBinary>> {
-        let Running { mut child, stderr } = self;
+        let Running {
+            mut child,
+            stderr,
+            mut preread,
+        } = self;
         let stdout = child.child().stdout.take().expect("stdout is piped");
         let mut executables: HashMap<(PackageId, String), PathBuf> = HashMap::new();
         for message in Message::parse_stream(BufReader::new(stdout)) {
@@ -289,12 +307,19 @@ impl Running {
                         package.name
                     );
                 };
-                let (bytes, sha256) = read_shared(&path)
-                    .with_context(|| format!("could not read {}", path.display()))?;
+                let read = preread.as_mut().and_then(|preread| preread.take(&path));
+                let read_ahead = read.is_some();
+                let (bytes, sha256) = match read {
+                    Some(read) => read,
+                    None => std::fs::File::open(&path)
+                        .and_then(|mut file| read_shared(&mut file))
+                        .with_context(|| format!("could not read {}", path.display()))?,
+                };
                 built.push(BuiltBinary {
                     path,
                     bytes,
                     sha256,
+                    read_ahead,
                     name: bin.clone(),
                     package: package.name.clone(),
                     version: package.version.clone(),
@@ -309,10 +334,11 @@ impl Running {
 /// A file's bytes, read straight into the shared buffer every later stage reads (a binary may
 /// be 100 MB, and a `Vec` turned into an `Arc` would be copied), and their SHA-256, computed on
 /// another thread while the rest is read.
-fn read_shared(path: &Path) -> std::io::Result<(std::sync::Arc<[u8]>, oci_spec::image::Digest)> {
+pub(super) fn read_shared(
+    file: &mut std::fs::File,
+) -> std::io::Result<(std::sync::Arc<[u8]>, oci_spec::image::Digest)> {
     use sha2::Digest as _;
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
     let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
     // One allocation of the right size, zeroed by the allocator: for a large one that is fresh
     // pages from the kernel, so nothing writes 100 MB of zeros before the read fills them (that
@@ -358,11 +384,12 @@ pub(crate) mod tests {
         let path = dir.path().join("bin");
         let data: Vec<u8> = (0..(9 << 20) + 3).map(|i: u32| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let (bytes, digest) = read_shared(&path).unwrap();
+        let read = |path: &Path| read_shared(&mut std::fs::File::open(path).unwrap());
+        let (bytes, digest) = read(&path).unwrap();
         assert!(bytes[..] == data[..]);
         assert_eq!(digest, crate::image::sha256(&data));
         std::fs::write(&path, b"").unwrap();
-        assert_eq!(read_shared(&path).unwrap().1, crate::image::sha256(b""));
+        assert_eq!(read(&path).unwrap().1, crate::image::sha256(b""));
     }
 
     pub(crate) fn request() -> BuildRequest {

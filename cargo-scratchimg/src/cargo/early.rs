@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use anyhow::Result;
 
 use super::command::{Build, Running};
+use super::preread::Preread;
 use crate::cache::Keyed;
 use crate::env::Env;
 use crate::image::sha256;
@@ -40,6 +41,8 @@ struct EarlyBuild {
     build: Build,
     child: Option<Group>,
     stderr: Option<(Arc<Mutex<Held>>, JoinHandle<()>)>,
+    /// Its binaries, read while it runs.
+    preread: Option<Preread>,
 }
 
 /// cargo's stderr: kept until adopted, then passed through.
@@ -88,27 +91,31 @@ impl EarlyBuild {
                 }
             })
         };
+        let preread = Some(Preread::start(&build));
         Some(EarlyBuild {
             build,
             child: Some(child),
             stderr: Some((held, forward)),
+            preread,
         })
     }
 
     /// The running build, if it is exactly `build`, with what it printed so far shown; else
-    /// `None`, and it is stopped.
-    fn adopt(mut self, build: &Build) -> Option<Running> {
+    /// it is stopped, and its reads of its binaries are handed back.
+    fn adopt(mut self, build: &Build) -> Result<Running, Option<Preread>> {
         if self.build != *build {
-            return None;
+            return Err(self.preread.take());
         }
-        let child = self.child.take()?;
-        let (held, forward) = self.stderr.take()?;
+        let (Some(child), Some((held, forward))) = (self.child.take(), self.stderr.take()) else {
+            return Err(self.preread.take());
+        };
         let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
         let _ = std::io::stderr().write_all(&held.bytes);
         held.adopted = true;
-        Some(Running {
+        Ok(Running {
             child,
             stderr: Some(forward),
+            preread: self.preread.take(),
         })
     }
 }
@@ -179,13 +186,22 @@ impl Early {
     pub(crate) fn run(&mut self, build: &Build, cargo: &Path) -> Result<(Running, bool)> {
         // Only a run's first build is kept, and only it can be the early one.
         let key = self.key.take();
-        if let Some(running) = self.started.take().and_then(|early| early.adopt(build)) {
-            return Ok((running, true));
-        }
+        let preread = match self.started.take().map(|early| early.adopt(build)) {
+            Some(Ok(running)) => return Ok((running, true)),
+            // The build stopped, its reads go on for this one: they are used only where they
+            // match what cargo reports.
+            Some(Err(preread)) => preread,
+            None => None,
+        };
         if let Some(key) = key {
             builds(&build.target_dir).put(&key, build);
         }
-        Ok((Running::spawn(build.command(cargo))?, false))
+        let preread = preread
+            .filter(|preread| preread.reads(&build.executables()))
+            .unwrap_or_else(|| Preread::start(build));
+        let mut running = Running::spawn(build.command(cargo))?;
+        running.preread = Some(preread);
+        Ok((running, false))
     }
 }
 
@@ -359,10 +375,10 @@ mod tests {
     fn the_same_build_is_adopted_and_another_is_stopped() {
         let f = Fixture::new();
         let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
-        let running = early.adopt(&f.build("one")).expect("adopted");
+        let running = early.adopt(&f.build("one")).ok().expect("adopted");
         assert!(output(running).starts_with("one\n"));
         let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
-        assert!(early.adopt(&f.build("two")).is_none());
+        assert!(early.adopt(&f.build("two")).is_err());
     }
 
     #[test]

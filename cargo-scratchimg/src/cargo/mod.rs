@@ -1,6 +1,6 @@
 //! Everything that runs cargo or rustc: reading the workspace ([`workspace`]), resolving crate
-//! graphs ([`graph`]), the `cargo build` itself ([`command`]) and the one started early
-//! ([`early`]), the target's standard library and `rustc -vV` ([`toolchain`]), cross linkers
+//! graphs ([`graph`]), the `cargo build` itself ([`command`]), the one started early
+//! ([`early`]) and the binaries read while it runs ([`preread`]), the target's standard library and `rustc -vV` ([`toolchain`]), cross linkers
 //! ([`linker`]), this executable as rustc's wrapper ([`wrapper`], [`remap`]), and the check
 //! that what cargo built is static ([`elf`]).
 
@@ -9,6 +9,7 @@ pub(crate) mod early;
 pub(crate) mod elf;
 pub(crate) mod graph;
 pub(crate) mod linker;
+pub(crate) mod preread;
 pub(crate) mod remap;
 pub(crate) mod toolchain;
 pub(crate) mod workspace;
@@ -95,6 +96,8 @@ pub(crate) struct BuiltBinary {
     pub bytes: Arc<[u8]>,
     /// The SHA-256 of `bytes`, computed as they were read.
     pub sha256: oci_spec::image::Digest,
+    /// Read while cargo ran, since it was up to date (see [`preread`]).
+    pub read_ahead: bool,
     /// The binary target's name, e.g. `hello`.
     pub name: String,
     pub package: String,

@@ -91,6 +91,11 @@ pub(crate) fn compile(
         }
         for binary in &binaries {
             elf::check_static(&binary.path, &binary.bytes, target)?;
+            if binary.read_ahead {
+                report.verbose("Read", &|| {
+                    format!("{} while cargo found it up to date", binary.path.display())
+                });
+            }
         }
         builds.push(PlatformBuild {
             target: target.clone(),

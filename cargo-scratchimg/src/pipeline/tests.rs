@@ -97,6 +97,7 @@ fn fake_compile(
                     path: target_dir.join(&target.triple).join(bin),
                     sha256: crate::image::sha256(&bytes),
                     bytes: bytes.into(),
+                    read_ahead: false,
                     name: bin.clone(),
                     package: package.name.clone(),
                     version: package.version.clone(),

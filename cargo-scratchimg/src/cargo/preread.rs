@@ -1,0 +1,210 @@
+//! The binaries a build will most likely give, read and hashed while cargo finds them up to
+//! date.
+//!
+//! With the build up to date, cargo takes about as long to say so as reading and hashing a
+//! 100 MB program takes, and one core is idle meanwhile: so the program is read beside cargo,
+//! from where a build like this one puts it. A read is used only for the path cargo reports,
+//! and only if that path is still the very file that was read (device, inode, size, modification
+//! and change times, the same before the read, after it, and after cargo ended). A binary cargo
+//! rebuilt is a new file, and one rewritten in place has a new change time, so either is read
+//! anew: a wrong guess costs a read, never bytes.
+
+use std::fs::{File, Metadata};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use oci_spec::image::Digest;
+
+use super::command::{Build, read_shared};
+
+/// Reads of a build's binaries, started with the build.
+pub(crate) struct Preread {
+    paths: Vec<PathBuf>,
+    reading: Option<JoinHandle<Vec<ReadAhead>>>,
+    read: Vec<ReadAhead>,
+}
+
+/// One binary as it was read.
+struct ReadAhead {
+    path: PathBuf,
+    identity: Identity,
+    bytes: Arc<[u8]>,
+    sha256: Digest,
+}
+
+/// What tells one file from another, and a file from itself after a write.
+#[derive(Debug, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Identity {
+    fn of(meta: &Metadata) -> Identity {
+        Identity {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+impl Preread {
+    /// Starts reading, on a thread of its own, the binaries `build` would put where a build like
+    /// it put them last time.
+    pub(crate) fn start(build: &Build) -> Preread {
+        Preread::of(build.executables())
+    }
+
+    fn of(paths: Vec<PathBuf>) -> Preread {
+        let reading = {
+            let paths = paths.clone();
+            std::thread::Builder::new()
+                .name("preread".into())
+                .spawn(move || paths.into_iter().filter_map(read_ahead).collect())
+                .ok()
+        };
+        Preread {
+            paths,
+            reading,
+            read: Vec::new(),
+        }
+    }
+
+    /// Whether these are the paths it reads.
+    pub(crate) fn reads(&self, paths: &[PathBuf]) -> bool {
+        self.paths == paths
+    }
+
+    /// The bytes and SHA-256 of the file at `path`, if it was read ahead and is still that file;
+    /// waits for the reads to end. Call it once cargo has ended.
+    pub(crate) fn take(&mut self, path: &Path) -> Option<(Arc<[u8]>, Digest)> {
+        self.wait();
+        let index = self.read.iter().position(|read| read.path == path)?;
+        let read = self.read.swap_remove(index);
+        let now = Identity::of(&std::fs::metadata(path).ok()?);
+        (now == read.identity).then_some((read.bytes, read.sha256))
+    }
+
+    fn wait(&mut self) {
+        if let Some(reading) = self.reading.take() {
+            self.read = reading.join().unwrap_or_default();
+        }
+    }
+}
+
+/// `path` read whole if it is a regular file that did not change while it was read. Opened
+/// without waiting, so a FIFO put there never blocks the thread.
+fn read_ahead(path: PathBuf) -> Option<ReadAhead> {
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .ok()?;
+    let before = file.metadata().ok()?;
+    if !before.is_file() {
+        return None;
+    }
+    let (bytes, sha256) = read_shared(&mut file).ok()?;
+    let identity = Identity::of(&before);
+    (Identity::of(&file.metadata().ok()?) == identity).then_some(ReadAhead {
+        path,
+        identity,
+        bytes,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn program(dir: &Path, bytes: &[u8]) -> PathBuf {
+        let path = dir.join("app");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_unchanged_file_is_taken_with_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(5 << 20) + 7).map(|i: u32| (i % 253) as u8).collect();
+        let path = program(dir.path(), &data);
+        let mut preread = Preread::of(vec![path.clone()]);
+        let (bytes, sha256) = preread.take(&path).expect("read ahead");
+        assert!(bytes[..] == data[..]);
+        assert_eq!(sha256, crate::image::sha256(&data));
+        // Once: a second call reads the file itself.
+        assert!(preread.take(&path).is_none());
+    }
+
+    #[test]
+    fn only_the_paths_read_are_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = program(dir.path(), b"one");
+        let mut preread = Preread::of(vec![path, dir.path().join("absent")]);
+        assert!(preread.take(&dir.path().join("other")).is_none());
+        assert!(preread.take(&dir.path().join("absent")).is_none());
+    }
+
+    /// cargo links a new file and puts it at the path: another inode.
+    #[test]
+    fn a_file_replaced_after_the_read_is_read_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = program(dir.path(), b"old program");
+        let mut preread = Preread::of(vec![path.clone()]);
+        preread.wait();
+        let new = dir.path().join("new");
+        std::fs::write(&new, b"new program").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        assert!(preread.take(&path).is_none());
+    }
+
+    /// The same inode, size and modification time, other bytes: the change time tells.
+    #[test]
+    fn a_file_rewritten_in_place_is_read_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = program(dir.path(), b"old program");
+        let modified = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let mut preread = Preread::of(vec![path.clone()]);
+        preread.wait();
+        // File times come from a clock that ticks every few milliseconds.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut file = File::options().write(true).open(&path).unwrap();
+        file.write_all(b"new program").unwrap();
+        file.set_modified(modified).unwrap();
+        drop(file);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.len(), meta.modified().unwrap()), (11, modified));
+        assert!(preread.take(&path).is_none());
+    }
+
+    #[test]
+    fn a_fifo_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut preread = Preread::of(vec![path.clone()]);
+        assert!(preread.take(&path).is_none());
+    }
+}
