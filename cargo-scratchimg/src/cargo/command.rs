@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{Message, PackageId, TargetKind};
@@ -312,7 +313,7 @@ impl Running {
                 let (bytes, sha256) = match read {
                     Some(read) => read,
                     None => std::fs::File::open(&path)
-                        .and_then(|mut file| read_shared(&mut file))
+                        .and_then(|mut file| read_shared(&mut file, &AtomicBool::new(false)))
                         .with_context(|| format!("could not read {}", path.display()))?,
                 };
                 built.push(BuiltBinary {
@@ -333,9 +334,10 @@ impl Running {
 
 /// A file's bytes, read straight into the shared buffer every later stage reads (a binary may
 /// be 100 MB, and a `Vec` turned into an `Arc` would be copied), and their SHA-256, computed on
-/// another thread while the rest is read.
+/// another thread while the rest is read. Setting `stop` ends it between two chunks.
 pub(super) fn read_shared(
     file: &mut std::fs::File,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<(std::sync::Arc<[u8]>, oci_spec::image::Digest)> {
     use sha2::Digest as _;
     use std::io::Read;
@@ -357,6 +359,9 @@ pub(super) fn read_shared(
             crate::image::digest_of(hasher.finalize())
         });
         for chunk in buffer.chunks_mut(4 << 20) {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
             file.read_exact(chunk)?;
             let chunk: &[u8] = chunk;
             chunks
@@ -384,7 +389,12 @@ pub(crate) mod tests {
         let path = dir.path().join("bin");
         let data: Vec<u8> = (0..(9 << 20) + 3).map(|i: u32| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let read = |path: &Path| read_shared(&mut std::fs::File::open(path).unwrap());
+        let read = |path: &Path| {
+            read_shared(
+                &mut std::fs::File::open(path).unwrap(),
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+        };
         let (bytes, digest) = read(&path).unwrap();
         assert!(bytes[..] == data[..]);
         assert_eq!(digest, crate::image::sha256(&data));

@@ -378,7 +378,9 @@ mod tests {
         let running = early.adopt(&f.build("one")).ok().expect("adopted");
         assert!(output(running).starts_with("one\n"));
         let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
-        assert!(early.adopt(&f.build("two")).is_err());
+        // Stopped, it hands over the reads of its binaries.
+        let preread = early.adopt(&f.build("two")).err().flatten();
+        assert!(preread.is_some_and(|p| p.reads(&f.build("one").executables())));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Everything that runs cargo or rustc: reading the workspace ([`workspace`]), resolving crate
 //! graphs ([`graph`]), the `cargo build` itself ([`command`]), the one started early
-//! ([`early`]) and the binaries read while it runs ([`preread`]), the target's standard library and `rustc -vV` ([`toolchain`]), cross linkers
-//! ([`linker`]), this executable as rustc's wrapper ([`wrapper`], [`remap`]), and the check
-//! that what cargo built is static ([`elf`]).
+//! ([`early`]) and the binaries read while it runs ([`preread`]), the target's standard library
+//! and `rustc -vV` ([`toolchain`]), cross linkers ([`linker`]), this executable as rustc's
+//! wrapper ([`wrapper`], [`remap`]), and the check that what cargo built is static ([`elf`]).
 
 pub(crate) mod command;
 pub(crate) mod early;

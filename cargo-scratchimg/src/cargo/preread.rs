@@ -5,30 +5,36 @@
 //! 100 MB program takes, and one core is idle meanwhile: so the program is read beside cargo,
 //! from where a build like this one puts it. A read is used only for the path cargo reports,
 //! and only if that path is still the very file that was read (device, inode, size, modification
-//! and change times, the same before the read, after it, and after cargo ended). A binary cargo
-//! rebuilt is a new file, and one rewritten in place has a new change time, so either is read
-//! anew: a wrong guess costs a read, never bytes.
+//! and change times, the same before the read, after it, and after cargo ended; the file is
+//! held open meanwhile, so its inode cannot go to another). cargo and linkers put a new file in
+//! place rather than rewrite one, and a file rewritten in place across a tick of the file clock
+//! has a new change time, so a rebuilt program is read anew: a wrong guess costs a read, never
+//! bytes. A read no longer wanted is stopped between two 4 MiB chunks, so two copies of a
+//! program are never held for long.
 
 use std::fs::{File, Metadata};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use oci_spec::image::Digest;
 
 use super::command::{Build, read_shared};
 
-/// Reads of a build's binaries, started with the build.
+/// Reads of a build's binaries, started with the build; stopped when dropped.
 pub(crate) struct Preread {
     paths: Vec<PathBuf>,
-    reading: Option<JoinHandle<Vec<ReadAhead>>>,
-    read: Vec<ReadAhead>,
+    reading: Option<JoinHandle<Vec<Unchanged>>>,
+    stop: Arc<AtomicBool>,
+    read: Vec<Unchanged>,
 }
 
-/// One binary as it was read.
-struct ReadAhead {
+/// One binary as it was read, and the file it was read from, still open.
+struct Unchanged {
     path: PathBuf,
+    _file: File,
     identity: Identity,
     bytes: Arc<[u8]>,
     sha256: Digest,
@@ -60,20 +66,25 @@ impl Preread {
     /// Starts reading, on a thread of its own, the binaries `build` would put where a build like
     /// it put them last time.
     pub(crate) fn start(build: &Build) -> Preread {
-        Preread::of(build.executables())
+        Preread::reading(build.executables())
     }
 
-    fn of(paths: Vec<PathBuf>) -> Preread {
+    fn reading(paths: Vec<PathBuf>) -> Preread {
+        let stop = Arc::new(AtomicBool::new(false));
         let reading = {
-            let paths = paths.clone();
+            let (paths, stop) = (paths.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("preread".into())
-                .spawn(move || paths.into_iter().filter_map(read_ahead).collect())
+                .spawn(move || {
+                    let read = |path| read_unchanged(path, &stop);
+                    paths.into_iter().filter_map(read).collect()
+                })
                 .ok()
         };
         Preread {
             paths,
             reading,
+            stop,
             read: Vec::new(),
         }
     }
@@ -100,9 +111,16 @@ impl Preread {
     }
 }
 
+impl Drop for Preread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wait();
+    }
+}
+
 /// `path` read whole if it is a regular file that did not change while it was read. Opened
 /// without waiting, so a FIFO put there never blocks the thread.
-fn read_ahead(path: PathBuf) -> Option<ReadAhead> {
+fn read_unchanged(path: PathBuf, stop: &AtomicBool) -> Option<Unchanged> {
     let mut file = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -112,10 +130,11 @@ fn read_ahead(path: PathBuf) -> Option<ReadAhead> {
     if !before.is_file() {
         return None;
     }
-    let (bytes, sha256) = read_shared(&mut file).ok()?;
+    let (bytes, sha256) = read_shared(&mut file, stop).ok()?;
     let identity = Identity::of(&before);
-    (Identity::of(&file.metadata().ok()?) == identity).then_some(ReadAhead {
+    (Identity::of(&file.metadata().ok()?) == identity).then_some(Unchanged {
         path,
+        _file: file,
         identity,
         bytes,
         sha256,
@@ -140,7 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..(5 << 20) + 7).map(|i: u32| (i % 253) as u8).collect();
         let path = program(dir.path(), &data);
-        let mut preread = Preread::of(vec![path.clone()]);
+        let mut preread = Preread::reading(vec![path.clone()]);
         let (bytes, sha256) = preread.take(&path).expect("read ahead");
         assert!(bytes[..] == data[..]);
         assert_eq!(sha256, crate::image::sha256(&data));
@@ -152,7 +171,7 @@ mod tests {
     fn only_the_paths_read_are_taken() {
         let dir = tempfile::tempdir().unwrap();
         let path = program(dir.path(), b"one");
-        let mut preread = Preread::of(vec![path, dir.path().join("absent")]);
+        let mut preread = Preread::reading(vec![path, dir.path().join("absent")]);
         assert!(preread.take(&dir.path().join("other")).is_none());
         assert!(preread.take(&dir.path().join("absent")).is_none());
     }
@@ -162,7 +181,7 @@ mod tests {
     fn a_file_replaced_after_the_read_is_read_anew() {
         let dir = tempfile::tempdir().unwrap();
         let path = program(dir.path(), b"old program");
-        let mut preread = Preread::of(vec![path.clone()]);
+        let mut preread = Preread::reading(vec![path.clone()]);
         preread.wait();
         let new = dir.path().join("new");
         std::fs::write(&new, b"new program").unwrap();
@@ -182,7 +201,7 @@ mod tests {
             .unwrap()
             .set_modified(modified)
             .unwrap();
-        let mut preread = Preread::of(vec![path.clone()]);
+        let mut preread = Preread::reading(vec![path.clone()]);
         preread.wait();
         // File times come from a clock that ticks every few milliseconds.
         std::thread::sleep(Duration::from_millis(20));
@@ -204,7 +223,26 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let mut preread = Preread::of(vec![path.clone()]);
-        assert!(preread.take(&path).is_none());
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut preread = Preread::reading(vec![path.clone()]);
+            let _ = done.send(preread.take(&path).is_none());
+        });
+        let taken = ended.recv_timeout(Duration::from_secs(10));
+        assert_eq!(taken, Ok(true), "the read waited on the FIFO");
+    }
+
+    /// A read no longer wanted stops between two chunks rather than reading the whole file.
+    #[test]
+    fn a_read_no_longer_wanted_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = program(dir.path(), &vec![7; 9 << 20]);
+        assert!(read_unchanged(path.clone(), &AtomicBool::new(true)).is_none());
+        assert!(read_unchanged(path.clone(), &AtomicBool::new(false)).is_some());
+        // Dropping a preread tells its thread to stop, and waits for it.
+        let preread = Preread::reading(vec![path]);
+        let stop = preread.stop.clone();
+        drop(preread);
+        assert!(stop.load(Ordering::Relaxed));
     }
 }

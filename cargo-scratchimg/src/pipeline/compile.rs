@@ -81,6 +81,8 @@ pub(crate) fn compile(
                 &format!("{}: the dependency list is out of date", names.join(", ")),
             );
             build.clean(&env.cargo, &stale)?;
+            // Not held while the new ones are read.
+            drop(std::mem::take(&mut binaries));
             binaries = Running::spawn(build.command(&env.cargo))?.collect(&build)?;
             if !stale_lists(&lists, &binaries).is_empty() {
                 bail!(
