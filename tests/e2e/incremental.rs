@@ -95,14 +95,36 @@ fn a_rerun_goes_on_with_the_build_it_started_and_a_new_plan_stops_it() {
 
 const READ_AHEAD: &str = "while cargo found it up to date";
 
-/// `/app/server` in the top layer of the image in `archive`, as `result` describes it.
-fn program_in(archive: &Path, result: &serde_json::Value) -> Vec<u8> {
+/// `/app/<bin>` in the top layer of the image in `archive`, as `result` describes it.
+fn program_in(archive: &Path, result: &serde_json::Value, bin: &str) -> Vec<u8> {
     let layers = result["layers"].as_array().unwrap();
     let digest = layers.last().unwrap()["digest"].as_str().unwrap();
     let layer = tempfile::NamedTempFile::new().unwrap();
     let blob = tar_member(archive, &format!("blobs/sha256/{}", &digest[7..]));
     std::fs::write(layer.path(), blob).unwrap();
-    tar_member(layer.path(), "app/server")
+    tar_member(layer.path(), &format!("app/{bin}"))
+}
+
+/// `cargo scratchimg -v --message-format json -o ARCHIVE` with `args` in `dir`: its result and
+/// what it said.
+fn written(dir: &Path, args: &[&str], archive: &Path) -> (serde_json::Value, String) {
+    let mut command = tool(dir);
+    command
+        .args(["-v", "--message-format", "json", "-o"])
+        .arg(archive)
+        .args(args);
+    let output = command.output().unwrap();
+    assert_success(&command, &output);
+    let result = serde_json::from_slice(&output.stdout).unwrap();
+    (result, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Where cargo puts `bin` of the fixture in `dir`.
+fn built(dir: &Path, bin: &str) -> std::path::PathBuf {
+    dir.join(format!(
+        "target/{}/scratchimg-release/{bin}",
+        host_musl_target()
+    ))
 }
 
 /// The program is read while cargo checks that it is up to date, and that read is used only
@@ -113,20 +135,8 @@ fn the_program_read_beside_cargo_is_used_only_when_cargo_left_it() {
     require_musl_target();
     let dir = fixture_copy("multi-bin");
     let archive = dir.path().join("server.tar");
-    let run = || {
-        let mut command = tool(dir.path());
-        command
-            .args(["-v", "--bin", "server", "--message-format", "json", "-o"])
-            .arg(&archive);
-        let output = command.output().unwrap();
-        assert_success(&command, &output);
-        let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        (result, String::from_utf8_lossy(&output.stderr).into_owned())
-    };
-    let built = dir.path().join(format!(
-        "target/{}/scratchimg-release/server",
-        host_musl_target()
-    ));
+    let run = || written(dir.path(), &["--bin", "server"], &archive);
+    let built = built(dir.path(), "server");
 
     let (first, stderr) = run();
     assert!(!stderr.contains(READ_AHEAD), "nothing built yet:\n{stderr}");
@@ -138,7 +148,7 @@ fn the_program_read_beside_cargo_is_used_only_when_cargo_left_it() {
     );
     assert_eq!(second["digest"], first["digest"]);
     assert_eq!(
-        program_in(&archive, &second),
+        program_in(&archive, &second, "server"),
         std::fs::read(&built).unwrap()
     );
 
@@ -149,10 +159,53 @@ fn the_program_read_beside_cargo_is_used_only_when_cargo_left_it() {
     assert!(stderr.contains("Compiling"), "{stderr}");
     assert!(!stderr.contains(READ_AHEAD), "{stderr}");
     assert_ne!(third["digest"], second["digest"]);
-    let program = program_in(&archive, &third);
+    let program = program_in(&archive, &third, "server");
     assert_eq!(program, std::fs::read(&built).unwrap());
     assert!(
         program.windows(15).any(|w| w == b"server, changed"),
         "the image holds the program built from the change"
     );
+}
+
+/// Two binaries in one image, one of them changed: the other is read beside cargo, the changed
+/// one after cargo relinked it, and the image holds both as cargo left them.
+#[test]
+fn of_two_binaries_only_the_one_cargo_left_is_read_beside_it() {
+    require_musl_target();
+    let dir = fixture_copy("multi-bin");
+    let manifest = dir.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let settings = "[package.metadata.scratchimg]\nbins = [\"server\", \"migrate\"]\n";
+    std::fs::write(&manifest, format!("{text}\n{settings}")).unwrap();
+    let archive = dir.path().join("both.tar");
+    let run = || written(dir.path(), &[], &archive);
+    let read_ahead = |stderr: &str, bin: &str| {
+        let path = built(dir.path(), bin).display().to_string();
+        stderr
+            .lines()
+            .any(|l| l.contains(READ_AHEAD) && l.contains(&format!("{path} ")))
+    };
+
+    run();
+    let (_, stderr) = run();
+    assert!(
+        read_ahead(&stderr, "server") && read_ahead(&stderr, "migrate"),
+        "{stderr}"
+    );
+
+    let source = dir.path().join("src/bin/migrate.rs");
+    std::fs::write(&source, "fn main() { println!(\"migrate, changed\"); }\n").unwrap();
+    let (result, stderr) = run();
+    assert!(read_ahead(&stderr, "server"), "{stderr}");
+    assert!(!read_ahead(&stderr, "migrate"), "{stderr}");
+    for bin in ["server", "migrate"] {
+        let program = program_in(&archive, &result, bin);
+        assert_eq!(
+            program,
+            std::fs::read(built(dir.path(), bin)).unwrap(),
+            "{bin}"
+        );
+    }
+    let migrate = program_in(&archive, &result, "migrate");
+    assert!(migrate.windows(16).any(|w| w == b"migrate, changed"));
 }
