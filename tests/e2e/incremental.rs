@@ -4,7 +4,7 @@
 //! read is used only when cargo left the file as it was.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use scratchimg_tests::{
     assert_success, fixture_copy, host_musl_target, require_musl_target, tar_member, tool,
@@ -13,19 +13,30 @@ use scratchimg_tests::{
 const STARTED: &str = "early: the last run's build";
 const WENT_ON: &str = "went on with the build started early";
 
-/// `cargo scratchimg -v --bin server` in `dir`, with the default target directory.
+/// `cargo scratchimg -v --message-format json` with `args` in `dir`, with the default target
+/// directory.
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = tool(dir);
+    command.args(["-v", "--message-format", "json"]).args(args);
+    command
+}
+
+/// [`command`] for the `server` binary.
 fn run(dir: &Path) -> Output {
-    tool(dir)
-        .args(["-v", "--bin", "server", "--message-format", "json"])
-        .output()
-        .unwrap()
+    command(dir, &["--bin", "server"]).output().unwrap()
+}
+
+/// A successful run with `args`: its result, and what it said.
+fn ok_with(dir: &Path, args: &[&str]) -> (serde_json::Value, String) {
+    let mut command = command(dir, args);
+    let output = command.output().unwrap();
+    assert_success(&command, &output);
+    let result = serde_json::from_slice(&output.stdout).unwrap();
+    (result, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 fn ok(dir: &Path) -> (serde_json::Value, String) {
-    let output = run(dir);
-    assert_success(&tool(dir), &output);
-    let result = serde_json::from_slice(&output.stdout).unwrap();
-    (result, String::from_utf8_lossy(&output.stderr).into_owned())
+    ok_with(dir, &["--bin", "server"])
 }
 
 /// The lines where cargo says it finished a build.
@@ -105,18 +116,10 @@ fn program_in(archive: &Path, result: &serde_json::Value, bin: &str) -> Vec<u8> 
     tar_member(layer.path(), &format!("app/{bin}"))
 }
 
-/// `cargo scratchimg -v --message-format json -o ARCHIVE` with `args` in `dir`: its result and
-/// what it said.
+/// [`ok_with`] `-o ARCHIVE` and `args`.
 fn written(dir: &Path, args: &[&str], archive: &Path) -> (serde_json::Value, String) {
-    let mut command = tool(dir);
-    command
-        .args(["-v", "--message-format", "json", "-o"])
-        .arg(archive)
-        .args(args);
-    let output = command.output().unwrap();
-    assert_success(&command, &output);
-    let result = serde_json::from_slice(&output.stdout).unwrap();
-    (result, String::from_utf8_lossy(&output.stderr).into_owned())
+    let archive = archive.to_str().unwrap();
+    ok_with(dir, &[&["-o", archive], args].concat())
 }
 
 /// Where cargo puts `bin` of the fixture in `dir`.

@@ -23,6 +23,14 @@ fn index_to(reference: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// [`index_to`] that succeeds: its JSON result, and what it said.
+fn indexed(reference: &str, args: &[&str]) -> (serde_json::Value, String) {
+    let output = index_to(reference, args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    (serde_json::from_slice(&output.stdout).unwrap(), stderr)
+}
+
 /// A build of hello for `platform` with `args` (`--push REF`, `-o PATH`, …); its JSON result.
 fn build(platform: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok(
@@ -188,13 +196,7 @@ fn an_image_by_digest_and_an_oci_dir_make_the_index_a_tag_and_a_tar_make() {
     );
     let reference = format!("{host}/scratchimg-e2e/bydigest:multi");
     proxy.reset();
-    let output = index_to(&reference, &[&by_digest, &dir]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (result, _) = indexed(&reference, &[&by_digest, &dir]);
     let digest = result["digest"].as_str().unwrap();
     assert_eq!(
         result["pushed"],
@@ -226,10 +228,7 @@ fn an_image_by_digest_and_an_oci_dir_make_the_index_a_tag_and_a_tar_make() {
 
     // The same command again: nothing uploaded, the same index.
     proxy.reset();
-    let again = index_to(&reference, &[&by_digest, &dir]);
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(again.status.success(), "{stderr}");
-    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let (again, stderr) = indexed(&reference, &[&by_digest, &dir]);
     assert_eq!(again["digest"], result["digest"]);
     assert_eq!(proxy.blob_uploads(), 0, "{:#?}", proxy.requests());
     assert_eq!(
@@ -241,15 +240,9 @@ fn an_image_by_digest_and_an_oci_dir_make_the_index_a_tag_and_a_tar_make() {
     assert!(stderr.contains(": 0 blobs uploaded, "), "{stderr}");
 
     // The tag and the tar of the same images: the same index.
-    let from_tag = index_to(
+    let (from_tag, _) = indexed(
         &format!("{host}/scratchimg-e2e/bydigest:from-tag"),
         &[&amd64, &tar],
     );
-    assert!(
-        from_tag.status.success(),
-        "{}",
-        String::from_utf8_lossy(&from_tag.stderr)
-    );
-    let from_tag: serde_json::Value = serde_json::from_slice(&from_tag.stdout).unwrap();
     assert_eq!(from_tag["digest"], result["digest"]);
 }

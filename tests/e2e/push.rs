@@ -3,8 +3,8 @@
 //! credentials from a Docker config; which blobs a repeat push uploads, counted by a proxy;
 //! connections that drop, answers that stop midway, registries and credential helpers that
 //! never answer; upload locations on another host, and blob reads redirected to another host,
-//! which get no credentials; and registry
-//! error text, shown as the registry's words. Nothing is mocked and nothing skips.
+//! which get no credentials; and registry error text, shown as the registry's words. Nothing is
+//! mocked and nothing skips.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

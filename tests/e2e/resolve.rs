@@ -1,6 +1,7 @@
 //! `cargo scratchimg resolve`: YAML in, the same YAML out with each `scratchimg://` reference
 //! replaced by the digest of the image pushed for it to a real registry.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use scratchimg_tests::registry::{Registry, Settings};
@@ -36,6 +37,20 @@ spec:
 const COMPOSE: &str =
     "services:\n  api:\n    image: scratchimg://api\n    environment:\n      - MODE=compose\n";
 
+/// `cargo scratchimg resolve -f FILE` in `dir`, building into `target_dir` and pushing to
+/// `registry`'s `scratchimg-e2e/` repositories.
+fn resolve(dir: &Path, registry: &Registry, file: &str, target_dir: &Path) -> Command {
+    let mut command = tool(dir);
+    command
+        .args(["resolve", "-f", file, "--target-dir"])
+        .arg(target_dir)
+        .env(
+            "SCRATCHIMG_REPO",
+            format!("{}/scratchimg-e2e", registry.host),
+        );
+    command
+}
+
 #[test]
 fn resolve_replaces_references_with_pushed_digests() {
     require_musl_target();
@@ -46,16 +61,15 @@ fn resolve_replaces_references_with_pushed_digests() {
     std::fs::create_dir_all(deploy.join("k8s")).unwrap();
     std::fs::write(deploy.join("k8s/api.yaml"), DEPLOYMENT).unwrap();
     std::fs::write(deploy.join("compose.yml"), COMPOSE).unwrap();
-    let output = tool(dir.path())
-        .args(["resolve", "-f", "deploy", "--target-dir"])
-        .arg(shared_target_dir("workspace"))
-        .env(
-            "SCRATCHIMG_REPO",
-            format!("{}/scratchimg-e2e", registry.host),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = resolve(
+        dir.path(),
+        &registry,
+        "deploy",
+        &shared_target_dir("workspace"),
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let resolved = String::from_utf8(output.stdout).unwrap();
@@ -107,13 +121,7 @@ fn resolve_replaces_references_with_pushed_digests() {
     }
 
     // A reference to a package the workspace does not have names those it has.
-    let output = tool(dir.path())
-        .args(["resolve", "-f", "-", "--target-dir"])
-        .arg(shared_target_dir("workspace"))
-        .env(
-            "SCRATCHIMG_REPO",
-            format!("{}/scratchimg-e2e", registry.host),
-        )
+    let output = resolve(dir.path(), &registry, "-", &shared_target_dir("workspace"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -151,12 +159,7 @@ fn package_bin_reference_is_that_binary_from_the_one_build() {
     let yaml = "jobs:\n  - name: migrate\n    image: scratchimg://worker/migrate   # before the rollout\n  - name: api\n    image: \"scratchimg://api\"\n  - name: check\n    image: scratchimg://worker/migrate\n";
     std::fs::write(dir.path().join("jobs.yaml"), yaml).unwrap();
     // A target directory of its own, so cargo compiles every package here and says so.
-    let output = tool(dir.path())
-        .args(["resolve", "-f", "jobs.yaml", "--target-dir", "target"])
-        .env(
-            "SCRATCHIMG_REPO",
-            format!("{}/scratchimg-e2e", registry.host),
-        )
+    let output = resolve(dir.path(), &registry, "jobs.yaml", Path::new("target"))
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -133,32 +133,15 @@ fn run_serves_web_on_loopback_and_stops_on_sigterm() {
         if engine == "podman" {
             args.extend(["--publish", &publish]);
         }
-        let mut child = run(&example("web"), "web", &args)
+        let child = run(&example("web"), "web", &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         assert_web_answers(engine, port);
         // SIGTERM to the tool stops the container with its stop signal (SIGINT for web).
-        let pid = child.id();
-        run_ok(Command::new("kill").args(["-TERM", &pid.to_string()]));
-        let code = wait_for(&mut child, Duration::from_secs(60));
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(
-            code,
-            Some(0),
-            "{engine}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(
-            containers_of(engine, pid),
-            "",
-            "{engine}: nothing left running"
-        );
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "{engine}: the server stopped"
-        );
+        run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        assert_web_stopped(engine, child, port);
     }
 }
 
@@ -284,7 +267,7 @@ fn run_passes_ctrl_c_on_and_exits_with_the_programs_code() {
             args.extend(["--publish", &publish]);
         }
         // The tool leads a process group, as a shell makes a foreground job.
-        let mut child = run(&example("web"), "web", &args)
+        let child = run(&example("web"), "web", &args)
             .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -299,19 +282,7 @@ fn run_passes_ctrl_c_on_and_exits_with_the_programs_code() {
         );
         // Ctrl-C: SIGINT to the foreground process group, which is the tool's.
         run_ok(Command::new("kill").args(["-INT", "--", &format!("-{pid}")]));
-        let code = wait_for(&mut child, Duration::from_secs(60));
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(
-            code,
-            Some(0),
-            "{engine}: the program's own exit code: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(containers_of(engine, pid), "", "{engine}: nothing left");
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "{engine}: the server stopped"
-        );
+        assert_web_stopped(engine, child, port);
     }
 }
 
@@ -411,6 +382,29 @@ fn load_into_containerd_and_run_there_as_nonroot() {
 }
 
 /// examples/web, run in `engine`, answers on `port` (waiting for it to start).
+/// The tool running web in `engine` on `port`, just signalled, ends with web's own exit code
+/// (0), and leaves neither its container nor a server behind.
+fn assert_web_stopped(engine: &str, mut child: std::process::Child, port: u16) {
+    let pid = child.id();
+    let code = wait_for(&mut child, Duration::from_secs(60));
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "{engine}: the program's own exit code: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        containers_of(engine, pid),
+        "",
+        "{engine}: nothing left running"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "{engine}: the server stopped"
+    );
+}
+
 fn assert_web_answers(engine: &str, port: u16) {
     let answer = Command::new("curl")
         .args([

@@ -1,7 +1,8 @@
 //! A TCP proxy on loopback in front of a registry: it records the head (request line and
 //! headers) of every HTTP request that passes, can add an `Authorization` of its own on the way
 //! to the registry, and can break connections or answers the way a failing network or registry
-//! does, or send blob reads to another host. Also [`Silent`], a server that takes connections and never answers.
+//! does, or send blob reads to another host. Also [`Silent`], a server that takes connections
+//! and never answers.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
