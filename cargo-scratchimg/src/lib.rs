@@ -11,7 +11,7 @@
 //! - [`sbom`] and [`provenance`]: what the image says about itself;
 //! - [`sink`]: writes a finished image to a tar, an OCI directory, an engine or registries,
 //!   the last through the small distribution client in [`registry`];
-//! - [`cache`]: what a run keeps for the next, under the target directory's [`layout`].
+//! - [`cache`]: what a run keeps for the next, under the target directory's [`tool_dir`].
 //!
 //! The environment is read once, into an [`Env`]; everything the library says goes through a
 //! [`Reporter`], which [`Shell`] implements for the terminal. Children run in process groups of
@@ -24,12 +24,13 @@ mod attest;
 mod cache;
 mod cargo;
 mod checks;
+mod commands;
 mod config;
 mod env;
 mod git;
 mod image;
 mod interrupt;
-mod layout;
+mod local_image;
 mod outcome;
 mod pipeline;
 mod process;
@@ -43,20 +44,21 @@ mod sign;
 mod sink;
 mod source_date;
 mod target;
+mod tool_dir;
 mod util;
 
 pub use attest::Attach;
-pub use attest::verify::{Verification, VerifyOptions, verify_remote};
 pub use cargo::CargoOptions;
 pub use cargo::Selected;
 pub use cargo::wrapper::run_if_wrapping;
+pub use commands::index::{IndexOptions, IndexOutcome, index};
+pub use commands::resolve::{ResolveOptions, resolve};
+pub use commands::run::{RunOptions, run_image};
+pub use commands::verify::{Verification, VerifyOptions, verify_remote};
 pub use config::ImageFlags;
 pub use env::{Env, Terminal};
 pub use interrupt::{handle_interrupts, interrupted};
 pub use outcome::{ImageSummary, LayerSummary, Outcome};
-pub use pipeline::{
-    IndexOptions, IndexOutcome, ResolveOptions, RunOptions, index, resolve, run_image,
-};
 pub use pipeline::{Load, Options, run};
 pub use registry::DEFAULT_TIMEOUT as DEFAULT_REGISTRY_TIMEOUT;
 pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret};

@@ -6,7 +6,6 @@
 pub(crate) mod referrer;
 pub(crate) mod slsa;
 pub(crate) mod statement;
-pub(crate) mod verify;
 
 use std::collections::BTreeMap;
 

@@ -25,8 +25,8 @@ use crate::image::{
     Blob, Compression, Content, HashReader, Layer, LayerBuilder, Stream, Tar, decompressor,
     digest_of, streamed_digest,
 };
-use crate::layout::Layout;
 use crate::report::Reporter;
+use crate::tool_dir::ToolDir;
 
 /// Entries kept; older ones are removed.
 const KEEP: usize = 32;
@@ -41,8 +41,8 @@ pub(crate) struct LayerCache {
 impl LayerCache {
     /// The cache under a target directory. Compressed bytes depend on the compressor, so each
     /// version of this tool has its own: an image is reproducible whatever is cached.
-    pub(crate) fn open(layout: &Layout) -> LayerCache {
-        let mut store = Store::open(layout, "layers", KEEP);
+    pub(crate) fn open(tool_dir: &ToolDir) -> LayerCache {
+        let mut store = Store::open(tool_dir, "layers", KEEP);
         store.bytes = Some(BUDGET);
         LayerCache { store }
     }
@@ -534,7 +534,7 @@ mod tests {
     #[test]
     fn second_run_is_served_from_the_cache_with_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let (first, hit) = layer(&cache, b"binary", GZIP);
         assert_eq!(hit, Hit::Miss);
         let (second, hit) = layer(&cache, b"binary", GZIP);
@@ -552,7 +552,7 @@ mod tests {
     #[test]
     fn algorithms_and_levels_have_their_own_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let settings = [
             GZIP,
             Compression::new(Algorithm::Gzip),
@@ -582,7 +582,7 @@ mod tests {
     #[test]
     fn a_damaged_entry_is_discarded_and_compressed_again() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let fresh = builder(b"binary").build("app").unwrap();
         let other = builder(b"other!").build("app").unwrap();
         let other_bytes = other.blob().read_all();
@@ -635,7 +635,7 @@ mod tests {
     #[test]
     fn old_entries_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         for i in 0..KEEP + 5 {
             let content: &'static [u8] =
                 Box::leak(format!("binary {i}").into_bytes().into_boxed_slice());
@@ -649,7 +649,7 @@ mod tests {
     #[test]
     fn a_new_entry_can_be_followed_while_it_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let content: &'static [u8] = Box::leak(vec![7u8; 3 << 20].into_boxed_slice());
         let (layer, followed) = std::thread::scope(|scope| {
             let mut reading = None;
@@ -685,7 +685,7 @@ mod tests {
     #[test]
     fn a_follower_can_be_called_off() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let mut kept = None;
         let (layer, _) = cache
             .layer(
@@ -712,7 +712,7 @@ mod tests {
     #[test]
     fn a_layer_in_use_keeps_its_bytes_when_its_entry_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&Layout::new(dir.path()));
+        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let (layer, _) = layer(&cache, b"binary", GZIP);
         let expected = builder(b"binary").build("app").unwrap().blob().read_all();
         for entry in cache.store.entries() {

@@ -25,8 +25,8 @@ pub(crate) use layers::{Growing, LayerCache};
 
 use crate::image::sha256;
 use crate::interrupt::Temporary;
-use crate::layout::Layout;
 use crate::report::Reporter;
+use crate::tool_dir::ToolDir;
 
 /// Whether a value came from the cache, for `-v` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +55,9 @@ struct Store {
 }
 
 impl Store {
-    fn open(layout: &Layout, kind: &str, keep: usize) -> Store {
+    fn open(tool_dir: &ToolDir, kind: &str, keep: usize) -> Store {
         Store {
-            dir: layout.cache(kind),
+            dir: tool_dir.cache(kind),
             keep,
             bytes: None,
         }
@@ -159,9 +159,9 @@ pub(crate) struct Keyed<T> {
 
 impl<T: Serialize + DeserializeOwned> Keyed<T> {
     /// The cache `kind` of a target directory, keeping `keep` entries.
-    pub(crate) fn open(layout: &Layout, kind: &str, keep: usize) -> Keyed<T> {
+    pub(crate) fn open(tool_dir: &ToolDir, kind: &str, keep: usize) -> Keyed<T> {
         Keyed {
-            store: Store::open(layout, kind, keep),
+            store: Store::open(tool_dir, kind, keep),
             value: PhantomData,
         }
     }
@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn a_value_put_is_got_back_by_its_key() {
         let dir = tempfile::tempdir().unwrap();
-        let cache: Keyed<Vec<String>> = Keyed::open(&Layout::new(dir.path()), "test", 4);
+        let cache: Keyed<Vec<String>> = Keyed::open(&ToolDir::new(dir.path()), "test", 4);
         let report = Capture::new(Verbosity::Verbose);
         assert_eq!(cache.get(&"k", &report), None);
         cache.put(&"k", &vec!["v".to_string()]);
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn damaged_entries_are_discarded_with_a_note_and_computed_again() {
         let dir = tempfile::tempdir().unwrap();
-        let cache: Keyed<String> = Keyed::open(&Layout::new(dir.path()), "test", 4);
+        let cache: Keyed<String> = Keyed::open(&ToolDir::new(dir.path()), "test", 4);
         let path = cache.path(&"k");
         type Damage = Box<dyn Fn(Vec<u8>) -> Vec<u8>>;
         let damages: [(&str, Damage); 4] = [
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn old_entries_are_pruned_and_no_temporary_file_stays() {
         let dir = tempfile::tempdir().unwrap();
-        let cache: Keyed<usize> = Keyed::open(&Layout::new(dir.path()), "test", 3);
+        let cache: Keyed<usize> = Keyed::open(&ToolDir::new(dir.path()), "test", 3);
         for i in 0..6 {
             cache.put(&i, &i);
         }

@@ -26,10 +26,10 @@ use super::preread::Preread;
 use crate::cache::Keyed;
 use crate::env::Env;
 use crate::image::sha256;
-use crate::layout::{self, Layout};
 use crate::process::Group;
 use crate::report::Reporter;
 use crate::sbom::auditable::{Linker, link_args};
+use crate::tool_dir::{self, ToolDir};
 
 /// Entries kept: one per way the tool is run on this target directory.
 const KEEP: usize = 16;
@@ -37,7 +37,7 @@ const KEEP: usize = 16;
 /// A build started from the last run's [`Build`]; stopped when dropped unless adopted, cargo
 /// and every rustc it started (its process group). What it prints is held back until it is
 /// adopted, so a stopped build never shows.
-struct EarlyBuild {
+struct StartedBuild {
     build: Build,
     child: Option<Group>,
     stderr: Option<(Arc<Mutex<Held>>, JoinHandle<()>)>,
@@ -52,10 +52,10 @@ struct Held {
     bytes: Vec<u8>,
 }
 
-impl EarlyBuild {
+impl StartedBuild {
     /// Starts `build` with `cargo` if every input it needs is there; `None` if not, or if it
     /// cannot start.
-    fn start(build: Build, cargo: &Path, env: &Env) -> Option<EarlyBuild> {
+    fn start(build: Build, cargo: &Path, env: &Env) -> Option<StartedBuild> {
         if !build.inputs().iter().all(|input| input.is_file()) {
             return None;
         }
@@ -92,7 +92,7 @@ impl EarlyBuild {
             })
         };
         let preread = Some(Preread::start(&build));
-        Some(EarlyBuild {
+        Some(StartedBuild {
             build,
             child: Some(child),
             stderr: Some((held, forward)),
@@ -120,7 +120,7 @@ impl EarlyBuild {
     }
 }
 
-impl Drop for EarlyBuild {
+impl Drop for StartedBuild {
     fn drop(&mut self) {
         // Ends the group, so the pipe closes.
         drop(self.child.take());
@@ -132,16 +132,16 @@ impl Drop for EarlyBuild {
 
 /// A run's early build, if one started, and the name under which the run keeps the build it
 /// plans, for the next run like it.
-pub(crate) struct Early {
-    started: Option<EarlyBuild>,
+pub(crate) struct EarlyBuild {
+    started: Option<StartedBuild>,
     /// `None` for a build that is not kept.
     key: Option<String>,
 }
 
-impl Early {
+impl EarlyBuild {
     /// No early build: the planned one starts when planned, and is not kept.
-    pub(crate) fn none() -> Early {
-        Early {
+    pub(crate) fn none() -> EarlyBuild {
+        EarlyBuild {
             started: None,
             key: None,
         }
@@ -156,7 +156,7 @@ impl Early {
         env: &Env,
         report: &dyn Reporter,
         can_build: impl Fn(&str) -> bool,
-    ) -> Early {
+    ) -> EarlyBuild {
         let key = sha256(key.as_bytes()).digest().to_string();
         let started = target_dir
             .and_then(|dir| {
@@ -170,8 +170,8 @@ impl Early {
                 ours.then_some(build)
             })
             .filter(|build| can_build(&build.target.triple))
-            .and_then(|build| EarlyBuild::start(build, &env.cargo, env));
-        Early {
+            .and_then(|build| StartedBuild::start(build, &env.cargo, env));
+        EarlyBuild {
             started,
             key: Some(key),
         }
@@ -207,7 +207,7 @@ impl Early {
 
 /// The builds kept in a target directory.
 fn builds(target_dir: &Path) -> Keyed<Build> {
-    Keyed::open(&Layout::new(target_dir), "builds", KEEP)
+    Keyed::open(&ToolDir::new(target_dir), "builds", KEEP)
 }
 
 /// Whether a kept `build` is one this run could have planned for `manifest` in `target_dir`:
@@ -236,7 +236,7 @@ fn is_ours(build: &Build, manifest: &Path, target_dir: &Path, env: &Env) -> bool
                     .on_path(&gcc)
                     .is_some_and(|p| p.as_os_str() == value.as_str()))
     });
-    let auditable = Layout::new(target_dir).auditable();
+    let auditable = ToolDir::new(target_dir).auditable();
     let wrapper_ok = build.wrapper.as_ref().is_none_or(|wrapper| {
         Some(&wrapper.program) == env.current_exe.as_ref()
             && wrapper.inner == env.rustc_wrapper
@@ -297,7 +297,7 @@ pub(crate) fn likely_target_dir(
     manifest_dir
         .ancestors()
         .map(|dir| dir.join("target"))
-        .find(|target| target.join(layout::DIR).is_dir())
+        .find(|target| target.join(tool_dir::DIR).is_dir())
 }
 
 #[cfg(test)]
@@ -355,8 +355,8 @@ mod tests {
             }
         }
 
-        fn start(&self, key: &str, can_build: bool) -> Early {
-            Early::start(
+        fn start(&self, key: &str, can_build: bool) -> EarlyBuild {
+            EarlyBuild::start(
                 key,
                 &self.dir.path().join("Cargo.toml"),
                 Some(&self.target_dir()),
@@ -374,10 +374,10 @@ mod tests {
     #[test]
     fn the_same_build_is_adopted_and_another_is_stopped() {
         let f = Fixture::new();
-        let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
+        let early = StartedBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
         let running = early.adopt(&f.build("one")).ok().expect("adopted");
         assert!(output(running).starts_with("one\n"));
-        let early = EarlyBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
+        let early = StartedBuild::start(f.build("one"), &f.env.cargo, &f.env).expect("started");
         // Stopped, it hands over the reads of its binaries.
         let preread = early.adopt(&f.build("two")).err().flatten();
         assert!(preread.is_some_and(|p| p.reads(&f.build("one").executables())));
@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn missing_inputs_keep_it_from_starting() {
         let f = Fixture::new();
-        let auditable = Layout::new(&f.target_dir()).auditable();
+        let auditable = ToolDir::new(&f.target_dir()).auditable();
         let object = auditable.join("deps.o");
         let mut build = f.build("one");
         build.wrapper = Some(crate::cargo::wrapper::Wrapper {
@@ -445,10 +445,10 @@ mod tests {
             inner: None,
             inputs: vec![object.clone()],
         });
-        assert!(EarlyBuild::start(build.clone(), &f.env.cargo, &f.env).is_none());
+        assert!(StartedBuild::start(build.clone(), &f.env.cargo, &f.env).is_none());
         std::fs::create_dir_all(&auditable).unwrap();
         std::fs::write(&object, b"").unwrap();
-        assert!(EarlyBuild::start(build, &f.env.cargo, &f.env).is_some());
+        assert!(StartedBuild::start(build, &f.env.cargo, &f.env).is_some());
     }
 
     /// A kept build is a file anyone with write access to the target directory could change:
@@ -473,7 +473,7 @@ mod tests {
                 inputs,
             })
         };
-        let object = Layout::new(&dir).auditable().join("deps.o");
+        let object = ToolDir::new(&dir).auditable().join("deps.o");
         let mut ours = ok.clone();
         ours.wrapper = wrapper(
             "/usr/bin/cargo-scratchimg",

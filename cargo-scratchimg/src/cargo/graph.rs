@@ -22,17 +22,17 @@ use super::command::BuildRequest;
 use super::linker::cargo_config_files;
 use crate::cache::{Hit, Keyed, file_digest};
 use crate::env::Env;
-use crate::layout::Layout;
 use crate::report::{Reporter, quoted};
 use crate::sbom::{Crate, CrateGraph, Kind, Source};
 use crate::target::Target;
+use crate::tool_dir::ToolDir;
 
 /// Entries kept: a few per platform, feature set and package selection.
 const KEEP: usize = 32;
 
 /// Where resolutions are kept: the `graphs` cache of a target directory.
-pub(crate) fn cache(layout: &Layout) -> Keyed<Resolution> {
-    Keyed::open(layout, "graphs", KEEP)
+pub(crate) fn cache(tool_dir: &ToolDir) -> Keyed<Resolution> {
+    Keyed::open(tool_dir, "graphs", KEEP)
 }
 
 /// Bumped when the same inputs resolve to other graphs: 2 marks crates that only build scripts
@@ -542,7 +542,7 @@ mod tests {
             verbosity: Verbosity::Normal,
         };
         let target = Target::host_musl().unwrap();
-        let cache = super::cache(&Layout::new(&root.join("target")));
+        let cache = super::cache(&ToolDir::new(&root.join("target")));
         let report = Capture::new(Verbosity::Normal);
         let resolve =
             || super::resolve(&request, &target, workspace.root(), &env, &cache, &report).unwrap();

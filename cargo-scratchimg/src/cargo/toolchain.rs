@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::cache::Keyed;
 use crate::env::Env;
-use crate::layout::Layout;
 use crate::report::{Reporter, one_line, quoted};
 use crate::target::Target;
+use crate::tool_dir::ToolDir;
 
 /// How to treat a missing target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,17 +78,17 @@ struct RustcFile<'a> {
     modified: std::time::SystemTime,
 }
 
-/// `rustc -vV` of the toolchain cargo uses in `dir`, kept in `layout`'s cache while the rustc
+/// `rustc -vV` of the toolchain cargo uses in `dir`, kept in `tool_dir`'s cache while the rustc
 /// executable is the same file: running it loads the whole compiler (30 to 100 ms) to print
 /// five lines.
 pub(crate) fn rustc_version(
     env: &Env,
     dir: &Path,
-    layout: &Layout,
+    tool_dir: &ToolDir,
     report: &dyn Reporter,
 ) -> Result<String> {
     // One entry per toolchain in use.
-    let cache: Keyed<String> = Keyed::open(layout, "rustc", 8);
+    let cache: Keyed<String> = Keyed::open(tool_dir, "rustc", 8);
     let rustc = rustc(env);
     let run = || {
         let output = crate::process::output(Command::new(&rustc).arg("-vV").current_dir(dir))
@@ -242,9 +242,9 @@ mod tests {
             rustc: Some(rustc.clone()),
             ..Env::default()
         };
-        let layout = Layout::new(dir.path());
+        let tool_dir = ToolDir::new(dir.path());
         let report = Capture::new(Verbosity::Normal);
-        let version = || rustc_version(&env, dir.path(), &layout, &report).unwrap();
+        let version = || rustc_version(&env, dir.path(), &tool_dir, &report).unwrap();
         assert_eq!(version(), "rustc 1.0\n");
         // The same file (size and time) is not asked again.
         let modified = std::fs::metadata(&rustc).unwrap().modified().unwrap();

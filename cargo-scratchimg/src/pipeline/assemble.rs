@@ -68,7 +68,7 @@ pub(crate) fn assemble_one(
     early: Option<&Early<'_>>,
     report: &dyn Reporter,
 ) -> Result<(Artifact, Vec<SbomDocument>, Vec<Uploaded>)> {
-    let cache = LayerCache::open(&plan.layout);
+    let cache = LayerCache::open(&plan.tool_dir);
     let base = plan.base_layer(&image.settings.base, image.settings.compression.algorithm);
     report.status("Packing", &base.comment());
     let mut images = Vec::new();

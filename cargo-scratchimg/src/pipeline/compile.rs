@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::Plan;
 use super::plan::PlatformPlan;
 use crate::cargo::command::{Build, PackageBins, Running};
-use crate::cargo::early::Early;
+use crate::cargo::early::EarlyBuild;
 use crate::cargo::remap::{BuildRoots, PathRemap};
 use crate::cargo::wrapper::{BinFlags, Wrapper};
 use crate::cargo::{BuiltBinary, elf};
@@ -45,7 +45,7 @@ pub(crate) fn compile(
     plan: &Plan,
     env: &Env,
     target_dir: &Path,
-    mut early: Early,
+    mut early: EarlyBuild,
     report: &dyn Reporter,
 ) -> Result<Vec<PlatformBuild>> {
     let mut builds = Vec::new();
@@ -128,7 +128,7 @@ fn wrapper(
     });
     let mut bin_flags = Vec::new();
     let mut inputs = Vec::new();
-    let dir = crate::layout::Layout::new(target_dir).auditable();
+    let dir = crate::tool_dir::ToolDir::new(target_dir).auditable();
     // Every binary of a package gets the package's list: they share its dependencies.
     for (package, list) in lists {
         let object = dependency_object(&package.name, list, &platform.target, &dir)?;

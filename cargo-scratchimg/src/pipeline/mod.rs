@@ -8,22 +8,16 @@
 //! 2. [`compile()`]: one `cargo build` per platform, checked static: [`PlatformBuild`]s.
 //! 3. [`assemble()`]: each image, or index of one image per platform, on its base layer, with
 //!    its SBOM: [`AssembledImage`]s, each carrying its [`ImagePlan`].
-//! 4. [`verify()`] (`--verify`): steps 2 and 3 again in a fresh target directory, insisting on
+//! 4. [`reproduce()`] (`--verify`): steps 2 and 3 again in a fresh target directory, insisting on
 //!    the same digests.
 //! 5. [`publish()`]: write, load and push each image: an [`Outcome`] each.
 
 mod assemble;
 mod attest;
-mod beside;
-mod checks;
 mod compile;
-mod index;
-mod names;
 mod plan;
 mod publish;
-mod resolve;
-mod run;
-mod verify;
+mod reproduce;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,16 +26,13 @@ use anyhow::Result;
 
 pub(crate) use assemble::assemble;
 pub(crate) use compile::{PlatformBuild, compile};
-pub use index::{IndexOptions, IndexOutcome, index};
 pub(crate) use plan::{ImagePlan, Plan, Planned, plan};
 pub(crate) use publish::publish;
-pub use resolve::{ResolveOptions, resolve};
-pub use run::{RunOptions, run_image};
-pub(crate) use verify::verify;
+pub(crate) use reproduce::reproduce;
 
 use crate::attest::Attach;
 use crate::cargo::CargoOptions;
-use crate::cargo::early::Early;
+use crate::cargo::early::EarlyBuild;
 use crate::config::ImageFlags;
 use crate::env::Env;
 use crate::outcome::Outcome;
@@ -110,7 +101,7 @@ pub(crate) fn run_with(
     options: &Options,
     env: &Env,
     report: &dyn Reporter,
-    compile: impl Fn(&Plan, &Env, &Path, Early, &dyn Reporter) -> Result<Vec<PlatformBuild>>,
+    compile: impl Fn(&Plan, &Env, &Path, EarlyBuild, &dyn Reporter) -> Result<Vec<PlatformBuild>>,
 ) -> Result<Vec<Outcome>> {
     let started = Instant::now();
     // 1. Plan; the last run's build and the work that needs no plan start beside it.
@@ -132,13 +123,13 @@ pub(crate) fn run_with(
 }
 
 /// Steps 2 to 5 of a planned run.
-fn execute(
+pub(crate) fn execute(
     plan: Plan,
     images: Vec<ImagePlan>,
-    early: Early,
+    early: EarlyBuild,
     env: &Env,
     report: &dyn Reporter,
-    compile: impl Fn(&Plan, &Env, &Path, Early, &dyn Reporter) -> Result<Vec<PlatformBuild>>,
+    compile: impl Fn(&Plan, &Env, &Path, EarlyBuild, &dyn Reporter) -> Result<Vec<PlatformBuild>>,
 ) -> Result<Vec<Outcome>> {
     // 2. Compile every platform.
     let builds = compile(&plan, env, plan.workspace.target_directory(), early, report)?;
@@ -146,8 +137,8 @@ fn execute(
     let images = assemble(&plan, images, &builds, report)?;
     // 4. Verify: the same bytes from a fresh target directory.
     if plan.verify {
-        let again = |dir: &Path| compile(&plan, env, dir, Early::none(), report);
-        verify(&plan, &images, again, report)?;
+        let again = |dir: &Path| compile(&plan, env, dir, EarlyBuild::none(), report);
+        reproduce(&plan, &images, again, report)?;
     }
     // 5. Publish: write, load, push.
     publish(plan, images, report)

@@ -15,7 +15,7 @@ use crate::image::Artifact;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{Attachments, Engine, PushError, Uploaded, commit_all, load, push};
+use crate::sink::{AttachRequest, Engine, PushError, Uploaded, commit_all, load, push};
 
 /// Publishes every image, in plan order.
 pub(crate) fn publish(
@@ -23,7 +23,7 @@ pub(crate) fn publish(
     images: Vec<AssembledImage>,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
-    let mut mounts = MountSources::load(&plan.layout.registry_mounts());
+    let mut mounts = MountSources::load(&plan.tool_dir.registry_mounts());
     let published = publish_each(&plan, images, &mut mounts, report);
     if !plan.registries.is_empty() {
         // Later runs remember only the base layers, which every image of a tool version shares;
@@ -127,7 +127,7 @@ fn publish_each(
             outcome.loaded_into = Some(engine.to_string());
         }
         if !image.push_to.is_empty() {
-            let attachments = Attachments {
+            let attachments = AttachRequest {
                 referrers: &attestations.referrers,
                 key: plan.sign_key.as_ref(),
                 explicit: plan.attach_explicit,

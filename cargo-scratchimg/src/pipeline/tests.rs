@@ -9,8 +9,8 @@ use std::process::Command;
 use super::*;
 use crate::cargo::BuiltBinary;
 use crate::image::validate;
+use crate::local_image::{read_archive, read_oci_dir};
 use crate::report::{Capture, Event, Verbosity};
-use crate::sink::read::{read_archive, read_oci_dir};
 use crate::target::{Arch, Target};
 
 /// The cargo of the toolchain with both musl targets: `SCRATCHIMG_TEST_TOOLCHAIN` (CI sets
@@ -76,7 +76,7 @@ fn fake_compile(
     plan: &Plan,
     _: &Env,
     target_dir: &Path,
-    _: Early,
+    _: EarlyBuild,
     report: &dyn Reporter,
 ) -> Result<Vec<PlatformBuild>> {
     plan.platforms
@@ -331,7 +331,7 @@ fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(crate::layout::Layout::VERIFY_PREFIX))
+            .filter(|n| n.starts_with(crate::tool_dir::ToolDir::VERIFY_PREFIX))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let hidden: Vec<_> = std::fs::read_dir(&out)

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::layout::{docker_manifest, oci_layout};
-use super::pending::{PendingFile, Staged};
+use super::oci_layout::{docker_manifest, oci_layout};
+use super::staging::{PendingFile, Staged};
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef, LayerBuilder, Owner, Tar};
 use crate::target::Arch;

@@ -17,7 +17,7 @@ use crate::report::Reporter;
 use crate::sign::{SigningKey, cosign};
 
 /// What goes next to an image in a registry.
-pub(crate) struct Attachments<'a> {
+pub(crate) struct AttachRequest<'a> {
     pub referrers: &'a [Referrer],
     pub key: Option<&'a SigningKey>,
     /// `--attach` was given: a registry that refuses the artifacts fails the push, instead of a
@@ -73,7 +73,7 @@ pub(crate) fn attach(
     session: &Session<'_>,
     place_name: &str,
     artifact: &Artifact,
-    attachments: &Attachments<'_>,
+    attachments: &AttachRequest<'_>,
     report: &dyn Reporter,
 ) -> Result<Option<Attached>> {
     match try_attach(session, place_name, artifact, attachments) {
@@ -94,7 +94,7 @@ fn try_attach(
     session: &Session<'_>,
     place_name: &str,
     artifact: &Artifact,
-    attachments: &Attachments<'_>,
+    attachments: &AttachRequest<'_>,
 ) -> Result<Attached> {
     let mut attached = Attached::default();
     // The subject first: a registry may check that a referrer's subject exists.

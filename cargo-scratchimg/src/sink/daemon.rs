@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::archive::render;
-use super::layout::DockerManifest;
-use super::pending::copy;
+use super::oci_layout::DockerManifest;
+use super::staging::copy;
 use crate::image::{Artifact, Blob, Image, ImageRef, Layer, LayerBuilder, Owner, Tar, json};
 use crate::report::{one_line, quoted};
 use crate::target::Arch;

@@ -7,26 +7,25 @@ mod archive;
 mod attach;
 mod containerd;
 mod daemon;
-mod layout;
 mod merge;
 mod oci_dir;
-mod pending;
-pub(crate) mod read;
+mod oci_layout;
 mod registry;
+mod staging;
 
 use std::path::Path;
 
 use anyhow::Result;
 
 pub(crate) use archive::Archive;
-pub(crate) use attach::Attachments;
+pub(crate) use attach::AttachRequest;
 pub(crate) use containerd::Containerd;
 pub use daemon::Engine;
 pub(crate) use daemon::{Answered, load};
 pub(crate) use merge::{BlobSource, SourceImage, push_index};
 pub(crate) use oci_dir::OciDir;
-pub(crate) use pending::{PendingFile, Staged, commit_all};
 pub(crate) use registry::{Early, PushError, Uploaded, push};
+pub(crate) use staging::{PendingFile, Staged, commit_all};
 
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};

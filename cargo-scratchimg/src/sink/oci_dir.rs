@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::layout::oci_layout;
-use super::pending::{PendingDir, Staged};
+use super::oci_layout::oci_layout;
+use super::staging::{PendingDir, Staged};
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 

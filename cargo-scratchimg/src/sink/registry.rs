@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::attach::{Attached, Attachments, attach};
+use super::attach::{AttachRequest, Attached, attach};
 use oci_spec::image::Digest;
 
 use crate::image::{Artifact, Blob, ImageRef, short_digest};
@@ -177,7 +177,7 @@ pub(crate) fn push(
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
-    attachments: Option<&Attachments<'_>>,
+    attachments: Option<&AttachRequest<'_>>,
     early: &[Uploaded],
     report: &dyn Reporter,
 ) -> Result<Pushed, PushError> {
@@ -210,7 +210,7 @@ fn push_to(
     mounts: &mut MountSources,
     artifact: &Artifact,
     tags: &[ImageRef],
-    attachments: Option<&Attachments<'_>>,
+    attachments: Option<&AttachRequest<'_>>,
     early: &[Uploaded],
     report: &dyn Reporter,
     pushed: &mut Pushed,

@@ -9,23 +9,23 @@ use super::Plan;
 use super::assemble::{AssembledImage, assemble_one};
 use super::compile::PlatformBuild;
 use crate::interrupt::Temporary;
-use crate::layout::Layout;
 use crate::report::Reporter;
+use crate::tool_dir::ToolDir;
 
 /// Checks that `compile_again` into a fresh directory gives `first` byte for byte.
-pub(crate) fn verify(
+pub(crate) fn reproduce(
     plan: &Plan,
     first: &[AssembledImage],
     compile_again: impl FnOnce(&Path) -> Result<Vec<PlatformBuild>>,
     report: &dyn Reporter,
 ) -> Result<()> {
-    let parent = plan.layout.root();
+    let parent = plan.tool_dir.root();
     std::fs::create_dir_all(parent)
         .with_context(|| format!("could not create {}", parent.display()))?;
     // Removed when dropped, on every way out, and by an interrupt.
     let fresh = Temporary::new(|| {
         tempfile::Builder::new()
-            .prefix(Layout::VERIFY_PREFIX)
+            .prefix(ToolDir::VERIFY_PREFIX)
             .tempdir_in(parent)
     })
     .with_context(|| format!("could not create a directory in {}", parent.display()))?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::plan::ImagePlan;
+use super::ImagePlan;
 use crate::cargo::graph::Graphs;
 use crate::checks::{self, CCompiler, Check, Finding, Severity};
 use crate::env::Env;
@@ -13,7 +13,7 @@ use crate::report::Reporter;
 use crate::target::{Arch, Target};
 
 /// Runs every check; a finding is said unless every image turns it off with `allow`.
-pub(crate) fn before_build(
+pub(super) fn check(
     images: &[ImagePlan],
     graphs: &BTreeMap<Target, Graphs>,
     zig: bool,

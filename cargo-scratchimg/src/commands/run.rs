@@ -1,5 +1,5 @@
-//! `cargo scratchimg run`: the image built and loaded as always ([`super::plan`] to
-//! [`super::publish`]), tagged `<name>:scratchimg-run` so each run replaces the last, then run
+//! `cargo scratchimg run`: the image built and loaded as always ([`crate::pipeline`]'s plan to
+//! publish), tagged `<name>:scratchimg-run` so each run replaces the last, then run
 //! in the engine like `cargo run`: removed when it stops, its exit code ours, Ctrl-C passed on,
 //! SIGTERM turned into the image's stop signal as `docker stop` does.
 
@@ -11,9 +11,9 @@ use anyhow::{Context, Result, bail};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::{Load, Options, compile, execute, plan};
 use crate::env::Env;
 use crate::image::ImageRef;
+use crate::pipeline::{Load, Options, Planned, compile, execute, plan};
 use crate::report::Reporter;
 use crate::sink::{Containerd, Engine};
 
@@ -49,7 +49,7 @@ pub fn run_image(
     if options.cargo.workspace {
         bail!("`run` runs one image, not every one of --workspace\nhelp: pick its package with -p");
     }
-    let super::Planned {
+    let Planned {
         plan,
         mut images,
         early,

@@ -14,9 +14,10 @@ use crate::env::Env;
 use crate::image::{
     Blob, ImageRef, IndexEntry, Repository, merged_index, platform_name, platform_of,
 };
+use crate::local_image;
 use crate::registry::{ClientOptions, Registry};
 use crate::report::Reporter;
-use crate::sink::{BlobSource, SourceImage, push_index, read};
+use crate::sink::{BlobSource, SourceImage, push_index};
 
 /// What `index` is asked to merge, and where it goes.
 #[derive(Debug, Clone)]
@@ -162,9 +163,9 @@ enum Found {
 /// The images of a tar or OCI directory the tool wrote, read back and checked.
 fn from_file(path: &Path, source: &str) -> Result<Vec<Found>> {
     let artifact = if path.is_dir() {
-        read::read_oci_dir(path)
+        local_image::read_oci_dir(path)
     } else {
-        read::read_archive(path)
+        local_image::read_archive(path)
     }
     .with_context(|| {
         format!(

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Options, run};
 use crate::cargo::Selected;
 use crate::env::Env;
 use crate::image::ImageRef;
 use crate::outcome::Outcome;
+use crate::pipeline::{Options, run};
 use crate::report::{Progress, Reporter, Verbosity};
 
 /// The scheme of a reference to an image of this workspace.

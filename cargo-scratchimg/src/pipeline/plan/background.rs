@@ -1,35 +1,35 @@
 //! The work that runs beside `cargo metadata` and the planning, on the other core: the last
 //! run's build, toolchain probes, git, registry connections, the engine, `rustc -vV`, the base
-//! layers and the crate graphs. [`Beside`] starts each as soon as what it needs is known, and
+//! layers and the crate graphs. [`Background`] starts each as soon as what it needs is known, and
 //! hands back what it gave: the probes and git facts as the plan asks for them, the
-//! connections before any target is installed, the rest in [`Beside::join`].
+//! connections before any target is installed, the rest in [`Background::join`].
 
 use std::path::Path;
 use std::thread::{Scope, ScopedJoinHandle};
 
 use anyhow::Result;
 
+use super::ImagePlan;
 use super::names::push_hosts;
-use super::plan::ImagePlan;
-use super::{Load, Options};
 use crate::cache::LayerCache;
 use crate::cargo::command::BuildRequest;
-use crate::cargo::early::{self, Early};
+use crate::cargo::early::{self, EarlyBuild};
 use crate::cargo::graph::{self, Graphs};
 use crate::cargo::toolchain::{self, Probe};
 use crate::env::Env;
 use crate::git::GitFacts;
 use crate::image::{Algorithm, Compression, Layer};
-use crate::layout::Layout;
+use crate::pipeline::{Load, Options};
 use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
 use crate::sink::{Answered, Engine};
 use crate::target::Target;
+use crate::tool_dir::ToolDir;
 use crate::util::{join, unique};
 
 /// What the work beside the plan gave, joined.
-pub(super) struct Groundwork {
+pub(super) struct Prepared {
     pub rustc_version: String,
     pub bases: Vec<(BaseFiles, Algorithm, Layer)>,
     pub graphs: std::collections::BTreeMap<Target, Graphs>,
@@ -42,12 +42,12 @@ type Probes = Vec<(Target, Result<Probe>)>;
 type GraphsByTarget = Vec<(Target, Graphs)>;
 
 /// The work that runs beside `cargo metadata` and the planning, on the other core: started by
-/// its methods as soon as what each needs is known, joined in [`Beside::join`] (the git facts
+/// its methods as soon as what each needs is known, joined in [`Background::join`] (the git facts
 /// and the probes, which the plan itself needs, as they are asked for).
-pub(super) struct Beside<'scope> {
+pub(super) struct Background<'scope> {
     /// The last run's build, started at once: after a `rustc` probe that its target is
     /// installed, which runs beside `cargo metadata` rather than before it.
-    pub early: Option<ScopedJoinHandle<'scope, Early>>,
+    pub early: Option<ScopedJoinHandle<'scope, EarlyBuild>>,
     /// The standard library of the targets the flags name (or the host's).
     probes: Option<ScopedJoinHandle<'scope, Probes>>,
     probed: Probes,
@@ -65,7 +65,7 @@ pub(super) struct Beside<'scope> {
     graphs: Option<ScopedJoinHandle<'scope, Result<GraphsByTarget>>>,
 }
 
-impl<'scope> Beside<'scope> {
+impl<'scope> Background<'scope> {
     /// Starts what needs nothing from cargo: the early build, the probes, git, the registries
     /// and the engine.
     pub(super) fn start<'env>(
@@ -76,7 +76,7 @@ impl<'scope> Beside<'scope> {
         manifest_dir: &'env Path,
         flag_targets: Option<Vec<Target>>,
         report: &'env dyn Reporter,
-    ) -> Beside<'scope> {
+    ) -> Background<'scope> {
         let early = scope.spawn(move || {
             let early = start_early(options, env, manifest, manifest_dir, report);
             if early.started() {
@@ -113,7 +113,7 @@ impl<'scope> Beside<'scope> {
                 Load::Engine(engine) => engine.check(),
             })
         });
-        Beside {
+        Background {
             early: Some(early),
             probes: Some(probes),
             probed: Vec::new(),
@@ -126,18 +126,18 @@ impl<'scope> Beside<'scope> {
         }
     }
 
-    /// Starts `rustc -vV` (kept in the layout's cache).
+    /// Starts `rustc -vV` (kept in the tool directory's cache).
     pub(super) fn rustc_version<'env>(
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
         env: &'env Env,
         dir: &'env Path,
-        layout: &Layout,
+        tool_dir: &ToolDir,
         report: &'env dyn Reporter,
     ) {
-        let layout = layout.clone();
+        let tool_dir = tool_dir.clone();
         self.rustc_version =
-            Some(scope.spawn(move || toolchain::rustc_version(env, dir, &layout, report)));
+            Some(scope.spawn(move || toolchain::rustc_version(env, dir, &tool_dir, report)));
     }
 
     /// Starts each distinct base layer, from the layer cache: compressing one is most of the
@@ -147,11 +147,11 @@ impl<'scope> Beside<'scope> {
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
         images: &[ImagePlan],
-        layout: &Layout,
+        tool_dir: &ToolDir,
         threads: usize,
         report: &'env dyn Reporter,
     ) {
-        let cache = LayerCache::open(layout);
+        let cache = LayerCache::open(tool_dir);
         let wanted = images
             .iter()
             .map(|i| (&i.settings.base, i.settings.compression.algorithm));
@@ -178,10 +178,10 @@ impl<'scope> Beside<'scope> {
         targets: &[Target],
         workspace_root: &Path,
         env: &'env Env,
-        layout: &Layout,
+        tool_dir: &ToolDir,
         report: &'env dyn Reporter,
     ) {
-        let cache = graph::cache(layout);
+        let cache = graph::cache(tool_dir);
         let (request, targets) = (request.clone(), targets.to_vec());
         let root = workspace_root.to_path_buf();
         self.graphs = Some(scope.spawn(move || {
@@ -235,7 +235,7 @@ impl<'scope> Beside<'scope> {
     }
 
     /// Joins the rest.
-    pub(super) fn join(&mut self) -> Result<Groundwork> {
+    pub(super) fn join(&mut self) -> Result<Prepared> {
         let rustc_version = match self.rustc_version.take() {
             Some(handle) => join(handle)?,
             None => String::new(),
@@ -248,7 +248,7 @@ impl<'scope> Beside<'scope> {
             Some(handle) => join(handle)?.into_iter().collect(),
             None => Default::default(),
         };
-        Ok(Groundwork {
+        Ok(Prepared {
             rustc_version,
             bases,
             graphs,
@@ -264,7 +264,7 @@ fn start_early(
     manifest: &Path,
     manifest_dir: &Path,
     report: &dyn Reporter,
-) -> Early {
+) -> EarlyBuild {
     // Runs with the same manifest and flags mostly plan the same build.
     let key = format!(
         "{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}",
@@ -282,7 +282,7 @@ fn start_early(
         env.target_dir.as_deref(),
         &env.cwd,
     );
-    Early::start(
+    EarlyBuild::start(
         &key,
         manifest,
         target_dir.as_deref(),

@@ -1,5 +1,6 @@
-//! Reading back what the file sinks wrote, checked blob by blob: the tests run
-//! [`crate::image::validate`] on images read from disk, not only on the builder's values.
+//! An image in a local tar or OCI directory, read and checked blob by blob: a source of
+//! `cargo scratchimg index`, and how the tests read back what the file sinks wrote (they run
+//! [`crate::image::validate`] on images read from disk, not only on the builder's values).
 
 use std::io::Read;
 use std::path::Path;
@@ -39,8 +40,8 @@ pub(crate) fn read_oci_dir(path: &Path) -> Result<Artifact> {
     })
 }
 
-/// Reads back the artifact an OCI layout written by [`super::layout::oci_layout`] holds, through `read` (which
-/// gives a file's bytes by its path in the layout): every blob is checked against its digest,
+/// The artifact an OCI layout holds, read through `read` (which gives a file's bytes by its
+/// path in the layout): every blob is checked against its digest,
 /// and an index must be the one its images make.
 pub(crate) fn read_layout(read: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<Artifact> {
     let index: ImageIndex = serde_json::from_slice(&read("index.json")?)

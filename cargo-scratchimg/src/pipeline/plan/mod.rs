@@ -4,20 +4,21 @@
 //! their credentials, the container engine.
 //!
 //! What can run while cargo reads the workspace and the plan is made runs beside it, on the
-//! other core ([`Beside`]), each part started as soon as what it needs is known.
+//! other core ([`Background`]), each part started as soon as what it needs is known.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use cargo_metadata::Package;
 
+mod background;
+mod before_build;
+mod names;
+
 use super::Options;
-use super::beside::{Beside, Groundwork};
-use super::checks;
-use super::names::{image_tags, is_sbom_beside, output_name, push_refs, sbom_beside, sidecar};
 use crate::attest::Attach;
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
-use crate::cargo::early::Early;
+use crate::cargo::early::EarlyBuild;
 use crate::cargo::graph::Graphs;
 use crate::cargo::linker;
 use crate::cargo::toolchain::{self, Install, Probe};
@@ -26,7 +27,6 @@ use crate::config::{self, Settings};
 use crate::env::Env;
 use crate::git::GitFacts;
 use crate::image::{Algorithm, Compression, ImageRef, Layer, LayerBuilder};
-use crate::layout::Layout;
 use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::rootfs::{self, BaseFiles};
@@ -36,12 +36,15 @@ use crate::sign::SigningKey;
 use crate::sink::{Answered, Containerd, Destination, Engine, Format, PendingFile};
 use crate::source_date::SourceDate;
 use crate::target::{Arch, Target, parse_platforms};
+use crate::tool_dir::ToolDir;
 use crate::util::{join, unique};
+use background::{Background, Prepared};
+use names::{image_tags, is_sbom_beside, output_name, push_refs, sbom_beside, sidecar};
 
 /// What a run will do, settled before cargo builds; the images are [`ImagePlan`]s beside it.
 pub(crate) struct Plan {
     pub workspace: Workspace,
-    pub layout: Layout,
+    pub tool_dir: ToolDir,
     /// The one `cargo build` of every image, before a target is chosen.
     pub request: BuildRequest,
     /// One after another, in one target directory, so incremental builds stay warm.
@@ -124,7 +127,7 @@ pub(crate) struct SbomClaim {
 pub(crate) struct Planned {
     pub plan: Plan,
     pub images: Vec<ImagePlan>,
-    pub early: Early,
+    pub early: EarlyBuild,
 }
 
 impl Plan {
@@ -154,7 +157,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
     // A key that cannot sign fails now, not after the build.
     let sign_key = options.sign_key.load()?;
     std::thread::scope(|scope| {
-        let mut beside = Beside::start(
+        let mut background = Background::start(
             scope,
             options,
             env,
@@ -164,17 +167,17 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             report,
         );
         let workspace = Workspace::read(&env.cargo, &manifest, &options.cargo)?;
-        let layout = Layout::new(workspace.target_directory());
-        beside.rustc_version(scope, env, &manifest_dir, &layout, report);
+        let tool_dir = ToolDir::new(workspace.target_directory());
+        background.rustc_version(scope, env, &manifest_dir, &tool_dir, report);
 
-        let manifest_git = beside.git();
+        let manifest_git = background.git();
         let mut images = Vec::new();
         let mut warned = Vec::new();
         for (package, bin) in workspace.selection(&options.cargo)? {
             let git = manifest_git.for_dir(workspace::package_dir(&package));
             let image = plan_image(
                 &workspace,
-                &layout,
+                &tool_dir,
                 (package, bin.as_deref()),
                 git,
                 options,
@@ -185,7 +188,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             images.push(image);
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        beside.base_layers(scope, &images, &layout, threads, report);
+        background.base_layers(scope, &images, &tool_dir, threads, report);
         let targets = match flag_targets {
             Some(targets) => targets,
             None => settings_targets(&images)?,
@@ -193,13 +196,13 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         let auditable = options.auditable && env.current_exe.is_some();
         let request = build_request(&manifest, &images, options, auditable, report)?;
         // The checks before the build read the graphs too.
-        beside.crate_graphs(
+        background.crate_graphs(
             scope,
             &request,
             &targets,
             workspace.root(),
             env,
-            &layout,
+            &tool_dir,
             report,
         );
         let zigbuild = (options.zig || images.iter().any(|i| i.settings.zig))
@@ -207,10 +210,10 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             .transpose()?;
         // A wrong host, password or certificate, or no engine, fails before any target is
         // installed.
-        let (registries, engine) = beside.connections(report)?;
+        let (registries, engine) = background.connections(report)?;
         let mut platforms = Vec::new();
         for target in &targets {
-            let probe = beside.probe(target, &manifest_dir, env)?;
+            let probe = background.probe(target, &manifest_dir, env)?;
             platforms.push(plan_platform(
                 target,
                 probe,
@@ -235,12 +238,12 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 .map(|output| PendingFile::create(&sidecar(output.path(), "intoto.json")))
                 .transpose()?;
         }
-        let Groundwork {
+        let Prepared {
             rustc_version,
             bases,
             mut graphs,
-        } = beside.join()?;
-        checks::before_build(&images, &graphs, zigbuild.is_some(), env, report)?;
+        } = background.join()?;
+        before_build::check(&images, &graphs, zigbuild.is_some(), env, report)?;
         for platform in &mut platforms {
             let graphs = graphs.remove(&platform.target).unwrap_or_default();
             if auditable || options.sbom.is_some() {
@@ -262,7 +265,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         }
         let plan = Plan {
             workspace,
-            layout,
+            tool_dir,
             request,
             platforms,
             bases,
@@ -283,7 +286,11 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         Ok(Planned {
             plan,
             images,
-            early: beside.early.take().map(join).unwrap_or_else(Early::none),
+            early: background
+                .early
+                .take()
+                .map(join)
+                .unwrap_or_else(EarlyBuild::none),
         })
     })
 }
@@ -346,7 +353,7 @@ fn package_bins(images: &[ImagePlan]) -> Vec<PackageBins> {
 #[allow(clippy::too_many_arguments)]
 fn plan_image(
     workspace: &Workspace,
-    layout: &Layout,
+    tool_dir: &ToolDir,
     (package, bin): (Package, Option<&str>),
     git: GitFacts,
     options: &Options,
@@ -394,7 +401,7 @@ fn plan_image(
         (Some(dir), true) => Some(dir.join(name)),
         (Some(path), false) => Some(path.clone()),
         (None, _) if push_to.is_empty() && !options.skip_output && !loaded => {
-            Some(layout.default_output(&name))
+            Some(tool_dir.default_output(&name))
         }
         (None, _) => None,
     };

@@ -10,12 +10,13 @@ use anyhow::{Context, Result, bail};
 use oci_spec::image::Digest;
 use serde_json::Value;
 
-use super::referrer::{EMPTY_MEDIA_TYPE, cosign_tag};
-use super::{SbomFormat, sbom_types, slsa, statement};
+use crate::attest::referrer::{EMPTY_MEDIA_TYPE, cosign_tag};
+use crate::attest::{sbom_types, slsa, statement};
 use crate::image::{Repository, short_digest};
 use crate::registry::referrers::{INDEX_MEDIA_TYPE, Via};
 use crate::registry::{ClientOptions, Registry, Session};
 use crate::report::{Reporter, one_line};
+use crate::sbom::SbomFormat;
 use crate::sign::{VerifyingKey, cosign, dsse};
 
 /// What `verify` is asked to check.

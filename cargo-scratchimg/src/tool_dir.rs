@@ -16,13 +16,13 @@ pub(crate) const DIR: &str = "scratchimg";
 
 /// `<target-dir>/scratchimg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Layout {
+pub(crate) struct ToolDir {
     root: PathBuf,
 }
 
-impl Layout {
-    pub(crate) fn new(target_dir: &Path) -> Layout {
-        Layout {
+impl ToolDir {
+    pub(crate) fn new(target_dir: &Path) -> ToolDir {
+        ToolDir {
             root: target_dir.join(DIR),
         }
     }
@@ -55,7 +55,7 @@ impl Layout {
         self.root.join("cache/registry-mounts.json")
     }
 
-    /// The prefix of `--verify`'s fresh target directories, under [`Layout::root`].
+    /// The prefix of `--verify`'s fresh target directories, under [`ToolDir::root`].
     pub(crate) const VERIFY_PREFIX: &str = "verify-";
 }
 
@@ -65,22 +65,22 @@ mod tests {
 
     #[test]
     fn everything_lives_under_target_scratchimg() {
-        let layout = Layout::new(Path::new("/t"));
-        assert_eq!(layout.root(), Path::new("/t/scratchimg"));
+        let tool_dir = ToolDir::new(Path::new("/t"));
+        assert_eq!(tool_dir.root(), Path::new("/t/scratchimg"));
         assert_eq!(
-            layout.default_output("a-1.tar"),
+            tool_dir.default_output("a-1.tar"),
             Path::new("/t/scratchimg/a-1.tar")
         );
-        assert_eq!(layout.auditable(), Path::new("/t/scratchimg/auditable"));
+        assert_eq!(tool_dir.auditable(), Path::new("/t/scratchimg/auditable"));
         assert_eq!(
-            layout.cache("layers"),
+            tool_dir.cache("layers"),
             Path::new(concat!(
                 "/t/scratchimg/cache/layers-",
                 env!("CARGO_PKG_VERSION")
             ))
         );
         assert_eq!(
-            layout.registry_mounts(),
+            tool_dir.registry_mounts(),
             Path::new("/t/scratchimg/cache/registry-mounts.json")
         );
     }
