@@ -20,6 +20,7 @@
 
 #![warn(unreachable_pub)]
 
+mod annotations;
 mod attest;
 mod cache;
 mod cargo;
@@ -34,7 +35,6 @@ mod local_image;
 mod outcome;
 mod pipeline;
 mod process;
-mod provenance;
 mod registry;
 mod report;
 mod rootfs;

@@ -271,5 +271,6 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
             AttachArg::All => Attach::All,
         }),
         sign_key,
+        retag: None,
     })
 }

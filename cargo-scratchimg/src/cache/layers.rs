@@ -14,13 +14,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
-use super::{Hit, Store};
+use super::{Growing, Hit, Store};
 use crate::image::{
     Blob, Compression, Content, HashReader, Layer, LayerBuilder, Stream, Tar, decompressor,
     digest_of, streamed_digest,
@@ -131,27 +131,17 @@ impl LayerCache {
             Ok(temp) => temp.as_file(),
             Err(anonymous) => anonymous,
         };
-        let growing = Arc::new(Growing {
-            file: out.try_clone()?,
-            limit: tar.size() + tar.size() / 8 + (1 << 20),
-            state: Mutex::new(Grown::default()),
-            changed: Condvar::new(),
-        });
+        // The most it can grow to: the tar and what compression may add.
+        let limit = tar.size() + tar.size() / 8 + (1 << 20);
+        let growing = Arc::new(Growing::new(out.try_clone()?, limit));
         // Whatever happens below, a reader following the entry hears how it ended.
-        let mut ended = Ended(&growing, None);
+        let ending = growing.ending();
         follow(growing.clone());
-        let mut writer = BufWriter::with_capacity(
-            1 << 20,
-            Notify {
-                file: out,
-                growing: &growing,
-            },
-        );
+        let mut writer = BufWriter::with_capacity(1 << 20, growing.writer(out));
         let packed = tar.compress(compression, threads, &mut writer)?;
         writer.flush()?;
         drop(writer);
-        ended.1 = Some(packed.digest.clone());
-        drop(ended);
+        ending.whole(packed.digest.clone());
         let name = format!(
             "{}.{}.{}.{}",
             key.digest(),
@@ -179,138 +169,6 @@ impl LayerCache {
             Content::stream(Arc::new(stored)),
         );
         Ok((blob, packed.diff_id))
-    }
-}
-
-/// A new entry as it is written, for a reader that follows it: an upload that starts before
-/// the compression ends, reading what is on disk and waiting for more.
-#[derive(Debug)]
-pub(crate) struct Growing {
-    file: File,
-    /// The most it can grow to (the tar and what compression may add), for time limits.
-    limit: u64,
-    state: Mutex<Grown>,
-    changed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct Grown {
-    written: u64,
-    /// The most a follower has read.
-    read: u64,
-    /// The digest when it was written whole; `None` inside when it failed.
-    end: Option<Option<Digest>>,
-    /// Followers stop: what they read is not wanted any more.
-    cancelled: bool,
-}
-
-impl Growing {
-    /// The most bytes it can come to.
-    pub(crate) fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    /// The bytes as they are written; ends when the entry is whole, fails when it failed.
-    pub(crate) fn reader(&self) -> impl Read + Send + '_ {
-        Follower {
-            growing: self,
-            offset: 0,
-        }
-    }
-
-    /// Waits for the end: the digest of the whole entry, or `None` when it failed.
-    pub(crate) fn digest(&self) -> Option<Digest> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(end) = &state.end {
-                return end.clone();
-            }
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Bytes written that no follower has read yet.
-    pub(crate) fn unread(&self) -> u64 {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.written.saturating_sub(state.read)
-    }
-
-    /// Makes the followers fail from now on (an upload of bytes the registry has already).
-    pub(crate) fn cancel(&self) {
-        self.update(|state| state.cancelled = true);
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Grown)) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        change(&mut state);
-        self.changed.notify_all();
-    }
-}
-
-/// Tells the followers how the entry ended when dropped: with the digest it holds, or failed.
-struct Ended<'a>(&'a Growing, Option<Digest>);
-
-impl Drop for Ended<'_> {
-    fn drop(&mut self) {
-        let digest = self.1.take();
-        self.0.update(|state| state.end = Some(digest));
-    }
-}
-
-/// Writes to the entry's file and says how far it got.
-struct Notify<'a> {
-    file: &'a File,
-    growing: &'a Growing,
-}
-
-impl Write for Notify<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.growing.update(|state| state.written += n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-/// Reads a [`Growing`] entry as far as it is written, waiting for more.
-struct Follower<'a> {
-    growing: &'a Growing,
-    offset: u64,
-}
-
-impl Read for Follower<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let growing = self.growing;
-        let written = {
-            let mut state = growing.state.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if state.cancelled {
-                    return Err(io::Error::other("the upload was called off"));
-                }
-                if state.written > self.offset {
-                    break state.written;
-                }
-                match &state.end {
-                    Some(Some(_)) => return Ok(0),
-                    Some(None) => return Err(io::Error::other("the layer could not be made")),
-                    None => {
-                        state = growing
-                            .changed
-                            .wait(state)
-                            .unwrap_or_else(|e| e.into_inner())
-                    }
-                }
-            }
-        };
-        let max = (written - self.offset).min(buf.len() as u64) as usize;
-        let n = growing.file.read_at(&mut buf[..max], self.offset)?;
-        self.offset += n as u64;
-        let offset = self.offset;
-        growing.update(|state| state.read = state.read.max(offset));
-        Ok(n)
     }
 }
 

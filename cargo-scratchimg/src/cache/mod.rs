@@ -10,6 +10,7 @@
 //! entry or the new one; [`Keyed`] entries are flushed to disk first, so a crash does too. Layer
 //! entries are not (tens of megabytes): one a crash left torn fails its check and is made again.
 
+mod growing;
 mod layers;
 
 use std::fs;
@@ -21,7 +22,8 @@ use anyhow::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) use layers::{Growing, LayerCache};
+pub(crate) use growing::Growing;
+pub(crate) use layers::LayerCache;
 
 use crate::image::sha256;
 use crate::interrupt::Temporary;

@@ -13,7 +13,7 @@ use signal_hook::iterator::Signals;
 
 use crate::env::Env;
 use crate::image::ImageRef;
-use crate::pipeline::{Load, Options, Planned, compile, execute, plan};
+use crate::pipeline::{Load, Options, compile, execute, plan};
 use crate::report::Reporter;
 use crate::sink::{Containerd, Engine};
 
@@ -44,24 +44,19 @@ pub fn run_image(
     let options = Options {
         load: Some(run.engine),
         skip_output: true,
+        retag: Some(RUN_TAG.to_string()),
         ..options.clone()
     };
     if options.cargo.workspace {
         bail!("`run` runs one image, not every one of --workspace\nhelp: pick its package with -p");
     }
-    let Planned {
-        plan,
-        mut images,
-        early,
-    } = plan(&options, env, report)?;
-    let [image] = images.as_mut_slice() else {
+    let planned = plan(&options, env, report)?;
+    let [image] = planned.images.as_slice() else {
         bail!(
             "`run` runs one image, and this run plans {}\nhelp: pick its package with -p",
-            images.len()
+            planned.images.len()
         );
     };
-    let name = image.tags[0].repo();
-    image.tags = vec![name.tagged(RUN_TAG)];
     let tag = image.tags[0].clone();
     let ports: Vec<String> = image.settings.ports.iter().cloned().collect();
     let stop_signal = image
@@ -69,13 +64,14 @@ pub fn run_image(
         .stop_signal
         .clone()
         .unwrap_or_else(|| "SIGTERM".to_string());
-    let engine = plan
+    let engine = planned
+        .connections
         .engine
         .as_ref()
         .map(|answered| answered.engine)
         .context("no engine was chosen (a bug in cargo-scratchimg)")?;
-    let containerd = plan.containerd.clone();
-    execute(plan, images, early, env, report, compile)?;
+    let containerd = planned.connections.containerd.clone();
+    execute(planned, env, report, compile)?;
     let container = Container {
         engine,
         containerd,

@@ -3,7 +3,6 @@
 //! builds anything, and every error names the key, the file and line, and the valid choices.
 
 mod manifest;
-mod standard;
 mod values;
 
 use std::borrow::Borrow;
@@ -14,7 +13,6 @@ use anyhow::Result;
 use toml::Spanned;
 
 pub(crate) use manifest::{ManifestText, Table};
-pub(crate) use standard::standard_annotations;
 pub(crate) use values::{Origin, User};
 
 use crate::checks::Check;
@@ -81,7 +79,8 @@ pub(crate) struct Settings {
 impl Settings {
     /// How the image runs its programs: `entrypoint` or the first binary, as `user`, in
     /// `workdir` or the user's home, with `PATH=/app` and `SSL_CERT_FILE` unless `env` says
-    /// otherwise. `derived` labels (from Cargo.toml) give way to the user's.
+    /// otherwise. `derived` labels (from Cargo.toml and git) give way to the user's
+    /// ([`crate::annotations::labels`]).
     pub(crate) fn run_config(
         &self,
         bins: &[String],
@@ -109,8 +108,7 @@ impl Settings {
                 .map(|(k, v)| format!("{k}={v}")),
         );
         let home = self.user.home();
-        let mut labels = derived.clone();
-        labels.extend(self.labels.clone());
+        let labels = crate::annotations::labels(derived, &self.labels);
         RunConfig {
             entrypoint,
             cmd: self.cmd.clone(),
@@ -122,16 +120,6 @@ impl Settings {
             labels,
             stop_signal: self.stop_signal.clone(),
         }
-    }
-
-    /// Manifest annotations: the derived ones, then the user's, which win.
-    pub(crate) fn manifest_annotations(
-        &self,
-        derived: &BTreeMap<String, String>,
-    ) -> BTreeMap<String, String> {
-        let mut annotations = derived.clone();
-        annotations.extend(self.annotations.clone());
-        annotations
     }
 }
 

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::Plan;
-use super::plan::PlatformPlan;
+use super::{Plan, PlatformPlan};
 use crate::cargo::command::{Build, PackageBins, Running};
 use crate::cargo::early::EarlyBuild;
 use crate::cargo::remap::{BuildRoots, PathRemap};
@@ -50,13 +49,13 @@ pub(crate) fn compile(
 ) -> Result<Vec<PlatformBuild>> {
     let mut builds = Vec::new();
     for platform in &plan.platforms {
-        let target = &platform.target;
+        let target = platform.target();
         let lists = dependency_lists(plan, platform)?;
         let build = Build {
             request: plan.request.clone(),
             target: target.clone(),
             target_dir: target_dir.to_path_buf(),
-            env: platform.linker_env.clone(),
+            env: platform.toolchain.linker_env.clone(),
             wrapper: wrapper(plan, platform, &lists, target_dir, env)?,
             zigbuild: plan.zigbuild.clone(),
         };
@@ -124,19 +123,19 @@ fn wrapper(
         target_dir: target_dir.to_path_buf(),
         cargo_home: env.cargo_home.clone(),
         rustup_home: env.rustup_home.clone(),
-        sysroot: platform.sysroot.clone(),
+        sysroot: platform.toolchain.sysroot.clone(),
     });
     let mut bin_flags = Vec::new();
     let mut inputs = Vec::new();
     let dir = crate::tool_dir::ToolDir::new(target_dir).auditable();
     // Every binary of a package gets the package's list: they share its dependencies.
     for (package, list) in lists {
-        let object = dependency_object(&package.name, list, &platform.target, &dir)?;
+        let object = dependency_object(&package.name, list, platform.target(), &dir)?;
         for bin in &package.bins {
             bin_flags.push(BinFlags {
                 package: package.name.clone(),
                 bin: bin.clone(),
-                flags: auditable::link_args(&object, platform.linker),
+                flags: auditable::link_args(&object, platform.toolchain.linker),
             });
         }
         inputs.push(object);
@@ -154,7 +153,8 @@ fn graph<'a>(platform: &'a PlatformPlan, package: &PackageBins) -> Result<&'a Cr
     platform.graphs.get(&package.name).with_context(|| {
         format!(
             "no crate graph of package `{}` for {} (a bug in cargo-scratchimg)",
-            package.name, platform.target.triple
+            package.name,
+            platform.target().triple
         )
     })
 }

@@ -1,19 +1,20 @@
 //! `cargo scratchimg` end to end, in five steps, each a value in and a value out:
 //!
 //! 1. [`plan()`]: read the workspace and the settings, check everything that can be checked
-//!    before cargo builds, and claim the outputs: a [`Plan`], and one [`ImagePlan`] per image.
-//!    The last run's build starts at once ([`crate::cargo::early`]); toolchain probes, git,
-//!    registries and the engine run beside `cargo metadata`, and `rustc -vV`, the base layers
-//!    and the crate graphs as soon as what each needs is known (`beside.rs`).
+//!    before cargo builds, and claim the outputs: a [`Plan`], one [`ImagePlan`] per image, and
+//!    the [`Connections`] (registries, engine) beside them. The last run's build starts at once
+//!    ([`crate::cargo::early`]); toolchain probes, git, registries and the engine run beside
+//!    `cargo metadata`, and `rustc -vV`, the base layers and the crate graphs as soon as what
+//!    each needs is known.
 //! 2. [`compile()`]: one `cargo build` per platform, checked static: [`PlatformBuild`]s.
 //! 3. [`assemble()`]: each image, or index of one image per platform, on its base layer, with
-//!    its SBOM: [`AssembledImage`]s, each carrying its [`ImagePlan`].
-//! 4. [`reproduce()`] (`--verify`): steps 2 and 3 again in a fresh target directory, insisting on
-//!    the same digests.
+//!    its SBOMs and attestations: [`AssembledImage`]s, each carrying its [`ImagePlan`]. The
+//!    layers of images to push go up as they are compressed ([`Uploads`]).
+//! 4. [`reproduce()`] (`--verify`): steps 2 and 3 again in a fresh target directory, insisting
+//!    on the same digests.
 //! 5. [`publish()`]: write, load and push each image: an [`Outcome`] each.
 
 mod assemble;
-mod attest;
 mod compile;
 mod plan;
 mod publish;
@@ -24,9 +25,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-pub(crate) use assemble::assemble;
+pub(crate) use assemble::{AssembledImage, assemble};
 pub(crate) use compile::{PlatformBuild, compile};
-pub(crate) use plan::{ImagePlan, Plan, Planned, plan};
+pub(crate) use plan::{Connections, ImagePlan, Plan, Planned, PlatformImage, PlatformPlan, plan};
 pub(crate) use publish::publish;
 pub(crate) use reproduce::reproduce;
 
@@ -40,7 +41,7 @@ use crate::registry::ClientOptions;
 use crate::report::Reporter;
 use crate::sbom::SbomFormat;
 use crate::sign::KeySource;
-use crate::sink::{Engine, Format};
+use crate::sink::{Engine, Format, Uploads};
 
 /// Which engine `--load` loads into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,9 @@ pub struct Options {
     pub attach: Option<Attach>,
     /// `--sign-key` or `--sign-key-stdin`: signs the attestations and the manifests.
     pub sign_key: KeySource,
+    /// Every image gets this one tag, on its name, instead of its tags: `run` tags each run's
+    /// image `<name>:scratchimg-run`.
+    pub retag: Option<String>,
 }
 
 /// Runs `cargo scratchimg`: builds, assembles and publishes every image `options` asks for,
@@ -105,12 +109,7 @@ pub(crate) fn run_with(
 ) -> Result<Vec<Outcome>> {
     let started = Instant::now();
     // 1. Plan; the last run's build and the work that needs no plan start beside it.
-    let Planned {
-        plan,
-        images,
-        early,
-    } = plan(options, env, report)?;
-    let outcomes = execute(plan, images, early, env, report, compile)?;
+    let outcomes = execute(plan(options, env, report)?, env, report, compile)?;
     let what = match outcomes.as_slice() {
         [one] => format!("image `{}`", one.tags.join("`, `")),
         many => format!("{} images", many.len()),
@@ -124,24 +123,29 @@ pub(crate) fn run_with(
 
 /// Steps 2 to 5 of a planned run.
 pub(crate) fn execute(
-    plan: Plan,
-    images: Vec<ImagePlan>,
-    early: EarlyBuild,
+    planned: Planned,
     env: &Env,
     report: &dyn Reporter,
     compile: impl Fn(&Plan, &Env, &Path, EarlyBuild, &dyn Reporter) -> Result<Vec<PlatformBuild>>,
 ) -> Result<Vec<Outcome>> {
+    let Planned {
+        plan,
+        images,
+        connections,
+        early,
+    } = planned;
     // 2. Compile every platform.
     let builds = compile(&plan, env, plan.workspace.target_directory(), early, report)?;
-    // 3. Assemble every image on its base layer.
-    let images = assemble(&plan, images, &builds, report)?;
+    // 3. Assemble every image on its base layer; layers of images to push go up meanwhile.
+    let uploads = Uploads::new(&connections.registries, report);
+    let images = assemble(&plan, images, &builds, &uploads, report)?;
     // 4. Verify: the same bytes from a fresh target directory.
     if plan.verify {
         let again = |dir: &Path| compile(&plan, env, dir, EarlyBuild::none(), report);
         reproduce(&plan, &images, again, report)?;
     }
     // 5. Publish: write, load, push.
-    publish(plan, images, report)
+    publish(&plan, &connections, &uploads, images, report)
 }
 
 #[cfg(test)]

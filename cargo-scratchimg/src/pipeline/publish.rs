@@ -4,35 +4,35 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use oci_spec::image::Digest;
 
-use super::Plan;
-use super::assemble::AssembledImage;
-use super::attest::{Attestations, attest};
-use super::plan::ImagePlan;
+use super::assemble::{AssembledImage, Attestations};
+use super::{Connections, ImagePlan, Plan};
 use crate::image::Artifact;
 use crate::outcome::Outcome;
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{AttachRequest, Engine, PushError, Uploaded, commit_all, load, push};
+use crate::sink::{AttachRequest, Engine, PushError, Uploads, commit_all, load, push};
 
-/// Publishes every image, in plan order.
+/// Publishes every image, in plan order, through what the plan connected to; the layers in
+/// `uploads` went up while they were compressed.
 pub(crate) fn publish(
-    plan: Plan,
+    plan: &Plan,
+    connections: &Connections,
+    uploads: &Uploads<'_>,
     images: Vec<AssembledImage>,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
     let mut mounts = MountSources::load(&plan.tool_dir.registry_mounts());
-    let published = publish_each(&plan, images, &mut mounts, report);
-    if !plan.registries.is_empty() {
-        // Later runs remember only the base layers, which every image of a tool version shares;
-        // the others change with each build.
-        let bases: Vec<Digest> = plan
-            .bases
-            .iter()
-            .map(|(_, _, layer)| layer.blob().digest().clone())
-            .collect();
+    // Later runs remember only the base layers, which every image of a tool version shares;
+    // the others change with each build.
+    let bases: Vec<Digest> = images
+        .iter()
+        .map(|i| i.image.base.blob().digest().clone())
+        .collect();
+    let published = publish_each(plan, connections, uploads, images, &mut mounts, report);
+    if !connections.registries.is_empty() {
         mounts.retain_only(&bases);
         mounts.save();
     }
@@ -41,6 +41,8 @@ pub(crate) fn publish(
 
 fn publish_each(
     plan: &Plan,
+    connections: &Connections,
+    uploads: &Uploads<'_>,
     images: Vec<AssembledImage>,
     mounts: &mut MountSources,
     report: &dyn Reporter,
@@ -55,11 +57,11 @@ fn publish_each(
         mut image,
         artifact,
         sboms,
-        uploaded,
+        attestations,
     } in images
     {
-        let attestations = attest(plan, &image, &artifact, &sboms)?;
-        let path = match image.destination.take() {
+        let outputs = &mut image.outputs;
+        let path = match outputs.destination.take() {
             Some(destination) => {
                 report.status("Writing", &destination.path().display());
                 // File outputs hold the attestations when --attach asks: readers that name no
@@ -76,25 +78,30 @@ fn publish_each(
             }
             None => None,
         };
-        if let Some(claim) = image.provenance.take() {
+        if let Some(claim) = outputs.provenance.take() {
             report.status("Writing", &claim.path().display());
             staged.push(claim.stage(&attestations.provenance_file)?);
         }
-        for claim in std::mem::take(&mut image.sboms) {
-            let document = sboms
-                .iter()
-                .find(|d| d.target == claim.target && d.bin == claim.bin)
-                .expect("an SBOM for every platform and binary");
+        // The claims were made in the order the documents are.
+        let claims = std::mem::take(&mut outputs.sboms);
+        ensure!(
+            claims.len() == sboms.len()
+                && claims
+                    .iter()
+                    .zip(&sboms)
+                    .all(|(c, d)| c.target == d.target && c.bin == d.bin),
+            "the SBOM documents are not the ones claimed (a bug in cargo-scratchimg)"
+        );
+        for (claim, document) in claims.into_iter().zip(&sboms) {
             report.status("Writing", &claim.file.path().display());
             staged.push(claim.file.stage(&document.bytes)?);
         }
-        stale.append(&mut image.stale_sboms);
+        stale.append(&mut outputs.stale_sboms);
         written.push(Written {
             image,
             artifact,
             path,
             attestations,
-            uploaded,
         });
     }
     commit_all(staged, &stale)?;
@@ -105,7 +112,6 @@ fn publish_each(
         artifact,
         path,
         attestations,
-        uploaded,
     } in written
     {
         let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
@@ -113,8 +119,8 @@ fn publish_each(
         outcome.compression = image
             .compression
             .map(|c| format!("{}:{}", c.algorithm, c.level));
-        if let Some(engine) = &plan.engine {
-            let loaded = match (engine.engine, &plan.containerd) {
+        if let Some(engine) = &connections.engine {
+            let loaded = match (engine.engine, &connections.containerd) {
                 (Engine::Containerd, Some(containerd)) => {
                     containerd.import(&artifact, &image.tags, image.date.seconds)
                 }
@@ -135,12 +141,12 @@ fn publish_each(
             let attachments = (!attestations.referrers.is_empty() || plan.sign_key.is_some())
                 .then_some(&attachments);
             match push(
-                &plan.registries,
+                &connections.registries,
                 mounts,
                 &artifact,
                 &image.push_to,
                 attachments,
-                &uploaded,
+                uploads,
                 report,
             ) {
                 Ok(pushed) => {
@@ -187,8 +193,6 @@ struct Written {
     /// The output, once committed.
     path: Option<PathBuf>,
     attestations: Attestations,
-    /// Layers already uploaded while they were compressed.
-    uploaded: Vec<Uploaded>,
 }
 
 /// The summary on stderr: name, digest, and each layer's size.

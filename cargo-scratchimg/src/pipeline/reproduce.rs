@@ -5,9 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::Plan;
-use super::assemble::{AssembledImage, assemble_one};
-use super::compile::PlatformBuild;
+use super::assemble::assemble_one;
+use super::{AssembledImage, Plan, PlatformBuild};
 use crate::interrupt::Temporary;
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
@@ -35,7 +34,7 @@ pub(crate) fn reproduce(
     );
     let builds = compile_again(fresh.path())?;
     for image in first {
-        let (second, _, _) = assemble_one(plan, &image.image, &builds, None, report)?;
+        let (second, _) = assemble_one(plan, &image.image, &builds, None, report)?;
         let (a, b) = (&image.artifact, &second);
         if a.digest() == b.digest() {
             report.status("Verified", &format!("both builds give {}", a.digest()));

@@ -82,7 +82,7 @@ fn fake_compile(
     plan.platforms
         .iter()
         .map(|platform| {
-            let target = platform.target.clone();
+            let target = platform.target().clone();
             report.status("Building", &format!("(fake) {}", target.triple));
             let binaries = plan
                 .request
@@ -187,14 +187,17 @@ fn the_plan_of_a_workspace_holds_one_record_per_image_and_platform() {
     let triples: Vec<&str> = plan
         .platforms
         .iter()
-        .map(|p| p.target.triple.as_str())
+        .map(|p| p.target().triple.as_str())
         .collect();
     assert_eq!(
         triples,
         ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"]
     );
     for platform in &plan.platforms {
-        assert!(platform.linker_env.is_empty(), "the configured linker wins");
+        assert!(
+            platform.toolchain.linker_env.is_empty(),
+            "the configured linker wins"
+        );
         let graphs: Vec<&str> = platform.graphs.keys().map(String::as_str).collect();
         assert_eq!(graphs, ["api", "worker"], "a crate graph per package");
         assert_eq!(platform.graphs["api"].root().name, "api");
@@ -213,7 +216,12 @@ fn the_plan_of_a_workspace_holds_one_record_per_image_and_platform() {
         ]
     );
     assert_eq!(plan.request.profile.name(), "scratchimg-release");
-    assert_eq!(plan.bases.len(), 1, "both images stand on the same base");
+    let bases: Vec<_> = images.iter().map(|i| i.base.blob().digest()).collect();
+    assert_eq!(
+        crate::util::unique(bases).len(),
+        1,
+        "both images stand on the same base"
+    );
     assert!(
         plan.rustc_version.starts_with("rustc "),
         "{}",
@@ -231,9 +239,10 @@ fn the_plan_of_a_workspace_holds_one_record_per_image_and_platform() {
             "workspace settings apply"
         );
         assert!(image.settings.ports.contains("8080/tcp"));
-        let destination = image.destination.as_ref().expect("an output");
+        let destination = image.outputs.destination.as_ref().expect("an output");
         assert_eq!(destination.path(), out.join(format!("{name}-0.2.0.tar")));
         let sboms: Vec<String> = image
+            .outputs
             .sboms
             .iter()
             .map(|c| {
@@ -400,3 +409,55 @@ fn documents_an_earlier_run_left_beside_the_output_go() {
         assert_eq!(names, want, "{platforms} {sbom:?}");
     }
 }
+
+/// The bytes of a fixed build, pinned: restructuring the code must not change them. The config
+/// and every layer of both platforms (the manifests carry `rustc -vV`, which depends on the
+/// toolchain that runs the tests; the configs and layers do not).
+#[test]
+fn a_fixed_build_gives_the_pinned_bytes() {
+    let ws = workspace();
+    let out = ws.path().join("out");
+    let env = env(ws.path());
+    let report = Capture::new(Verbosity::Normal);
+    let mut options = options(&out, Format::Archive);
+    options.verify = false;
+    let outcomes = run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
+    let mut found = Vec::new();
+    for outcome in &outcomes {
+        let artifact = read_archive(outcome.path.as_ref().unwrap()).unwrap();
+        for image in artifact.images() {
+            found.push(format!(
+                "{} {} config {}",
+                outcome.tags[0],
+                image.arch().platform(),
+                image.config().digest()
+            ));
+            for layer in image.layers() {
+                found.push(format!(
+                    "{} {} layer {} {}",
+                    outcome.tags[0],
+                    image.arch().platform(),
+                    layer.blob().digest(),
+                    layer.diff_id()
+                ));
+            }
+        }
+    }
+    let pinned: Vec<String> = PINNED.lines().map(str::to_string).collect();
+    assert_eq!(found, pinned, "found:\n{}", found.join("\n"));
+}
+
+/// What the build above gave before the pipeline was restructured (issue 20).
+const PINNED: &str = "\
+api:0.2.0 linux/amd64 config sha256:be515b9bf5da32b21aa0498fd8733f5bf589a5253447bd5231c8194d744f6ed9\n\
+api:0.2.0 linux/amd64 layer sha256:cc68450702dc520274eb77d3616b7fdc807cb04e857e3898ea87be1ffe1a375a sha256:8f81ffe0062d132d1a324bdbe313f82c6984cfd1a75752af3ac2596b96affbdb\n\
+api:0.2.0 linux/amd64 layer sha256:0e94165f26cda5fbd7194ebc8aac0b99116f4e4b8442b79ad8f4335aed275cd5 sha256:600fcb2a71e7f3dba7293e322110939b600971146cb4011f10f55510b3ae37f3\n\
+api:0.2.0 linux/arm64/v8 config sha256:a2c5618238a265a914e1bb5b35b9321c040795d5f9a838923bedb802f3b44678\n\
+api:0.2.0 linux/arm64/v8 layer sha256:cc68450702dc520274eb77d3616b7fdc807cb04e857e3898ea87be1ffe1a375a sha256:8f81ffe0062d132d1a324bdbe313f82c6984cfd1a75752af3ac2596b96affbdb\n\
+api:0.2.0 linux/arm64/v8 layer sha256:10a4324bf2d9934a5ebc20ef303311280241c0684de4d46e41d9313f00c71d45 sha256:17d5012a0a46f5a49042656ef816e6ba5a47859f3a041a995eb2d44def8226aa\n\
+worker:0.2.0 linux/amd64 config sha256:a85c5efe30c3c72f05d0a69154092563e558f7cc2e36f4c06f0195a00d3de83f\n\
+worker:0.2.0 linux/amd64 layer sha256:cc68450702dc520274eb77d3616b7fdc807cb04e857e3898ea87be1ffe1a375a sha256:8f81ffe0062d132d1a324bdbe313f82c6984cfd1a75752af3ac2596b96affbdb\n\
+worker:0.2.0 linux/amd64 layer sha256:258dd9a8fe66789ca5edc8852b563387230619654751a1506cd4148657633b77 sha256:b0e319ae3dedd519d73fee4dd2483fd34abc248f3671dbbc696a579cb68edf80\n\
+worker:0.2.0 linux/arm64/v8 config sha256:329f49b203ccfd153a48f8de85cbbdb44458f2b0c2472a47a60bc1267add1f31\n\
+worker:0.2.0 linux/arm64/v8 layer sha256:cc68450702dc520274eb77d3616b7fdc807cb04e857e3898ea87be1ffe1a375a sha256:8f81ffe0062d132d1a324bdbe313f82c6984cfd1a75752af3ac2596b96affbdb\n\
+worker:0.2.0 linux/arm64/v8 layer sha256:b7b49e8506f91d019649a20b75b20b3ab48eea9c041aadcaf947709ca3cdbd14 sha256:fde6020d9113e5a057238ae684542492c816737ab338af53ed9daa8efda9803b";

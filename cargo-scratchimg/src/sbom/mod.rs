@@ -29,6 +29,14 @@ pub enum SbomFormat {
 }
 
 impl SbomFormat {
+    /// Its name in `--sbom` and in the provenance: `spdx` or `cyclonedx`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx",
+            SbomFormat::CycloneDx => "cyclonedx",
+        }
+    }
+
     /// The file name suffix the formats' own tools expect.
     pub fn extension(self) -> &'static str {
         match self {

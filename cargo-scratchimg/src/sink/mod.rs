@@ -12,6 +12,7 @@ mod oci_dir;
 mod oci_layout;
 mod registry;
 mod staging;
+mod uploads;
 
 use std::path::Path;
 
@@ -24,8 +25,9 @@ pub use daemon::Engine;
 pub(crate) use daemon::{Answered, load};
 pub(crate) use merge::{BlobSource, SourceImage, push_index};
 pub(crate) use oci_dir::OciDir;
-pub(crate) use registry::{Early, PushError, Uploaded, push};
+pub(crate) use registry::{PushError, push};
 pub(crate) use staging::{PendingFile, Staged, commit_all};
+pub(crate) use uploads::{ImageUploads, Uploads};
 
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};

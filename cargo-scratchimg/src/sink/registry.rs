@@ -2,13 +2,12 @@
 //! then the manifest, as the exact bytes of the local one, under each tag. A manifest is put
 //! only after every blob it names is in place; an index, after every manifest it names.
 
-use std::io::Read;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use super::attach::{AttachRequest, Attached, attach};
-use oci_spec::image::Digest;
+use super::uploads::Uploads;
 
 use crate::image::{Artifact, Blob, ImageRef, short_digest};
 use crate::registry::{Mount, MountSources, Registry, Session};
@@ -34,77 +33,6 @@ pub(crate) struct Pushed {
 pub(crate) struct PushError {
     pub pushed: Vec<String>,
     pub error: anyhow::Error,
-}
-
-/// A blob that went up while it was made (see [`Early`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Uploaded {
-    pub host: String,
-    pub repository: String,
-    pub digest: Digest,
-}
-
-/// Where the layers of an image to push go while they are compressed: the repository of its
-/// first push reference. The upload follows the compressor's output, so when the last block is
-/// compressed, little is left to send.
-pub(crate) struct Early<'a> {
-    registry: &'a Registry,
-    repository: String,
-    report: &'a dyn Reporter,
-    /// One session (one token, where the registry uses them) for all the image's layers.
-    session: std::sync::OnceLock<Session<'a>>,
-}
-
-impl<'a> Early<'a> {
-    /// For an image pushed to `tags`, through `registries` (connected before the build).
-    pub(crate) fn of(
-        registries: &'a [Registry],
-        tags: &[ImageRef],
-        report: &'a dyn Reporter,
-    ) -> Option<Early<'a>> {
-        let tag = tags.first()?;
-        let registry = registries.iter().find(|r| r.host() == tag.registry())?;
-        Some(Early {
-            registry,
-            repository: tag.repository().to_string(),
-            report,
-            session: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// The session, opened on first use; a failure to open it is not kept, so the next use
-    /// tries again.
-    fn session(&self) -> Result<&Session<'a>> {
-        if let Some(session) = self.session.get() {
-            return Ok(session);
-        }
-        let session = self.registry.session(&self.repository, &[], self.report)?;
-        Ok(self.session.get_or_init(|| session))
-    }
-
-    /// Whether the repository has the blob `digest` already.
-    pub(crate) fn has(&self, digest: &Digest) -> Result<bool> {
-        self.session()?.has_blob(digest)
-    }
-
-    /// Sends `size` bytes at most that `body` gives as they come, then, once `digest` says
-    /// what they were, finishes the upload under that digest.
-    pub(crate) fn upload(
-        &self,
-        body: &mut (dyn Read + Send),
-        size: u64,
-        digest: &dyn Fn() -> Option<Digest>,
-    ) -> Result<Uploaded> {
-        let session = self.session()?;
-        let location = session.stream_upload(body, size)?;
-        let digest = digest().context("the layer could not be made")?;
-        session.finish_upload(&location, &digest)?;
-        Ok(Uploaded {
-            host: self.registry.host().to_string(),
-            repository: self.repository.clone(),
-            digest,
-        })
-    }
 }
 
 /// What became of one blob.
@@ -178,7 +106,7 @@ pub(crate) fn push(
     artifact: &Artifact,
     tags: &[ImageRef],
     attachments: Option<&AttachRequest<'_>>,
-    early: &[Uploaded],
+    uploads: &Uploads<'_>,
     report: &dyn Reporter,
 ) -> Result<Pushed, PushError> {
     let started = Instant::now();
@@ -189,7 +117,7 @@ pub(crate) fn push(
         artifact,
         tags,
         attachments,
-        early,
+        uploads,
         report,
         &mut pushed,
     ) {
@@ -211,7 +139,7 @@ fn push_to(
     artifact: &Artifact,
     tags: &[ImageRef],
     attachments: Option<&AttachRequest<'_>>,
-    early: &[Uploaded],
+    uploads: &Uploads<'_>,
     report: &dyn Reporter,
     pushed: &mut Pushed,
 ) -> Result<()> {
@@ -257,11 +185,7 @@ fn push_to(
             .collect();
         let (session, known) = (&session, &*mounts);
         // A blob that went up while it was compressed is there: the registry checked it.
-        let sent_early = |blob: &Blob| {
-            early.iter().any(|u| {
-                u.host == *host && u.repository == *repository && &u.digest == blob.digest()
-            })
-        };
+        let sent_early = |blob: &Blob| uploads.sent(host, repository, blob.digest());
         let placed: Vec<Result<Placed>> = std::thread::scope(|scope| {
             let handles: Vec<_> = unique
                 .iter()

@@ -1,4 +1,4 @@
-//! The work that runs beside `cargo metadata` and the planning, on the other core: the last
+//! The work that runs beside `cargo metadata` and the planning, on the other cores: the last
 //! run's build, toolchain probes, git, registry connections, the engine, `rustc -vV`, the base
 //! layers and the crate graphs. [`Background`] starts each as soon as what it needs is known, and
 //! hands back what it gave: the probes and git facts as the plan asks for them, the
@@ -9,13 +9,15 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use anyhow::Result;
 
-use super::ImagePlan;
-use super::names::push_hosts;
+use super::Given;
+use super::build::BuildPlan;
+use super::image::ImageRequest;
+use super::tags::push_hosts;
 use crate::cache::LayerCache;
-use crate::cargo::command::BuildRequest;
 use crate::cargo::early::{self, EarlyBuild};
 use crate::cargo::graph::{self, Graphs};
 use crate::cargo::toolchain::{self, Probe};
+use crate::cargo::workspace::Workspace;
 use crate::env::Env;
 use crate::git::GitFacts;
 use crate::image::{Algorithm, Compression, Layer};
@@ -31,7 +33,8 @@ use crate::util::{join, unique};
 /// What the work beside the plan gave, joined.
 pub(super) struct Prepared {
     pub rustc_version: String,
-    pub bases: Vec<(BaseFiles, Algorithm, Layer)>,
+    /// Each image's base layer, in the order of the requests.
+    pub bases: Vec<Layer>,
     pub graphs: std::collections::BTreeMap<Target, Graphs>,
 }
 
@@ -41,13 +44,13 @@ type Probes = Vec<(Target, Result<Probe>)>;
 /// Each target's crate graphs.
 type GraphsByTarget = Vec<(Target, Graphs)>;
 
-/// The work that runs beside `cargo metadata` and the planning, on the other core: started by
+/// The work that runs beside `cargo metadata` and the planning, on the other cores: started by
 /// its methods as soon as what each needs is known, joined in [`Background::join`] (the git facts
 /// and the probes, which the plan itself needs, as they are asked for).
 pub(super) struct Background<'scope> {
     /// The last run's build, started at once: after a `rustc` probe that its target is
     /// installed, which runs beside `cargo metadata` rather than before it.
-    pub early: Option<ScopedJoinHandle<'scope, EarlyBuild>>,
+    early: Option<ScopedJoinHandle<'scope, EarlyBuild>>,
     /// The standard library of the targets the flags name (or the host's).
     probes: Option<ScopedJoinHandle<'scope, Probes>>,
     probed: Probes,
@@ -57,11 +60,10 @@ pub(super) struct Background<'scope> {
     registries: Option<ScopedJoinHandle<'scope, Result<Vec<Registry>>>>,
     engine: Option<ScopedJoinHandle<'scope, Result<Answered>>>,
     rustc_version: Option<ScopedJoinHandle<'scope, Result<String>>>,
-    bases: Vec<(
-        BaseFiles,
-        Algorithm,
-        ScopedJoinHandle<'scope, Result<Layer>>,
-    )>,
+    /// Each distinct base layer, made once however many images stand on it.
+    bases: Vec<ScopedJoinHandle<'scope, Result<Layer>>>,
+    /// Which of `bases` each image stands on, in the order of the requests.
+    base_of: Vec<usize>,
     graphs: Option<ScopedJoinHandle<'scope, Result<GraphsByTarget>>>,
 }
 
@@ -72,11 +74,10 @@ impl<'scope> Background<'scope> {
         scope: &'scope Scope<'scope, 'env>,
         options: &'env Options,
         env: &'env Env,
-        manifest: &'env Path,
-        manifest_dir: &'env Path,
-        flag_targets: Option<Vec<Target>>,
+        given: &'env Given,
         report: &'env dyn Reporter,
     ) -> Background<'scope> {
+        let (manifest, manifest_dir) = (&given.manifest, &given.manifest_dir);
         let early = scope.spawn(move || {
             let early = start_early(options, env, manifest, manifest_dir, report);
             if early.started() {
@@ -86,7 +87,10 @@ impl<'scope> Background<'scope> {
             }
             early
         });
-        let likely_targets = flag_targets.or_else(|| Target::host_musl().ok().map(|t| vec![t]));
+        let likely_targets = given
+            .targets
+            .clone()
+            .or_else(|| Target::host_musl().ok().map(|t| vec![t]));
         let probes = scope.spawn(move || {
             likely_targets
                 .into_iter()
@@ -122,6 +126,7 @@ impl<'scope> Background<'scope> {
             engine,
             rustc_version: None,
             bases: Vec::new(),
+            base_of: Vec::new(),
             graphs: None,
         }
     }
@@ -146,16 +151,22 @@ impl<'scope> Background<'scope> {
     pub(super) fn base_layers<'env>(
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
-        images: &[ImagePlan],
+        requests: &[ImageRequest],
         tool_dir: &ToolDir,
         threads: usize,
         report: &'env dyn Reporter,
     ) {
         let cache = LayerCache::open(tool_dir);
-        let wanted = images
+        let wanted: Vec<(&BaseFiles, Algorithm)> = requests
             .iter()
-            .map(|i| (&i.settings.base, i.settings.compression.algorithm));
-        for (base, algorithm) in unique(wanted) {
+            .map(|r| (&r.settings.base, r.settings.compression.algorithm))
+            .collect();
+        let distinct = unique(wanted.iter().copied());
+        self.base_of = wanted
+            .iter()
+            .map(|w| distinct.iter().position(|d| d == w).unwrap_or_default())
+            .collect();
+        for (base, algorithm) in distinct {
             let (files, cache) = (base.clone(), cache.clone());
             let making = scope.spawn(move || {
                 let builder = rootfs::base_files(&files)?;
@@ -165,7 +176,7 @@ impl<'scope> Background<'scope> {
                     cache.layer(&builder, comment, compression, threads, &mut |_| {}, report)?;
                 Ok(layer)
             });
-            self.bases.push((base.clone(), algorithm, making));
+            self.bases.push(making);
         }
     }
 
@@ -174,16 +185,15 @@ impl<'scope> Background<'scope> {
     pub(super) fn crate_graphs<'env>(
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
-        request: &BuildRequest,
-        targets: &[Target],
-        workspace_root: &Path,
+        build: &BuildPlan,
+        workspace: &Workspace,
         env: &'env Env,
         tool_dir: &ToolDir,
         report: &'env dyn Reporter,
     ) {
         let cache = graph::cache(tool_dir);
-        let (request, targets) = (request.clone(), targets.to_vec());
-        let root = workspace_root.to_path_buf();
+        let (request, targets) = (build.request.clone(), build.targets.clone());
+        let root = workspace.root().to_path_buf();
         self.graphs = Some(scope.spawn(move || {
             targets
                 .into_iter()
@@ -234,16 +244,22 @@ impl<'scope> Background<'scope> {
         Ok((registries, engine))
     }
 
+    /// The last run's build, started at once.
+    pub(super) fn early(&mut self) -> EarlyBuild {
+        self.early.take().map(join).unwrap_or_else(EarlyBuild::none)
+    }
+
     /// Joins the rest.
     pub(super) fn join(&mut self) -> Result<Prepared> {
         let rustc_version = match self.rustc_version.take() {
             Some(handle) => join(handle)?,
             None => String::new(),
         };
-        let bases = std::mem::take(&mut self.bases)
+        let made = std::mem::take(&mut self.bases)
             .into_iter()
-            .map(|(files, algorithm, making)| Ok((files, algorithm, join(making)?)))
-            .collect::<Result<_>>()?;
+            .map(join)
+            .collect::<Result<Vec<Layer>>>()?;
+        let bases = self.base_of.iter().map(|&i| made[i].clone()).collect();
         let graphs = match self.graphs.take() {
             Some(handle) => join(handle)?.into_iter().collect(),
             None => Default::default(),

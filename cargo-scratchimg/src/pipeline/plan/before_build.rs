@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::ImagePlan;
+use super::image::ImageRequest;
 use crate::cargo::graph::Graphs;
 use crate::checks::{self, CCompiler, Check, Finding, Severity};
 use crate::env::Env;
@@ -14,7 +14,7 @@ use crate::target::{Arch, Target};
 
 /// Runs every check; a finding is said unless every image turns it off with `allow`.
 pub(super) fn check(
-    images: &[ImagePlan],
+    images: &[ImageRequest],
     graphs: &BTreeMap<Target, Graphs>,
     zig: bool,
     env: &Env,

@@ -1,14 +1,9 @@
-//! Names: the image's tags, the references `--push` names, and the files a run writes.
-
-use std::path::{Path, PathBuf};
+//! An image's tags, and the references `--push` names: all checked before anything is built.
 
 use anyhow::{Context, Result};
 
 use crate::config::Settings;
 use crate::image::{ImageRef, Repository, split_tag};
-use crate::sbom::SbomFormat;
-use crate::sink::Format;
-use crate::target::Target;
 use crate::util::unique;
 
 /// `-t` values; else `name` with each of `tags` (or the version); else `<bin>:<version>`.
@@ -94,73 +89,10 @@ pub(super) fn push_hosts(given: &[String], default_repo: Option<&str>) -> Vec<St
     unique(refs.iter().map(|r| r.registry().to_string()))
 }
 
-pub(super) fn output_name(name: &str, version: &str, format: Format) -> String {
-    match format {
-        Format::Archive => format!("{name}-{version}.tar"),
-        Format::OciDir => format!("{name}-{version}"),
-    }
-}
-
-/// Where a binary's SBOM goes beside the output, before the format's extension: the output
-/// itself for one platform and binary; else with `.<os>-<arch>` for each platform of an index
-/// (one document per platform image, as each lists what that platform compiled) and `.<bin>`
-/// for each of several binaries.
-pub(super) fn sbom_beside(
-    output: &Path,
-    target: &Target,
-    bin: &str,
-    targets: &[Target],
-    bins: &[String],
-) -> PathBuf {
-    let mut path = output.to_path_buf();
-    if targets.len() > 1 {
-        path = sidecar(&path, &format!("linux-{}", target.arch.oci_arch()));
-    }
-    if bins.len() > 1 {
-        path = sidecar(&path, bin);
-    }
-    path
-}
-
-/// Whether `name` is that of an SBOM document some run writes beside an output named `output`
-/// ([`sbom_beside`] with a format's extension): `<output>[.<os>-<arch>][.<bin>].<ext>`.
-pub(super) fn is_sbom_beside(output: &str, name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(output).and_then(|r| r.strip_prefix('.')) else {
-        return false;
-    };
-    let Some(middle) = [SbomFormat::Spdx, SbomFormat::CycloneDx]
-        .iter()
-        .find_map(|format| rest.strip_suffix(format.extension()))
-    else {
-        return false;
-    };
-    if middle.is_empty() {
-        return true;
-    }
-    let Some(middle) = middle.strip_suffix('.') else {
-        return false;
-    };
-    let parts: Vec<&str> = middle.split('.').collect();
-    // Platforms and binary names: cargo's target names are letters, digits, `-` and `_`.
-    parts.len() <= 2
-        && parts.iter().all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-}
-
-/// `<output>.<extension>`, e.g. `hello-0.1.0.tar.spdx.json`.
-pub(super) fn sidecar(output: &Path, extension: &str) -> PathBuf {
-    let mut name = output.as_os_str().to_owned();
-    name.push(".");
-    name.push(extension);
-    PathBuf::from(name)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::config::{self, ImageFlags};
 
@@ -255,68 +187,5 @@ mod tests {
         );
         assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
         assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
-    }
-
-    #[test]
-    fn documents_of_earlier_runs_are_known_by_their_names() {
-        let out = "web-1.0.0.tar";
-        for name in [
-            "web-1.0.0.tar.spdx.json",
-            "web-1.0.0.tar.cdx.json",
-            "web-1.0.0.tar.linux-arm64.spdx.json",
-            "web-1.0.0.tar.migrate.cdx.json",
-            "web-1.0.0.tar.linux-amd64.migrate_tool.spdx.json",
-        ] {
-            assert!(is_sbom_beside(out, name), "{name}");
-        }
-        for name in [
-            "web-1.0.0.tar",
-            "web-1.0.0.tar.json",
-            "web-1.0.0.tar.notes.txt",
-            "web-1.0.0.tarx.spdx.json",
-            "web-1.0.0.tar..spdx.json",
-            "web-1.0.0.tar.a.b.c.spdx.json",
-            "other.tar.spdx.json",
-        ] {
-            assert!(!is_sbom_beside(out, name), "{name}");
-        }
-    }
-
-    #[test]
-    fn output_names_follow_the_image() {
-        assert_eq!(
-            output_name("hello", "0.1.0", Format::Archive),
-            "hello-0.1.0.tar"
-        );
-        assert_eq!(output_name("hello", "0.1.0", Format::OciDir), "hello-0.1.0");
-    }
-
-    #[test]
-    fn sboms_beside_the_output_name_the_platform_and_binary_when_there_are_several() {
-        let amd64 = Target::parse("x86_64-unknown-linux-musl").unwrap();
-        let arm64 = Target::parse("aarch64-unknown-linux-musl").unwrap();
-        let out = Path::new("/o/web-1.0.0.tar");
-        let one_bin = ["web".to_string()];
-        let two_bins = ["web".to_string(), "migrate".to_string()];
-        let beside_spdx = |target: &Target, bin: &str, targets: &[Target], bins: &[String]| {
-            sidecar(&sbom_beside(out, target, bin, targets, bins), "spdx.json")
-        };
-        assert_eq!(
-            beside_spdx(&amd64, "web", std::slice::from_ref(&amd64), &one_bin),
-            Path::new("/o/web-1.0.0.tar.spdx.json")
-        );
-        let both = [amd64.clone(), arm64.clone()];
-        assert_eq!(
-            beside_spdx(&arm64, "web", &both, &one_bin),
-            Path::new("/o/web-1.0.0.tar.linux-arm64.spdx.json")
-        );
-        assert_eq!(
-            beside_spdx(&amd64, "migrate", &both, &two_bins),
-            Path::new("/o/web-1.0.0.tar.linux-amd64.migrate.spdx.json")
-        );
-        assert_eq!(
-            beside_spdx(&amd64, "migrate", std::slice::from_ref(&amd64), &two_bins),
-            Path::new("/o/web-1.0.0.tar.migrate.spdx.json")
-        );
     }
 }
