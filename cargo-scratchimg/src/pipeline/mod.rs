@@ -16,83 +16,28 @@
 
 mod assemble;
 mod compile;
+mod options;
 mod plan;
 mod publish;
 mod reproduce;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
 
 pub(crate) use assemble::{AssembledImage, assemble};
 pub(crate) use compile::{PlatformBuild, compile};
+pub use options::{Load, Options};
 pub(crate) use plan::{Connections, ImagePlan, Plan, Planned, PlatformImage, PlatformPlan, plan};
 pub(crate) use publish::publish;
 pub(crate) use reproduce::reproduce;
 
-use crate::attest::Attach;
-use crate::cargo::CargoOptions;
 use crate::cargo::early::EarlyBuild;
-use crate::config::ImageFlags;
 use crate::env::Env;
 use crate::outcome::Outcome;
-use crate::registry::ClientOptions;
 use crate::report::Reporter;
-use crate::sbom::SbomFormat;
-use crate::sign::KeySource;
-use crate::sink::{Engine, Format, Uploads};
-
-/// Which engine `--load` loads into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Load {
-    /// Docker when its daemon answers, else podman.
-    Auto,
-    Engine(Engine),
-}
-
-/// Everything one run is asked to do, as plain values; `main` fills it from the command line.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub cargo: CargoOptions,
-    pub image: ImageFlags,
-    /// `--target`; the host architecture's musl target when `None`.
-    pub target: Option<String>,
-    /// `--platform`: several platforms make an image index.
-    pub platforms: Option<String>,
-    /// `-o`; `<target-dir>/scratchimg/<bin>-<version>.tar` when `None`; a directory with
-    /// `--workspace`.
-    pub output: Option<PathBuf>,
-    pub format: Format,
-    /// `-t` as given; from the settings, else `<bin>:<version>`, when empty.
-    pub tags: Vec<String>,
-    pub load: Option<Load>,
-    /// `--containerd-namespace`: where `--load=containerd` imports; `default` when empty.
-    pub containerd_namespace: String,
-    /// `--zig`: cross C code and linking through cargo-zigbuild (also `cross = "zig"`).
-    pub zig: bool,
-    /// No file is written, not even the default output: `run` only loads, `resolve` pushes.
-    pub skip_output: bool,
-    /// `--push` values as given: `REGISTRY/REPO[:TAG]`, or empty for `$SCRATCHIMG_REPO/<name>`.
-    /// With any, the image is pushed, and written to a file only when `output` is given.
-    pub push: Vec<String>,
-    /// How to reach registries and where to find credentials.
-    pub registry: ClientOptions,
-    /// The binaries carry their dependency lists (`.dep-v0`); `--no-auditable` turns it off.
-    pub auditable: bool,
-    /// `--sbom`: the document put into each image and beside the output; `None` for none.
-    pub sbom: Option<SbomFormat>,
-    /// `--verify`: build again in a fresh target directory and fail if the digests differ.
-    pub verify: bool,
-    /// `--attach`: the attestations that go next to the image. `None` is the default: all of
-    /// them next to pushed images, none inside file outputs (the provenance goes beside them).
-    pub attach: Option<Attach>,
-    /// `--sign-key` or `--sign-key-stdin`: signs the attestations and the manifests.
-    pub sign_key: KeySource,
-    /// Every image gets this one tag, on its name, instead of its tags: `run` tags each run's
-    /// image `<name>:scratchimg-run`.
-    pub retag: Option<String>,
-}
+use crate::sink::Uploads;
 
 /// Runs `cargo scratchimg`: builds, assembles and publishes every image `options` asks for,
 /// reporting each [`Outcome`] to `report` as it is published.

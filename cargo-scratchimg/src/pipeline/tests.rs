@@ -8,9 +8,12 @@ use std::process::Command;
 
 use super::*;
 use crate::cargo::BuiltBinary;
+use crate::cargo::CargoOptions;
 use crate::image::validate;
 use crate::local_image::{read_archive, read_oci_dir};
 use crate::report::{Capture, Event, Verbosity};
+use crate::sbom::SbomFormat;
+use crate::sink::Format;
 use crate::target::{Arch, Target};
 
 /// The cargo of the toolchain with both musl targets: `SCRATCHIMG_TEST_TOOLCHAIN` (CI sets
