@@ -18,8 +18,6 @@
 //! their own ([`process`]), and [`handle_interrupts`] makes SIGINT and SIGTERM end them and
 //! remove the temporary files before the tool exits ([`interrupt`]).
 
-#![warn(unreachable_pub)]
-
 mod attest;
 mod cache;
 mod cargo;
