@@ -21,18 +21,30 @@ has_musl_targets() {
     done
 }
 
+# `installed_musl_toolchain [--compilers]`: prints the first of `musl-offline` (the offline build
+# of shared/env/install-musl-targets.sh) and the default toolchain whose std has both musl
+# targets (with --compilers, only where the C compilers for them are on PATH too); installs
+# nothing, and fails when neither has them.
+installed_musl_toolchain() {
+    local toolchain
+    for toolchain in musl-offline "$(rustup show active-toolchain 2>/dev/null | cut -d' ' -f1)"; do
+        has_musl_targets "$toolchain" && { [[ ${1:-} != --compilers ]] || has_musl_compilers; } &&
+            { echo "$toolchain"; return; }
+    done
+    return 1
+}
+
 # `musl_toolchain [--check]`: prints the rustup toolchain whose std has both musl targets, with
 # the C compilers for them (`musl-gcc`, `aarch64-linux-musl-gcc`: crates such as ring compile C).
-# Preferred: `musl-offline`, the offline build of shared/env/install-musl-targets.sh, which brings
-# both compilers; else the default toolchain (after `rustup target add` where rustup can
-# download); else that offline build is made. With --check nothing is installed.
+# Preferred: `musl-offline`, which brings both compilers; else the default toolchain (after
+# `rustup target add` where rustup can download); else that offline build is made. With --check
+# nothing is installed.
 musl_toolchain() {
     command -v rustup >/dev/null || fail "rustup is not installed" "install Rust with rustup (rustup.rs)"
+    installed_musl_toolchain --compilers && return
+    [[ ${1:-} != --check ]] || return 1
     local default
     default=$(rustup show active-toolchain 2>/dev/null | cut -d' ' -f1)
-    if has_musl_targets musl-offline && has_musl_compilers; then echo musl-offline; return; fi
-    if has_musl_targets "$default" && has_musl_compilers; then echo "$default"; return; fi
-    [[ ${1:-} != --check ]] || return 1
     if [[ -f $shared_env/install-musl-targets.sh ]]; then
         step Installing "musl targets and C compilers, as toolchain musl-offline ($shared_env/install-musl-targets.sh)"
         bash "$shared_env/install-musl-targets.sh" x86_64 aarch64 >&2 ||

@@ -18,7 +18,7 @@ const RESOLVE: &str = "Resolve Options";
 /// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
 #[derive(Debug, Parser)]
 #[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
-pub enum Cargo {
+pub(crate) enum Cargo {
     Scratchimg(ScratchimgArgs),
 }
 
@@ -43,7 +43,7 @@ pub enum Cargo {
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
-pub struct ScratchimgArgs {
+pub(crate) struct ScratchimgArgs {
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -60,7 +60,7 @@ pub struct ScratchimgArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     Run(RunArgs),
     Resolve(ResolveArgs),
     Index(IndexArgs),
@@ -83,7 +83,7 @@ pub enum Command {
 /// image's stop signal; a second one kills it.
 #[derive(Debug, Args)]
 #[command(max_term_width = 100)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Engine to run in: docker when its daemon answers, else podman; or containerd (ctr)
     #[arg(long, value_enum, value_name = "ENGINE", default_value_t = LoadArg::Auto, help_heading = RUN)]
     pub engine: LoadArg,
@@ -109,7 +109,7 @@ pub struct RunArgs {
 /// REPO).
 #[derive(Debug, Args)]
 #[command(max_term_width = 100)]
-pub struct ResolveArgs {
+pub(crate) struct ResolveArgs {
     /// YAML file, directory (its .yaml and .yml files, sorted, recursively), or - for stdin;
     /// repeatable
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true, help_heading = RESOLVE)]
@@ -127,7 +127,7 @@ pub struct ResolveArgs {
 /// not), then the manifests, the index, and last the tag.
 #[derive(Debug, Args)]
 #[command(max_term_width = 100)]
-pub struct IndexArgs {
+pub(crate) struct IndexArgs {
     /// Where to push the index: REGISTRY/REPO:TAG
     #[arg(long, value_name = "REF", required = true, help_heading = REGISTRY)]
     pub push: String,
@@ -145,7 +145,7 @@ pub struct IndexArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The image: REGISTRY/REPO[:TAG] or REGISTRY/REPO@sha256:<hex>
     #[arg(value_name = "REF")]
     pub reference: String,
@@ -160,7 +160,7 @@ pub struct VerifyArgs {
 
 /// How to reach registries.
 #[derive(Debug, Args)]
-pub struct RegistryArgs {
+pub(crate) struct RegistryArgs {
     /// User name for the registries pushed to (instead of docker/podman login)
     #[arg(long, value_name = "USER", requires = "registry_password_stdin", help_heading = REGISTRY)]
     pub registry_user: Option<String>,
@@ -191,7 +191,7 @@ pub struct RegistryArgs {
 
 /// The options of a build: `cargo scratchimg` itself, and what `run` and `resolve` build.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// Image name and tag, NAME[:TAG]; repeat for several [default: <bin>:<version>]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", help_heading = IMAGE)]
     pub tags: Vec<String>,
@@ -385,7 +385,7 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LoadArg {
+pub(crate) enum LoadArg {
     Auto,
     Docker,
     Podman,
@@ -393,7 +393,7 @@ pub enum LoadArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// One tar with an OCI layout and Docker's manifest.json
     Archive,
     /// An OCI image layout directory
@@ -401,7 +401,7 @@ pub enum FormatArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SbomArg {
+pub(crate) enum SbomArg {
     /// No SBOM
     None,
     /// SPDX 2.3 JSON (<output>.spdx.json)
@@ -411,7 +411,7 @@ pub enum SbomArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AttachArg {
+pub(crate) enum AttachArg {
     /// Nothing
     None,
     /// The SBOM (--sbom's format)
@@ -423,7 +423,7 @@ pub enum AttachArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MessageFormatArg {
+pub(crate) enum MessageFormatArg {
     Human,
     Json,
 }

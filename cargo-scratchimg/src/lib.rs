@@ -8,17 +8,19 @@
 //! - [`cargo`]: everything that runs cargo or rustc; gives each [`cargo::BuiltBinary`];
 //! - [`rootfs`]: the files of the image (CA roots, tzdata, users, `files`, the binaries);
 //! - [`image`]: layers, configs, manifests and indexes as immutable values;
-//! - [`sbom`] and [`provenance`]: what the image says about itself;
+//! - [`sbom`], [`annotations`] and [`attest`]: what the image says about itself;
 //! - [`sink`]: writes a finished image to a tar, an OCI directory, an engine or registries,
 //!   the last through the small distribution client in [`registry`];
 //! - [`cache`]: what a run keeps for the next, under the target directory's [`tool_dir`].
+//!
+//! The subcommands beside the build (`run`, `resolve`, `index`, `verify`) are in [`commands`].
+//! ARCHITECTURE.md at the repository's root says which folder owns what, and the rules.
 //!
 //! The environment is read once, into an [`Env`]; everything the library says goes through a
 //! [`Reporter`], which [`Shell`] implements for the terminal. Children run in process groups of
 //! their own ([`process`]), and [`handle_interrupts`] makes SIGINT and SIGTERM end them and
 //! remove the temporary files before the tool exits ([`interrupt`]).
 
-#![warn(unreachable_pub)]
 
 mod annotations;
 mod attest;

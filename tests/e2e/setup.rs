@@ -1,5 +1,6 @@
 //! `scripts/test`, the one command a contributor runs: on a machine where everything is there
-//! (as it is while this suite runs, which that script started), `--check` changes nothing.
+//! (as it is while this suite runs, which that script started), `--check` changes nothing, and
+//! `--quick` runs the crate's own tests without an engine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -162,10 +163,10 @@ fn without_musl_targets_or_downloads_it_says_what_to_run() {
     );
 }
 
-/// `scripts/try`, the README's first command, with the test runner's cargo variables removed
-/// (they would point the tool's build elsewhere).
-fn try_command() -> Command {
-    let mut command = Command::new(repo_root().join("scripts/try"));
+/// `scripts/NAME`, with the test runner's cargo variables removed (they would point the builds
+/// it starts elsewhere).
+fn script(name: &str) -> Command {
+    let mut command = Command::new(repo_root().join("scripts").join(name));
     for var in [
         "CARGO",
         "RUSTC",
@@ -176,6 +177,83 @@ fn try_command() -> Command {
         command.env_remove(var);
     }
     command
+}
+
+/// `scripts/test --quick` with `PATH` as given.
+fn quick_command(path: &std::ffi::OsStr) -> Command {
+    let mut command = script("test");
+    command.arg("--quick").env("PATH", path);
+    command
+}
+
+/// The inner loop installs nothing: without the musl targets it says so in one line, with what
+/// to run, and stops there.
+#[test]
+fn quick_without_musl_targets_says_so_in_one_line() {
+    let bin = tempfile::tempdir().unwrap();
+    path_with_failing(bin.path(), "rustc", "error: no such toolchain");
+    let path = path_with_failing(bin.path(), "rustup", "error: could not download");
+    let output = quick_command(&path).output().expect("scripts/test runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: no toolchain has the musl targets (x86_64-unknown-linux-musl \
+         aarch64-unknown-linux-musl), which the unit and CLI tests build for\n\
+         help: run scripts/test once to install them, or `rustup target add \
+         x86_64-unknown-linux-musl aarch64-unknown-linux-musl`\n"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+}
+
+/// The inner loop runs formatting, clippy and the crate's unit and CLI tests, with no engine
+/// (no daemon on DOCKER_HOST, a podman that fails), and installs or starts nothing.
+#[test]
+fn quick_checks_and_runs_the_crate_tests_without_an_engine() {
+    let bin = tempfile::tempdir().unwrap();
+    let path = path_with_failing(bin.path(), "podman", "Error: podman is broken here");
+    let before = machine_state();
+    let output = quick_command(&path)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("scripts/test runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "scripts/test --quick failed:\n{stdout}\n{stderr}"
+    );
+    let mut rest = stderr.as_ref();
+    for line in [
+        "Ready musl targets",
+        "Ready rustfmt, clippy",
+        "Checking formatting (cargo fmt --all --check)",
+        "Checking lints (cargo clippy --workspace --all-targets --locked -- -D warnings)",
+        "Running cargo test -p cargo-scratchimg --locked\n",
+        "Running unittests src/lib.rs",
+        "Running tests/cli.rs",
+    ] {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("no `{line}` after the lines before it:\n{stderr}"));
+        rest = &rest[at + line.len()..];
+    }
+    assert!(
+        !stderr.contains("Installing") && !stderr.contains("Starting"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tests/e2e/"), "{stderr}");
+    assert_eq!(
+        machine_state(),
+        before,
+        "scripts/test --quick changed the machine"
+    );
+}
+
+/// `scripts/try`, the README's first command.
+fn try_command() -> Command {
+    script("try")
 }
 
 #[test]
