@@ -21,7 +21,6 @@
 //! their own ([`process`]), and [`handle_interrupts`] makes SIGINT and SIGTERM end them and
 //! remove the temporary files before the tool exits ([`interrupt`]).
 
-
 mod annotations;
 mod attest;
 mod cache;
