@@ -6,8 +6,8 @@
 //! A handler that only exited would skip every destructor, so what an interrupt must undo is
 //! registered here while it exists ([`Registered`] entries leave on drop). The handler runs on
 //! a thread of its own: it waits for the [`uninterrupted`] sections in progress (the renames
-//! that put a run's outputs in place), takes the registry and keeps it, undoes every entry and
-//! exits. Entries are made under the registry's lock, so none is left out.
+//! that put a run's outputs in place), takes the undo list and keeps it, undoes every entry and
+//! exits. Entries are made under the undo list's lock, so none is left out.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -27,12 +27,13 @@ enum Undo {
     Path(PathBuf),
 }
 
-struct Registry {
+/// What an interrupt would undo now, by the number each entry was given.
+struct UndoList {
     next: u64,
     entries: BTreeMap<u64, Undo>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+static UNDO: Mutex<UndoList> = Mutex::new(UndoList {
     next: 0,
     entries: BTreeMap::new(),
 });
@@ -46,31 +47,31 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// How many [`passed_on`] sections are running: while any is, signals are theirs to handle.
 static PASSING_ON: AtomicUsize = AtomicUsize::new(0);
 
-fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+fn undo_list() -> MutexGuard<'static, UndoList> {
+    UNDO.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An entry of the registry, removed from it on drop.
+/// An entry of the undo list, removed from it on drop.
 #[derive(Debug)]
 pub(crate) struct Registered(u64);
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        registry().entries.remove(&self.0);
+        undo_list().entries.remove(&self.0);
     }
 }
 
 /// Makes something with `make` and registers what an interrupt must undo of it, under the
-/// registry's lock: an interrupt sees either nothing made or the entry.
+/// undo list's lock: an interrupt sees either nothing made or the entry.
 fn register<T>(
     make: impl FnOnce() -> io::Result<T>,
     undo: impl FnOnce(&T) -> Undo,
 ) -> io::Result<(T, Registered)> {
-    let mut registry = registry();
+    let mut list = undo_list();
     let value = make()?;
-    let id = registry.next;
-    registry.next += 1;
-    registry.entries.insert(id, undo(&value));
+    let id = list.next;
+    list.next += 1;
+    list.entries.insert(id, undo(&value));
     Ok((value, Registered(id)))
 }
 
@@ -168,18 +169,18 @@ pub(crate) fn passed_on<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Ends every registered group and removes every registered path, and keeps the registry
+/// Ends every registered group and removes every registered path, and keeps the undo list
 /// locked for good: nothing new starts after.
 fn undo_all() {
     // Sections in progress finish; none starts after.
     std::mem::forget(SECTIONS.write().unwrap_or_else(|e| e.into_inner()));
-    let registry = registry();
-    for undo in registry.entries.values() {
+    let list = undo_list();
+    for undo in list.entries.values() {
         if let Undo::Group(pid) = undo {
             kill_group(*pid);
         }
     }
-    for undo in registry.entries.values() {
+    for undo in list.entries.values() {
         if let Undo::Path(path) = undo {
             let _ = match std::fs::symlink_metadata(path) {
                 Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
@@ -187,7 +188,7 @@ fn undo_all() {
             };
         }
     }
-    std::mem::forget(registry);
+    std::mem::forget(list);
 }
 
 /// SIGKILL to the process group led by `pid`.
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_leave_the_registry_when_dropped() {
+    fn entries_leave_the_undo_list_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("file");
         let temporary = Temporary::new(|| {
@@ -211,7 +212,7 @@ mod tests {
         })
         .unwrap();
         let registered = |path: &Path| {
-            registry()
+            undo_list()
                 .entries
                 .values()
                 .any(|u| matches!(u, Undo::Path(p) if p == path))
