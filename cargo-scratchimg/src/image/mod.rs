@@ -9,6 +9,7 @@ pub(crate) mod json;
 mod layer;
 mod merged;
 mod reference;
+mod tar_stream;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -23,9 +24,10 @@ pub(crate) use blob::{Blob, digest_of, layout_path, sha256, short_digest};
 pub(crate) use compress::{Algorithm, Compression, decompressor};
 pub(crate) use content::{Content, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};
-pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner, Tar, TarReader};
+pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
 pub(crate) use merged::{IndexEntry, merged_index, platform_name, platform_of};
 pub(crate) use reference::{ImageRef, Repository, split_tag};
+pub(crate) use tar_stream::{Tar, TarReader};
 
 use crate::target::Arch;
 

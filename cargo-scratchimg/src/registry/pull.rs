@@ -5,7 +5,7 @@ use anyhow::{Result, ensure};
 use oci_spec::image::Digest;
 use serde_json::Value;
 
-use super::client::Session;
+use super::session::Session;
 use crate::image::sha256;
 
 /// What a manifest GET accepts: OCI and Docker images and indexes.

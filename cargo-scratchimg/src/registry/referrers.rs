@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail, ensure};
 use oci_spec::image::Digest;
 use serde_json::{Value, json};
 
-use super::client::Session;
 use super::pull::MANIFEST_LIMIT;
+use super::session::Session;
 use crate::image::{json as canonical, sha256};
 
 pub(crate) const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";

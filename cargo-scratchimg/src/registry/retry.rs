@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::report::Reporter;
+
 /// Why one request failed: transient failures are worth another try, the rest are final.
 #[derive(Debug, Error)]
 pub enum RequestError {
@@ -97,6 +99,22 @@ impl RetryPolicy {
                 }
             }
         }
+    }
+
+    /// [`Self::run`], each retry of `what` said to `report` as a warning as it happens.
+    pub(crate) fn run_reported<T>(
+        &self,
+        what: &str,
+        report: &dyn Reporter,
+        request: impl FnMut() -> Result<T, RequestError>,
+    ) -> anyhow::Result<T> {
+        self.run(request, |attempt, message| {
+            report.warn(&format!(
+                "{message}; retrying {what} (try {} of {})",
+                attempt + 1,
+                self.attempts
+            ));
+        })
     }
 }
 
