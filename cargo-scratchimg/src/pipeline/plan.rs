@@ -208,6 +208,10 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         // A wrong host, password or certificate, or no engine, fails before any target is
         // installed.
         let (registries, engine) = beside.connections(report)?;
+        for registry in &registries {
+            // Token registries check credentials with a token for the pushes.
+            registry.authorize(images.iter().flat_map(|i| &i.push_to), report)?;
+        }
         let mut platforms = Vec::new();
         for target in &targets {
             let probe = beside.probe(target, &manifest_dir, env)?;
