@@ -4,7 +4,8 @@
 //! a token server that will not renew it is named; a realm that promised TLS and answers in
 //! plain HTTP gets the hint the registry ping gives. Nothing is mocked and nothing skips.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use scratchimg_tests::proxy::{self, Proxy, TokenUses};
 use scratchimg_tests::push::{Home, hello_push, push_command, pushed, refused, skopeo_digest};
@@ -12,12 +13,20 @@ use scratchimg_tests::registry::{PASSWORD, Registry, Settings, USER};
 use scratchimg_tests::token::TokenServer;
 use scratchimg_tests::{assert_stopped_before_building, copy_tree, example};
 
-/// A copy of the hello example in `home`, never built: a run that stops before the build
-/// leaves its target directory without a build.
-fn fresh_hello(home: &Home) -> PathBuf {
+/// A push of a copy of the hello example in `home`, never built (a run that stops before the
+/// build leaves its target directory without a build), to `reference`, also written to
+/// `out.tar`, with the Docker config in `config`: the copy, and the command.
+fn fresh_push(home: &Home, reference: &str, config: &Path) -> (PathBuf, Command) {
     let project = home.path().join("hello");
     copy_tree(&example("hello"), &project);
-    project
+    let mut command = push_command(
+        home,
+        &project,
+        &project.join("target"),
+        &["--push", reference, "-o", "out.tar"],
+    );
+    command.env("DOCKER_CONFIG", config);
+    (project, command)
 }
 
 /// A registry that takes the tokens of `tokens`.
@@ -35,15 +44,9 @@ fn a_wrong_password_for_a_token_registry_fails_before_anything_is_built() {
     let registry = token_registry(&tokens);
     let host = &registry.host;
     let bad = home.docker_config("docker-bad", host, USER, "wrong-Secret-9");
-    let project = fresh_hello(&home);
     let reference = format!("{host}/scratchimg-e2e/token-refused:v1");
-    let mut command = push_command(
-        &home,
-        &project,
-        &project.join("target"),
-        &["--push", &reference, "-o", "out.tar"],
-    );
-    let stderr = refused(command.env("DOCKER_CONFIG", &bad));
+    let (project, mut command) = fresh_push(&home, &reference, &bad);
+    let stderr = refused(&mut command);
     assert!(
         stderr.contains(&format!(
             "error: registry {host} refused the credentials from {} (auths) (401 Unauthorized to the token request)\nhelp: log in with `docker login {host}`",
@@ -66,7 +69,7 @@ fn push_with_used_up_tokens(
     tokens: &TokenServer,
     uses: usize,
     repository: &str,
-) -> (Registry, Proxy, std::process::Command) {
+) -> (Registry, Proxy, Command) {
     let registry = token_registry(tokens);
     let proxy = Proxy::start_with(
         &registry.host,
@@ -158,14 +161,8 @@ fn an_https_realm_answering_plain_http_gets_the_insecure_registry_hint() {
     let host = &registry.host;
     let config = home.docker_config("docker", host, USER, PASSWORD);
     let reference = format!("{host}/scratchimg-e2e/realm:v1");
-    let project = fresh_hello(&home);
-    let mut command = push_command(
-        &home,
-        &project,
-        &project.join("target"),
-        &["--push", &reference, "-o", "out.tar"],
-    );
-    let stderr = refused(command.env("DOCKER_CONFIG", &config));
+    let (project, mut command) = fresh_push(&home, &reference, &config);
+    let stderr = refused(&mut command);
     assert!(
         stderr.contains(&format!(
             "error: the token endpoint {realm} of registry {host} answered the TLS handshake in plain HTTP\nhelp: if it only speaks HTTP and you trust the network to it, pass --insecure-registry {token_host}"

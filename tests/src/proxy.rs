@@ -135,6 +135,14 @@ fn is_manifest_put(line: &str) -> bool {
     line.starts_with("PUT ") && line.contains("/manifests/")
 }
 
+/// An answer with `status` (`401 Unauthorized`), `headers` (each ending in CRLF) and `body`.
+fn answer(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// `head` with `Authorization: value` added before its blank line.
 fn with_authorization(head: &[u8], value: &str) -> Vec<u8> {
     let mut added = head[..head.len() - 2].to_vec();
@@ -216,54 +224,53 @@ impl Connection {
                 let (request, length) = parse_head(&head);
                 let line = request.line.clone();
                 let has_authorization = request.header("authorization").is_some();
-                let used_up = self.used_up(&request).cloned();
+                let used_up = self.used_up(&request).map(|limit| limit.realm.clone());
                 self.requests.lock().unwrap().push(request);
                 (body_left, passing) = (length, true);
-                if let Some(TokenUses { realm, .. }) = used_up {
-                    passing = false;
-                    let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"token used up"}]}"#;
-                    let answer = format!(
-                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",error=\"invalid_token\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if client.write_all(answer.as_bytes()).is_err() {
-                        break 'connection;
-                    }
-                    continue;
-                }
                 // Once down, connections opened before stop passing requests too.
                 let down = self.fault == Fault::DownFromThen && self.tripped.load(Ordering::SeqCst);
                 let first = |matches: bool| matches && !self.tripped.swap(true, Ordering::SeqCst);
-                match self.fault {
-                    Fault::DropOnce | Fault::DownFromThen if down || first(is_blob_put(&line)) => {
+                // An answer of the proxy's own, instead of passing the request on.
+                let forged = match (self.fault, used_up) {
+                    (_, Some(realm)) => Some(answer(
+                        "401 Unauthorized",
+                        &format!(
+                            "WWW-Authenticate: Bearer realm=\"{realm}\",error=\"invalid_token\"\r\nContent-Type: application/json\r\n"
+                        ),
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"token used up"}]}"#,
+                    )),
+                    (Fault::DropOnce | Fault::DownFromThen, _)
+                        if down || first(is_blob_put(&line)) =>
+                    {
                         break 'connection;
                     }
-                    Fault::StallOnce if first(is_manifest_put(&line)) => {
+                    (Fault::StallOnce, _) if first(is_manifest_put(&line)) => {
                         self.stall.store(true, Ordering::SeqCst);
+                        None
                     }
-                    Fault::AnswerOnce(status, body) if first(is_manifest_put(&line)) => {
-                        passing = false;
-                        let answer = format!(
-                            "HTTP/1.1 {status} Forged\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if client.write_all(answer.as_bytes()).is_err() {
-                            break 'connection;
-                        }
-                        continue;
+                    (Fault::AnswerOnce(status, body), _) if first(is_manifest_put(&line)) => {
+                        Some(answer(
+                            &format!("{status} Forged"),
+                            "Content-Type: application/json\r\n",
+                            body,
+                        ))
                     }
-                    Fault::RedirectBlobGets(port) if is_blob_get(&line) => {
-                        passing = false;
+                    (Fault::RedirectBlobGets(port), _) if is_blob_get(&line) => {
                         let path = line.split(' ').nth(1).unwrap_or_default();
-                        let answer = format!(
-                            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}{path}\r\nContent-Length: 0\r\n\r\n"
-                        );
-                        if client.write_all(answer.as_bytes()).is_err() {
-                            break 'connection;
-                        }
-                        continue;
+                        Some(answer(
+                            "307 Temporary Redirect",
+                            &format!("Location: http://127.0.0.1:{port}{path}\r\n"),
+                            "",
+                        ))
                     }
-                    _ => {}
+                    _ => None,
+                };
+                if let Some(forged) = forged {
+                    passing = false;
+                    if client.write_all(forged.as_bytes()).is_err() {
+                        break 'connection;
+                    }
+                    continue;
                 }
                 let head = match &self.authorization {
                     Some(value) if !has_authorization => with_authorization(&head, value),

@@ -20,8 +20,8 @@ use crate::report::{Reporter, one_line};
 #[derive(Debug)]
 pub(super) struct Tokens {
     /// The token endpoint the registry's challenge names.
-    pub realm: String,
-    pub service: Option<String>,
+    pub(super) realm: String,
+    pub(super) service: Option<String>,
     /// Each token with the scopes it was asked for. A renewal replaces a token in place.
     kept: Mutex<Vec<(Vec<String>, Secret)>>,
 }
@@ -229,7 +229,7 @@ mod tests {
 
     use super::*;
     use crate::registry::test_servers::{
-        BAD_REQUEST, answering, instant_retries, scripted, token_endpoint, warnings,
+        BAD_REQUEST, Seen, answering, instant_retries, scripted, token_endpoint, warnings,
     };
     use crate::registry::transport::ClientOptions;
     use crate::report::Capture;
@@ -312,46 +312,52 @@ mod tests {
         assert_eq!(tokens.token(&push).unwrap().expose(), "first");
     }
 
-    #[test]
-    fn a_refused_token_is_renewed_once_and_the_request_sent_again() {
-        let (realm, tokens) = token_endpoint(vec![
-            (200, r#"{"token":"tok-1"}"#),
-            (200, r#"{"token":"tok-2"}"#),
-        ]);
+    /// A registry on 127.0.0.1 whose token endpoint answers `tokens` (status, JSON body) in
+    /// turn, and that answers its ping, then a read's `GET`s, with `statuses` (a 401 with a
+    /// Bearer challenge): its host, its realm, and what each server got, once a read session
+    /// got the manifest `v1`, or failed.
+    fn read_through_tokens(
+        tokens: Vec<(u16, &'static str)>,
+        statuses: &[u16],
+    ) -> (String, String, Result<()>, Seen, Seen) {
+        let (realm, token_server) = token_endpoint(tokens);
         let challenge = bearer(&realm);
-        let (host, registry) = answering(vec![
-            (401, challenge, "{}"),
-            // The first token, refused (it expired); the second, taken.
-            (401, challenge, "{}"),
-            (404, "", "{}"),
-        ]);
+        let answers = std::iter::once(401)
+            .chain(statuses.iter().copied())
+            .map(|status| (status, if status == 401 { challenge } else { "" }, "{}"))
+            .collect();
+        let (host, registry) = answering(answers);
         let report = Capture::default();
         let connected = Registry::connect(&host, &instant_retries(), &report).unwrap();
-        let session = connected.read_session("acme/hello", &report).unwrap();
-        assert!(session.get_manifest("v1").unwrap().is_none());
-        let seen = registry.join().unwrap();
+        let read = connected
+            .read_session("acme/hello", &report)
+            .and_then(|session| session.get_manifest("v1"))
+            .map(|manifest| assert!(manifest.is_none(), "404: no manifest"));
+        let (registry_seen, token_seen) = (registry.join().unwrap(), token_server.join().unwrap());
+        (host, realm, read, registry_seen, token_seen)
+    }
+
+    #[test]
+    fn a_refused_token_is_renewed_once_and_the_request_sent_again() {
+        let (_, _, read, seen, tokens) = read_through_tokens(
+            vec![(200, r#"{"token":"tok-1"}"#), (200, r#"{"token":"tok-2"}"#)],
+            // The first token, refused (it expired); the second, taken.
+            &[401, 404],
+        );
+        read.unwrap();
         assert_eq!(seen[1].1.as_deref(), Some("Bearer tok-1"));
         assert_eq!(seen[2].1.as_deref(), Some("Bearer tok-2"));
-        assert_eq!(tokens.join().unwrap().len(), 2);
+        assert_eq!(tokens.len(), 2);
     }
 
     #[test]
     fn a_second_refusal_or_a_refused_renewal_is_an_error() {
         // Refused again with the new token.
-        let (realm, _tokens) = token_endpoint(vec![
-            (200, r#"{"token":"tok-1"}"#),
-            (200, r#"{"token":"tok-2"}"#),
-        ]);
-        let challenge = bearer(&realm);
-        let (host, _registry) = answering(vec![
-            (401, challenge, "{}"),
-            (401, challenge, "{}"),
-            (401, challenge, "{}"),
-        ]);
-        let report = Capture::default();
-        let connected = Registry::connect(&host, &instant_retries(), &report).unwrap();
-        let session = connected.read_session("acme/hello", &report).unwrap();
-        let error = session.get_manifest("v1").unwrap_err().to_string();
+        let (host, _, read, _, _) = read_through_tokens(
+            vec![(200, r#"{"token":"tok-1"}"#), (200, r#"{"token":"tok-2"}"#)],
+            &[401, 401],
+        );
+        let error = read.unwrap_err().to_string();
         assert!(
             error.starts_with(&format!(
                 "registry {host} needs credentials (401 Unauthorized to GET of a manifest)"
@@ -360,14 +366,10 @@ mod tests {
         );
 
         // The token endpoint refuses to renew it.
-        let (realm, _tokens) = token_endpoint(vec![(200, r#"{"token":"tok-1"}"#), (401, "{}")]);
-        let challenge = bearer(&realm);
-        let (host, _registry) = answering(vec![(401, challenge, "{}"), (401, challenge, "{}")]);
-        let connected = Registry::connect(&host, &instant_retries(), &report).unwrap();
-        let session = connected.read_session("acme/hello", &report).unwrap();
-        let error = session.get_manifest("v1").unwrap_err().to_string();
+        let (host, realm, read, _, _) =
+            read_through_tokens(vec![(200, r#"{"token":"tok-1"}"#), (401, "{}")], &[401]);
         assert_eq!(
-            error,
+            read.unwrap_err().to_string(),
             format!(
                 "registry {host} refused its token at GET of a manifest, and its token endpoint {realm} refused a new one (401) for anonymous access\n{}",
                 login_help(&host)
