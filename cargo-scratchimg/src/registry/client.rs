@@ -125,9 +125,8 @@ fn ping(
     })
 }
 
-/// How to authenticate to `host`, which answered `ping`: Basic with the
-/// credentials found, checked now, before anything is built; or Bearer tokens from the realm
-/// its challenge names.
+/// How to authenticate to `host`, which answered `ping`: Basic with the credentials found,
+/// checked now, before anything is built; or Bearer tokens from the realm its challenge names.
 fn authentication(
     ping: &Ping,
     agent: &Agent,
