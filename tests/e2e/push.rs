@@ -7,114 +7,20 @@
 //! mocked and nothing skips.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use scratchimg_tests::proxy::{self, Fault, Proxy, Silent};
+use scratchimg_tests::push::{
+    Home, assert_no_tag, hello_push, home_command, push_command, pushed, refused, skopeo_digest,
+};
 use scratchimg_tests::registry::{PASSWORD, Registry, Settings, TestCa, USER};
 use scratchimg_tests::token::{TokenServer, basic_credentials};
 use scratchimg_tests::{
-    assert_hello_output, assert_no_output, copy_tree, example, require_musl_target, require_tool,
-    run_ok, shared_target_dir, tool,
+    assert_hello_output, assert_no_output, copy_tree, example, require_tool, run_ok,
+    shared_target_dir,
 };
-
-/// A home with no credentials in it, so the machine's own logins never leak into a test.
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Home {
-        Home {
-            dir: tempfile::Builder::new()
-                .prefix("scratchimg-push-home-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// A Docker `config.json` with `auths` for `host`; returns its directory.
-    fn docker_config(&self, name: &str, host: &str, user: &str, password: &str) -> PathBuf {
-        let dir = self.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let auth = basic_credentials(user, password);
-        std::fs::write(
-            dir.join("config.json"),
-            format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
-        )
-        .unwrap();
-        dir
-    }
-}
-
-/// `$VAR`, else `$HOME/<default>`: where rustup or cargo lives, before HOME is replaced.
-fn tool_home(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
-    })
-}
-
-/// `cargo scratchimg` on `project`, pushing with `args`, with credentials only from `home`.
-fn push_command(home: &Home, project: &Path, target_dir: &Path, args: &[&str]) -> Command {
-    require_musl_target();
-    let mut command = home_command(home, project);
-    command.arg("--target-dir").arg(target_dir).args(args);
-    command
-}
-
-/// `cargo scratchimg` on `project` with credentials only from `home`, no arguments yet.
-fn home_command(home: &Home, project: &Path) -> Command {
-    let mut command = tool(project);
-    command
-        .env("HOME", home.path())
-        // rustup and cargo keep finding their own homes.
-        .env("RUSTUP_HOME", tool_home("RUSTUP_HOME", ".rustup"))
-        .env("CARGO_HOME", tool_home("CARGO_HOME", ".cargo"))
-        .env("DOCKER_CONFIG", home.path().join("no-docker-config"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("SCRATCHIMG_REPO")
-        .stdin(Stdio::null());
-    command
-}
-
-fn hello_push(home: &Home, args: &[&str]) -> Command {
-    push_command(home, &example("hello"), &shared_target_dir("hello"), args)
-}
-
-/// Runs a push that must succeed; returns its JSON result and stderr.
-fn pushed(command: &mut Command) -> (serde_json::Value, String) {
-    let output = command.args(["--message-format", "json"]).output().unwrap();
-    scratchimg_tests::assert_success(command, &output);
-    let json = serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
-    (json, String::from_utf8_lossy(&output.stderr).into_owned())
-}
-
-/// Runs a push that must fail; returns stderr.
-fn refused(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(output.stdout.is_empty(), "nothing on stdout: {output:?}");
-    stderr
-}
-
-fn skopeo_digest(reference: &str, extra: &[&str]) -> String {
-    require_tool("skopeo", &["--version"]);
-    let inspect = run_ok(
-        Command::new("skopeo")
-            .args(["inspect", "--tls-verify=false"])
-            .args(extra)
-            .arg(reference),
-    );
-    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-    inspect["Digest"].as_str().unwrap().to_string()
-}
 
 #[test]
 fn anonymous_push_is_what_skopeo_and_docker_pull_back() {
@@ -476,18 +382,6 @@ fn a_registry_that_stays_down_fails_cleanly_and_gets_no_manifest() {
     );
     assert_eq!(proxy.count(&["/manifests/"]), 0, "no manifest was sent");
     assert_no_tag(&format!("{}/scratchimg-e2e/down:v1", registry.host));
-}
-
-/// The tag is not in the registry (asked straight, not through a proxy).
-fn assert_no_tag(reference: &str) {
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(!inspect.status.success(), "{reference} was pushed");
-    let said = String::from_utf8_lossy(&inspect.stderr);
-    assert!(said.contains("manifest unknown"), "{said}");
 }
 
 /// How the registry of [`upload_location_on_another_host`] authenticates.

@@ -1,9 +1,10 @@
 //! A TCP proxy on loopback in front of a registry: it records the head (request line and
 //! headers) of every HTTP request that passes, can add an `Authorization` of its own on the way
-//! to the registry, and can break connections or answers the way a failing network or registry
-//! does, or send blob reads to another host. Also [`Silent`], a server that takes connections
-//! and never answers.
+//! to the registry, can break connections or answers the way a failing network or registry
+//! does, send blob reads to another host, or refuse tokens used too often. Also [`Silent`], a
+//! server that takes connections and never answers.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +61,16 @@ pub struct Options {
     /// An `Authorization` value added to requests that come without one, on their way to the
     /// registry: a storage host that takes uploads on its own say, as object storage does.
     pub authorization: Option<String>,
+    /// Bearer tokens that expire after some uses, as a token server may limit them.
+    pub token_uses: Option<TokenUses>,
+}
+
+/// How often a Bearer token may be used: a request whose token was used `uses` times already
+/// is answered `401` with a challenge naming `realm`, instead of passed on.
+#[derive(Debug, Clone)]
+pub struct TokenUses {
+    pub uses: usize,
+    pub realm: String,
 }
 
 impl Default for Options {
@@ -68,6 +79,7 @@ impl Default for Options {
             fault: Fault::None,
             port: None,
             authorization: None,
+            token_uses: None,
         }
     }
 }
@@ -76,6 +88,9 @@ pub struct Proxy {
     /// `127.0.0.1:PORT` of the proxy.
     pub host: String,
     requests: Arc<Mutex<Vec<Request>>>,
+    /// How often each Bearer token was used, and how often it may be (see [`TokenUses`]).
+    uses: Arc<Mutex<HashMap<String, usize>>>,
+    allowed_uses: Option<usize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -120,6 +135,14 @@ fn is_manifest_put(line: &str) -> bool {
     line.starts_with("PUT ") && line.contains("/manifests/")
 }
 
+/// An answer with `status` (`401 Unauthorized`), `headers` (each ending in CRLF) and `body`.
+fn answer(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// `head` with `Authorization: value` added before its blank line.
 fn with_authorization(head: &[u8], value: &str) -> Vec<u8> {
     let mut added = head[..head.len() - 2].to_vec();
@@ -153,10 +176,22 @@ struct Connection {
     /// The next answer from the registry is to stop midway.
     stall: Arc<AtomicBool>,
     authorization: Option<String>,
+    token_uses: Option<TokenUses>,
+    uses: Arc<Mutex<HashMap<String, usize>>>,
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Connection {
+    /// Whether the request's Bearer token is used up: counts this use.
+    fn used_up(&self, request: &Request) -> Option<&TokenUses> {
+        let limit = self.token_uses.as_ref()?;
+        let token = request.header("authorization")?.strip_prefix("Bearer ")?;
+        let mut uses = self.uses.lock().unwrap();
+        let used = uses.entry(token.to_string()).or_insert(0);
+        *used += 1;
+        (*used > limit.uses).then_some(limit)
+    }
+
     /// client → registry: request by request, recording each head and acting on the fault.
     fn requests(&self, mut client: TcpStream, mut server: TcpStream) {
         let mut pending: Vec<u8> = Vec::new();
@@ -189,41 +224,53 @@ impl Connection {
                 let (request, length) = parse_head(&head);
                 let line = request.line.clone();
                 let has_authorization = request.header("authorization").is_some();
+                let used_up = self.used_up(&request).map(|limit| limit.realm.clone());
                 self.requests.lock().unwrap().push(request);
                 (body_left, passing) = (length, true);
                 // Once down, connections opened before stop passing requests too.
                 let down = self.fault == Fault::DownFromThen && self.tripped.load(Ordering::SeqCst);
                 let first = |matches: bool| matches && !self.tripped.swap(true, Ordering::SeqCst);
-                match self.fault {
-                    Fault::DropOnce | Fault::DownFromThen if down || first(is_blob_put(&line)) => {
+                // An answer of the proxy's own, instead of passing the request on.
+                let forged = match (self.fault, used_up) {
+                    (_, Some(realm)) => Some(answer(
+                        "401 Unauthorized",
+                        &format!(
+                            "WWW-Authenticate: Bearer realm=\"{realm}\",error=\"invalid_token\"\r\nContent-Type: application/json\r\n"
+                        ),
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"token used up"}]}"#,
+                    )),
+                    (Fault::DropOnce | Fault::DownFromThen, _)
+                        if down || first(is_blob_put(&line)) =>
+                    {
                         break 'connection;
                     }
-                    Fault::StallOnce if first(is_manifest_put(&line)) => {
+                    (Fault::StallOnce, _) if first(is_manifest_put(&line)) => {
                         self.stall.store(true, Ordering::SeqCst);
+                        None
                     }
-                    Fault::AnswerOnce(status, body) if first(is_manifest_put(&line)) => {
-                        passing = false;
-                        let answer = format!(
-                            "HTTP/1.1 {status} Forged\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if client.write_all(answer.as_bytes()).is_err() {
-                            break 'connection;
-                        }
-                        continue;
+                    (Fault::AnswerOnce(status, body), _) if first(is_manifest_put(&line)) => {
+                        Some(answer(
+                            &format!("{status} Forged"),
+                            "Content-Type: application/json\r\n",
+                            body,
+                        ))
                     }
-                    Fault::RedirectBlobGets(port) if is_blob_get(&line) => {
-                        passing = false;
+                    (Fault::RedirectBlobGets(port), _) if is_blob_get(&line) => {
                         let path = line.split(' ').nth(1).unwrap_or_default();
-                        let answer = format!(
-                            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}{path}\r\nContent-Length: 0\r\n\r\n"
-                        );
-                        if client.write_all(answer.as_bytes()).is_err() {
-                            break 'connection;
-                        }
-                        continue;
+                        Some(answer(
+                            "307 Temporary Redirect",
+                            &format!("Location: http://127.0.0.1:{port}{path}\r\n"),
+                            "",
+                        ))
                     }
-                    _ => {}
+                    _ => None,
+                };
+                if let Some(forged) = forged {
+                    passing = false;
+                    if client.write_all(forged.as_bytes()).is_err() {
+                        break 'connection;
+                    }
+                    continue;
                 }
                 let head = match &self.authorization {
                     Some(value) if !has_authorization => with_authorization(&head, value),
@@ -275,10 +322,12 @@ impl Proxy {
         let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0))).unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let uses = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let tripped = Arc::new(AtomicBool::new(false));
         let upstream = upstream.to_string();
-        let (seen, stopping) = (requests.clone(), stop.clone());
+        let allowed_uses = options.token_uses.as_ref().map(|t| t.uses);
+        let (seen, counted, stopping) = (requests.clone(), uses.clone(), stop.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
@@ -297,6 +346,8 @@ impl Proxy {
                     tripped: tripped.clone(),
                     stall: Arc::new(AtomicBool::new(false)),
                     authorization: options.authorization.clone(),
+                    token_uses: options.token_uses.clone(),
+                    uses: counted.clone(),
                     requests: seen.clone(),
                 });
                 let (from_server, to_client) =
@@ -309,6 +360,8 @@ impl Proxy {
         Proxy {
             host,
             requests,
+            uses,
+            allowed_uses,
             stop,
         }
     }
@@ -321,6 +374,13 @@ impl Proxy {
     /// Every request head seen so far.
     pub fn heads(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Requests refused because their Bearer token was used up (see [`TokenUses`]).
+    pub fn refused_tokens(&self) -> usize {
+        let allowed = self.allowed_uses.unwrap_or(usize::MAX);
+        let uses = self.uses.lock().unwrap();
+        uses.values().map(|used| used.saturating_sub(allowed)).sum()
     }
 
     /// Forgets the requests seen so far.

@@ -111,6 +111,9 @@ pub struct Settings<'a> {
     pub htpasswd: bool,
     /// Token authentication with this server's tokens (instead of htpasswd).
     pub token: Option<&'a TokenServer>,
+    /// The realm the registry's challenge names instead of the token server's own, to name it
+    /// wrongly.
+    pub token_realm: Option<String>,
     /// The URL the registry gives out in `Location` headers (its `http.host`), e.g. that of a
     /// proxy on another port that stands for object storage.
     pub external_url: Option<String>,
@@ -155,7 +158,7 @@ impl Registry {
         if let Some(token) = settings.token {
             config.push_str(&format!(
                 "auth: {{token: {{realm: \"{}\", service: {SERVICE}, issuer: {ISSUER}, rootcertbundle: {}}}}}\n",
-                token.realm,
+                settings.token_realm.as_deref().unwrap_or(&token.realm),
                 token.cert.display()
             ));
         }

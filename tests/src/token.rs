@@ -1,15 +1,17 @@
 //! A token server for `docker-registry`'s token authentication (what GHCR, Docker Hub and
 //! Harbor use): it checks Basic credentials ([`USER`], [`PASSWORD`]) and answers with a JWT
 //! (RS256, signed by the openssl CLI with a key and self-signed certificate made for the test)
-//! granting every scope asked for. The registry trusts the certificate as its root bundle.
+//! granting every scope asked for, or, once it gave as many as it may, none. The registry
+//! trusts the certificate as its root bundle. A request that is not HTTP (a TLS handshake) gets
+//! the `400` a plain-HTTP server answers.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::registry::{PASSWORD, USER};
 use crate::{require_tool, run_ok};
@@ -17,6 +19,10 @@ use crate::{require_tool, run_ok};
 /// The `service` and issuer the registry is configured with.
 pub const SERVICE: &str = "scratchimg-test";
 pub const ISSUER: &str = "scratchimg-test-issuer";
+
+/// What a plain-HTTP server answers a request it cannot read.
+const BAD_REQUEST: &str =
+    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 pub struct TokenServer {
     /// `http://127.0.0.1:PORT/token`.
@@ -33,6 +39,8 @@ struct Signer {
     /// The certificate, base64 DER, for the tokens' `x5c` header.
     x5c: String,
     issued: AtomicU64,
+    /// How many tokens it gives before it refuses the credentials; all, without.
+    grants: Option<u64>,
 }
 
 /// Base64: url-safe without padding as JWTs are written (`url`), else standard and padded.
@@ -148,10 +156,23 @@ impl Signer {
     /// Answers one token request: a token for its scopes with the right credentials, else 401.
     fn answer(&self, stream: TcpStream) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
+        let mut first = Vec::new();
+        if reader.read_until(b'\n', &mut first).is_err() {
             return;
         }
+        let Some(line) = String::from_utf8(first)
+            .ok()
+            .filter(|l| l.starts_with("GET "))
+        else {
+            // Not HTTP (a TLS handshake, say): answered as plain-HTTP servers do, then read to
+            // its end, so that closing sends no reset before the answer is read.
+            let mut stream = stream;
+            let _ = stream.write_all(BAD_REQUEST.as_bytes());
+            let _ = stream.shutdown(Shutdown::Write);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            return;
+        };
         let mut authorization = None;
         loop {
             let mut header = String::new();
@@ -176,7 +197,10 @@ impl Signer {
             "Basic {}",
             base64(format!("{USER}:{PASSWORD}").as_bytes(), false)
         );
-        let (status, body) = if authorization.as_deref() == Some(basic.as_str()) {
+        let granted = self
+            .grants
+            .is_none_or(|grants| self.issued.load(Ordering::SeqCst) < grants);
+        let (status, body) = if granted && authorization.as_deref() == Some(basic.as_str()) {
             let token = self.mint(&scopes);
             ("200 OK", serde_json::json!({"token": token}).to_string())
         } else {
@@ -194,6 +218,12 @@ impl Signer {
 impl TokenServer {
     /// A key and certificate in `dir`, and the server on a free loopback port.
     pub fn start(dir: &Path) -> TokenServer {
+        TokenServer::start_with(dir, None)
+    }
+
+    /// [`TokenServer::start`], refusing the credentials once it gave `grants` tokens, when
+    /// given: a token server that will not renew a token.
+    pub fn start_with(dir: &Path, grants: Option<u64>) -> TokenServer {
         require_tool("openssl", &["version"]);
         let key = dir.join("token.key");
         let cert = dir.join("token.pem");
@@ -211,6 +241,7 @@ impl TokenServer {
             key,
             x5c,
             issued: AtomicU64::new(0),
+            grants,
         });
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
@@ -234,6 +265,11 @@ impl TokenServer {
             host,
             stop,
         }
+    }
+
+    /// How many tokens it gave (to the tool, and through [`TokenServer::mint`]).
+    pub fn issued(&self) -> u64 {
+        self.signer.issued.load(Ordering::SeqCst)
     }
 
     /// A token granting `scopes`, for a test's own requests to the registry.

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::credentials::{Found, Secret};
+use super::errors::plain_http_answer;
 use crate::report::one_line;
 
 /// How a registry wants to be authenticated, from its `WWW-Authenticate` header.
@@ -104,6 +105,22 @@ pub(crate) fn push_scopes(repository: &str, mount_from: &[String]) -> Vec<String
         .collect()
 }
 
+/// Whether a token asked for `granted` serves requests that need `wanted`: each wanted scope
+/// was asked for, or one of the same resource with all its actions (`pull,push` serves `pull`).
+pub(crate) fn covers(granted: &[String], wanted: &[String]) -> bool {
+    wanted.iter().all(|wanted| {
+        granted.iter().any(|granted| {
+            granted == wanted
+                || matches!(
+                    (granted.rsplit_once(':'), wanted.rsplit_once(':')),
+                    (Some((resource, actions)), Some((wanted_resource, wanted_actions)))
+                        if resource == wanted_resource
+                            && wanted_actions.split(',').all(|a| actions.split(',').any(|b| a == b))
+                )
+        })
+    })
+}
+
 #[derive(Deserialize)]
 struct TokenAnswer {
     token: Option<String>,
@@ -115,6 +132,9 @@ struct TokenAnswer {
 pub(crate) enum TokenError {
     #[error("the token endpoint {realm} refused the credentials ({status})")]
     Refused { realm: String, status: u16 },
+    /// The realm is `https://`, and the endpoint answered the TLS handshake in plain HTTP.
+    #[error("the token endpoint {realm} answered the TLS handshake in plain HTTP")]
+    PlainHttp { realm: String },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -140,9 +160,19 @@ pub(crate) fn fetch_token(
     if let Some(found) = credentials {
         request = request.header("Authorization", found.credentials.basic());
     }
-    let mut response = request
-        .call()
-        .with_context(|| format!("could not get a token from {realm}"))?;
+    let mut response = match request.call() {
+        Ok(response) => response,
+        Err(error) if plain_http_answer(&error) => {
+            return Err(TokenError::PlainHttp {
+                realm: realm.to_string(),
+            });
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("could not get a token from {realm}"))
+                .into());
+        }
+    };
     let status = response.status().as_u16();
     if status == 401 || status == 403 {
         return Err(TokenError::Refused {
@@ -185,11 +215,10 @@ pub(crate) fn check_realm(realm: &str, http_allowed: impl Fn(&str) -> bool) -> R
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpListener;
-
     use super::*;
     use crate::registry::credentials::Credentials;
+    use crate::registry::test_servers::{BAD_REQUEST, scripted, token_endpoint};
+    use crate::registry::transport::{DEFAULT_TIMEOUT, agent as registry_agent};
 
     #[test]
     fn challenges_parse_like_registries_send_them() {
@@ -244,54 +273,27 @@ mod tests {
     }
 
     #[test]
+    fn a_token_asked_for_more_serves_requests_that_need_less() {
+        let granted = push_scopes("acme/b", &["acme/a".into()]);
+        let wanted = |scopes: &[&str]| scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(covers(&granted, &wanted(&["repository:acme/b:pull,push"])));
+        assert!(covers(&granted, &wanted(&["repository:acme/b:push"])));
+        assert!(covers(
+            &granted,
+            &wanted(&["repository:acme/a:pull", "repository:acme/b:pull"])
+        ));
+        assert!(covers(&granted, &[]));
+        assert!(!covers(&granted, &wanted(&["repository:acme/a:push"])));
+        assert!(!covers(&granted, &wanted(&["repository:acme/c:pull"])));
+        assert!(!covers(&granted, &wanted(&["repository:acme:pull"])));
+    }
+
+    #[test]
     fn push_scopes_ask_for_pull_on_mount_sources() {
         assert_eq!(
             push_scopes("acme/b", &["acme/a".into(), "acme/b".into()]),
             ["repository:acme/b:pull,push", "repository:acme/a:pull"]
         );
-    }
-
-    /// The request line and `Authorization` header of each request a test endpoint got.
-    type Seen = Vec<(String, Option<String>)>;
-
-    /// A token endpoint on 127.0.0.1 that answers `answers` requests in turn: each gives the
-    /// request line and `Authorization` header it got to the test.
-    fn token_endpoint(
-        answers: Vec<(u16, &'static str)>,
-    ) -> (String, std::thread::JoinHandle<Seen>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let realm = format!("http://{}/token", listener.local_addr().unwrap());
-        let server = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for (status, body) in answers {
-                let (mut stream, _) = listener.accept().unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).unwrap();
-                let mut authorization = None;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("authorization")
-                    {
-                        authorization = Some(value.trim().to_string());
-                    }
-                }
-                seen.push((request_line.trim().to_string(), authorization));
-                write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .unwrap();
-            }
-            seen
-        });
-        (realm, server)
     }
 
     fn agent() -> ureq::Agent {
@@ -341,6 +343,18 @@ mod tests {
         let empty = fetch_token(&agent(), &realm, None, &[], None).unwrap_err();
         assert!(empty.to_string().contains("without a token"), "{empty}");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn an_https_realm_answering_in_plain_http_is_told_apart() {
+        let host = scripted(vec![BAD_REQUEST]);
+        let agent = registry_agent(&host, &[], DEFAULT_TIMEOUT).unwrap();
+        let realm = format!("https://{host}/token");
+        let error = fetch_token(&agent, &realm, None, &[], None).unwrap_err();
+        assert!(
+            matches!(&error, TokenError::PlainHttp { realm: r } if *r == realm),
+            "{error}"
+        );
     }
 
     #[test]

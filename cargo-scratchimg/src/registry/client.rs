@@ -13,7 +13,7 @@ use std::cell::Cell;
 use anyhow::{Result, anyhow, bail};
 use ureq::Agent;
 
-use super::auth::{self, Challenge, TokenError};
+use super::auth::{self, Challenge};
 use super::credentials::{Lookup, Secret};
 use super::errors::{
     error_text, finish, quoted, saying, status_line, timed_out, transient_status, transport_error,
@@ -21,6 +21,7 @@ use super::errors::{
 };
 use super::retry::{RequestError, RetryPolicy};
 use super::session::Session;
+use super::tokens::Tokens;
 use super::transport::{ClientOptions, agent, helper_limit, http_allowed};
 use crate::report::Reporter;
 
@@ -28,15 +29,12 @@ use crate::report::Reporter;
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// The `Authorization` a registry wants, from its answer to `GET /v2/`.
-#[derive(Debug, Clone)]
-enum Auth {
+#[derive(Debug)]
+pub(super) enum Auth {
     Anonymous,
     /// The header value, which holds the password.
     Basic(Secret),
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
+    Bearer(Tokens),
 }
 
 /// One registry, pinged and with its authentication settled.
@@ -46,11 +44,11 @@ pub(crate) struct Registry {
     /// `https://host` or, for loopback and `--insecure-registry` hosts, maybe `http://host`.
     pub(super) base: String,
     pub(super) agent: Agent,
-    auth: Auth,
+    pub(super) auth: Auth,
     pub(super) credentials: Lookup,
     retry: RetryPolicy,
     pub(super) timeout: std::time::Duration,
-    insecure: Vec<String>,
+    pub(super) insecure: Vec<String>,
 }
 
 /// The step that pings a registry.
@@ -127,9 +125,8 @@ fn ping(
     })
 }
 
-/// How to authenticate to `host`, which answered `ping`: Basic with the
-/// credentials found, checked now, before anything is built; or Bearer tokens from the realm
-/// its challenge names.
+/// How to authenticate to `host`, which answered `ping`: Basic with the credentials found,
+/// checked now, before anything is built; or Bearer tokens from the realm its challenge names.
 fn authentication(
     ping: &Ping,
     agent: &Agent,
@@ -170,7 +167,7 @@ fn authentication(
         }
         Some(Challenge::Bearer { realm, service, .. }) => {
             auth::check_realm(&realm, |h| http_allowed(h, &options.insecure))?;
-            Auth::Bearer { realm, service }
+            Auth::Bearer(Tokens::new(realm, service))
         }
         None => bail!(
             "registry {host} asks for an authentication scheme cargo-scratchimg does not speak: {}",
@@ -182,9 +179,7 @@ fn authentication(
 /// The error for a 401 from `host` to `what`: which credentials were refused, or where none
 /// were found.
 fn unauthorized(host: &str, credentials: &Lookup, what: &str) -> anyhow::Error {
-    let login = format!(
-        "help: log in with `docker login {host}` or `podman login {host}`, or pass --registry-user USER and --registry-password-stdin"
-    );
+    let login = login_help(host);
     match &credentials.found {
         Some(found) => anyhow!(
             "registry {host} refused the credentials from {} (401 Unauthorized to {what})\n{login}",
@@ -199,6 +194,13 @@ fn unauthorized(host: &str, credentials: &Lookup, what: &str) -> anyhow::Error {
             }
         ),
     }
+}
+
+/// How to give credentials for `host`.
+pub(super) fn login_help(host: &str) -> String {
+    format!(
+        "help: log in with `docker login {host}` or `podman login {host}`, or pass --registry-user USER and --registry-password-stdin"
+    )
 }
 
 impl Registry {
@@ -245,7 +247,7 @@ impl Registry {
         let auth = match &self.auth {
             Auth::Anonymous => "anonymous",
             Auth::Basic(_) => "basic auth",
-            Auth::Bearer { .. } => "bearer token",
+            Auth::Bearer(_) => "bearer token",
         };
         match &self.credentials.found {
             Some(found) => format!(
@@ -295,29 +297,25 @@ impl Registry {
         scopes: Vec<String>,
         report: &'a dyn Reporter,
     ) -> Result<Session<'a>> {
-        let authorization = match &self.auth {
+        let scopes = match &self.auth {
+            Auth::Bearer(tokens) => tokens.scopes_for(&scopes, |scopes| {
+                self.fetch_token(tokens, scopes, None, report)
+            })?,
+            Auth::Anonymous | Auth::Basic(_) => Vec::new(),
+        };
+        Ok(Session::new(self, report, repository, scopes))
+    }
+
+    /// The `Authorization` of a session whose token has `scopes`, where the registry uses
+    /// tokens.
+    pub(super) fn authorization(&self, scopes: &[String]) -> Option<String> {
+        match &self.auth {
             Auth::Anonymous => None,
             Auth::Basic(basic) => Some(basic.expose().to_string()),
-            Auth::Bearer { realm, service } => {
-                let token = self.with_retries("the token request", report, || {
-                    match auth::fetch_token(
-                        &self.agent,
-                        realm,
-                        service.as_deref(),
-                        &scopes,
-                        self.credentials.found.as_ref(),
-                    ) {
-                        Ok(token) => Ok(token),
-                        Err(TokenError::Refused { .. }) => {
-                            Err(self.unauthorized("the token request").into())
-                        }
-                        Err(TokenError::Other(e)) => Err(RequestError::transient(format!("{e:#}"))),
-                    }
-                })?;
-                Some(format!("Bearer {}", token.expose()))
-            }
-        };
-        Ok(Session::new(self, report, repository, authorization))
+            Auth::Bearer(tokens) => tokens
+                .token(scopes)
+                .map(|token| format!("Bearer {}", token.expose())),
+        }
     }
 
     /// `request` with the registry's retries, each said to `report` as a warning.
@@ -394,10 +392,14 @@ mod tests {
 
     #[test]
     fn a_busy_registry_is_pinged_again() {
-        let (host, server) = answering(vec![(503, ""), (429, "Retry-After: 0\r\n"), (200, "")]);
+        let (host, server) = answering(vec![
+            (503, "", "{}"),
+            (429, "Retry-After: 0\r\n", "{}"),
+            (200, "", "{}"),
+        ]);
         let report = Capture::default();
         let registry = Registry::connect(&host, &instant_retries(), &report).unwrap();
-        assert_eq!(server.join().unwrap(), 3);
+        assert_eq!(server.join().unwrap().len(), 3);
         assert!(
             !registry.is_https(),
             "a loopback registry without TLS is spoken to in HTTP"
@@ -416,7 +418,8 @@ mod tests {
 
     #[test]
     fn basic_auth_without_credentials_fails_at_the_ping() {
-        let (host, server) = answering(vec![(401, "WWW-Authenticate: Basic realm=\"r\"\r\n")]);
+        let (host, server) =
+            answering(vec![(401, "WWW-Authenticate: Basic realm=\"r\"\r\n", "{}")]);
         let error = Registry::connect(&host, &instant_retries(), &Capture::default())
             .err()
             .unwrap();

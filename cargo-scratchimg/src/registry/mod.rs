@@ -1,8 +1,9 @@
 //! Pushing images to OCI registries: a small distribution-API client ([`Registry`],
 //! [`Session`]) on its transport (options, deadlines, TLS roots) and its error classification,
-//! registry authentication ([`auth`]), credentials as Docker and podman find them
-//! ([`credentials`]), and bounded retries of transient failures ([`retry`]). The sink that
-//! pushes an image with them is the sink module's `push`.
+//! registry authentication ([`auth`]) with bearer tokens kept and renewed per scope set,
+//! credentials as Docker and podman find them ([`credentials`]), and bounded retries of
+//! transient failures ([`retry`]). The sink that pushes an image with them is the sink
+//! module's `push`.
 
 pub(crate) mod auth;
 mod client;
@@ -15,6 +16,7 @@ pub(crate) mod retry;
 mod session;
 #[cfg(test)]
 mod test_servers;
+mod tokens;
 mod transport;
 
 pub(crate) use client::Registry;

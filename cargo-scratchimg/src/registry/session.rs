@@ -31,25 +31,28 @@ pub(crate) struct Session<'r> {
     registry: &'r Registry,
     report: &'r dyn Reporter,
     repository: String,
-    authorization: Option<String>,
+    /// The scopes of the token its requests carry, where the registry uses tokens: the token
+    /// is the registry's, shared with the parallel uploads and the sessions it serves, and
+    /// renewed for all of them.
+    scopes: Vec<String>,
 }
 
 const START_UPLOAD: &str = "POST of a blob upload";
 
 impl<'r> Session<'r> {
-    /// A session of `registry` for `repository`, whose requests to the registry carry
-    /// `authorization`; its retries are warnings to `report`.
+    /// A session of `registry` for `repository`, whose requests to the registry carry its
+    /// credentials, or its token with `scopes`; its retries are warnings to `report`.
     pub(super) fn new(
         registry: &'r Registry,
         report: &'r dyn Reporter,
         repository: &str,
-        authorization: Option<String>,
+        scopes: Vec<String>,
     ) -> Session<'r> {
         Session {
             registry,
             report,
             repository: repository.to_string(),
-            authorization,
+            scopes,
         }
     }
 }
@@ -82,14 +85,32 @@ impl Session<'_> {
         Ok(format!("{}{location}", self.registry.base))
     }
 
-    /// The request with the session's credentials, when `url` is the registry's own: an upload
-    /// location on another host or port (object storage, say) gets none.
-    fn authorize<B>(&self, url: &str, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
-        match &self.authorization {
-            Some(value) if same_origin(url, &self.registry.base) => {
-                request.header("Authorization", value)
+    /// The `Authorization` of a request to `url`: the session's, when `url` is the registry's
+    /// own; an upload location on another host or port (object storage, say) gets none.
+    fn authorization(&self, url: &str) -> Option<String> {
+        same_origin(url, &self.registry.base)
+            .then(|| self.registry.authorization(&self.scopes))
+            .flatten()
+    }
+
+    /// Sends a request to `url`, which `request` makes with the `Authorization` it is given.
+    /// When the registry refuses the token (it expired, or was used up), the token is renewed
+    /// once and the request sent again; a second refusal is the answer.
+    fn call(
+        &self,
+        what: &str,
+        url: &str,
+        mut request: impl FnMut(Option<&str>) -> Result<Response<ureq::Body>, RequestError>,
+    ) -> Result<Response<ureq::Body>, RequestError> {
+        let sent = self.authorization(url);
+        let response = request(sent.as_deref())?;
+        match sent {
+            Some(refused) if self.registry.refused_token(&response) => {
+                self.registry
+                    .renew(&self.scopes, &refused, what, self.report)?;
+                request(self.authorization(url).as_deref())
             }
-            _ => request,
+            _ => Ok(response),
         }
     }
 
@@ -132,18 +153,30 @@ impl Session<'_> {
         .into())
     }
 
-    /// One try of a request: sent within `limit`, its status checked, its answer read whole.
+    /// One try of a request to `url` (see [`Self::call`]): its status checked, its answer
+    /// read whole within `limit`.
     fn exchange(
         &self,
         what: &str,
         expected: &[u16],
         limit: Duration,
-        request: impl FnOnce() -> Result<Response<ureq::Body>, ureq::Error>,
+        url: &str,
+        request: impl FnMut(Option<&str>) -> Result<Response<ureq::Body>, RequestError>,
     ) -> Result<Response<ureq::Body>, RequestError> {
-        let host = &self.registry.host;
-        let response = request().map_err(|e| transport_error(host, what, limit, e))?;
+        let response = self.call(what, url, request)?;
+        self.answered(what, expected, limit, response)
+    }
+
+    /// A response checked, and read whole within `limit`.
+    fn answered(
+        &self,
+        what: &str,
+        expected: &[u16],
+        limit: Duration,
+        response: Response<ureq::Body>,
+    ) -> Result<Response<ureq::Body>, RequestError> {
         let mut response = self.check(what, expected, response)?;
-        finish(host, what, limit, &mut response)?;
+        finish(&self.registry.host, what, limit, &mut response)?;
         Ok(response)
     }
 
@@ -152,18 +185,27 @@ impl Session<'_> {
         &self,
         what: &str,
         expected: &[u16],
-        request: impl Fn() -> Result<Response<ureq::Body>, ureq::Error>,
+        url: &str,
+        request: impl Fn(Option<&str>) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>> {
+        let timeout = self.registry.timeout;
         self.registry.with_retries(what, self.report, || {
-            self.exchange(what, expected, self.registry.timeout, &request)
+            self.exchange(what, expected, timeout, url, |authorization| {
+                request(authorization).map_err(|e| self.transport_error(what, timeout, e))
+            })
         })
+    }
+
+    /// A transport failure of `what`, which had `limit`.
+    fn transport_error(&self, what: &str, limit: Duration, error: ureq::Error) -> RequestError {
+        transport_error(&self.registry.host, what, limit, error)
     }
 
     /// `HEAD /v2/<name>/blobs/<digest>`: whether the repository has the blob.
     pub(crate) fn has_blob(&self, digest: &Digest) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"));
-        let response = self.send("HEAD of a blob", &[200, 404], || {
-            self.authorize(&url, self.registry.agent.head(&url)).call()
+        let response = self.send("HEAD of a blob", &[200, 404], &url, |authorization| {
+            authorized(self.registry.agent.head(&url), authorization).call()
         })?;
         Ok(response.status().as_u16() == 200)
     }
@@ -180,13 +222,17 @@ impl Session<'_> {
     /// it from.
     fn try_start_upload(&self, mount: Option<(&Digest, &str)>) -> Result<Mount, RequestError> {
         let url = self.url("blobs/uploads/");
-        let response = self.exchange(START_UPLOAD, &[201, 202], self.registry.timeout, || {
-            let mut request = self.authorize(&url, self.registry.agent.post(&url));
-            if let Some((digest, from)) = mount {
-                request = request.query("mount", digest).query("from", from);
-            }
-            request.send_empty()
-        })?;
+        let timeout = self.registry.timeout;
+        let response =
+            self.exchange(START_UPLOAD, &[201, 202], timeout, &url, |authorization| {
+                let mut request = authorized(self.registry.agent.post(&url), authorization);
+                if let Some((digest, from)) = mount {
+                    request = request.query("mount", digest).query("from", from);
+                }
+                request
+                    .send_empty()
+                    .map_err(|e| self.transport_error(START_UPLOAD, timeout, e))
+            })?;
         if response.status().as_u16() == 201 && mount.is_some() {
             return Ok(Mount::Mounted);
         }
@@ -226,17 +272,18 @@ impl Session<'_> {
                 _ => self.open_upload()?,
             };
             let url = with_digest(&location, digest);
-            progress(0);
-            let reader = body().map_err(|e| {
-                RequestError::from(anyhow!("could not read blob {digest} to upload it: {e}"))
-            })?;
-            let mut body = Counted {
-                reader,
-                sent: 0,
-                progress,
-            };
-            self.exchange(what, &[201, 204], deadline, || {
-                self.authorize(&url, self.registry.agent.put(&url))
+            // Read from the start again when a renewed token sends it again.
+            self.exchange(what, &[201, 204], deadline, &url, |authorization| {
+                progress(0);
+                let reader = body().map_err(|e| {
+                    RequestError::from(anyhow!("could not read blob {digest} to upload it: {e}"))
+                })?;
+                let mut body = Counted {
+                    reader,
+                    sent: 0,
+                    progress,
+                };
+                authorized(self.registry.agent.put(&url), authorization)
                     .config()
                     .timeout_per_call(Some(deadline))
                     .timeout_per_write(Some(timeout))
@@ -244,6 +291,7 @@ impl Session<'_> {
                     .header("Content-Type", "application/octet-stream")
                     .header("Content-Length", size.to_string())
                     .send(ureq::SendBody::from_reader(&mut body))
+                    .map_err(|e| self.transport_error(what, deadline, e))
             })
             .map(drop)
         })
@@ -260,8 +308,9 @@ impl Session<'_> {
     /// Opens an upload and sends a blob as its bytes come, in one `PATCH` whose body has no
     /// length (chunked, as `docker push` sends layers): for a blob still being compressed,
     /// whose digest is known only at its end. A body read as it is made cannot be sent again,
-    /// so there are no retries; when this fails, the caller uploads the blob whole. `size` is
-    /// at most the blob's size, for the time limit. Gives where to finish the upload.
+    /// so there are no retries, nor a second try with a renewed token; when this fails, the
+    /// caller uploads the blob whole. `size` is at most the blob's size, for the time limit.
+    /// Gives where to finish the upload.
     pub(crate) fn stream_upload(&self, body: &mut (dyn Read + Send), size: u64) -> Result<String> {
         let location = self
             .registry
@@ -269,17 +318,20 @@ impl Session<'_> {
         let what = "PATCH of a blob";
         let timeout = self.registry.timeout;
         let deadline = upload_deadline(timeout, size);
-        let response = self
-            .exchange(what, &[202], deadline, || {
-                self.authorize(&location, self.registry.agent.patch(&location))
-                    .config()
-                    .timeout_per_call(Some(deadline))
-                    .timeout_per_write(Some(timeout))
-                    .build()
-                    .header("Content-Type", "application/octet-stream")
-                    .send(ureq::SendBody::from_reader(body))
-            })
-            .map_err(|e| anyhow!("{e}"))?;
+        let authorization = self.authorization(&location);
+        let response = authorized(
+            self.registry.agent.patch(&location),
+            authorization.as_deref(),
+        )
+        .config()
+        .timeout_per_call(Some(deadline))
+        .timeout_per_write(Some(timeout))
+        .build()
+        .header("Content-Type", "application/octet-stream")
+        .send(ureq::SendBody::from_reader(body))
+        .map_err(|e| self.transport_error(what, deadline, e))
+        .and_then(|response| self.answered(what, &[202], deadline, response))
+        .map_err(|e| anyhow!("{e}"))?;
         let next = response
             .headers()
             .get("location")
@@ -297,8 +349,8 @@ impl Session<'_> {
     /// registry checks the digest.
     pub(crate) fn finish_upload(&self, location: &str, digest: &Digest) -> Result<()> {
         let url = with_digest(location, digest);
-        self.send("PUT of a blob", &[201, 204], || {
-            self.authorize(&url, self.registry.agent.put(&url))
+        self.send("PUT of a blob", &[201, 204], &url, |authorization| {
+            authorized(self.registry.agent.put(&url), authorization)
                 .header("Content-Type", "application/octet-stream")
                 .send_empty()
         })
@@ -322,8 +374,8 @@ impl Session<'_> {
         digest: &Digest,
     ) -> Result<Option<String>> {
         let url = self.url(&format!("manifests/{tag}"));
-        let response = self.send("PUT of the manifest", &[201, 200], || {
-            self.authorize(&url, self.registry.agent.put(&url))
+        let response = self.send("PUT of the manifest", &[201, 200], &url, |authorization| {
+            authorized(self.registry.agent.put(&url), authorization)
                 .header("Content-Type", media_type)
                 .send(bytes)
         })?;
@@ -365,14 +417,15 @@ impl Session<'_> {
         let host = &self.registry.host;
         let deadline = upload_deadline(self.registry.timeout, limit);
         self.registry.with_retries(what, self.report, || {
-            let response = self
-                .authorize(&url, self.registry.agent.get(&url))
-                .config()
-                .timeout_per_call(Some(deadline))
-                .build()
-                .header("Accept", accept)
-                .call()
-                .map_err(|e| transport_error(host, what, deadline, e))?;
+            let response = self.call(what, &url, |authorization| {
+                authorized(self.registry.agent.get(&url), authorization)
+                    .config()
+                    .timeout_per_call(Some(deadline))
+                    .build()
+                    .header("Accept", accept)
+                    .call()
+                    .map_err(|e| self.transport_error(what, deadline, e))
+            })?;
             let mut response = self.check(what, expected, response)?;
             let status = response.status().as_u16();
             let content_type = response
@@ -409,6 +462,17 @@ impl Read for Counted<'_, '_> {
         self.sent += n as u64;
         (self.progress)(self.sent);
         Ok(n)
+    }
+}
+
+/// `request` with `authorization`, if it has one.
+fn authorized<B>(
+    request: ureq::RequestBuilder<B>,
+    authorization: Option<&str>,
+) -> ureq::RequestBuilder<B> {
+    match authorization {
+        Some(value) => request.header("Authorization", value),
+        None => request,
     }
 }
 

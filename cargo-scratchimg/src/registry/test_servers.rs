@@ -21,35 +21,58 @@ pub(super) fn warnings(report: &Capture) -> Vec<String> {
         .collect()
 }
 
-/// A server on 127.0.0.1 that answers each plain-HTTP request with the next of `answers`
-/// (status, extra headers) and closes connections that do not speak HTTP (a TLS probe).
+/// The request line and `Authorization` header of each request a test server answered.
+pub(super) type Seen = Vec<(String, Option<String>)>;
+
+/// A server on 127.0.0.1 that answers each plain-HTTP `GET` with the next of `answers`
+/// (status, extra headers, body) and closes connections that send none (a TLS probe); gives
+/// what it answered.
 pub(super) fn answering(
-    answers: Vec<(u16, &'static str)>,
-) -> (String, std::thread::JoinHandle<usize>) {
+    answers: Vec<(u16, &'static str, &'static str)>,
+) -> (String, std::thread::JoinHandle<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let host = listener.local_addr().unwrap().to_string();
     let server = std::thread::spawn(move || {
-        let mut answered = 0;
-        while answered < answers.len() {
-            let (stream, _) = listener.accept().unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < answers.len() {
+            let (mut stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() || !line.starts_with("GET ") {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() || !request_line.starts_with("GET ") {
                 continue;
             }
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {}
-            let (status, headers) = answers[answered];
-            answered += 1;
-            let mut stream = stream;
+            let mut authorization = None;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = Some(value.trim().to_string());
+                }
+                line.clear();
+            }
+            let (status, headers, body) = answers[seen.len()];
+            seen.push((request_line.trim().to_string(), authorization));
             write!(
                 stream,
-                "HTTP/1.1 {status} X\r\n{headers}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
             )
             .unwrap();
         }
-        answered
+        seen
     });
     (host, server)
+}
+
+/// A token endpoint on 127.0.0.1 (its realm, `http://…/token`) that answers `answers`
+/// (status, JSON body) in turn.
+pub(super) fn token_endpoint(
+    answers: Vec<(u16, &'static str)>,
+) -> (String, std::thread::JoinHandle<Seen>) {
+    let json = "Content-Type: application/json\r\n";
+    let (host, server) = answering(answers.into_iter().map(|(s, b)| (s, json, b)).collect());
+    (format!("http://{host}/token"), server)
 }
 
 /// Options whose three tries follow each other at once.

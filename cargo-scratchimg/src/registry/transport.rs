@@ -63,18 +63,30 @@ pub(super) fn helper_limit(timeout: Duration) -> Duration {
     timeout.saturating_mul(3)
 }
 
-/// Whether `host` (with or without a port) may be spoken to over plain HTTP.
-pub(super) fn http_allowed(host: &str, insecure: &[String]) -> bool {
+/// `host` without its port or IPv6 brackets.
+fn host_name(host: &str) -> &str {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
         _ => host,
     };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Whether `host` (with or without a port) may be spoken to over plain HTTP: loopback, or
+/// named by `--insecure-registry`.
+pub(super) fn http_allowed(host: &str, insecure: &[String]) -> bool {
+    let name = host_name(host);
     let loopback = name == "localhost"
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    loopback || insecure.iter().any(|i| i == host || i == name)
+    loopback || named_insecure(host, insecure)
+}
+
+/// Whether `--insecure-registry` names `host` (with or without its port).
+pub(super) fn named_insecure(host: &str, insecure: &[String]) -> bool {
+    let name = host_name(host);
+    insecure.iter().any(|i| i == host || i == name)
 }
 
 /// Scheme, host and port of a URL, the default port filled in: what decides whether a URL is
@@ -216,6 +228,10 @@ mod tests {
         assert!(http_allowed("build-cache:8080", &insecure));
         assert!(!http_allowed("ghcr.io", &insecure));
         assert!(!http_allowed("10.0.0.1:5000", &insecure));
+        // Only what the flag names: a token endpoint that promised TLS keeps it on loopback.
+        assert!(named_insecure("registry.lan:5000", &insecure));
+        assert!(named_insecure("build-cache:8080", &insecure));
+        assert!(!named_insecure("127.0.0.1:5000", &insecure));
     }
 
     #[test]

@@ -226,9 +226,11 @@ impl<'scope> Background<'scope> {
         }
     }
 
-    /// The registries, connected and with their credentials checked, and the engine.
+    /// The registries, connected and with their credentials checked for the pushes of
+    /// `requests` (a token registry gives a token with their push scopes now), and the engine.
     pub(super) fn connections(
         &mut self,
+        requests: &[ImageRequest],
         report: &dyn Reporter,
     ) -> Result<(Vec<Registry>, Option<Answered>)> {
         let registries = self
@@ -239,6 +241,7 @@ impl<'scope> Background<'scope> {
             .unwrap_or_default();
         for registry in &registries {
             report.verbose("Registry", &|| registry.describe());
+            registry.authorize(requests.iter().flat_map(|r| &r.push_to), report)?;
         }
         let engine = self.engine.take().map(join).transpose()?;
         Ok((registries, engine))

@@ -124,7 +124,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         background.crate_graphs(scope, &build, &workspace, env, &tool_dir, report);
         // A wrong host, password or certificate, or no engine, fails before any target is
         // installed.
-        let (registries, engine) = background.connections(report)?;
+        let (registries, engine) = background.connections(&requests, report)?;
         let toolchains =
             Toolchain::prepare_all(&build, &mut background, &given, options, env, report)?;
         let outputs = Outputs::claim_all(&requests, &build.targets, options)?;
