@@ -22,6 +22,7 @@ use crate::image::{Algorithm, Compression, RunConfig};
 use crate::rootfs::{
     APP_DIR, BaseFiles, CaCerts, FileCopy, Zones, app_path, ca_bundle_path, has_ca_bundle,
 };
+use crate::sign::SignFormat;
 use crate::target::Arch;
 
 /// Image settings given as flags; `None` or empty means not given.
@@ -45,6 +46,7 @@ pub struct ImageFlags {
     pub ca_certs: Vec<PathBuf>,
     /// `gzip` or `zstd`, with `:LEVEL` or not.
     pub compression: Option<String>,
+    pub sign_format: Option<SignFormat>,
 }
 
 /// The settings of one image, resolved and checked.
@@ -76,6 +78,8 @@ pub(crate) struct Settings {
     pub zig: bool,
     /// Of the layers; the base layer uses the same algorithm at its smallest.
     pub compression: Compression,
+    /// How signatures and signed attestations go next to the image, with a key.
+    pub sign_format: SignFormat,
 }
 
 impl Settings {
@@ -323,6 +327,16 @@ pub(crate) fn resolve(
         )?
         .unwrap_or(Compression::new(Algorithm::Gzip)),
     };
+    let sign_format = match flags.sign_format {
+        Some(format) => format,
+        None => setting(
+            tables,
+            "sign-format",
+            |t| t.sign_format.as_ref(),
+            |v, o, _| values::sign_format(v, o),
+        )?
+        .unwrap_or_default(),
+    };
 
     Ok(Settings {
         name,
@@ -350,6 +364,7 @@ pub(crate) fn resolve(
         zig: last_set(tables, |t| t.cross.as_ref())
             .is_some_and(|(c, _)| *c == manifest::Cross::Zig),
         compression,
+        sign_format,
     })
 }
 

@@ -9,7 +9,7 @@ use super::assemble::SbomDocument;
 use super::plan::ImagePlan;
 use crate::attest::{self, Documents, Referrer, SbomFile, slsa::BuildFacts};
 use crate::image::Artifact;
-use crate::sign::dsse;
+use crate::sign::{Signer, dsse};
 
 /// An image's attestations.
 pub(crate) struct Attestations {
@@ -119,7 +119,11 @@ pub(crate) fn attest(
         provenance,
         created: image.date.timestamp()?.to_string(),
     };
-    let referrers = attest::referrers(&documents, plan.attach, plan.sign_key.as_ref())?;
+    let signer = plan.sign_key.as_ref().map(|key| Signer {
+        key,
+        format: image.settings.sign_format,
+    });
+    let referrers = attest::referrers(&documents, plan.attach, signer)?;
     Ok(Attestations {
         provenance_file,
         referrers,

@@ -115,7 +115,10 @@ fn try_attach(
         let subject = session
             .put(referrer.manifest.digest().as_ref(), &referrer.manifest)
             .with_context(|| format!("could not push the {} artifact", referrer.artifact_type))?;
-        attached.referrers += 1;
+        match referrer.is_signature() {
+            true => attached.signatures += 1,
+            false => attached.referrers += 1,
+        }
         if subject.as_deref() == Some(referrer.subject.as_ref()) {
             attached.via = Some(Via::Api);
             continue;
@@ -126,48 +129,63 @@ fn try_attach(
             None => by_tag.push((referrer.subject.clone(), vec![referrer.descriptor()])),
         }
     }
-    for (subject, entries) in &by_tag {
-        attached.listed += session
-            .add_referrers_by_tag(subject, entries)
-            .with_context(|| {
-                format!("could not list the referrers of {subject} in {place_name}")
-            })?;
-    }
+    let list = |attached: &mut Attached| -> Result<()> {
+        for (subject, entries) in &by_tag {
+            attached.listed += session
+                .add_referrers_by_tag(subject, entries)
+                .with_context(|| {
+                    format!("could not list the referrers of {subject} in {place_name}")
+                })?;
+        }
+        Ok(())
+    };
+    list(&mut attached)?;
     if let Some(key) = attachments.key {
-        let repository = place_name;
-        let digests = std::iter::once(artifact.digest())
-            .chain(match artifact {
-                Artifact::Index(index) => index.images().iter().map(|i| i.digest()).collect(),
-                Artifact::Image(_) => Vec::new(),
-            })
-            .cloned()
-            .collect::<Vec<_>>();
-        for digest in digests {
-            let payload = Blob::new(
-                MediaType::Other(cosign::PAYLOAD_MEDIA_TYPE.into()),
-                cosign::payload(repository, &digest),
-            );
-            let signature =
-                base64::engine::general_purpose::STANDARD.encode(key.sign(payload.data()));
-            let tag = cosign_tag(&digest);
-            let existing = session.get_manifest(&tag)?;
-            let Some((manifest, blobs)) = cosign_manifest(
-                existing.as_ref().map(|f| f.bytes.as_slice()),
-                &payload,
-                &signature,
-            )
-            .with_context(|| format!("the tag {tag} in {place_name}"))?
-            else {
-                continue;
-            };
-            for blob in &blobs {
-                place(session, blob).context("could not upload the signature's blobs")?;
-            }
-            session
-                .put(&tag, &manifest)
-                .with_context(|| format!("could not push the signature {tag}"))?;
-            attached.signatures += 1;
+        for digest in artifact_digests(artifact) {
+            attached.signatures += usize::from(sign_by_tag(session, place_name, &digest, key)?);
         }
     }
+    // Once more after the rest: a concurrent push that put a referrers index it read before
+    // ours went up, and checked it before our read-back, has dropped our entries by now.
+    list(&mut attached)?;
     Ok(attached)
+}
+
+/// The digests of `artifact` and of each platform image of an index.
+fn artifact_digests(artifact: &Artifact) -> Vec<Digest> {
+    let mut digests = vec![artifact.digest().clone()];
+    if let Artifact::Index(index) = artifact {
+        digests.extend(index.images().iter().map(|i| i.digest().clone()));
+    }
+    digests
+}
+
+/// cosign's signature of `digest` by `key`, added under `sha256-<hex>.sig` beside others';
+/// whether it was not there yet.
+fn sign_by_tag(
+    session: &Session<'_>,
+    place_name: &str,
+    digest: &Digest,
+    key: &SigningKey,
+) -> Result<bool> {
+    let payload = Blob::new(
+        MediaType::Other(cosign::PAYLOAD_MEDIA_TYPE.into()),
+        cosign::payload(place_name, digest),
+    );
+    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(payload.data()));
+    let tag = cosign_tag(digest);
+    let mut added = false;
+    session.update_tag(&tag, &mut |existing| {
+        let Some((manifest, blobs)) = cosign_manifest(existing, &payload, &signature)
+            .with_context(|| format!("the tag {tag} in {place_name}"))?
+        else {
+            return Ok(None);
+        };
+        for blob in &blobs {
+            place(session, blob).context("could not upload the signature's blobs")?;
+        }
+        added = true;
+        Ok(Some(manifest))
+    })?;
+    Ok(added)
 }
