@@ -4,7 +4,9 @@
 //! and, with a key, cosign's signature of every manifest under `sha256-<hex>.sig`. All of it
 //! before any tag names the image, so a tag never points at an image without its records.
 
-use anyhow::{Context, Result};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use oci_spec::image::{Digest, MediaType};
 
@@ -129,27 +131,47 @@ fn try_attach(
             None => by_tag.push((referrer.subject.clone(), vec![referrer.descriptor()])),
         }
     }
-    let list = |attached: &mut Attached| -> Result<()> {
+    // Adds our entries to each referrers index and `.sig` tag; how many were missing.
+    let update = || -> Result<(usize, usize)> {
+        let mut listed = 0;
         for (subject, entries) in &by_tag {
-            attached.listed += session
+            listed += session
                 .add_referrers_by_tag(subject, entries)
                 .with_context(|| {
                     format!("could not list the referrers of {subject} in {place_name}")
                 })?;
         }
-        Ok(())
+        let mut signed = 0;
+        if let Some(key) = attachments.key {
+            for digest in artifact_digests(artifact) {
+                signed += usize::from(sign_by_tag(session, place_name, &digest, key)?);
+            }
+        }
+        Ok((listed, signed))
     };
-    list(&mut attached)?;
-    if let Some(key) = attachments.key {
-        for digest in artifact_digests(artifact) {
-            attached.signatures += usize::from(sign_by_tag(session, place_name, &digest, key)?);
+    let (listed, signed) = update()?;
+    attached.listed = listed;
+    attached.signatures += signed;
+    if (listed, signed) == (0, 0) {
+        return Ok(attached);
+    }
+    // Tags have no conditional put: a concurrent push that read one of them before our put
+    // and puts it after our read-back drops our entries. Its put lands soon after its read, so
+    // a read-back that waits a while after our last put sees such a loss, and puts them again.
+    for _ in 0..SETTLE_ROUNDS {
+        std::thread::sleep(SETTLE);
+        if update()? == (0, 0) {
+            return Ok(attached);
         }
     }
-    // Once more after the rest: a concurrent push that put a referrers index it read before
-    // ours went up, and checked it before our read-back, has dropped our entries by now.
-    list(&mut attached)?;
-    Ok(attached)
+    bail!(
+        "another push to {place_name} kept replacing the referrers indexes or signatures of this image\nhelp: push again once the other pushes to this image are done"
+    )
 }
+
+/// How long after our last put of a tag a read-back waits for a racing writer's put to land.
+const SETTLE: Duration = Duration::from_millis(300);
+const SETTLE_ROUNDS: usize = 8;
 
 /// The digests of `artifact` and of each platform image of an index.
 fn artifact_digests(artifact: &Artifact) -> Vec<Digest> {
