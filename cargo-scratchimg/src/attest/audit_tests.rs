@@ -92,7 +92,7 @@ fn bundles_count_for_the_key_that_signed_them_only() {
         format!("signed by another key (key hint {})", ours.hint())
     );
     // About another image: its statement names another digest.
-    let other = statement_about(&sha256(b"other").to_string(), slsa::PREDICATE_TYPE);
+    let other = statement_about(sha256(b"other").as_ref(), slsa::PREDICATE_TYPE);
     let (manifest, blobs) = fetched(
         bundle::MEDIA_TYPE,
         vec![bundle_of(&p256_key(), &other)],

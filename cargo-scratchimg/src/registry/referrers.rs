@@ -77,7 +77,7 @@ impl Session<'_> {
     pub(crate) fn update_tag(
         &self,
         tag: &str,
-        update: &mut dyn FnMut(Option<&[u8]>) -> Result<Option<Blob>>,
+        update: &mut Update<'_>,
     ) -> Result<()> {
         for _ in 0..ROUNDS {
             let existing = self.get_manifest(tag)?;
@@ -93,6 +93,9 @@ impl Session<'_> {
         )
     }
 }
+
+/// What a tag should hold given what it holds (`None`: nothing of ours is missing).
+pub(crate) type Update<'a> = dyn FnMut(Option<&[u8]>) -> Result<Option<Blob>> + 'a;
 
 /// How many times a tag is put before we give up on another writer.
 const ROUNDS: usize = 8;
