@@ -90,10 +90,10 @@ pub fn get_json(host: &str, path: &str) -> serde_json::Value {
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// PUT of a manifest's bytes under `reference`.
-pub fn put_manifest(host: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+/// PUT of `bytes` to `url` as `content_type`.
+fn curl_put(url: &str, content_type: &str, bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("put.json");
+    let file = dir.path().join("body");
     std::fs::write(&file, bytes).unwrap();
     run_ok(
         Command::new("curl")
@@ -102,12 +102,18 @@ pub fn put_manifest(host: &str, repo: &str, reference: &str, media_type: &str, b
                 "-X",
                 "PUT",
                 "-H",
-                &format!("Content-Type: {media_type}"),
+                &format!("Content-Type: {content_type}"),
             ])
             .arg("--data-binary")
             .arg(format!("@{}", file.display()))
-            .arg(format!("http://{host}/v2/{repo}/manifests/{reference}")),
+            .arg(url),
     );
+}
+
+/// PUT of a manifest's bytes under `reference`.
+pub fn put_manifest(host: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+    let url = format!("http://{host}/v2/{repo}/manifests/{reference}");
+    curl_put(&url, media_type, bytes);
 }
 
 /// Uploads `bytes` as a blob (a POST, then one PUT); its digest.
@@ -132,22 +138,8 @@ pub fn put_blob(host: &str, repo: &str, bytes: &[u8]) -> String {
         false => format!("http://{host}{location}"),
     };
     let separator = if location.contains('?') { '&' } else { '?' };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("blob");
-    std::fs::write(&file, bytes).unwrap();
-    run_ok(
-        Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "PUT",
-                "-H",
-                "Content-Type: application/octet-stream",
-            ])
-            .arg("--data-binary")
-            .arg(format!("@{}", file.display()))
-            .arg(format!("{location}{separator}digest={digest}")),
-    );
+    let url = format!("{location}{separator}digest={digest}");
+    curl_put(&url, "application/octet-stream", bytes);
     digest
 }
 

@@ -113,12 +113,15 @@ fn layers(manifest: &Value) -> &[Value] {
     manifest["layers"].as_array().map_or(&[], Vec::as_slice)
 }
 
-/// The digests of the layers [`judge`] reads: envelopes and bundles.
+/// The digests of the layers [`judge`] reads: envelopes and bundles (valid digests only, as
+/// they name what is fetched).
 pub(crate) fn layers_to_read(manifest: &Value) -> Vec<String> {
     let layers = layers(manifest).iter().take(MAX_LAYERS);
     layers
         .filter(|l| is_signed_type(l["mediaType"].as_str().unwrap_or("")))
-        .filter_map(|l| l["digest"].as_str().map(str::to_string))
+        .filter_map(|l| l["digest"].as_str())
+        .filter(|d| d.parse::<oci_spec::image::Digest>().is_ok())
+        .map(str::to_string)
         .collect()
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use oci_spec::image::Digest;
 use serde_json::Value;
 
@@ -43,6 +43,8 @@ pub struct Verification {
 
 /// Blobs of attestations are documents; an SBOM of a large program is a few MiB.
 const ATTESTATION_LIMIT: u64 = 64 * 1024 * 1024;
+/// A public key file larger than this is not one.
+const KEY_LIMIT: usize = 64 * 1024;
 /// A subject with more referrers than this is refused rather than read one by one.
 const MAX_REFERRERS: usize = 1000;
 
@@ -85,12 +87,20 @@ pub fn verify_remote(options: &VerifyOptions, report: &dyn Reporter) -> Result<V
         .keys
         .iter()
         .map(|path| {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!(
-                    "could not read --key {}\nhelp: give the PEM public key the image was signed for",
-                    path.display()
-                )
-            })?;
+            // A regular file, and small: a PEM public key is a few hundred bytes.
+            let bytes = crate::rootfs::read_regular(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| {
+                    ensure!(bytes.len() <= KEY_LIMIT, "it is over {KEY_LIMIT} bytes");
+                    Ok(bytes)
+                })
+                .with_context(|| {
+                    format!(
+                        "could not read --key {}\nhelp: give the PEM public key the image was signed for",
+                        path.display()
+                    )
+                })?;
+            let text = String::from_utf8_lossy(&bytes);
             let key = VerifyingKey::from_pem(&text, &format!("--key {}", path.display()))?;
             let name = format!("the {} key {}", key.kind(), path.display());
             Ok(Key { key, name })
@@ -123,6 +133,7 @@ pub fn verify_remote(options: &VerifyOptions, report: &dyn Reporter) -> Result<V
     let mut audit = Audit {
         session: &session,
         keys: &keys,
+        verifying: keys.iter().map(|k| k.key.clone()).collect(),
         found: Vec::new(),
         unverified: Vec::new(),
         problems: Vec::new(),
@@ -169,6 +180,8 @@ pub fn verify_remote(options: &VerifyOptions, report: &dyn Reporter) -> Result<V
 struct Audit<'a> {
     session: &'a Session<'a>,
     keys: &'a [Key],
+    /// The keys alone, as the judgements take them.
+    verifying: Vec<VerifyingKey>,
     found: Vec<String>,
     unverified: Vec<String>,
     problems: Vec<String>,
@@ -181,7 +194,9 @@ impl Audit<'_> {
         self.found.push(line);
     }
 
+    /// `line` says what the registry holds: on one line, nothing in it passing for ours.
     fn not_verified(&mut self, line: String) {
+        let line = one_line(&line, 600);
         self.report.status("Unverified", &line);
         self.unverified.push(line);
     }
@@ -210,6 +225,12 @@ impl Audit<'_> {
                 continue;
             };
             let referrer = one_line(referrer, 80);
+            if referrer.parse::<Digest>().is_err() {
+                self.not_verified(format!(
+                    "{what}: a referrer is listed as {referrer:?}, not a digest"
+                ));
+                continue;
+            }
             let listed_type = entry["artifactType"].as_str();
             let (judged, own_type) = self.judge(digest, &referrer, listed_type);
             let named = format!("{what}: {} referrer {referrer}", one_line(&own_type, 80));
@@ -300,13 +321,13 @@ impl Audit<'_> {
             manifest: &manifest,
             blobs: &blobs,
         };
-        let keys: Vec<VerifyingKey> = self.keys.iter().map(|k| k.key.clone()).collect();
         let own_type = if own_type.is_empty() {
             "untyped".to_string()
         } else {
             own_type
         };
-        (audit::judge(&fetched, subject.as_ref(), &keys), own_type)
+        let judged = audit::judge(&fetched, subject.as_ref(), &self.verifying);
+        (judged, own_type)
     }
 
     /// The keys whose cosign signature of `digest` is under `sha256-<hex>.sig`; the layers
@@ -317,7 +338,6 @@ impl Audit<'_> {
             return Ok(Vec::new());
         };
         let manifest: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-        let keys: Vec<VerifyingKey> = self.keys.iter().map(|k| k.key.clone()).collect();
         let mut signers = Vec::new();
         let layers = manifest["layers"].as_array().map_or(&[][..], Vec::as_slice);
         for layer in layers.iter().take(audit::MAX_LAYERS) {
@@ -328,12 +348,17 @@ impl Audit<'_> {
             let signature = layer["annotations"][cosign::SIGNATURE_ANNOTATION]
                 .as_str()
                 .and_then(|s| base64_decode(s).ok());
-            let (Some(payload), Some(signature)) = (layer["digest"].as_str(), signature) else {
+            let payload = layer["digest"]
+                .as_str()
+                .filter(|d| d.parse::<Digest>().is_ok());
+            let (Some(payload), Some(signature)) = (payload, signature) else {
                 self.not_verified(format!("{named}: unsigned (no signature annotation)"));
                 continue;
             };
             let judged = match self.session.get_blob(payload, ATTESTATION_LIMIT) {
-                Ok(payload) => audit::judge_cosign(&payload, &signature, digest.as_ref(), &keys),
+                Ok(payload) => {
+                    audit::judge_cosign(&payload, &signature, digest.as_ref(), &self.verifying)
+                }
                 Err(error) => Err(format!("could not be read: {error:#}")),
             };
             match judged {

@@ -74,11 +74,7 @@ impl Session<'_> {
     /// missing), then reads it back and updates it again while something of ours is missing:
     /// the registry has no conditional put, so another writer's put, made from what it read
     /// before ours, can drop what we added. Gives up after [`ROUNDS`] rounds.
-    pub(crate) fn update_tag(
-        &self,
-        tag: &str,
-        update: &mut Update<'_>,
-    ) -> Result<()> {
+    pub(crate) fn update_tag(&self, tag: &str, update: &mut Update<'_>) -> Result<()> {
         for _ in 0..ROUNDS {
             let existing = self.get_manifest(tag)?;
             let Some(manifest) = update(existing.as_ref().map(|m| m.bytes.as_slice()))? else {

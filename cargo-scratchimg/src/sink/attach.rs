@@ -1,8 +1,10 @@
 //! Attestations next to a pushed image: each referrer's blobs and manifest, listed through the
 //! referrers API where the registry has one (it says so with `OCI-Subject`), else in the
 //! referrers tag schema's index, read, added to and put back, keeping what other tools listed;
-//! and, with a key, cosign's signature of every manifest under `sha256-<hex>.sig`. All of it
-//! before any tag names the image, so a tag never points at an image without its records.
+//! and, with a key in the legacy format, cosign's signature of every manifest under
+//! `sha256-<hex>.sig`. Tags are read back after a while and put again where a concurrent push
+//! dropped our entries. All of it before any tag names the image, so a tag never points at an
+//! image without its records.
 
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use crate::sign::{SigningKey, cosign};
 /// What goes next to an image in a registry.
 pub(crate) struct AttachRequest<'a> {
     pub referrers: &'a [Referrer],
+    /// Signs each manifest under `sha256-<hex>.sig` (the legacy format).
     pub key: Option<&'a SigningKey>,
     /// `--attach` was given: a registry that refuses the artifacts fails the push, instead of a
     /// warning and the image alone.
@@ -33,6 +36,7 @@ pub(crate) struct Attached {
     pub referrers: usize,
     /// Referrers newly listed in a tag schema index (0 on a repeat push).
     pub listed: usize,
+    /// Signature bundles put, and signatures added under `.sig` tags.
     pub signatures: usize,
     pub via: Option<Via>,
 }
@@ -49,7 +53,7 @@ impl Attached {
         format!(
             "{} and {} to {place}{via}",
             plural(self.referrers, "attestation"),
-            plural(self.signatures, "new signature")
+            plural(self.signatures, "signature")
         )
     }
 }
