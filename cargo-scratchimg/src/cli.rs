@@ -66,11 +66,11 @@ pub(crate) enum Command {
     Index(IndexArgs),
     /// Verify the signatures and attestations a registry holds for an image
     ///
-    /// Checks, for the image and each platform image of an index: cosign's signature under
-    /// the tag sha256-<hex>.sig, and every SBOM and in-toto attestation among its referrers (a
-    /// signed DSSE envelope whose statement names that digest), and that a signed SLSA
-    /// provenance is among them. Prints what it verified; exits non-zero when a signature is
-    /// missing or wrong.
+    /// Passes when, for the image and each platform image of an index, each --key has signed
+    /// its digest (a Sigstore bundle, or cosign's sha256-<hex>.sig) and a SLSA provenance about
+    /// it. Every other SBOM, attestation or signature among its referrers is checked too, and
+    /// each one not verified with the keys is named on stderr with why (unsigned, another key,
+    /// empty or mislabelled, about another image); --strict makes any of them an error.
     #[command(max_term_width = 100)]
     Verify(VerifyArgs),
 }
@@ -150,9 +150,15 @@ pub(crate) struct VerifyArgs {
     #[arg(value_name = "REF")]
     pub reference: String,
 
-    /// PEM public key the signatures must verify with (ECDSA P-256 or Ed25519)
-    #[arg(long, value_name = "PUB.pem")]
-    pub key: PathBuf,
+    /// PEM public key the signatures must verify with (ECDSA P-256 or Ed25519); repeatable,
+    /// each one required
+    #[arg(long, value_name = "PUB.pem", required = true)]
+    pub key: Vec<PathBuf>,
+
+    /// Fail when any SBOM, attestation or signature among the referrers is not verified with
+    /// the keys, instead of naming it
+    #[arg(long)]
+    pub strict: bool,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -292,10 +298,16 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_enum, value_name = "WHAT", help_heading = SUPPLY)]
     pub attach: Option<AttachArg>,
 
-    /// Sign the attestations (DSSE) and each pushed manifest (cosign's .sig) with this PKCS#8
-    /// PEM private key: ECDSA P-256 or Ed25519
+    /// Sign each pushed manifest and the attestations with this PKCS#8 PEM private key: ECDSA
+    /// P-256 or Ed25519
     #[arg(long, value_name = "FILE", help_heading = SUPPLY)]
     pub sign_key: Option<PathBuf>,
+
+    /// How signatures go next to the image: Sigstore bundles as OCI referrers (cosign 3,
+    /// Kyverno's SigstoreBundle), cosign's older .sig tag and DSSE referrers, or both [default:
+    /// bundle, or the sign-format setting]
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = SUPPLY)]
+    pub sign_format: Option<SignFormatArg>,
 
     /// Read the signing key from stdin instead
     #[arg(long, conflicts_with_all = ["sign_key", "registry_password_stdin"], help_heading = SUPPLY)]
@@ -423,6 +435,16 @@ pub(crate) enum AttachArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SignFormatArg {
+    /// Sigstore bundles v0.3 as OCI referrers, as cosign 3 writes them
+    Bundle,
+    /// cosign's sha256-<hex>.sig tag and DSSE envelopes as referrers (cosign 2)
+    Legacy,
+    /// Both
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum MessageFormatArg {
     Human,
     Json,
@@ -484,12 +506,19 @@ mod tests {
             "r/a:v1",
             "--key",
             "k.pub",
+            "--key",
+            "k2.pub",
+            "--strict",
             "-v",
         ]);
         let Some(super::Command::Verify(verify)) = args.command else {
             panic!("verify parses as the subcommand");
         };
         assert_eq!(verify.reference, "r/a:v1");
+        assert_eq!(verify.key.len(), 2);
+        assert!(verify.strict);
+        // verify needs a key.
+        assert!(super::Cargo::try_parse_from(["cargo", "scratchimg", "verify", "r"]).is_err());
         assert!(args.verbose);
         // Build options do not go with a subcommand, nor do both ways of reading stdin.
         assert!(

@@ -66,5 +66,5 @@ pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, S
 pub use report::{Capture, Event, Progress, ProgressEnd, Reporter, Verbosity};
 pub use sbom::SbomFormat;
 pub use shell::{MessageFormat, Shell};
-pub use sign::KeySource;
+pub use sign::{KeySource, SignFormat};
 pub use sink::{Engine, Format};

@@ -9,14 +9,14 @@ use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
     ImageFlags, IndexOptions, KeySource, Load, MessageFormat, Options, ResolveOptions, RetryPolicy,
-    RunOptions, SbomFormat, Secret, Shell, Verbosity, VerifyOptions, handle_interrupts,
+    RunOptions, SbomFormat, Secret, Shell, SignFormat, Verbosity, VerifyOptions, handle_interrupts,
     interrupted, run_if_wrapping,
 };
 use clap::Parser;
 
 use cli::{
     AttachArg, BuildArgs, Cargo, Command, FormatArg, IndexArgs, LoadArg, MessageFormatArg,
-    RegistryArgs, ResolveArgs, RunArgs, SbomArg, VerifyArgs,
+    RegistryArgs, ResolveArgs, RunArgs, SbomArg, SignFormatArg, VerifyArgs,
 };
 
 fn main() -> ExitCode {
@@ -151,7 +151,8 @@ fn index_options(args: IndexArgs, env: &Env) -> Result<IndexOptions> {
 fn verify_remote(args: VerifyArgs, env: &Env, shell: &Shell) -> Result<()> {
     let options = VerifyOptions {
         reference: args.reference,
-        key: env.cwd.join(args.key),
+        keys: args.key.iter().map(|key| env.cwd.join(key)).collect(),
+        strict: args.strict,
         registry: registry_options(args.registry, env)?,
     };
     let verified = cargo_scratchimg::verify_remote(&options, shell)?;
@@ -242,6 +243,11 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
             tz: args.tz,
             ca_certs: args.ca_certs,
             compression: args.compression,
+            sign_format: args.sign_format.map(|format| match format {
+                SignFormatArg::Bundle => SignFormat::Bundle,
+                SignFormatArg::Legacy => SignFormat::Legacy,
+                SignFormatArg::Both => SignFormat::Both,
+            }),
         },
         target: args.target,
         platforms: args.platforms,

@@ -325,7 +325,7 @@ TOML parse error at line 11, column 1
    |
 11 | entrypiont = ["/app/server"]
    | ^^^^^^^^^^
-unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`, `compression`
+unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`, `compression`, `sign-format`
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
@@ -957,6 +957,7 @@ fn subcommand_help_documents_every_option() {
         ("run", file!["snapshots/help-run.txt"]),
         ("resolve", file!["snapshots/help-resolve.txt"]),
         ("index", file!["snapshots/help-index.txt"]),
+        ("verify", file!["snapshots/help-verify.txt"]),
     ] {
         scratchimg(dir.path())
             .args([command, "--help"])

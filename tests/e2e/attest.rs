@@ -1,207 +1,23 @@
-//! Attestations with the real CNCF registry on loopback and independent verifiers from PyPI:
-//! the referrers tag schema as a registry client reads it, in-toto-attestation's bindings for
-//! the provenance, securesystemslib for DSSE, openssl for cosign's signature, and our `verify`.
-//! Nothing is mocked and nothing skips.
+//! Attestations in the legacy signing format (`--sign-format legacy`: cosign's `.sig` tag and
+//! DSSE referrers), unsigned ones, and reproducible ones, with the real CNCF registry on
+//! loopback and independent verifiers from PyPI: the referrers tag schema as a registry client
+//! reads it, in-toto-attestation's bindings for the provenance, securesystemslib for DSSE,
+//! openssl for cosign's signature, the Sigstore JavaScript libraries for bundles, and our
+//! `verify`. Nothing is mocked and nothing skips.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use scratchimg_tests::attest::{
+    INDEX, MANIFEST, cosign_signature_verifies, get, get_json, hello, in_toto_validates, json_run,
+    keys, put_manifest, referrers, securesystemslib_verifies, sha256_hex, sigstore_js_verifies,
+    verify,
+};
 use scratchimg_tests::proxy::{Fault, Proxy};
 use scratchimg_tests::registry::{Registry, Settings};
-use scratchimg_tests::{
-    assert_success, example, python_tool, require_musl_target, require_tool, run_ok,
-    shared_target_dir, tool,
-};
-
-/// `cargo scratchimg` on examples/hello with `args`, no credentials of the machine's.
-fn hello(home: &Path, args: &[&str]) -> Command {
-    require_musl_target();
-    let mut command = tool(&example("hello"));
-    command
-        .arg("--target-dir")
-        .arg(shared_target_dir("hello"))
-        .args(args)
-        .env("DOCKER_CONFIG", home.join("no-docker-config"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("SCRATCHIMG_REPO")
-        .stdin(Stdio::null());
-    command
-}
-
-fn json_run(command: &mut Command) -> serde_json::Value {
-    let output = command.args(["--message-format", "json"]).output().unwrap();
-    assert_success(command, &output);
-    serde_json::from_slice(&output.stdout).expect("one JSON object")
-}
-
-/// A key pair made by openssl: (private, public).
-fn keys(dir: &Path, kind: &str) -> (PathBuf, PathBuf) {
-    require_tool("openssl", &["version"]);
-    let private = dir.join(format!("{kind}.pem"));
-    let public = dir.join(format!("{kind}.pub"));
-    let mut genpkey = Command::new("openssl");
-    genpkey.arg("genpkey");
-    match kind {
-        "ec" => genpkey.args(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-        _ => genpkey.args(["-algorithm", "ed25519"]),
-    };
-    run_ok(genpkey.arg("-out").arg(&private));
-    run_ok(
-        Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public),
-    );
-    (private, public)
-}
-
-/// Plain HTTP GET of `/v2/<path>` on `host`, accepting an OCI index or manifest.
-fn get(host: &str, path: &str) -> Option<Vec<u8>> {
-    let output = Command::new("curl")
-        .args(["-sf", "-H", "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"])
-        .arg(format!("http://{host}/v2/{path}"))
-        .output()
-        .unwrap();
-    output.status.success().then_some(output.stdout)
-}
-
-fn get_json(host: &str, path: &str) -> serde_json::Value {
-    serde_json::from_slice(&get(host, path).unwrap_or_else(|| panic!("no {path}"))).unwrap()
-}
-
-/// PUT of a manifest's bytes under `reference`.
-fn put_manifest(
-    host: &str,
-    repo: &str,
-    reference: &str,
-    media_type: &str,
-    bytes: &[u8],
-    dir: &Path,
-) {
-    let file = dir.join("put.json");
-    std::fs::write(&file, bytes).unwrap();
-    run_ok(
-        Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "PUT",
-                "-H",
-                &format!("Content-Type: {media_type}"),
-                "--data-binary",
-            ])
-            .arg(format!("@{}", file.display()))
-            .arg(format!("http://{host}/v2/{repo}/manifests/{reference}")),
-    );
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("b");
-    std::fs::write(&file, bytes).unwrap();
-    let out = run_ok(Command::new("sha256sum").arg(&file));
-    out.split_whitespace().next().unwrap().to_string()
-}
-
-/// The referrers the tag schema lists for `digest`.
-fn referrers(host: &str, repo: &str, digest: &str) -> Vec<serde_json::Value> {
-    let tag = digest.replace(':', "-");
-    get_json(host, &format!("{repo}/manifests/{tag}"))["manifests"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Checks a DSSE envelope with securesystemslib and the public key; `flip` changes one byte of
-/// the payload first. Gives the payload.
-fn securesystemslib_verifies(
-    envelope: &[u8],
-    public: &Path,
-    flip: bool,
-) -> Result<Vec<u8>, String> {
-    let python = python_tool(
-        "python",
-        &["-c", "import securesystemslib.dsse, cryptography"],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("envelope.json"), envelope).unwrap();
-    let script = r#"
-import base64, json, sys
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from securesystemslib.dsse import Envelope
-from securesystemslib.signer import SSlibKey
-data = json.load(open(sys.argv[1]))
-if sys.argv[3] == "flip":
-    payload = bytearray(base64.b64decode(data["payload"]))
-    payload[len(payload) // 2] ^= 1
-    data["payload"] = base64.b64encode(bytes(payload)).decode()
-keyid = data["signatures"][0]["keyid"]
-envelope = Envelope.from_dict(data)
-key = SSlibKey.from_crypto(load_pem_public_key(open(sys.argv[2], "rb").read()), keyid=keyid)
-envelope.verify([key], 1)
-sys.stdout.buffer.write(envelope.payload)
-"#;
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(dir.path().join("envelope.json"))
-        .arg(public)
-        .arg(if flip { "flip" } else { "keep" })
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(output.stdout)
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
-/// Validates an in-toto statement with SLSA provenance v1 with in-toto-attestation's bindings
-/// (the statement's rules, and the predicate parsed strictly into the SLSA v1 protobuf);
-/// gives the subjects' digests.
-fn in_toto_validates(statement: &[u8]) -> Vec<String> {
-    let python = python_tool("python", &["-c", "import in_toto_attestation"]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("statement.json"), statement).unwrap();
-    let script = r#"
-import json, sys
-from google.protobuf import json_format
-from in_toto_attestation.v1 import statement_pb2
-from in_toto_attestation.v1.statement import Statement
-from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
-data = json.load(open(sys.argv[1]))
-pb = json_format.ParseDict(data, statement_pb2.Statement())
-Statement.copy_from_pb(pb).validate()
-assert data["predicateType"] == "https://slsa.dev/provenance/v1", data["predicateType"]
-provenance = json_format.ParseDict(data["predicate"], provenance_pb2.Provenance())
-assert provenance.build_definition.build_type.startswith("https://")
-assert provenance.run_details.builder.id.startswith("https://")
-assert len(provenance.build_definition.resolved_dependencies) >= 2
-for subject in data["subject"]:
-    print("sha256:" + subject["digest"]["sha256"])
-"#;
-    let out = run_ok(
-        Command::new(python)
-            .arg("-c")
-            .arg(script)
-            .arg(dir.path().join("statement.json")),
-    );
-    out.lines().map(str::to_string).collect()
-}
-
-fn verify(home: &Path, reference: &str, public: &Path) -> std::process::Output {
-    tool(home)
-        .args(["verify", reference, "--key"])
-        .arg(public)
-        .env("DOCKER_CONFIG", home.join("no-docker-config"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use scratchimg_tests::{require_tool, run_ok};
 
 #[test]
-fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
+fn legacy_signing_attaches_dsse_envelopes_and_cosign_signatures_to_every_manifest() {
     require_tool("curl", &["--version"]);
     let registry = Registry::start(Settings::default());
     let proxy = Proxy::start(&registry.host, Fault::None);
@@ -219,6 +35,8 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
                     "linux/amd64,linux/arm64",
                     "--push",
                     &reference,
+                    "--sign-format",
+                    "legacy",
                     "--sign-key",
                 ],
             )
@@ -292,14 +110,7 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
     });
     let foreign = serde_json::to_vec(&foreign).unwrap();
     let foreign_digest = format!("sha256:{}", sha256_hex(&foreign));
-    put_manifest(
-        host,
-        repo,
-        &foreign_digest,
-        "application/vnd.oci.image.manifest.v1+json",
-        &foreign,
-        home.path(),
-    );
+    put_manifest(host, repo, &foreign_digest, MANIFEST, &foreign);
     let tag = index.replace(':', "-");
     let mut listing = get_json(host, &format!("{repo}/manifests/{tag}"));
     listing["manifests"]
@@ -312,9 +123,8 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
         host,
         repo,
         &tag,
-        "application/vnd.oci.image.index.v1+json",
+        INDEX,
         &serde_json::to_vec(&listing).unwrap(),
-        home.path(),
     );
     let again = push();
     assert_eq!(again["digest"], index.as_str());
@@ -362,52 +172,17 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
 
     // cosign's signature of each manifest, checked by openssl over its payload.
     for subject in std::iter::once(&index).chain(&platforms) {
-        let sig = get_json(
-            host,
-            &format!("{repo}/manifests/{}.sig", subject.replace(':', "-")),
-        );
-        let layer = &sig["layers"][0];
-        assert_eq!(
-            layer["mediaType"],
-            "application/vnd.dev.cosign.simplesigning.v1+json"
-        );
-        let payload = get(
-            host,
-            &format!("{repo}/blobs/{}", layer["digest"].as_str().unwrap()),
-        )
-        .unwrap();
-        let payload_json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-        assert_eq!(
-            payload_json["critical"]["image"]["docker-manifest-digest"],
-            subject.as_str()
-        );
-        let dir = home.path();
-        std::fs::write(dir.join("payload"), &payload).unwrap();
-        let b64 = layer["annotations"]["dev.cosignproject.cosign/signature"]
-            .as_str()
-            .unwrap();
-        std::fs::write(dir.join("sig.b64"), b64).unwrap();
-        run_ok(
-            Command::new("openssl")
-                .args(["base64", "-d", "-A", "-in"])
-                .arg(dir.join("sig.b64"))
-                .arg("-out")
-                .arg(dir.join("sig.der")),
-        );
-        let checked = run_ok(
-            Command::new("openssl")
-                .args(["dgst", "-sha256", "-verify"])
-                .arg(&ec_pub)
-                .arg("-signature")
-                .arg(dir.join("sig.der"))
-                .arg(dir.join("payload")),
-        );
-        assert_eq!(checked.trim(), "Verified OK");
+        cosign_signature_verifies(host, repo, subject, &ec_pub);
     }
 
     // `verify` passes with the key, by tag and by digest; fails with another key.
     let direct = format!("{host}/{repo}");
-    let output = verify(home.path(), &format!("{direct}:v1"), &ec_pub);
+    let output = verify(
+        home.path(),
+        &format!("{direct}:v1"),
+        &[&ec_pub],
+        &["--strict"],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -419,13 +194,20 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.matches("Verified").count(), 10, "{stderr}");
+    // The referrer another tool listed is named, not judged.
     assert!(
-        verify(home.path(), &format!("{direct}@{index}"), &ec_pub)
+        stderr.contains(&format!(
+            "application/vnd.example.scan+json referrer {foreign_digest}: not an SBOM, attestation or signature"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        verify(home.path(), &format!("{direct}@{index}"), &[&ec_pub], &[])
             .status
             .success()
     );
     let (_, ed_pub) = keys(home.path(), "ed");
-    let output = verify(home.path(), &format!("{direct}:v1"), &ed_pub);
+    let output = verify(home.path(), &format!("{direct}:v1"), &[&ed_pub], &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(output.stdout.is_empty());
@@ -450,42 +232,78 @@ fn multi_platform_push_attaches_signed_attestations_to_every_manifest() {
         host,
         repo,
         &sig_tag,
-        "application/vnd.oci.image.manifest.v1+json",
+        MANIFEST,
         &serde_json::to_vec(&sig).unwrap(),
-        home.path(),
     );
-    let output = verify(home.path(), &format!("{direct}:v1"), &ec_pub);
+    let output = verify(home.path(), &format!("{direct}:v1"), &[&ec_pub], &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("did not verify with the ECDSA P-256 key"),
+        stderr.contains("did not verify with the ECDSA P-256 key")
+            && stderr.contains(&format!(
+                "index {}: no signature by the ECDSA P-256 key",
+                &index[..19]
+            )),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!(
-            "{sig_tag} holds no signature by this key over this digest"
-        )),
+        stderr.contains(&format!(" in {sig_tag}: signed by another key")),
         "{stderr}"
     );
 }
 
 #[test]
-fn unsigned_pushes_fail_verify_and_a_refusing_registry_gets_the_image_alone() {
+fn unsigned_then_signed_pushes_verify_but_not_strictly_and_a_refusing_registry_gets_the_image_alone()
+ {
     let registry = Registry::start(Settings::default());
     let home = tempfile::tempdir().unwrap();
-    let (_, ec_pub) = keys(home.path(), "ec");
+    let (ec, ec_pub) = keys(home.path(), "ec");
     let reference = format!("{}/scratchimg-e2e/unsigned:v1", registry.host);
     let result = json_run(&mut hello(home.path(), &["--push", &reference]));
     let digest = result["digest"].as_str().unwrap();
     // Unsigned attestations are there, listed, and unsigned: verify says so.
-    let listed = referrers(&registry.host, "scratchimg-e2e/unsigned", digest);
+    let repo = "scratchimg-e2e/unsigned";
+    let listed = referrers(&registry.host, repo, digest);
     assert_eq!(listed.len(), 2);
-    let output = verify(home.path(), &reference, &ec_pub);
+    let output = verify(home.path(), &reference, &[&ec_pub], &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no signature (no tag sha256-"), "{stderr}");
     assert!(
-        stderr.contains("is not signed (a application/vnd.in-toto+json layer)"),
+        stderr.contains(": no signature by the ECDSA P-256 key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("referrer sha256:")
+            && stderr.contains(": unsigned (a application/vnd.in-toto+json layer)"),
+        "{stderr}"
+    );
+
+    // Signed afterwards: it verifies, naming the unsigned provenance left from the first push
+    // (the plain SBOM is the same one, now vouched for); --strict refuses that one.
+    json_run(hello(home.path(), &["--push", &reference, "--sign-key"]).arg(&ec));
+    assert_eq!(referrers(&registry.host, repo, digest).len(), 5);
+    let output = verify(home.path(), &reference, &[&ec_pub], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let unverified: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("Unverified"))
+        .collect();
+    assert_eq!(unverified.len(), 1, "{stderr}");
+    assert!(
+        unverified[0].ends_with(": unsigned (a application/vnd.in-toto+json layer)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("application/spdx+json referrer sha256:")
+            && stderr.contains(": SBOM named by a signed SBOM attestation"),
+        "{stderr}"
+    );
+    let output = verify(home.path(), &reference, &[&ec_pub], &["--strict"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("1 referrer is not verified with the keys (--strict):"),
         "{stderr}"
     );
 
@@ -538,24 +356,76 @@ fn two_builds_sign_the_same_bytes_and_layouts_hold_the_attestations() {
     let home = tempfile::tempdir().unwrap();
     for kind in ["ec", "ed"] {
         let (key, public) = keys(home.path(), kind);
-        let files: Vec<Vec<u8>> = ["a", "b"]
+        // With --attach, the layout holds the bundles: two builds, the same bytes throughout.
+        let outputs: Vec<_> = ["a", "b"]
             .iter()
             .map(|name| {
                 let out = home.path().join(format!("{kind}-{name}.tar"));
-                run_ok(hello(home.path(), &["-o", out.to_str().unwrap(), "--sign-key"]).arg(&key));
-                std::fs::read(format!("{}.intoto.json", out.display())).unwrap()
+                let out_arg = out.to_str().unwrap();
+                run_ok(
+                    hello(
+                        home.path(),
+                        &["-o", out_arg, "--attach", "all", "--sign-key"],
+                    )
+                    .arg(&key),
+                );
+                out
             })
             .collect();
-        assert_eq!(
-            files[0], files[1],
-            "{kind}: the same provenance and signature"
+        let bytes = |path: &std::path::Path| std::fs::read(path).unwrap();
+        assert!(
+            bytes(&outputs[0]) == bytes(&outputs[1]),
+            "{kind}: the same archive"
         );
-        let statement = securesystemslib_verifies(&files[0], &public, false).unwrap();
+        let provenance = |out: &std::path::Path| bytes(&out.with_extension("tar.intoto.json"));
+        assert_eq!(
+            provenance(&outputs[0]),
+            provenance(&outputs[1]),
+            "{kind}: the same provenance"
+        );
+        let statement =
+            securesystemslib_verifies(&provenance(&outputs[0]), &public, false).unwrap();
         assert_eq!(in_toto_validates(&statement).len(), 1);
         assert!(
-            securesystemslib_verifies(&files[0], &public, true).is_err(),
+            securesystemslib_verifies(&provenance(&outputs[0]), &public, true).is_err(),
             "{kind}"
         );
+        // Each bundle in the layout verifies with the Sigstore JavaScript libraries.
+        let index: serde_json::Value =
+            serde_json::from_slice(&scratchimg_tests::tar_member(&outputs[0], "index.json"))
+                .unwrap();
+        let image = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let bundles: Vec<&serde_json::Value> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json")
+            .collect();
+        assert_eq!(bundles.len(), 3, "{index:#}");
+        for entry in bundles {
+            let blob = |digest: &str| {
+                let path = format!("blobs/sha256/{}", &digest[7..]);
+                scratchimg_tests::tar_member(&outputs[0], &path)
+            };
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+            let bundle = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+            let said = sigstore_js_verifies(&bundle, &public, &image).unwrap();
+            assert!(
+                said.contains(&format!(
+                    "key: {}",
+                    if kind == "ec" {
+                        "ec prime256v1"
+                    } else {
+                        "ed25519"
+                    }
+                )),
+                "{said}"
+            );
+        }
     }
 
     // --attach given with -o: the layout lists the attestations next to the image, and docker,

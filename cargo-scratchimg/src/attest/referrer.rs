@@ -18,6 +18,10 @@ pub(crate) const TITLE: &str = "org.opencontainers.image.title";
 pub(crate) const CREATED: &str = "org.opencontainers.image.created";
 /// The predicate type of a layer holding an in-toto statement, as Docker's attestations say it.
 pub(crate) const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// What a Sigstore bundle referrer holds, as cosign's bundle spec annotates it: `dsse-envelope`
+/// or `message-signature`, and the predicate type of the statement in its envelope.
+pub(crate) const BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+pub(crate) const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
 
 /// The empty config of artifacts: `{}`.
 pub(crate) fn empty_config() -> Blob {
@@ -112,6 +116,14 @@ impl Referrer {
             annotations,
             subject: subject.digest().clone(),
         })
+    }
+
+    /// Whether it is an image signature (a bundle of cosign's signing predicate).
+    pub(crate) fn is_signature(&self) -> bool {
+        self.annotations
+            .get(BUNDLE_PREDICATE_TYPE)
+            .map(String::as_str)
+            == Some(cosign::SIGN_PREDICATE_TYPE)
     }
 
     /// Its entry in a referrers list: the manifest's descriptor with its `artifactType` and

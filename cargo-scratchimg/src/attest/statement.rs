@@ -1,6 +1,8 @@
 //! in-toto Statement v1: what an attestation says (its predicate) about which artifacts (its
 //! subjects, by digest).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result, ensure};
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
@@ -9,11 +11,27 @@ pub(crate) const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// The media type of a statement as a blob, and its DSSE payload type.
 pub(crate) const MEDIA_TYPE: &str = crate::sign::dsse::IN_TOTO;
 
+/// The subject annotation by which a signed SBOM statement names the digest of the SBOM
+/// document it carries, so the plain document beside it can be trusted as that one.
+pub(crate) const SBOM_DIGEST: &str = "com.github.cargo-scratchimg.sbom.digest";
+
 /// An artifact the statement is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Subject {
     pub name: String,
     pub digest: Digest,
+    /// In-toto's free-form annotations of the subject; mostly none.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Subject {
+    pub(crate) fn new(name: String, digest: Digest) -> Subject {
+        Subject {
+            name,
+            digest,
+            annotations: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,8 +46,12 @@ struct Statement<P> {
 
 #[derive(Serialize, Deserialize)]
 struct SubjectJson {
+    #[serde(default)]
     name: String,
-    digest: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    digest: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, serde_json::Value>,
 }
 
 /// The statement, as canonical JSON.
@@ -49,6 +71,11 @@ pub(crate) fn render(
                     s.digest.digest().to_string(),
                 )]
                 .into(),
+                annotations: s
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into()))
+                    .collect(),
             })
             .collect(),
         predicate_type: predicate_type.to_string(),
@@ -63,6 +90,8 @@ pub(crate) struct Parsed {
     pub predicate_type: String,
     /// `sha256:<hex>` of each subject.
     pub digests: Vec<String>,
+    /// The SBOM documents its subjects' [`SBOM_DIGEST`] annotations name.
+    pub documents: Vec<String>,
 }
 
 /// The predicate type and subject digests of a statement's bytes.
@@ -81,6 +110,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
             .iter()
             .flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}")))
             .collect(),
+        documents: statement
+            .subject
+            .iter()
+            .filter_map(|s| s.annotations.get(SBOM_DIGEST)?.as_str().map(str::to_string))
+            .collect(),
     })
 }
 
@@ -92,10 +126,7 @@ mod tests {
     fn statements_name_their_subjects_by_digest() {
         let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         let bytes = render(
-            &[Subject {
-                name: "hello:0.1.0".into(),
-                digest: digest.clone(),
-            }],
+            &[Subject::new("hello:0.1.0".into(), digest.clone())],
             "https://slsa.dev/provenance/v1",
             &serde_json::json!({"b": 1, "a": 2}),
         );
@@ -108,6 +139,18 @@ mod tests {
         );
         let parsed = parse(&bytes).unwrap();
         assert_eq!(parsed.digests, [digest.to_string()]);
+        assert!(parsed.documents.is_empty());
+        let mut subject = Subject::new("hello:0.1.0".into(), digest.clone());
+        subject
+            .annotations
+            .insert(SBOM_DIGEST.into(), "sha256:00".into());
+        let bytes = render(
+            &[subject],
+            "https://spdx.dev/Document",
+            &serde_json::json!({}),
+        );
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""annotations":{"com.github"#));
+        assert_eq!(parse(&bytes).unwrap().documents, ["sha256:00"]);
         assert!(
             parse(b"{\"_type\":\"x\",\"subject\":[],\"predicateType\":\"p\",\"predicate\":{}}")
                 .is_err()

@@ -151,6 +151,7 @@ pub(crate) struct Table {
     /// How C code is cross-compiled: `"zig"` for cargo-zigbuild.
     pub cross: Option<Cross>,
     pub compression: Option<Spanned<String>>,
+    pub sign_format: Option<Spanned<String>>,
 }
 
 /// The `cross` setting.
@@ -383,6 +384,7 @@ mod tests {
             allow,
             cross,
             compression,
+            sign_format,
         );
         assert_eq!(keys(), fields);
         // The README's example shows each of them.

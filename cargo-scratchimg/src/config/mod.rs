@@ -18,6 +18,7 @@ pub(crate) use values::User;
 use crate::checks::Check;
 use crate::image::{Compression, RunConfig};
 use crate::rootfs::{APP_DIR, BaseFiles, FileCopy, app_path, ca_bundle_path, has_ca_bundle};
+use crate::sign::SignFormat;
 use crate::target::Arch;
 
 /// Image settings given as flags; `None` or empty means not given.
@@ -41,6 +42,7 @@ pub struct ImageFlags {
     pub ca_certs: Vec<PathBuf>,
     /// `gzip` or `zstd`, with `:LEVEL` or not.
     pub compression: Option<String>,
+    pub sign_format: Option<SignFormat>,
 }
 
 /// The settings of one image, resolved and checked.
@@ -72,6 +74,8 @@ pub(crate) struct Settings {
     pub zig: bool,
     /// Of the layers; the base layer uses the same algorithm at its smallest.
     pub compression: Compression,
+    /// How signatures and signed attestations go next to the image, with a key.
+    pub sign_format: SignFormat,
 }
 
 impl Settings {

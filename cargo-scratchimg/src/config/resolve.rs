@@ -153,6 +153,16 @@ pub(crate) fn resolve(
         )?
         .unwrap_or(Compression::new(Algorithm::Gzip)),
     };
+    let sign_format = match flags.sign_format {
+        Some(format) => format,
+        None => setting(
+            tables,
+            "sign-format",
+            |t| t.sign_format.as_ref(),
+            |v, o, _| values::sign_format(v, o),
+        )?
+        .unwrap_or_default(),
+    };
 
     Ok(Settings {
         name,
@@ -180,6 +190,7 @@ pub(crate) fn resolve(
         zig: last_set(tables, |t| t.cross.as_ref())
             .is_some_and(|(c, _)| *c == manifest::Cross::Zig),
         compression,
+        sign_format,
     })
 }
 

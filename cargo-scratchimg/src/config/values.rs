@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 use super::manifest::{FileEntry, ManifestText, WordOrList};
 use crate::image::{Algorithm, Compression, ImageRef};
 use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones, read_regular};
+use crate::sign::SignFormat;
 use crate::target::Arch;
 
 /// Where a value was given, for error messages.
@@ -208,6 +209,19 @@ pub(super) fn signal(value: &str, origin: &Origin) -> Result<String> {
         );
     }
     Ok(value.to_string())
+}
+
+/// `bundle`, `legacy` or `both`.
+pub(super) fn sign_format(value: &str, origin: &Origin) -> Result<SignFormat> {
+    match SignFormat::ALL
+        .into_iter()
+        .find(|f| f.name() == value.trim())
+    {
+        Some(format) => Ok(format),
+        None => bail!(
+            "{origin}: `{value}` is not a signing format\nhelp: write \"bundle\" (Sigstore bundles, as cosign 3 writes them), \"legacy\" (cosign's .sig tag and DSSE envelopes) or \"both\""
+        ),
+    }
 }
 
 /// `gzip` or `zstd`, with `:LEVEL` after it or the algorithm's default level.
@@ -483,6 +497,17 @@ mod tests {
         for bad in ["alice", "1:2:3", "-1", "", ":", "1:"] {
             assert!(user(bad, &O).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn signing_formats_by_name() {
+        assert_eq!(sign_format("both", &O).unwrap(), SignFormat::Both);
+        assert_eq!(sign_format("legacy", &O).unwrap(), SignFormat::Legacy);
+        let error = sign_format("cosign", &O).unwrap_err().to_string();
+        assert!(
+            error.contains("`cosign` is not a signing format"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn publish_each(
         if !image.push_to.is_empty() {
             let attachments = AttachRequest {
                 referrers: &attestations.referrers,
-                key: plan.sign_key.as_ref(),
+                key: (plan.sign_key.as_ref()).filter(|_| image.settings.sign_format.legacy()),
                 explicit: plan.attach_explicit,
             };
             let attachments = (!attestations.referrers.is_empty() || plan.sign_key.is_some())

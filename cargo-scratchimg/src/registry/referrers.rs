@@ -4,12 +4,12 @@
 //! date themselves (the distribution registry 2.8, GHCR and Docker Hub have no API).
 
 use anyhow::{Context, Result, bail, ensure};
-use oci_spec::image::Digest;
+use oci_spec::image::{Digest, MediaType};
 use serde_json::{Value, json};
 
 use super::pull::MANIFEST_LIMIT;
 use super::session::Session;
-use crate::image::{json as canonical, sha256};
+use crate::image::{Blob, json as canonical};
 
 pub(crate) const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 /// The tag of the referrers tag schema for `digest`: `sha256-<hex>`.
@@ -51,25 +51,50 @@ impl Session<'_> {
     }
 
     /// Adds `entries` to the referrers index under the tag of `subject`, keeping what others
-    /// listed there; puts it only when something was missing. Gives how many were added.
+    /// listed there (see [`Session::update_tag`]). Gives how many were added.
     pub(crate) fn add_referrers_by_tag(
         &self,
         subject: &Digest,
         entries: &[Value],
     ) -> Result<usize> {
         let tag = fallback_tag(subject);
-        let existing = self.get_manifest(&tag)?;
-        let Some((merged, added)) =
-            merge(existing.as_ref().map(|f| f.bytes.as_slice()), entries)
-                .with_context(|| format!("the tag {tag} of {}", self.repository()))?
-        else {
-            return Ok(0);
-        };
-        self.put_manifest(&tag, INDEX_MEDIA_TYPE, &merged, &sha256(&merged))
-            .with_context(|| format!("could not put the referrers index {tag}"))?;
+        let mut added = 0;
+        self.update_tag(&tag, &mut |existing| {
+            let merged = merge(existing, entries)
+                .with_context(|| format!("the tag {tag} of {}", self.repository()))?;
+            Ok(merged.map(|(bytes, count)| {
+                added = added.max(count);
+                Blob::new(MediaType::ImageIndex, bytes)
+            }))
+        })?;
         Ok(added)
     }
+
+    /// Puts under `tag` what `update` makes of what the tag holds (`None`: nothing of ours is
+    /// missing), then reads it back and updates it again while something of ours is missing:
+    /// the registry has no conditional put, so another writer's put, made from what it read
+    /// before ours, can drop what we added. Gives up after [`ROUNDS`] rounds.
+    pub(crate) fn update_tag(&self, tag: &str, update: &mut Update<'_>) -> Result<()> {
+        for _ in 0..ROUNDS {
+            let existing = self.get_manifest(tag)?;
+            let Some(manifest) = update(existing.as_ref().map(|m| m.bytes.as_slice()))? else {
+                return Ok(());
+            };
+            self.put(tag, &manifest)
+                .with_context(|| format!("could not put {tag} in {}", self.repository()))?;
+        }
+        bail!(
+            "{tag} in {} lost what was added to it {ROUNDS} times in a row: another client keeps replacing it\nhelp: push again once the other pushes to this image are done",
+            self.repository()
+        )
+    }
 }
+
+/// What a tag should hold given what it holds (`None`: nothing of ours is missing).
+pub(crate) type Update<'a> = dyn FnMut(Option<&[u8]>) -> Result<Option<Blob>> + 'a;
+
+/// How many times a tag is put before we give up on another writer.
+const ROUNDS: usize = 8;
 
 /// The `manifests` of a referrers index.
 fn descriptors(bytes: &[u8]) -> Result<Vec<Value>> {

@@ -7,6 +7,9 @@ use serde::Serialize;
 
 /// The media type of a simple-signing payload layer.
 pub(crate) const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The predicate type of the statement cosign 3 signs for an image (`cosign sign`), its
+/// predicate empty and its subject the manifest digest.
+pub(crate) const SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// The layer annotation that holds the base64 signature.
 pub(crate) const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 

@@ -281,6 +281,13 @@ impl VerifyingKey {
         format!("{:x}", Sha256::digest(self.der()))
     }
 
+    /// The key's hint in Sigstore bundles (`verificationMaterial.publicKey.hint`): the base64
+    /// SHA-256 of its SubjectPublicKeyInfo DER, as sigstore-go and cosign compute it.
+    pub(crate) fn hint(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(self.der()))
+    }
+
     /// `ecdsa-p256` or `ed25519`, for messages.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -347,6 +354,13 @@ pub(crate) mod tests {
             assert!(public.verify(b"payload", &signature));
             assert!(!public.verify(b"payloae", &signature));
             assert_eq!(public.keyid().len(), 64);
+            // The hint is the same digest as the keyid, in base64.
+            use base64::Engine as _;
+            let hint = base64::engine::general_purpose::STANDARD
+                .decode(public.hint())
+                .unwrap();
+            let hex: String = hint.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, public.keyid());
         }
     }
 

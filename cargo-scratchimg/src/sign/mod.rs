@@ -1,8 +1,10 @@
 //! Signing what the tool makes, with a key the user gives: [`key`] reads PKCS#8 PEM keys
 //! (ECDSA P-256, Ed25519) and signs deterministically; [`dsse`] wraps in-toto statements in
-//! signed envelopes; [`cosign`] makes the payload `cosign verify --key` checks. Keyless
-//! signing (Fulcio certificates, a Rekor log) needs those services, so it is not here.
+//! signed envelopes, which [`bundle`] puts in Sigstore bundles; [`cosign`] makes the payload of
+//! cosign's older `.sig` signatures. Keyless signing (Fulcio certificates, a Rekor log) needs
+//! those services, so it is not here.
 
+pub(crate) mod bundle;
 pub(crate) mod cosign;
 pub(crate) mod dsse;
 pub(crate) mod key;
@@ -10,6 +12,46 @@ pub(crate) mod key;
 use std::path::PathBuf;
 
 pub(crate) use key::{SigningKey, VerifyingKey};
+
+/// `--sign-format`: how an image's signature and signed attestations are kept beside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SignFormat {
+    /// Sigstore bundles v0.3 as OCI referrers, as cosign 3 writes them.
+    #[default]
+    Bundle,
+    /// cosign's `sha256-<hex>.sig` tag and bare DSSE envelopes as referrers, for cosign 2 and
+    /// Kyverno's `type: Cosign`.
+    Legacy,
+    /// Both, side by side.
+    Both,
+}
+
+impl SignFormat {
+    pub const ALL: [SignFormat; 3] = [SignFormat::Bundle, SignFormat::Legacy, SignFormat::Both];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SignFormat::Bundle => "bundle",
+            SignFormat::Legacy => "legacy",
+            SignFormat::Both => "both",
+        }
+    }
+
+    pub(crate) fn bundle(self) -> bool {
+        matches!(self, SignFormat::Bundle | SignFormat::Both)
+    }
+
+    pub(crate) fn legacy(self) -> bool {
+        matches!(self, SignFormat::Legacy | SignFormat::Both)
+    }
+}
+
+/// A key to sign with, and the format of what it signs.
+#[derive(Clone, Copy)]
+pub(crate) struct Signer<'a> {
+    pub key: &'a SigningKey,
+    pub format: SignFormat,
+}
 
 /// Where `--sign-key` or `--sign-key-stdin` gives the key.
 #[derive(Clone, Default)]

@@ -1,10 +1,14 @@
 //! Attestations next to a pushed image: each referrer's blobs and manifest, listed through the
 //! referrers API where the registry has one (it says so with `OCI-Subject`), else in the
 //! referrers tag schema's index, read, added to and put back, keeping what other tools listed;
-//! and, with a key, cosign's signature of every manifest under `sha256-<hex>.sig`. All of it
-//! before any tag names the image, so a tag never points at an image without its records.
+//! and, with a key in the legacy format, cosign's signature of every manifest under
+//! `sha256-<hex>.sig`. Tags are read back after a while and put again where a concurrent push
+//! dropped our entries. All of it before any tag names the image, so a tag never points at an
+//! image without its records.
 
-use anyhow::{Context, Result};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use oci_spec::image::{Digest, MediaType};
 
@@ -19,6 +23,7 @@ use crate::sign::{SigningKey, cosign};
 /// What goes next to an image in a registry.
 pub(crate) struct AttachRequest<'a> {
     pub referrers: &'a [Referrer],
+    /// Signs each manifest under `sha256-<hex>.sig` (the legacy format).
     pub key: Option<&'a SigningKey>,
     /// `--attach` was given: a registry that refuses the artifacts fails the push, instead of a
     /// warning and the image alone.
@@ -31,6 +36,7 @@ pub(crate) struct Attached {
     pub referrers: usize,
     /// Referrers newly listed in a tag schema index (0 on a repeat push).
     pub listed: usize,
+    /// Signature bundles put, and signatures added under `.sig` tags.
     pub signatures: usize,
     pub via: Option<Via>,
 }
@@ -47,7 +53,7 @@ impl Attached {
         format!(
             "{} and {} to {place}{via}",
             plural(self.referrers, "attestation"),
-            plural(self.signatures, "new signature")
+            plural(self.signatures, "signature")
         )
     }
 }
@@ -115,7 +121,10 @@ fn try_attach(
         let subject = session
             .put(referrer.manifest.digest().as_ref(), &referrer.manifest)
             .with_context(|| format!("could not push the {} artifact", referrer.artifact_type))?;
-        attached.referrers += 1;
+        match referrer.is_signature() {
+            true => attached.signatures += 1,
+            false => attached.referrers += 1,
+        }
         if subject.as_deref() == Some(referrer.subject.as_ref()) {
             attached.via = Some(Via::Api);
             continue;
@@ -126,48 +135,83 @@ fn try_attach(
             None => by_tag.push((referrer.subject.clone(), vec![referrer.descriptor()])),
         }
     }
-    for (subject, entries) in &by_tag {
-        attached.listed += session
-            .add_referrers_by_tag(subject, entries)
-            .with_context(|| {
-                format!("could not list the referrers of {subject} in {place_name}")
-            })?;
-    }
-    if let Some(key) = attachments.key {
-        let repository = place_name;
-        let digests = std::iter::once(artifact.digest())
-            .chain(match artifact {
-                Artifact::Index(index) => index.images().iter().map(|i| i.digest()).collect(),
-                Artifact::Image(_) => Vec::new(),
-            })
-            .cloned()
-            .collect::<Vec<_>>();
-        for digest in digests {
-            let payload = Blob::new(
-                MediaType::Other(cosign::PAYLOAD_MEDIA_TYPE.into()),
-                cosign::payload(repository, &digest),
-            );
-            let signature =
-                base64::engine::general_purpose::STANDARD.encode(key.sign(payload.data()));
-            let tag = cosign_tag(&digest);
-            let existing = session.get_manifest(&tag)?;
-            let Some((manifest, blobs)) = cosign_manifest(
-                existing.as_ref().map(|f| f.bytes.as_slice()),
-                &payload,
-                &signature,
-            )
-            .with_context(|| format!("the tag {tag} in {place_name}"))?
-            else {
-                continue;
-            };
-            for blob in &blobs {
-                place(session, blob).context("could not upload the signature's blobs")?;
+    // Adds our entries to each referrers index and `.sig` tag; how many were missing.
+    let update = || -> Result<(usize, usize)> {
+        let mut listed = 0;
+        for (subject, entries) in &by_tag {
+            listed += session
+                .add_referrers_by_tag(subject, entries)
+                .with_context(|| {
+                    format!("could not list the referrers of {subject} in {place_name}")
+                })?;
+        }
+        let mut signed = 0;
+        if let Some(key) = attachments.key {
+            for digest in artifact_digests(artifact) {
+                signed += usize::from(sign_by_tag(session, place_name, &digest, key)?);
             }
-            session
-                .put(&tag, &manifest)
-                .with_context(|| format!("could not push the signature {tag}"))?;
-            attached.signatures += 1;
+        }
+        Ok((listed, signed))
+    };
+    let (listed, signed) = update()?;
+    attached.listed = listed;
+    attached.signatures += signed;
+    if (listed, signed) == (0, 0) {
+        return Ok(attached);
+    }
+    // Tags have no conditional put: a concurrent push that read one of them before our put
+    // and puts it after our read-back drops our entries. Its put lands soon after its read, so
+    // a read-back that waits a while after our last put sees such a loss, and puts them again.
+    for _ in 0..SETTLE_ROUNDS {
+        std::thread::sleep(SETTLE);
+        if update()? == (0, 0) {
+            return Ok(attached);
         }
     }
-    Ok(attached)
+    bail!(
+        "another push to {place_name} kept replacing the referrers indexes or signatures of this image\nhelp: push again once the other pushes to this image are done"
+    )
+}
+
+/// How long after our last put of a tag a read-back waits for a racing writer's put to land.
+const SETTLE: Duration = Duration::from_millis(300);
+const SETTLE_ROUNDS: usize = 8;
+
+/// The digests of `artifact` and of each platform image of an index.
+fn artifact_digests(artifact: &Artifact) -> Vec<Digest> {
+    let mut digests = vec![artifact.digest().clone()];
+    if let Artifact::Index(index) = artifact {
+        digests.extend(index.images().iter().map(|i| i.digest().clone()));
+    }
+    digests
+}
+
+/// cosign's signature of `digest` by `key`, added under `sha256-<hex>.sig` beside others';
+/// whether it was not there yet.
+fn sign_by_tag(
+    session: &Session<'_>,
+    place_name: &str,
+    digest: &Digest,
+    key: &SigningKey,
+) -> Result<bool> {
+    let payload = Blob::new(
+        MediaType::Other(cosign::PAYLOAD_MEDIA_TYPE.into()),
+        cosign::payload(place_name, digest),
+    );
+    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(payload.data()));
+    let tag = cosign_tag(digest);
+    let mut added = false;
+    session.update_tag(&tag, &mut |existing| {
+        let Some((manifest, blobs)) = cosign_manifest(existing, &payload, &signature)
+            .with_context(|| format!("the tag {tag} in {place_name}"))?
+        else {
+            return Ok(None);
+        };
+        for blob in &blobs {
+            place(session, blob).context("could not upload the signature's blobs")?;
+        }
+        added = true;
+        Ok(Some(manifest))
+    })?;
+    Ok(added)
 }

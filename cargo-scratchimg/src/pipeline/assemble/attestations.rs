@@ -7,7 +7,7 @@ use super::SbomDocument;
 use crate::attest::{self, Documents, Referrer, SbomFile};
 use crate::image::Artifact;
 use crate::pipeline::{ImagePlan, Plan};
-use crate::sign::dsse;
+use crate::sign::{Signer, dsse};
 
 /// An image's attestations.
 pub(crate) struct Attestations {
@@ -53,7 +53,11 @@ pub(super) fn attest(
         provenance,
         created: image.created.to_string(),
     };
-    let referrers = attest::referrers(&documents, plan.attach, plan.sign_key.as_ref())?;
+    let signer = plan.sign_key.as_ref().map(|key| Signer {
+        key,
+        format: image.settings.sign_format,
+    });
+    let referrers = attest::referrers(&documents, plan.attach, signer)?;
     Ok(Attestations {
         provenance_file,
         referrers,
