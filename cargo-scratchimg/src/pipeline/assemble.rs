@@ -161,6 +161,7 @@ fn pack(
                     sha256: binary.sha256.digest().to_string(),
                 },
                 crates: graph.clone(),
+                c_libraries: sbom::linked::linked_into(&build.c_libraries, graph),
                 base: rootfs::base_components(&image.settings.base),
                 created,
             }

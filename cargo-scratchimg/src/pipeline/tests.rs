@@ -104,7 +104,11 @@ fn fake_compile(
                     target: target.clone(),
                 })
                 .collect();
-            Ok(PlatformBuild { target, binaries })
+            Ok(PlatformBuild {
+                target,
+                binaries,
+                c_libraries: Vec::new(),
+            })
         })
         .collect()
 }
