@@ -126,7 +126,13 @@ fn system_libraries(
         let chain = chain(graph, index);
         let name = &package.name;
         let path = shown(graph, &chain);
-        let fix = (!entry.fix.is_empty()).then(|| format!("help: {}", entry.fix));
+        let fix = entry
+            .via
+            .iter()
+            .find(|(through, _)| chain.iter().any(|&i| graph.crates[i].name == *through))
+            .map(|(_, fix)| *fix)
+            .or((!entry.fix.is_empty()).then_some(entry.fix))
+            .map(|fix| format!("help: {fix}"));
         match (entry.musl)(&probe) {
             Musl::Bundled => {}
             Musl::System => {
@@ -339,7 +345,7 @@ mod tests {
             help,
             [
                 "help: `app`'s feature `tls` pulls in tokio-native-tls, and the default features turn it on: build without it, `--no-default-features`",
-                "help: or use rustls instead of OpenSSL (e.g. reqwest with default-features = false and its `rustls-tls` feature), or build OpenSSL from source with the `vendored` feature of the `openssl` crate",
+                "help: or turn on native-tls's `vendored` feature, or use rustls (e.g. reqwest with default-features = false and its `rustls-tls` feature)",
             ]
         );
     }

@@ -166,9 +166,13 @@ fn pack(
                 created,
             }
             .render(format)?;
-            let file = sbom::image_path(&binary.name, format);
-            app_files.file(&file, bytes.clone(), 0o644, Owner::ROOT)?;
-            comment.push_str(&format!(" + /{file}"));
+            // Not in the image unless asked: scanners that read SBOM files in images (Trivy)
+            // would list every crate twice, with the binary's own list.
+            if plan.sbom_in_image {
+                let file = sbom::image_path(&binary.name, format);
+                app_files.file(&file, bytes.clone(), 0o644, Owner::ROOT)?;
+                comment.push_str(&format!(" + /{file}"));
+            }
             documents.push(SbomDocument {
                 target: target.clone(),
                 bin: binary.name.clone(),

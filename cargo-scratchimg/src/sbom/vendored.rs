@@ -133,6 +133,8 @@ pub(crate) struct NativeCrate {
     pub why: &'static str,
     /// How to build the library from source when it would link the system's.
     pub fix: &'static str,
+    /// A better fix when the chain to the crate passes through one of these crates.
+    pub via: &'static [(&'static str, &'static str)],
     /// The library's version, from the sources that were compiled.
     pub version: fn(&Sources) -> Option<String>,
 }
@@ -159,6 +161,20 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "with `vendored` (and OPENSSL_NO_VENDOR unset) it builds openssl-src's OpenSSL; without, find_normal.rs takes OPENSSL_DIR / OPENSSL_LIB_DIR, then pkg-config, and on Linux has no other place to look: it panics (\"Could not find directory of OpenSSL installation\")",
         fix: "use rustls instead of OpenSSL (e.g. reqwest with default-features = false and its `rustls-tls` feature), or build OpenSSL from source with the `vendored` feature of the `openssl` crate",
+        via: &[
+            (
+                "git2",
+                "turn on git2's `vendored-openssl` feature, or, without HTTPS and SSH remotes, turn off its default features (`https`, `ssh`)",
+            ),
+            (
+                "curl",
+                "turn on curl's `static-ssl` feature, or use its `rustls` feature",
+            ),
+            (
+                "native-tls",
+                "turn on native-tls's `vendored` feature, or use rustls (e.g. reqwest with default-features = false and its `rustls-tls` feature)",
+            ),
+        ],
         version: |s| s.define_in_out_dir("openssl/opensslv.h", "OPENSSL_VERSION_STR"),
     },
     NativeCrate {
@@ -176,6 +192,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "unless `vendored` or `zlib-ng-compat`, it asks pkg-config for libgit2 1.9 and falls back to its bundled copy when that fails; LIBGIT2_NO_VENDOR forces the system one",
         fix: "turn on the `vendored-libgit2` feature of git2",
+        via: &[],
         version: |s| {
             s.define_in_out_dir("git2/version.h", "LIBGIT2_VERSION")
                 .or_else(|| s.metadata(""))
@@ -198,6 +215,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "without `static` it asks pkg-config, then links `-lz` only if the target's C compiler links a test program with it (a musl cross compiler has no zlib), else builds its bundled zlib",
         fix: "turn on the `static` feature of libz-sys",
+        via: &[],
         version: |s| {
             s.define_in_out_dir("zlib.h", "ZLIB_VERSION")
                 .or_else(|| s.define("src/zlib/zlib.h", "ZLIB_VERSION"))
@@ -210,6 +228,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         musl: |_| Musl::Bundled,
         why: "it always builds its bundled zlib-ng (cmake, or cc)",
         fix: "",
+        via: &[],
         version: |s| {
             s.define_in_out_dir("zlib-ng.h", "ZLIBNG_VERSION")
                 .or_else(|| s.define("src/zlib-ng/zlib-ng.h.in", "ZLIBNG_VERSION"))
@@ -228,6 +247,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "it builds its bundled libssh2 unless LIBSSH2_SYS_USE_PKG_CONFIG is set, and then too when pkg-config finds none",
         fix: "",
+        via: &[],
         version: |s| s.define_in_out_dir("libssh2.h", "LIBSSH2_VERSION"),
     },
     NativeCrate {
@@ -243,6 +263,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "without `static-curl` it asks pkg-config for libcurl and builds its bundled curl when that fails",
         fix: "turn on the `static-curl` feature of curl",
+        via: &[],
         version: |s| {
             s.define_in_out_dir("curl/curlver.h", "LIBCURL_VERSION")
                 .or_else(|| s.metadata("curl-"))
@@ -263,6 +284,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "it builds its bundled zstd unless the `pkg-config` feature (without `vendored`) or ZSTD_SYS_USE_PKG_CONFIG asks for the system's, which it then requires (\"Can't probe for zstd in pkg-config\")",
         fix: "turn off the `pkg-config` feature of zstd / zstd-sys",
+        via: &[],
         version: |s| {
             s.numbers(
                 "zstd/lib/zstd.h",
@@ -288,6 +310,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "without `static` it asks pkg-config for bzip2 and builds its bundled copy when that fails",
         fix: "turn on the `static` feature of bzip2-sys",
+        via: &[],
         version: |s| s.metadata(""),
     },
     NativeCrate {
@@ -303,6 +326,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "without `static` (or LZMA_API_STATIC) it asks pkg-config for liblzma and builds its bundled xz when that fails",
         fix: "turn on the `static` feature of xz2 / lzma-sys",
+        via: &[],
         version: |s| {
             s.numbers(
                 "xz-5.2/src/liblzma/api/lzma/version.h",
@@ -330,6 +354,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "with `bundled` it compiles its sqlite3.c; without, it takes SQLITE3_LIB_DIR, then pkg-config, and else emits `-l sqlite3` hoping the linker finds one, which a musl target does not have",
         fix: "turn on the `bundled` feature of rusqlite (or libsqlite3-sys)",
+        via: &[],
         version: |s| {
             s.define("sqlite3/sqlite3.h", "SQLITE_VERSION")
                 .or_else(|| s.define("sqlcipher/sqlite3.h", "SQLITE_VERSION"))
@@ -348,6 +373,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "with `bundled` pq-src builds libpq; without, it links `-l pq` from PQ_LIB_DIR, pkg-config or the host's pg_config, none of which has a musl libpq",
         fix: "turn on the `bundled` feature of pq-sys",
+        via: &[],
         version: |_| None,
     },
     NativeCrate {
@@ -357,6 +383,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         musl: |_| Musl::Bundled,
         why: "it compiles the PostgreSQL client library it bundles",
         fix: "",
+        via: &[],
         version: |s| s.metadata("libpq-"),
     },
     NativeCrate {
@@ -374,6 +401,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "it compiles its bundled Oniguruma unless RUSTONIG_SYSTEM_LIBONIG (required from pkg-config) or RUSTONIG_DYNAMIC_LIBONIG (tried first) asks for the system's",
         fix: "",
+        via: &[],
         version: |s| {
             s.numbers(
                 "oniguruma/src/oniguruma.h",
@@ -398,6 +426,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "it configures and builds its bundled jemalloc unless JEMALLOC_OVERRIDE names a prebuilt one",
         fix: "",
+        via: &[],
         version: |s| {
             s.define_in_out_dir("jemalloc/jemalloc.h", "JEMALLOC_VERSION")
                 .or_else(|| s.metadata(""))
@@ -416,6 +445,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         },
         why: "it configures and builds its bundled jemalloc unless JEMALLOC_OVERRIDE names a prebuilt one",
         fix: "",
+        via: &[],
         version: |s| {
             s.define_in_out_dir("jemalloc/jemalloc.h", "JEMALLOC_VERSION")
                 .or_else(|| s.metadata(""))
@@ -428,6 +458,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         musl: |_| Musl::Bundled,
         why: "it always compiles its bundled mimalloc (v3, or v2 with the `v2` feature)",
         fix: "",
+        via: &[],
         version: |s| {
             let dir = if s.features.iter().any(|f| f == "v2") {
                 "v2"
@@ -445,6 +476,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         musl: |_| Musl::Bundled,
         why: "it always builds its bundled AWS-LC (cmake, or its cc builder)",
         fix: "",
+        via: &[],
         version: |s| {
             s.define(
                 "aws-lc/include/openssl/base.h",
@@ -459,6 +491,7 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
         musl: |_| Musl::Bundled,
         why: "it always builds its bundled AWS-LC FIPS module (cmake)",
         fix: "",
+        via: &[],
         version: |s| {
             s.define(
                 "aws-lc/include/openssl/base.h",
