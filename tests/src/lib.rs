@@ -133,7 +133,7 @@ pub fn require_tool(program: &str, args: &[&str]) {
     );
 }
 
-/// Where `scripts/test` installs the Python tools the tests use (syft, the SPDX and CycloneDX
+/// Where `scripts/test` installs the Python tools the tests use (syft, Trivy, the SPDX and CycloneDX
 /// validators, in-toto and securesystemslib, sccache, cargo-zigbuild): a venv inside the
 /// target directory, made again when missing.
 pub fn tools_venv() -> PathBuf {
