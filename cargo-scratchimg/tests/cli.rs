@@ -79,6 +79,34 @@ help: its binaries are: migrate, server
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
 }
 
+/// A binary whose required feature turns on only a Windows dependency is not a candidate.
+#[test]
+fn binaries_that_cannot_build_for_linux_are_not_candidates() {
+    let dir = fixture_copy("windows-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "nope", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: package `windows-bin` has no binary named `nope`
+help: its binaries are: app
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    // Without --bin, the one candidate is the image's: the run goes on to the checks.
+    scratchimg(dir.path())
+        .args(["--target", "x86_64-unknown-linux-gnu", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: target `x86_64-unknown-linux-gnu` is not a musl target: its binaries need the C library at run time, which a scratch image does not have
+help: build for [TARGET] (drop --target, or pass --platform linux/amd64)
+help: or, if that is intended, add allow = ["non-musl-target"] to [package.metadata.scratchimg]
+
+"#]]);
+    assert_nothing_built(dir.path());
+}
+
 #[test]
 fn several_binaries_need_a_choice() {
     let dir = fixture_copy("multi-bin");
