@@ -384,3 +384,25 @@ pub(crate) fn find_manifest(given: Option<&Path>, cwd: &Path) -> Result<PathBuf>
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_are_judged_for_a_linux_musl_target() {
+        let linux_of = |text: &str| linux(&text.parse().unwrap());
+        assert_eq!(linux_of("cfg(windows)"), Some(false));
+        assert_eq!(linux_of("cfg(target_os = \"macos\")"), Some(false));
+        assert_eq!(
+            linux_of("cfg(any(windows, target_os = \"macos\"))"),
+            Some(false)
+        );
+        assert_eq!(linux_of("cfg(unix)"), Some(true));
+        assert_eq!(linux_of("cfg(not(windows))"), Some(true));
+        assert_eq!(linux_of("cfg(target_arch = \"x86_64\")"), None);
+        assert_eq!(linux_of("cfg(all(unix, target_arch = \"x86_64\"))"), None);
+        assert_eq!(linux_of("x86_64-pc-windows-msvc"), Some(false));
+        assert_eq!(linux_of("aarch64-unknown-linux-musl"), Some(true));
+    }
+}
