@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::BuiltBinary;
 use super::preread::Preread;
 use super::wrapper;
+use crate::env::Terminal;
 use crate::process::Group;
 use crate::report::Verbosity;
 use crate::sbom::BuildScript;
@@ -168,8 +169,9 @@ impl Build {
         bins.map(|bin| dir.join(bin)).collect()
     }
 
-    /// `cargo build` with cargo's messages on stdout and its progress and diagnostics on ours.
-    pub(crate) fn command(&self, cargo: &Path) -> Command {
+    /// `cargo build` with cargo's messages on stdout, and its progress and diagnostics piped
+    /// ([`super::stderr`]) as on `terminal`.
+    pub(crate) fn command(&self, cargo: &Path, terminal: &Terminal) -> Command {
         let request = &self.request;
         let mut command = match &self.zigbuild {
             // `cargo-zigbuild zigbuild` takes `cargo build`'s arguments and runs $CARGO.
@@ -205,11 +207,17 @@ impl Build {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
+        super::stderr::as_on_a_terminal(&mut command, terminal);
         if let Some(wrapper) = &self.wrapper {
             wrapper.install(&mut command);
         }
         command
+    }
+
+    /// Whether cargo's stderr is passed on whole: with `-v`.
+    pub(crate) fn whole_stderr(&self) -> bool {
+        self.request.verbosity == Verbosity::Verbose
     }
 
     /// Files the build reads that cargo does not track: the dependency-list objects.
@@ -245,24 +253,27 @@ impl Build {
 /// started if dropped before its end.
 pub(crate) struct Running {
     pub(super) child: Group,
-    /// The thread passing an early build's stderr on (see [`super::early`]).
+    /// The thread passing cargo's stderr on ([`super::stderr`]).
     pub(super) stderr: Option<std::thread::JoinHandle<()>>,
     /// The binaries as read while cargo ran.
     pub(super) preread: Option<Preread>,
 }
 
 impl Running {
-    /// Starts `command`.
-    pub(crate) fn spawn(mut command: Command) -> Result<Running> {
-        let child = Group::spawn(&mut command).with_context(|| {
+    /// Starts `build`'s command made with `cargo`, its stderr passed on as it comes.
+    pub(crate) fn spawn(build: &Build, cargo: &Path, terminal: &Terminal) -> Result<Running> {
+        let mut command = build.command(cargo, terminal);
+        let mut child = Group::spawn(&mut command).with_context(|| {
             format!(
                 "could not run `{} build`",
                 Path::new(command.get_program()).display()
             )
         })?;
+        let pipe = child.child().stderr.take().expect("stderr is piped");
+        let held = super::stderr::Held::new(true, build.whole_stderr());
         Ok(Running {
             child,
-            stderr: None,
+            stderr: Some(super::stderr::forward(pipe, held)),
             preread: None,
         })
     }
@@ -591,7 +602,7 @@ pub(crate) mod tests {
             wrapper: None,
             zigbuild: None,
         };
-        let command = build.command(Path::new("cargo"));
+        let command = build.command(Path::new("cargo"), &Terminal::default());
         let args: Vec<_> = command.get_args().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,

@@ -65,7 +65,7 @@ pub(crate) fn compile(
         if plan.multi_platform() {
             report.status("Building", &target.arch.platform());
         }
-        let (running, adopted) = early.run(&build, &env.cargo)?;
+        let (running, adopted) = early.run(&build, env)?;
         if adopted {
             report.verbose("Building", &|| {
                 "went on with the build started early: the plan is the last run's".into()
@@ -85,7 +85,8 @@ pub(crate) fn compile(
             build.clean(&env.cargo, &stale)?;
             // Not held while the new ones are read.
             drop(std::mem::take(&mut binaries));
-            (binaries, scripts) = Running::spawn(build.command(&env.cargo))?.collect(&build)?;
+            (binaries, scripts) =
+                Running::spawn(&build, &env.cargo, &env.terminal)?.collect(&build)?;
             if !stale_lists(&lists, &binaries).is_empty() {
                 bail!(
                     "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",
