@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use scratchimg_tests::{
-    fixture_copy, python_tool, require_musl_target, require_tool, run_ok, shared_target_dir, tool,
+    fixture_copy, python_tool, require_musl_target, require_tool, run_ok, shared_target_dir,
+    syft_report, tool,
 };
 
 /// One fixture's image: its archive and SBOM beside it, and what it printed in docker.
@@ -103,15 +104,7 @@ fn scanner_counts(archive: &Path) -> BTreeMap<String, (usize, usize)> {
             counts.entry(purl.to_string()).or_default().0 += 1;
         }
     }
-    let syft = python_tool("syft", &["version"]);
-    let report = run_ok(
-        Command::new(syft)
-            .arg(format!("docker-archive:{}", archive.display()))
-            .args(["-o", "json", "-q"])
-            .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    for artifact in report["artifacts"].as_array().unwrap() {
+    for artifact in syft_report(archive)["artifacts"].as_array().unwrap() {
         counts
             .entry(artifact["purl"].as_str().unwrap().to_string())
             .or_default()

@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use scratchimg_tests::{
     dependency_list, example, fixture_copy, host_musl_target, layer_paths, python_tool, repo_root,
-    require_musl_target, run_ok, shared_target_dir, tar_member, test_toolchain, tool,
+    require_musl_target, run_ok, shared_target_dir, syft_report, tar_member, test_toolchain, tool,
 };
 
 type Crates = BTreeSet<(String, String)>;
@@ -115,15 +115,7 @@ fn cargo_tree_in(dir: &Path, edges: &str, args: &[&str]) -> Crates {
 
 /// The crates syft finds in an image archive.
 fn syft_crates(archive: &Path) -> Crates {
-    let syft = python_tool("syft", &["version"]);
-    let stdout = run_ok(
-        Command::new(syft)
-            .arg(format!("docker-archive:{}", archive.display()))
-            .args(["-o", "json", "-q"])
-            .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    report["artifacts"]
+    syft_report(archive)["artifacts"]
         .as_array()
         .unwrap()
         .iter()

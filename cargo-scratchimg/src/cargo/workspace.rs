@@ -268,31 +268,23 @@ fn feature_is_for_other_systems(package: &Package, feature: &str) -> bool {
 /// the platform does not say (an architecture).
 fn linux(platform: &cargo_metadata::cargo_platform::Platform) -> Option<bool> {
     use cargo_metadata::cargo_platform::{Cfg, CfgExpr, Platform};
+    /// `all` (`decisive` false) or `any` (true) of three-valued answers.
+    fn combine(values: Vec<Option<bool>>, decisive: bool) -> Option<bool> {
+        if values.contains(&Some(decisive)) {
+            Some(decisive)
+        } else if values.iter().all(|v| *v == Some(!decisive)) {
+            Some(!decisive)
+        } else {
+            None
+        }
+    }
     fn eval(expr: &CfgExpr) -> Option<bool> {
         match expr {
             CfgExpr::True => Some(true),
             CfgExpr::False => Some(false),
             CfgExpr::Not(inner) => eval(inner).map(|b| !b),
-            CfgExpr::All(all) => {
-                let values: Vec<Option<bool>> = all.iter().map(eval).collect();
-                if values.contains(&Some(false)) {
-                    Some(false)
-                } else if values.iter().all(|v| *v == Some(true)) {
-                    Some(true)
-                } else {
-                    None
-                }
-            }
-            CfgExpr::Any(any) => {
-                let values: Vec<Option<bool>> = any.iter().map(eval).collect();
-                if values.contains(&Some(true)) {
-                    Some(true)
-                } else if values.iter().all(|v| *v == Some(false)) {
-                    Some(false)
-                } else {
-                    None
-                }
-            }
+            CfgExpr::All(all) => combine(all.iter().map(eval).collect(), false),
+            CfgExpr::Any(any) => combine(any.iter().map(eval).collect(), true),
             CfgExpr::Value(Cfg::Name(name)) => match name.as_str() {
                 "unix" => Some(true),
                 "windows" => Some(false),

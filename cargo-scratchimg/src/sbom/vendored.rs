@@ -144,6 +144,48 @@ pub(crate) fn native(name: &str) -> Option<&'static NativeCrate> {
     NATIVE.iter().find(|n| n.krate == name)
 }
 
+/// tikv-jemalloc-sys and the jemalloc-sys it was forked from build alike.
+const fn jemalloc(krate: &'static str) -> NativeCrate {
+    NativeCrate {
+        krate,
+        library: "jemalloc",
+        cpe: None,
+        musl: |p| {
+            if p.lookups.var("JEMALLOC_OVERRIDE").is_some() {
+                Musl::Unknown("JEMALLOC_OVERRIDE names a jemalloc")
+            } else {
+                Musl::Bundled
+            }
+        },
+        why: "it configures and builds its bundled jemalloc unless JEMALLOC_OVERRIDE names a prebuilt one",
+        fix: "",
+        via: &[],
+        version: |s| {
+            s.define_in_out_dir("jemalloc/jemalloc.h", "JEMALLOC_VERSION")
+                .or_else(|| s.metadata(""))
+        },
+    }
+}
+
+/// AWS-LC, as aws-lc-sys and its FIPS build bundle it.
+const fn aws_lc(krate: &'static str, why: &'static str) -> NativeCrate {
+    NativeCrate {
+        krate,
+        library: "aws-lc",
+        cpe: None,
+        musl: |_| Musl::Bundled,
+        why,
+        fix: "",
+        via: &[],
+        version: |s| {
+            s.define(
+                "aws-lc/include/openssl/base.h",
+                "AWSLC_VERSION_NUMBER_STRING",
+            )
+        },
+    }
+}
+
 pub(crate) static NATIVE: &[NativeCrate] = &[
     NativeCrate {
         krate: "openssl-sys",
@@ -413,44 +455,8 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
             )
         },
     },
-    NativeCrate {
-        krate: "tikv-jemalloc-sys",
-        library: "jemalloc",
-        cpe: None,
-        musl: |p| {
-            if p.lookups.var("JEMALLOC_OVERRIDE").is_some() {
-                Musl::Unknown("JEMALLOC_OVERRIDE names a jemalloc")
-            } else {
-                Musl::Bundled
-            }
-        },
-        why: "it configures and builds its bundled jemalloc unless JEMALLOC_OVERRIDE names a prebuilt one",
-        fix: "",
-        via: &[],
-        version: |s| {
-            s.define_in_out_dir("jemalloc/jemalloc.h", "JEMALLOC_VERSION")
-                .or_else(|| s.metadata(""))
-        },
-    },
-    NativeCrate {
-        krate: "jemalloc-sys",
-        library: "jemalloc",
-        cpe: None,
-        musl: |p| {
-            if p.lookups.var("JEMALLOC_OVERRIDE").is_some() {
-                Musl::Unknown("JEMALLOC_OVERRIDE names a jemalloc")
-            } else {
-                Musl::Bundled
-            }
-        },
-        why: "it configures and builds its bundled jemalloc unless JEMALLOC_OVERRIDE names a prebuilt one",
-        fix: "",
-        via: &[],
-        version: |s| {
-            s.define_in_out_dir("jemalloc/jemalloc.h", "JEMALLOC_VERSION")
-                .or_else(|| s.metadata(""))
-        },
-    },
+    jemalloc("tikv-jemalloc-sys"),
+    jemalloc("jemalloc-sys"),
     NativeCrate {
         krate: "libmimalloc-sys",
         library: "mimalloc",
@@ -469,36 +475,14 @@ pub(crate) static NATIVE: &[NativeCrate] = &[
                 .or_else(|| s.mimalloc("c_src/mimalloc/include/mimalloc.h"))
         },
     },
-    NativeCrate {
-        krate: "aws-lc-sys",
-        library: "aws-lc",
-        cpe: None,
-        musl: |_| Musl::Bundled,
-        why: "it always builds its bundled AWS-LC (cmake, or its cc builder)",
-        fix: "",
-        via: &[],
-        version: |s| {
-            s.define(
-                "aws-lc/include/openssl/base.h",
-                "AWSLC_VERSION_NUMBER_STRING",
-            )
-        },
-    },
-    NativeCrate {
-        krate: "aws-lc-fips-sys",
-        library: "aws-lc",
-        cpe: None,
-        musl: |_| Musl::Bundled,
-        why: "it always builds its bundled AWS-LC FIPS module (cmake)",
-        fix: "",
-        via: &[],
-        version: |s| {
-            s.define(
-                "aws-lc/include/openssl/base.h",
-                "AWSLC_VERSION_NUMBER_STRING",
-            )
-        },
-    },
+    aws_lc(
+        "aws-lc-sys",
+        "it always builds its bundled AWS-LC (cmake, or its cc builder)",
+    ),
+    aws_lc(
+        "aws-lc-fips-sys",
+        "it always builds its bundled AWS-LC FIPS module (cmake)",
+    ),
 ];
 
 #[cfg(test)]
