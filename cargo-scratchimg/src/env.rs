@@ -226,4 +226,22 @@ mod tests {
         assert_eq!(e.target_dir.as_deref(), Some(Path::new("/t")));
         assert_eq!(e.default_repo, None);
     }
+
+    #[test]
+    fn what_steers_system_library_lookups_is_kept() {
+        let e = env(&[
+            ("PKG_CONFIG_ALLOW_CROSS", "1"),
+            ("X86_64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR", "/musl"),
+            ("LIBGIT2_NO_VENDOR", "1"),
+            ("EDITOR", "vi"),
+        ]);
+        assert_eq!(
+            e.native_vars.keys().collect::<Vec<_>>(),
+            [
+                "LIBGIT2_NO_VENDOR",
+                "PKG_CONFIG_ALLOW_CROSS",
+                "X86_64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR"
+            ]
+        );
+    }
 }

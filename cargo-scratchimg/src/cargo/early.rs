@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_run_keeps_its_build_and_the_next_goes_on_with_it() {
-        let f = Fixture::new();
+        let mut f = Fixture::new();
         let mut first = f.start("run", true);
         assert!(!first.started(), "nothing kept yet");
         let (running, adopted) = first.run(&f.build("one"), &f.env).unwrap();
@@ -371,21 +371,9 @@ mod tests {
         assert!(!f.start("run", false).started());
         assert!(!f.start("other", true).started());
         // Nor with a wrapper of the user's, whose compilations a stop may not reach.
-        let sccache = Fixture {
-            env: Env {
-                rustc_wrapper: Some("sccache".into()),
-                ..f.env.clone()
-            },
-            ..f
-        };
-        assert!(!sccache.start("run", true).started());
-        let f = Fixture {
-            env: Env {
-                rustc_wrapper: None,
-                ..sccache.env.clone()
-            },
-            ..sccache
-        };
+        f.env.rustc_wrapper = Some("sccache".into());
+        assert!(!f.start("run", true).started());
+        f.env.rustc_wrapper = None;
 
         let mut second = f.start("run", true);
         assert!(second.started());
