@@ -284,9 +284,14 @@ pub(crate) struct BuildArgs {
     #[arg(long, help_heading = SUPPLY)]
     pub no_auditable: bool,
 
-    /// SBOM document to put into the image (/usr/share/doc/sbom/) and beside the output
+    /// SBOM document to write beside the output and attach to a push
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SbomArg::Spdx, help_heading = SUPPLY)]
     pub sbom: SbomArg,
+
+    /// Put the SBOM into the image too (/usr/share/doc/sbom/); scanners that read it there
+    /// (Trivy) then list the binary's crates twice
+    #[arg(long, help_heading = SUPPLY)]
+    pub sbom_in_image: bool,
 
     /// Build a second time in a fresh target directory and fail if the image digests differ
     #[arg(long, help_heading = SUPPLY)]

@@ -46,6 +46,9 @@ pub struct Env {
     pub containerd_address: Option<PathBuf>,
     /// cc-rs's C compilers for targets: `CC_<triple>` (either spelling) and `TARGET_CC`.
     pub c_compilers: BTreeMap<String, String>,
+    /// What `-sys` crates' build scripts read to find a system library: pkg-config's
+    /// variables, `OPENSSL_DIR`, `LIBGIT2_NO_VENDOR` and the like ([`is_native_var`]).
+    pub native_vars: BTreeMap<String, String>,
     pub terminal: Terminal,
 }
 
@@ -124,6 +127,11 @@ impl Env {
                 .filter(|(k, _)| k.starts_with("CC_") || *k == "TARGET_CC")
                 .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
                 .collect(),
+            native_vars: vars
+                .iter()
+                .filter(|(k, _)| is_native_var(k))
+                .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
+                .collect(),
             home,
             terminal: Terminal {
                 color_set: vars.contains_key("CARGO_TERM_COLOR"),
@@ -152,6 +160,25 @@ fn is_cargo_var(name: &str) -> bool {
         name,
         "RUSTFLAGS" | "CARGO_ENCODED_RUSTFLAGS" | "CARGO_BUILD_RUSTFLAGS"
     ) || name.starts_with("CARGO_TARGET_") && name != "CARGO_TARGET_DIR"
+}
+
+/// Whether `name` steers a `-sys` crate's lookup of a system library (the variables the build
+/// scripts of `sbom::vendored::NATIVE` read, each also with a target's prefix or suffix).
+fn is_native_var(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PKG_CONFIG",
+        "OPENSSL_",
+        "LIBGIT2_NO_VENDOR",
+        "LIBSSH2_SYS_USE_PKG_CONFIG",
+        "ZSTD_SYS_USE_PKG_CONFIG",
+        "LZMA_API_STATIC",
+        "LIBSQLITE3_SYS_USE_PKG_CONFIG",
+        "SQLITE3_LIB_DIR",
+        "PQ_LIB_DIR",
+        "RUSTONIG_",
+        "JEMALLOC_OVERRIDE",
+    ];
+    NAMES.iter().any(|n| name.contains(n))
 }
 
 #[cfg(test)]
@@ -198,5 +225,23 @@ mod tests {
         );
         assert_eq!(e.target_dir.as_deref(), Some(Path::new("/t")));
         assert_eq!(e.default_repo, None);
+    }
+
+    #[test]
+    fn what_steers_system_library_lookups_is_kept() {
+        let e = env(&[
+            ("PKG_CONFIG_ALLOW_CROSS", "1"),
+            ("X86_64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR", "/musl"),
+            ("LIBGIT2_NO_VENDOR", "1"),
+            ("EDITOR", "vi"),
+        ]);
+        assert_eq!(
+            e.native_vars.keys().collect::<Vec<_>>(),
+            [
+                "LIBGIT2_NO_VENDOR",
+                "PKG_CONFIG_ALLOW_CROSS",
+                "X86_64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR"
+            ]
+        );
     }
 }

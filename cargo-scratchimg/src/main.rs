@@ -267,6 +267,7 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
             SbomArg::Spdx => Some(SbomFormat::Spdx),
             SbomArg::Cyclonedx => Some(SbomFormat::CycloneDx),
         },
+        sbom_in_image: args.sbom_in_image,
         verify: args.verify,
         push: args.push,
         registry: registry_options(args.registry, env)?,

@@ -71,8 +71,47 @@ impl Drop for Group {
         if let Ok(None) = child.try_wait() {
             interrupt::kill_group(child.id());
             let _ = child.wait();
+            // The leader's end is not its group's: a rustc or linker it started may still be
+            // writing into the target directory, where the next cargo is about to start.
+            wait_for_group(child.id(), GROUP_END_LIMIT);
         }
     }
+}
+
+/// How long the members of a killed group may take to be gone.
+const GROUP_END_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until no process of group `pgid` runs (zombies, which run nothing, aside), or
+/// `limit` has passed.
+fn wait_for_group(pgid: u32, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while group_runs(pgid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Whether a process of group `pgid` is alive, by `/proc/<pid>/stat`: the state and the
+/// group follow the command's closing parenthesis.
+fn group_runs(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        group == Some(pgid) && !matches!(state, "Z" | "X" | "x")
+    })
 }
 
 /// Runs `command` to its end in a process group of its own, with stdin null and its output
@@ -107,18 +146,14 @@ mod tests {
             }
         };
         drop(group);
-        // The grandchild is ours no more (init reaps it): it is gone or a zombie.
-        let mut gone = false;
-        for _ in 0..500 {
-            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
-            let state = stat.as_deref().ok().and_then(|s| s.rsplit_once(')'));
-            if state.is_none_or(|(_, rest)| rest.trim_start().starts_with('Z')) {
-                gone = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(gone, "sleep {grandchild} outlived its group");
+        // Dropping waits for the whole group: the grandchild, ours no more (init reaps it), is
+        // gone or a zombie by then.
+        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+        let state = stat.as_deref().ok().and_then(|s| s.rsplit_once(')'));
+        assert!(
+            state.is_none_or(|(_, rest)| rest.trim_start().starts_with('Z')),
+            "sleep {grandchild} outlived its group: {stat:?}"
+        );
     }
 
     #[test]

@@ -79,6 +79,32 @@ help: its binaries are: migrate, server
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
 }
 
+/// A binary whose required feature turns on only a Windows dependency is not a candidate.
+#[test]
+fn binaries_that_cannot_build_for_linux_are_not_candidates() {
+    let dir = fixture_copy("windows-bin");
+    scratchimg(dir.path())
+        .args(["--bin", "nope", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: package `windows-bin` has no binary named `nope`
+help: its binaries are: app
+
+"#]]);
+    assert_no_output(dir.path(), &dir.path().join("out.tar"));
+    // Without --bin, the one candidate is the image's: the run goes on to the checks.
+    scratchimg(dir.path())
+        .args(["--target", "x86_64-unknown-linux-gnu", "-o", "out.tar"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: target `x86_64-unknown-linux-gnu` is not a musl target[..]
+...
+"#]]);
+    assert_nothing_built(dir.path());
+}
+
 #[test]
 fn several_binaries_need_a_choice() {
     let dir = fixture_copy("multi-bin");
@@ -144,6 +170,56 @@ error: `cargo build` failed for package `broken` (exit status: 101)
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));
+}
+
+/// A rustc that dies without a diagnostic (a crash) makes cargo print its whole command line,
+/// kilobytes of flags on one line: it is cut to its start, and `-v` shows all of it.
+#[test]
+fn a_crashed_compilers_command_line_is_cut_unless_verbose() {
+    use std::os::unix::fs::PermissionsExt;
+    require_musl_target();
+    let dir = fixture_copy("broken");
+    let crash = dir.path().join("crash.sh");
+    std::fs::write(
+        &crash,
+        "#!/bin/sh\ncase \"$*\" in *'--crate-name broken'*) exit 1;; esac\nexec \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&crash, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let flags: Vec<String> = (0..200).map(|i| format!("--cfg=flag{i}")).collect();
+    let run = |verbose: bool| {
+        let mut command = tool(dir.path());
+        command
+            .args(["-o", "out.tar", "--target-dir"])
+            .arg(dir.path().join("target"))
+            .env("RUSTC_WRAPPER", &crash)
+            .env("RUSTFLAGS", flags.join(" "));
+        if verbose {
+            command.arg("-v");
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run(false);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("process didn't exit successfully"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.len() < 700 && line.ends_with("more bytes; -v shows the whole line)"),
+        "{line}"
+    );
+    assert!(
+        stderr.ends_with("error: `cargo build` failed for package `broken` (exit status: 101)\n"),
+        "{stderr}"
+    );
+    let stderr = run(true);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("process didn't exit successfully"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("--cfg=flag199"), "{line}");
 }
 
 #[test]

@@ -21,6 +21,8 @@ fn scratchimg(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, 
     )
 }
 
+/// The help names the package's own feature that pulls native-tls in first, with the flags that
+/// build without it, then native-tls's own way out.
 #[test]
 fn openssl_without_vendored_fails_before_compiling() {
     require_musl_target();
@@ -28,7 +30,9 @@ fn openssl_without_vendored_fails_before_compiling() {
     let (code, stderr) = scratchimg(dir.path(), &[], &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: `native-tls-app` links the system library of openssl-sys, which a static musl binary cannot use: native-tls-app → native-tls → openssl-sys\nhelp: use rustls instead of OpenSSL"),
+        stderr.contains("error: `native-tls-app` links the system library of openssl-sys, which a static musl binary cannot use: native-tls-app → native-tls → openssl-sys\n\
+                         help: `native-tls-app`'s feature `tls` pulls in native-tls, and the default features turn it on: build without it, `--no-default-features --features cli`\n\
+                         help: or turn on native-tls's `vendored` feature"),
         "{stderr}"
     );
     assert!(
@@ -38,8 +42,50 @@ fn openssl_without_vendored_fails_before_compiling() {
     assert_stopped_before_building(dir.path(), stderr.as_bytes());
 }
 
+/// git2 without OpenSSL builds its own libgit2 and zlib (tests/e2e/c_libraries.rs builds it);
+/// with the fixture's `https` feature, openssl-sys alone is refused: libgit2-sys and
+/// libssh2-sys fall back to their bundled copies.
 #[test]
-fn threads_on_musl_malloc_warn_and_no_sigterm_handler_is_a_note() {
+fn only_what_cannot_build_for_musl_is_refused() {
+    require_musl_target();
+    let dir = fixture_copy("git2");
+    let (code, stderr) = scratchimg(dir.path(), &["--features", "https"], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(
+        errors,
+        [
+            "error: `git2-app` links the system library of openssl-sys, which a static musl binary cannot use: git2-app → git2 → openssl-sys"
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: turn on git2's `vendored-openssl` feature"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("libgit2-sys") && !stderr.contains("warning"),
+        "{stderr}"
+    );
+    assert_stopped_before_building(dir.path(), stderr.as_bytes());
+    // Where pkg-config may answer for the target, the bundled ones are only warned about.
+    let (code, stderr) = scratchimg(
+        dir.path(),
+        &["--target", "x86_64-unknown-linux-gnu"],
+        &[("PKG_CONFIG_ALLOW_CROSS", "1")],
+    );
+    assert_eq!(code, Some(1), "stopped by the gnu target: {stderr}");
+    assert!(
+        stderr.contains("warning: `git2-app` may link the system library of libgit2-sys (pkg-config may find a system copy for this target): git2-app → git2 → libgit2-sys"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error: `git2-app` links"), "{stderr}");
+}
+
+/// A one-shot program on tokio's multi-threaded runtime: the allocator warning, and no SIGTERM
+/// note, which is for services.
+#[test]
+fn threads_on_musl_malloc_warn_and_a_one_shot_program_gets_no_sigterm_note() {
     require_musl_target();
     let dir = fixture_copy("threads");
     // A gnu target stops the run after the checks: the warnings show, nothing compiles.
@@ -49,31 +95,42 @@ fn threads_on_musl_malloc_warn_and_no_sigterm_handler_is_a_note() {
         stderr.contains("warning: `threads` runs threads (tokio's `rt-multi-thread`) on musl's malloc, which is much slower than glibc's when threads allocate at once\nhelp: use another allocator: add mimalloc"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("Note `threads` does not handle SIGTERM: as PID 1 in a container it ignores `docker stop`"),
-        "{stderr}"
-    );
+    assert!(!stderr.contains("SIGTERM"), "{stderr}");
     assert!(
         stderr.contains("error: target `x86_64-unknown-linux-gnu` is not a musl target"),
         "{stderr}"
     );
     assert_stopped_before_building(dir.path(), stderr.as_bytes());
-    // `allow` turns both off.
+    // `allow` turns the warning off.
     let manifest = dir.path().join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(
         &manifest,
-        format!("{text}\n[package.metadata.scratchimg]\nallow = [\"musl-malloc\", \"sigterm\"]\n"),
+        format!("{text}\n[package.metadata.scratchimg]\nallow = [\"musl-malloc\"]\n"),
     )
     .unwrap();
     let (code, stderr) = scratchimg(dir.path(), &["--target", "x86_64-unknown-linux-gnu"], &[]);
     // The checks ran: the one not allowed still stops the run.
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("is not a musl target"), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+/// A server that only waits for Ctrl-C, though tokio's `signal` feature is on: the note says
+/// what to check, and how to confirm it.
+#[test]
+fn a_server_gets_the_sigterm_note() {
+    require_musl_target();
+    let dir = fixture_copy("server");
+    let (code, stderr) = scratchimg(dir.path(), &["--target", "x86_64-unknown-linux-gnu"], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        !stderr.contains("warning") && !stderr.contains("SIGTERM"),
+        stderr.contains("Note `server` looks like a service (tokio's `net` and `rt-multi-thread`): as PID 1 in a container it gets `docker stop`'s SIGTERM, which does nothing unless the program handles it; check that it handles SIGTERM, not only Ctrl-C (SIGINT)"),
         "{stderr}"
     );
+    assert!(stderr.contains("`time docker stop NAME`"), "{stderr}");
+    assert!(!stderr.contains("warning"), "it has mimalloc: {stderr}");
+    assert_stopped_before_building(dir.path(), stderr.as_bytes());
 }
 
 #[test]

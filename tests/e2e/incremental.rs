@@ -104,6 +104,51 @@ fn a_rerun_goes_on_with_the_build_it_started_and_a_new_plan_stops_it() {
     assert!(!stderr.contains("Compiling"), "{stderr}");
 }
 
+/// Stress: a build of tokio with thin LTO from a clean profile directory, again and again, each
+/// time after the last run's build was started early, compiled dependencies for a while and was
+/// stopped (the plan's features differ in the root crate alone, so both builds write the same
+/// rlibs). No rustc of a stopped build may still write one that the planned build reads:
+/// every run succeeds and its program runs.
+#[test]
+fn builds_after_a_stopped_early_build_never_lose_an_rlib() {
+    require_musl_target();
+    let dir = fixture_copy("threads");
+    let manifest = dir.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let profile_dir = dir
+        .path()
+        .join(format!("target/{}/scratchimg-release", host_musl_target()));
+    for round in 0..4 {
+        let features = if round % 2 == 0 { "[]" } else { "[\"extra\"]" };
+        std::fs::write(
+            &manifest,
+            format!(
+                "{text}\n[package.metadata.scratchimg]\nfeatures = {features}\nallow = [\"musl-malloc\"]\n"
+            ),
+        )
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&profile_dir);
+        let mut command = command(dir.path(), &[]);
+        command
+            .env("CARGO_PROFILE_RELEASE_LTO", "thin")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "4");
+        let output = command.output().unwrap();
+        assert_success(&command, &output);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if round > 0 {
+            assert!(stderr.contains(STARTED), "round {round}:\n{stderr}");
+            assert!(!stderr.contains(WENT_ON), "round {round}:\n{stderr}");
+        }
+        let program = profile_dir.join("threads");
+        let ran = Command::new(&program).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout),
+            "threads\n",
+            "round {round}"
+        );
+    }
+}
+
 const READ_AHEAD: &str = "while cargo found it up to date";
 
 /// `/app/<bin>` in the top layer of the image in `archive`, as `result` describes it.

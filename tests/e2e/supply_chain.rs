@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use scratchimg_tests::{
-    dependency_list, example, fixture_copy, host_musl_target, python_tool, repo_root,
-    require_musl_target, run_ok, shared_target_dir, tar_member, test_toolchain, tool,
+    dependency_list, example, fixture_copy, host_musl_target, layer_paths, python_tool, repo_root,
+    require_musl_target, run_ok, shared_target_dir, syft_report, tar_member, test_toolchain, tool,
 };
 
 type Crates = BTreeSet<(String, String)>;
@@ -115,15 +115,7 @@ fn cargo_tree_in(dir: &Path, edges: &str, args: &[&str]) -> Crates {
 
 /// The crates syft finds in an image archive.
 fn syft_crates(archive: &Path) -> Crates {
-    let syft = python_tool("syft", &["version"]);
-    let stdout = run_ok(
-        Command::new(syft)
-            .arg(format!("docker-archive:{}", archive.display()))
-            .args(["-o", "json", "-q"])
-            .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    report["artifacts"]
+    syft_report(archive)["artifacts"]
         .as_array()
         .unwrap()
         .iter()
@@ -213,10 +205,11 @@ fn spdx_document_validates_and_lists_exactly_the_compiled_crates() {
     run_ok(Command::new(&pyspdxtools).arg("-i").arg(&beside));
 
     let bytes = std::fs::read(&beside).unwrap();
-    assert_eq!(
-        build.app_file("usr/share/doc/sbom/events.spdx.json"),
-        bytes,
-        "the image holds the same document as the one beside it"
+    // Not in the image by default: Trivy would list each crate from it and from the binary.
+    let app_layer = &layer_paths(&build.archive)[1];
+    assert!(
+        !app_layer.iter().any(|p| p.contains("sbom")),
+        "{app_layer:?}"
     );
     let document: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(spdx_crates(&document), cargo_tree("normal", &[]));
@@ -270,7 +263,11 @@ fn spdx_document_validates_and_lists_exactly_the_compiled_crates() {
 fn cyclonedx_document_validates_and_lists_the_same_crates() {
     let python = python_tool("python", &["-c", "import cyclonedx.validation.json"]);
     let dir = tempfile::tempdir().unwrap();
-    let build = Build::new(dir.path(), "cdx", &["--sbom", "cyclonedx"]);
+    let build = Build::new(
+        dir.path(),
+        "cdx",
+        &["--sbom", "cyclonedx", "--sbom-in-image"],
+    );
     let beside = build.beside("cdx.json");
     assert!(!build.beside("spdx.json").exists());
     run_ok(
@@ -286,7 +283,11 @@ fn cyclonedx_document_validates_and_lists_the_same_crates() {
             .arg(&beside),
     );
     let bytes = std::fs::read(&beside).unwrap();
-    assert_eq!(build.app_file("usr/share/doc/sbom/events.cdx.json"), bytes);
+    assert_eq!(
+        build.app_file("usr/share/doc/sbom/events.cdx.json"),
+        bytes,
+        "--sbom-in-image puts the same document into the image"
+    );
     let bom: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let crates = cargo_purls(
         bom["components"]

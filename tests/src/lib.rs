@@ -135,7 +135,7 @@ pub fn require_tool(program: &str, args: &[&str]) {
     );
 }
 
-/// Where `scripts/test` installs the Python tools the tests use (syft, the SPDX and CycloneDX
+/// Where `scripts/test` installs the Python tools the tests use (syft, Trivy, the SPDX and CycloneDX
 /// validators, in-toto and securesystemslib, sccache, cargo-zigbuild): a venv inside the
 /// target directory, made again when missing.
 pub fn tools_venv() -> PathBuf {
@@ -163,6 +163,18 @@ pub fn python_tool(program: &str, args: &[&str]) -> PathBuf {
         args.join(" ")
     );
     path
+}
+
+/// syft's JSON report of an image archive (`docker-archive:`).
+pub fn syft_report(archive: &Path) -> serde_json::Value {
+    let syft = python_tool("syft", &["version"]);
+    let stdout = run_ok(
+        Command::new(syft)
+            .arg(format!("docker-archive:{}", archive.display()))
+            .args(["-o", "json", "-q"])
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
+    );
+    serde_json::from_str(&stdout).expect("syft prints JSON")
 }
 
 /// The bytes of one file inside a tar (`tar -z` style compression is detected by tar).

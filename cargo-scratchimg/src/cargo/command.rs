@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::BuiltBinary;
 use super::preread::Preread;
 use super::wrapper;
+use crate::env::Terminal;
 use crate::process::Group;
 use crate::report::Verbosity;
+use crate::sbom::BuildScript;
 use crate::target::Target;
 
 /// One cargo invocation for every image of a run, before a target is chosen: the packages with
@@ -167,8 +169,9 @@ impl Build {
         bins.map(|bin| dir.join(bin)).collect()
     }
 
-    /// `cargo build` with cargo's messages on stdout and its progress and diagnostics on ours.
-    pub(crate) fn command(&self, cargo: &Path) -> Command {
+    /// `cargo build` with cargo's messages on stdout, and its progress and diagnostics piped
+    /// ([`super::stderr`]) as on `terminal`.
+    pub(crate) fn command(&self, cargo: &Path, terminal: &Terminal) -> Command {
         let request = &self.request;
         let mut command = match &self.zigbuild {
             // `cargo-zigbuild zigbuild` takes `cargo build`'s arguments and runs $CARGO.
@@ -204,11 +207,17 @@ impl Build {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
+        super::stderr::as_on_a_terminal(&mut command, terminal);
         if let Some(wrapper) = &self.wrapper {
             wrapper.install(&mut command);
         }
         command
+    }
+
+    /// Whether cargo's stderr is passed on whole: with `-v`.
+    pub(crate) fn whole_stderr(&self) -> bool {
+        self.request.verbosity == Verbosity::Verbose
     }
 
     /// Files the build reads that cargo does not track: the dependency-list objects.
@@ -244,30 +253,34 @@ impl Build {
 /// started if dropped before its end.
 pub(crate) struct Running {
     pub(super) child: Group,
-    /// The thread passing an early build's stderr on (see [`super::early`]).
+    /// The thread passing cargo's stderr on ([`super::stderr`]).
     pub(super) stderr: Option<std::thread::JoinHandle<()>>,
     /// The binaries as read while cargo ran.
     pub(super) preread: Option<Preread>,
 }
 
 impl Running {
-    /// Starts `command`.
-    pub(crate) fn spawn(mut command: Command) -> Result<Running> {
-        let child = Group::spawn(&mut command).with_context(|| {
+    /// Starts `build`'s command made with `cargo`, its stderr passed on as it comes.
+    pub(crate) fn spawn(build: &Build, cargo: &Path, terminal: &Terminal) -> Result<Running> {
+        let mut command = build.command(cargo, terminal);
+        let mut child = Group::spawn(&mut command).with_context(|| {
             format!(
                 "could not run `{} build`",
                 Path::new(command.get_program()).display()
             )
         })?;
+        let pipe = child.child().stderr.take().expect("stderr is piped");
+        let held = super::stderr::Held::new(true, build.whole_stderr());
         Ok(Running {
             child,
-            stderr: None,
+            stderr: Some(super::stderr::forward(pipe, held)),
             preread: None,
         })
     }
 
-    /// Reads cargo's messages to their end: where cargo put each binary `build` asked for.
-    pub(crate) fn collect(self, build: &Build) -> Result<Vec<BuiltBinary>> {
+    /// Reads cargo's messages to their end: where cargo put each binary `build` asked for, and
+    /// what the build scripts for the target told cargo.
+    pub(crate) fn collect(self, build: &Build) -> Result<(Vec<BuiltBinary>, Vec<BuildScript>)> {
         let Running {
             mut child,
             stderr,
@@ -275,16 +288,23 @@ impl Running {
         } = self;
         let stdout = child.child().stdout.take().expect("stdout is piped");
         let mut executables: HashMap<(PackageId, String), PathBuf> = HashMap::new();
+        let mut scripts = Scripts::new(build);
         for message in Message::parse_stream(BufReader::new(stdout)) {
             let message = message.context("could not read cargo's build messages")?;
-            if let Message::CompilerArtifact(artifact) = message
-                && artifact.target.kind.contains(&TargetKind::Bin)
-                && let Some(executable) = artifact.executable
-            {
-                executables.insert(
-                    (artifact.package_id, artifact.target.name.to_string()),
-                    executable.into_std_path_buf(),
-                );
+            match message {
+                Message::CompilerArtifact(artifact) => {
+                    scripts.artifact(&artifact);
+                    if artifact.target.kind.contains(&TargetKind::Bin)
+                        && let Some(executable) = artifact.executable
+                    {
+                        executables.insert(
+                            (artifact.package_id, artifact.target.name.to_string()),
+                            executable.into_std_path_buf(),
+                        );
+                    }
+                }
+                Message::BuildScriptExecuted(script) => scripts.executed(script),
+                _ => {}
             }
         }
         let status = child.wait().context("could not wait for cargo")?;
@@ -328,8 +348,110 @@ impl Running {
                 });
             }
         }
-        Ok(built)
+        Ok((built, scripts.finish()))
     }
+}
+
+/// The build scripts of a build's target, gathered from cargo's messages: what each told cargo
+/// (`build-script-executed`), and its crate's directory and features (`compiler-artifact`).
+struct Scripts {
+    /// `<target-dir>/<triple>/`: what is under it was built for the target, not the host.
+    target_root: PathBuf,
+    executed: Vec<cargo_metadata::BuildScript>,
+    /// Per package: its manifest's directory, and the features of its compilation for the
+    /// target.
+    crates: HashMap<PackageId, (PathBuf, Vec<String>)>,
+}
+
+impl Scripts {
+    fn new(build: &Build) -> Scripts {
+        Scripts {
+            target_root: build.target_dir.join(&build.target.triple),
+            executed: Vec::new(),
+            crates: HashMap::new(),
+        }
+    }
+
+    fn artifact(&mut self, artifact: &cargo_metadata::Artifact) {
+        let for_target = artifact
+            .filenames
+            .iter()
+            .any(|f| f.as_std_path().starts_with(&self.target_root));
+        let dir = artifact
+            .manifest_path
+            .parent()
+            .map(|d| d.as_std_path().to_path_buf())
+            .unwrap_or_default();
+        let entry = self
+            .crates
+            .entry(artifact.package_id.clone())
+            .or_insert_with(|| (dir, Vec::new()));
+        if for_target && !artifact.target.kind.contains(&TargetKind::CustomBuild) {
+            entry.1 = artifact.features.clone();
+        }
+    }
+
+    fn executed(&mut self, script: cargo_metadata::BuildScript) {
+        // A build script's run for the host (a build dependency's) links nothing into the
+        // binaries.
+        if script.out_dir.as_std_path().starts_with(&self.target_root) {
+            self.executed.push(script);
+        }
+    }
+
+    fn finish(self) -> Vec<BuildScript> {
+        let Scripts {
+            executed, crates, ..
+        } = self;
+        executed
+            .into_iter()
+            .map(|script| {
+                let (manifest_dir, features) =
+                    crates.get(&script.package_id).cloned().unwrap_or_default();
+                let (krate, version) = package_name_version(&script.package_id);
+                BuildScript {
+                    krate,
+                    version,
+                    manifest_dir,
+                    out_dir: script.out_dir.into_std_path_buf(),
+                    features,
+                    static_libs: script
+                        .linked_libs
+                        .iter()
+                        .filter_map(|lib| static_lib(lib.as_str()))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `NAME` of a `rustc-link-lib` value `static=NAME` (modifiers such as `static:+whole-archive`
+/// included); `None` for other kinds.
+fn static_lib(value: &str) -> Option<String> {
+    let (kind, name) = value.split_once('=')?;
+    let kind = kind.split(':').next()?;
+    // `NAME:RENAME` links NAME under another name: NAME is the file.
+    (kind == "static").then(|| name.split(':').next().unwrap_or(name).to_string())
+}
+
+/// The name and version of a package id, in either of cargo's spellings:
+/// `registry+https://…#libz-sys@1.1.33`, `path+file:///w/app#0.1.0` (the directory names it),
+/// or the old `libz-sys 1.1.33 (registry+…)`.
+fn package_name_version(id: &PackageId) -> (String, String) {
+    let repr = id.repr.as_str();
+    if let Some((url, fragment)) = repr.rsplit_once('#') {
+        return match fragment.split_once('@') {
+            Some((name, version)) => (name.to_string(), version.to_string()),
+            None => {
+                let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+                (name.to_string(), fragment.to_string())
+            }
+        };
+    }
+    let mut words = repr.split_whitespace();
+    let name = words.next().unwrap_or(repr).to_string();
+    (name, words.next().unwrap_or_default().to_string())
 }
 
 /// A file's bytes, read straight into the shared buffer every later stage reads (a binary may
@@ -402,6 +524,32 @@ pub(crate) mod tests {
         assert_eq!(read(&path).unwrap().1, crate::image::sha256(b""));
     }
 
+    #[test]
+    fn build_script_messages_name_their_static_libraries_and_crates() {
+        assert_eq!(static_lib("static=git2").as_deref(), Some("git2"));
+        assert_eq!(
+            static_lib("static:+whole-archive,-bundle=ring_core").as_deref(),
+            Some("ring_core")
+        );
+        assert_eq!(static_lib("static=foo:bar").as_deref(), Some("foo"));
+        assert_eq!(static_lib("dylib=z"), None);
+        assert_eq!(static_lib("z"), None);
+        let id = |repr: &str| PackageId { repr: repr.into() };
+        let crates_io = "registry+https://github.com/rust-lang/crates.io-index#libz-sys@1.1.33";
+        assert_eq!(
+            package_name_version(&id(crates_io)),
+            ("libz-sys".into(), "1.1.33".into())
+        );
+        assert_eq!(
+            package_name_version(&id("path+file:///w/cc-own#0.1.0")),
+            ("cc-own".into(), "0.1.0".into())
+        );
+        assert_eq!(
+            package_name_version(&id("libz-sys 1.1.33 (registry+https://x)")),
+            ("libz-sys".into(), "1.1.33".into())
+        );
+    }
+
     pub(crate) fn request() -> BuildRequest {
         BuildRequest {
             manifest_path: "/w/app/Cargo.toml".into(),
@@ -454,7 +602,7 @@ pub(crate) mod tests {
             wrapper: None,
             zigbuild: None,
         };
-        let command = build.command(Path::new("cargo"));
+        let command = build.command(Path::new("cargo"), &Terminal::default());
         let args: Vec<_> = command.get_args().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,

@@ -13,9 +13,7 @@
 //! that is not a plain name; a remapped path or flag this code would not write; files outside
 //! the tool's folder) is not started.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -23,6 +21,7 @@ use anyhow::Result;
 
 use super::command::{Build, Running};
 use super::preread::Preread;
+use super::stderr::{self, Held};
 use crate::cache::Keyed;
 use crate::env::Env;
 use crate::image::sha256;
@@ -45,13 +44,6 @@ struct StartedBuild {
     preread: Option<Preread>,
 }
 
-/// cargo's stderr: kept until adopted, then passed through.
-#[derive(Default)]
-struct Held {
-    adopted: bool,
-    bytes: Vec<u8>,
-}
-
 impl StartedBuild {
     /// Starts `build` with `cargo` if every input it needs is there; `None` if not, or if it
     /// cannot start.
@@ -59,38 +51,11 @@ impl StartedBuild {
         if !build.inputs().iter().all(|input| input.is_file()) {
             return None;
         }
-        let mut command = build.command(cargo);
-        command.stderr(Stdio::piped());
-        // cargo colors, and draws its progress bar, only on a terminal: its output will be shown
-        // on ours. The user's own settings win.
-        let terminal = &env.terminal;
-        if terminal.stderr && !terminal.color_set {
-            command.env("CARGO_TERM_COLOR", "always");
-        }
-        if let Some(width) = terminal.width
-            && !terminal.progress_set
-        {
-            command
-                .env("CARGO_TERM_PROGRESS_WHEN", "always")
-                .env("CARGO_TERM_PROGRESS_WIDTH", width.to_string());
-        }
+        let mut command = build.command(cargo, &env.terminal);
         let mut child = Group::spawn(&mut command).ok()?;
-        let mut pipe = child.child().stderr.take()?;
-        let held = Arc::new(Mutex::new(Held::default()));
-        let forward = {
-            let held = Arc::clone(&held);
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 8192];
-                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
-                    let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-                    if held.adopted {
-                        let _ = std::io::stderr().write_all(&chunk[..n]);
-                    } else {
-                        held.bytes.extend_from_slice(&chunk[..n]);
-                    }
-                }
-            })
-        };
+        let pipe = child.child().stderr.take()?;
+        let held = Held::new(false, build.whole_stderr());
+        let forward = stderr::forward(pipe, Arc::clone(&held));
         let preread = Some(Preread::start(&build));
         Some(StartedBuild {
             build,
@@ -109,9 +74,7 @@ impl StartedBuild {
         let (Some(child), Some((held, forward))) = (self.child.take(), self.stderr.take()) else {
             return Err(self.preread.take());
         };
-        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = std::io::stderr().write_all(&held.bytes);
-        held.adopted = true;
+        Held::adopt(&held);
         Ok(Running {
             child,
             stderr: Some(forward),
@@ -158,6 +121,18 @@ impl EarlyBuild {
         can_build: impl Fn(&str) -> bool,
     ) -> EarlyBuild {
         let key = sha256(key.as_bytes()).digest().to_string();
+        // A wrapper of the user's (sccache) may run compilations in a server of its own, which
+        // stopping an early build that turns out wrong does not stop: it could still write an
+        // rlib the planned build reads. So none starts early then.
+        let target_dir = target_dir.filter(|_| {
+            let inner = env.rustc_wrapper.is_some();
+            if inner {
+                report.verbose("Building", &|| {
+                    "not early: RUSTC_WRAPPER may compile outside the build's processes".into()
+                });
+            }
+            !inner
+        });
         let started = target_dir
             .and_then(|dir| {
                 let build = builds(dir).get(&key, report)?;
@@ -183,7 +158,7 @@ impl EarlyBuild {
 
     /// `build` running, and whether it is the early build (exactly the same build); else it is
     /// started now and kept in its target directory for the next run.
-    pub(crate) fn run(&mut self, build: &Build, cargo: &Path) -> Result<(Running, bool)> {
+    pub(crate) fn run(&mut self, build: &Build, env: &Env) -> Result<(Running, bool)> {
         // Only a run's first build is kept, and only it can be the early one.
         let key = self.key.take();
         let preread = match self.started.take().map(|early| early.adopt(build)) {
@@ -199,7 +174,7 @@ impl EarlyBuild {
         let preread = preread
             .filter(|preread| preread.reads(&build.executables()))
             .unwrap_or_else(|| Preread::start(build));
-        let mut running = Running::spawn(build.command(cargo))?;
+        let mut running = Running::spawn(build, &env.cargo, &env.terminal)?;
         running.preread = Some(preread);
         Ok((running, false))
     }
@@ -385,29 +360,33 @@ mod tests {
 
     #[test]
     fn a_run_keeps_its_build_and_the_next_goes_on_with_it() {
-        let f = Fixture::new();
+        let mut f = Fixture::new();
         let mut first = f.start("run", true);
         assert!(!first.started(), "nothing kept yet");
-        let (running, adopted) = first.run(&f.build("one"), &f.env.cargo).unwrap();
+        let (running, adopted) = first.run(&f.build("one"), &f.env).unwrap();
         assert!(!adopted);
         assert!(output(running).starts_with("one\n"));
 
         // Not when the target cannot build, nor for another kind of run.
         assert!(!f.start("run", false).started());
         assert!(!f.start("other", true).started());
+        // Nor with a wrapper of the user's, whose compilations a stop may not reach.
+        f.env.rustc_wrapper = Some("sccache".into());
+        assert!(!f.start("run", true).started());
+        f.env.rustc_wrapper = None;
 
         let mut second = f.start("run", true);
         assert!(second.started());
-        let (running, adopted) = second.run(&f.build("one"), &f.env.cargo).unwrap();
+        let (running, adopted) = second.run(&f.build("one"), &f.env).unwrap();
         assert!(adopted, "the same build goes on");
         assert!(output(running).starts_with("one\n"));
 
         let mut third = f.start("run", true);
-        let (running, adopted) = third.run(&f.build("two"), &f.env.cargo).unwrap();
+        let (running, adopted) = third.run(&f.build("two"), &f.env).unwrap();
         assert!(!adopted, "another build runs anew");
         assert!(output(running).starts_with("two\n"));
         let mut fourth = f.start("run", true);
-        let (_, adopted) = fourth.run(&f.build("two"), &f.env.cargo).unwrap();
+        let (_, adopted) = fourth.run(&f.build("two"), &f.env).unwrap();
         assert!(adopted, "and is kept for the next run");
     }
 
@@ -422,9 +401,9 @@ mod tests {
         let mut adopted = Vec::new();
         for _ in 0..4 {
             let mut early = f.start("run", true);
-            let (running, first) = early.run(&f.build("one"), &f.env.cargo).unwrap();
+            let (running, first) = early.run(&f.build("one"), &f.env).unwrap();
             output(running);
-            let (running, second) = early.run(&arm(f.build("one")), &f.env.cargo).unwrap();
+            let (running, second) = early.run(&arm(f.build("one")), &f.env).unwrap();
             output(running);
             assert!(!second, "only the first build can be the early one");
             adopted.push(first);

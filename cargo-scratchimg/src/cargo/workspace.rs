@@ -207,6 +207,103 @@ fn bins(package: &Package) -> Vec<&str> {
         .collect()
 }
 
+/// The binaries that can be built for Linux: those whose `required-features` turn on only
+/// dependencies of other systems (`[target.'cfg(windows)'.dependencies]`) are left out of the
+/// candidates for `--bin`.
+fn linux_bins(package: &Package) -> Vec<&str> {
+    package
+        .targets
+        .iter()
+        .filter(|t| t.kind.contains(&TargetKind::Bin))
+        .filter(|t| {
+            t.required_features
+                .iter()
+                .all(|feature| !feature_is_for_other_systems(package, feature))
+        })
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// Whether `feature` turns on optional dependencies, all declared for other systems than
+/// Linux only.
+fn feature_is_for_other_systems(package: &Package, feature: &str) -> bool {
+    let mut todo = vec![feature.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dependencies = Vec::new();
+    while let Some(f) = todo.pop() {
+        if !seen.insert(f.clone()) {
+            continue;
+        }
+        let Some(values) = package.features.get(&f) else {
+            continue;
+        };
+        for value in values {
+            if let Some(dep) = value.strip_prefix("dep:") {
+                dependencies.push(dep.to_string());
+            } else if let Some((dep, _)) = value.split_once('/') {
+                // `dep?/feature` turns nothing on.
+                if !dep.ends_with('?') {
+                    dependencies.push(dep.to_string());
+                }
+            } else {
+                todo.push(value.clone());
+                dependencies.push(value.clone());
+            }
+        }
+    }
+    let declared: Vec<&cargo_metadata::Dependency> = package
+        .dependencies
+        .iter()
+        .filter(|d| d.optional)
+        .filter(|d| dependencies.contains(d.rename.as_ref().unwrap_or(&d.name)))
+        .collect();
+    !declared.is_empty()
+        && declared
+            .iter()
+            .all(|d| d.target.as_ref().is_some_and(|t| linux(t) == Some(false)))
+}
+
+/// Whether a dependency's `target` holds for a Linux musl target: `Some(false)` for
+/// `cfg(windows)`, `cfg(target_os = "macos")` and the like, `None` where it depends on what
+/// the platform does not say (an architecture).
+fn linux(platform: &cargo_metadata::cargo_platform::Platform) -> Option<bool> {
+    use cargo_metadata::cargo_platform::{Cfg, CfgExpr, Platform};
+    /// `all` (`decisive` false) or `any` (true) of three-valued answers.
+    fn combine(values: Vec<Option<bool>>, decisive: bool) -> Option<bool> {
+        if values.contains(&Some(decisive)) {
+            Some(decisive)
+        } else if values.iter().all(|v| *v == Some(!decisive)) {
+            Some(!decisive)
+        } else {
+            None
+        }
+    }
+    fn eval(expr: &CfgExpr) -> Option<bool> {
+        match expr {
+            CfgExpr::True => Some(true),
+            CfgExpr::False => Some(false),
+            CfgExpr::Not(inner) => eval(inner).map(|b| !b),
+            CfgExpr::All(all) => combine(all.iter().map(eval).collect(), false),
+            CfgExpr::Any(any) => combine(any.iter().map(eval).collect(), true),
+            CfgExpr::Value(Cfg::Name(name)) => match name.as_str() {
+                "unix" => Some(true),
+                "windows" => Some(false),
+                _ => None,
+            },
+            CfgExpr::Value(Cfg::KeyPair(key, value)) => match key.as_str() {
+                "target_os" => Some(value == "linux"),
+                "target_family" => Some(value == "unix"),
+                "target_env" => Some(value == "musl"),
+                _ => None,
+            },
+        }
+    }
+    match platform {
+        Platform::Name(triple) => Some(triple.contains("-linux-")),
+        Platform::Cfg(expr) => eval(expr),
+    }
+}
+
 /// The binaries that go into a package's image: `--bin`, else the `bins` or `bin` setting,
 /// else the only one or `default-run`.
 pub(crate) fn select_bins(
@@ -216,6 +313,8 @@ pub(crate) fn select_bins(
     setting_bins: Option<&[String]>,
 ) -> Result<Vec<String>> {
     let available = bins(package);
+    // The ones to suggest or pick: those that build for Linux.
+    let candidates = linux_bins(package);
     let name = &package.name;
     if available.is_empty() {
         bail!(
@@ -229,7 +328,7 @@ pub(crate) fn select_bins(
         } else {
             bail!(
                 "package `{name}` has no binary named `{bin}`{from}\nhelp: its binaries are: {}",
-                available.join(", ")
+                candidates.join(", ")
             )
         }
     };
@@ -240,9 +339,9 @@ pub(crate) fn select_bins(
             list.iter().map(|b| check(b, setting)).collect()
         }
         (None, _, Some(bin)) => Ok(vec![check(bin, setting)?]),
-        _ => match (available.as_slice(), &package.default_run) {
-            ([only], _) => Ok(vec![only.to_string()]),
+        _ => match (candidates.as_slice(), &package.default_run) {
             (_, Some(default)) => Ok(vec![default.clone()]),
+            ([only], _) => Ok(vec![only.to_string()]),
             (several, None) => bail!(
                 "package `{name}` has several binaries: {}\nhelp: pick one with --bin, e.g. `cargo scratchimg --bin {}`",
                 several.join(", "),
@@ -275,5 +374,27 @@ pub(crate) fn find_manifest(given: Option<&Path>, cwd: &Path) -> Result<PathBuf>
              help: run `cargo scratchimg` inside a cargo project, or pass --manifest-path PATH/Cargo.toml",
             cwd.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_are_judged_for_a_linux_musl_target() {
+        let linux_of = |text: &str| linux(&text.parse().unwrap());
+        assert_eq!(linux_of("cfg(windows)"), Some(false));
+        assert_eq!(linux_of("cfg(target_os = \"macos\")"), Some(false));
+        assert_eq!(
+            linux_of("cfg(any(windows, target_os = \"macos\"))"),
+            Some(false)
+        );
+        assert_eq!(linux_of("cfg(unix)"), Some(true));
+        assert_eq!(linux_of("cfg(not(windows))"), Some(true));
+        assert_eq!(linux_of("cfg(target_arch = \"x86_64\")"), None);
+        assert_eq!(linux_of("cfg(all(unix, target_arch = \"x86_64\"))"), None);
+        assert_eq!(linux_of("x86_64-pc-windows-msvc"), Some(false));
+        assert_eq!(linux_of("aarch64-unknown-linux-musl"), Some(true));
     }
 }

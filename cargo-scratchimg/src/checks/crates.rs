@@ -1,43 +1,12 @@
 //! The checks that read a binary's crate graph: system libraries, musl's malloc under threads,
-//! SIGTERM, and the crates whose C build needs a compiler that links.
+//! SIGTERM in services, and the crates whose C build needs a compiler that links.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::levers::PackageFeatures;
 use super::{Check, Finding, Severity};
+use crate::sbom::vendored::{Lookups, Musl, Probe, native};
 use crate::sbom::{CrateGraph, Kind};
-
-/// `-sys` crates that link a system library unless a feature builds it from source, and how.
-const SYSTEM_LIBRARIES: &[(&str, &[&str], &str)] = &[
-    (
-        "openssl-sys",
-        &["vendored"],
-        "use rustls instead of OpenSSL (e.g. reqwest with default-features = false and its `rustls-tls` feature), or build OpenSSL from source with the `vendored` feature of the `openssl` crate",
-    ),
-    (
-        "libsqlite3-sys",
-        &[
-            "bundled",
-            "bundled-sqlcipher",
-            "bundled-sqlcipher-vendored-openssl",
-        ],
-        "turn on the `bundled` feature of rusqlite (or libsqlite3-sys)",
-    ),
-    (
-        "libgit2-sys",
-        &["vendored"],
-        "turn on the `vendored-libgit2` feature of git2",
-    ),
-    (
-        "curl-sys",
-        &["static-curl"],
-        "turn on the `static-curl` feature of curl",
-    ),
-    (
-        "pq-sys",
-        &["bundled"],
-        "turn on the `bundled` feature of pq-sys",
-    ),
-];
 
 /// Crates that run threads of their own (the name, and the feature that does, if only one does).
 const THREADED: &[(&str, Option<&str>, &str)] = &[
@@ -61,13 +30,24 @@ const ALLOCATORS: &[&str] = &[
     "tcmalloc",
 ];
 
-/// Crates that handle SIGTERM (the name, and the feature that does, if only one does).
-const SIGNAL_HANDLERS: &[(&str, Option<&str>)] = &[
-    ("tokio", Some("signal")),
-    ("signal-hook", None),
-    ("signal-hook-registry", None),
-    ("ctrlc", None),
-    ("async-signal", None),
+/// Crates that make a program a long-running service (the name, and the features it needs
+/// for that, all of them): as PID 1 such a program must handle SIGTERM for `docker stop`.
+const SERVICES: &[(&str, &[&str], &str)] = &[
+    ("hyper", &["server"], "hyper's server"),
+    ("axum", &[], "axum"),
+    ("actix-web", &[], "actix-web"),
+    ("tonic", &[], "tonic"),
+    ("warp", &[], "warp"),
+    ("rocket", &[], "rocket"),
+    ("poem", &[], "poem"),
+    ("salvo", &[], "salvo"),
+    ("tide", &[], "tide"),
+    ("tiny_http", &[], "tiny_http"),
+    (
+        "tokio",
+        &["net", "rt-multi-thread"],
+        "tokio's `net` and `rt-multi-thread`",
+    ),
 ];
 
 /// Crates whose build script runs a configure step that links test programs: cmake's and
@@ -75,16 +55,19 @@ const SIGNAL_HANDLERS: &[(&str, Option<&str>)] = &[
 const LINKING_BUILDS: &[&str] = &["tikv-jemalloc-sys", "jemalloc-sys"];
 const LINKING_BUILD_TOOLS: &[&str] = &["cmake", "autotools"];
 
-/// The runtime crates of `graph` named `name` that have one of `features` (any, when `None`).
-fn has(graph: &CrateGraph, name: &str, feature: Option<&str>) -> bool {
+/// Whether a runtime crate of `graph` is named `name` and has all of `features`.
+fn has(graph: &CrateGraph, name: &str, features: &[&str]) -> bool {
     graph.runtime().any(|(_, c)| {
-        c.name == name && feature.is_none_or(|f| c.features.iter().any(|have| have == f))
+        c.name == name
+            && features
+                .iter()
+                .all(|f| c.features.iter().any(|have| have == f))
     })
 }
 
 /// `app → reqwest → native-tls → openssl-sys`: the shortest chain of runtime dependencies from
-/// the root to crate `target`.
-fn chain(graph: &CrateGraph, target: usize) -> String {
+/// the root to crate `target`, as indices.
+fn chain(graph: &CrateGraph, target: usize) -> Vec<usize> {
     let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
     let mut queue = VecDeque::from([graph.root]);
     while let Some(at) = queue.pop_front() {
@@ -101,62 +84,137 @@ fn chain(graph: &CrateGraph, target: usize) -> String {
             }
         }
     }
-    let mut names = vec![graph.crates[target].name.as_str()];
+    let mut chain = vec![target];
     let mut at = target;
     while let Some(&up) = parent.get(&at) {
-        names.push(graph.crates[up].name.as_str());
+        chain.push(up);
         at = up;
     }
-    names.reverse();
-    names.join(" → ")
+    chain.reverse();
+    chain
 }
 
-/// What the crate graph of `package`'s binaries says.
-pub(crate) fn graph_findings(package: &str, graph: &CrateGraph) -> Vec<Finding> {
+fn shown(graph: &CrateGraph, chain: &[usize]) -> String {
+    chain
+        .iter()
+        .map(|&i| graph.crates[i].name.as_str())
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// The `-sys` crates of `graph` whose build for the target links a system library (an error:
+/// the build fails, or the binary needs what the image lacks) or may (a warning: the build
+/// goes on, and the check of the binary after it has the last word), by [`NATIVE`]'s reading
+/// of their build scripts.
+///
+/// [`NATIVE`]: crate::sbom::vendored::NATIVE
+fn system_libraries(
+    package: &PackageFeatures,
+    graph: &CrateGraph,
+    lookups: &Lookups,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (index, c) in graph.runtime() {
-        let Some((_, vendored, fix)) = SYSTEM_LIBRARIES.iter().find(|(n, ..)| *n == c.name) else {
+    for (index, krate) in graph.runtime() {
+        let Some(entry) = native(&krate.name) else {
             continue;
         };
-        let from_source = c.features.iter().any(|f| vendored.contains(&f.as_str()))
-            // openssl-src, a build dependency, builds it from source.
-            || (c.name == "openssl-sys" && graph.crates.iter().any(|c| c.name == "openssl-src"));
-        if !from_source {
-            findings.push(Finding {
+        let probe = Probe {
+            krate,
+            graph,
+            lookups,
+        };
+        let chain = chain(graph, index);
+        let name = &package.name;
+        let path = shown(graph, &chain);
+        let fix = entry
+            .via
+            .iter()
+            .find(|(through, _)| chain.iter().any(|&i| graph.crates[i].name == *through))
+            .map(|(_, fix)| *fix)
+            .or((!entry.fix.is_empty()).then_some(entry.fix))
+            .map(|fix| format!("help: {fix}"));
+        match (entry.musl)(&probe) {
+            Musl::Bundled => {}
+            Musl::System => {
+                // The user's own feature that pulls it in first, then the crate's way out.
+                let lever = chain.get(1).and_then(|&first| {
+                    let next = chain.get(2).map(|&n| graph.crates[n].name.as_str());
+                    package.help(graph, &graph.crates[first].name, next)
+                });
+                let help: Vec<String> = match (lever, fix) {
+                    (Some(lever), Some(fix)) => vec![lever, fix.replacen("help: ", "help: or ", 1)],
+                    (lever, fix) => lever.into_iter().chain(fix).collect(),
+                };
+                findings.push(Finding {
+                    check: Check::SystemLibrary,
+                    severity: Severity::Error,
+                    message: format!(
+                        "`{name}` links the system library of {}, which a static musl binary cannot use: {path}\n{}",
+                        krate.name,
+                        help.join("\n")
+                    ),
+                });
+            }
+            Musl::Unknown(why) => findings.push(Finding {
                 check: Check::SystemLibrary,
-                severity: Severity::Error,
+                severity: Severity::Warning,
                 message: format!(
-                    "`{package}` links the system library of {}, which a static musl binary cannot use: {}\nhelp: {fix}",
-                    c.name,
-                    chain(graph, index)
+                    "`{name}` may link the system library of {} ({why}): {path}\n\
+                     note: {}: {}\n\
+                     help: the build goes on, and the check of the binary after it stops a dynamic one{}",
+                    krate.name,
+                    krate.name,
+                    entry.why,
+                    fix.map(|f| format!("\n{f}")).unwrap_or_default()
                 ),
-            });
+            }),
         }
     }
+    findings
+}
+
+/// What the crate graph of `package`'s binaries says, with the lookups of the target.
+pub(crate) fn graph_findings(
+    package: &PackageFeatures,
+    graph: &CrateGraph,
+    lookups: &Lookups,
+) -> Vec<Finding> {
+    let name = &package.name;
+    let mut findings = system_libraries(package, graph, lookups);
     let threads = THREADED
         .iter()
-        .find(|(name, feature, _)| has(graph, name, *feature));
-    let allocator = ALLOCATORS.iter().any(|name| has(graph, name, None));
+        .find(|(crate_name, feature, _)| has(graph, crate_name, feature.as_slice()));
+    let allocator = ALLOCATORS.iter().any(|a| has(graph, a, &[]));
     if let (Some((.., what)), false) = (threads, allocator) {
+        // The package's own feature that turns one on is the one-flag fix.
+        let own = package.turning_on(ALLOCATORS);
+        let help = match own.as_slice() {
+            [] => "help: use another allocator: add mimalloc (or tikv-jemallocator) and `#[global_allocator] static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;`".to_string(),
+            features => format!(
+                "help: turn on `{name}`'s {} (`--features {}`), or the `features` setting",
+                features.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" or "),
+                features[0]
+            ),
+        };
         findings.push(Finding {
             check: Check::MuslMalloc,
             severity: Severity::Warning,
             message: format!(
-                "`{package}` runs threads ({what}) on musl's malloc, which is much slower than glibc's when threads allocate at once\n\
-                 help: use another allocator: add mimalloc (or tikv-jemallocator) and `#[global_allocator] static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;`"
+                "`{name}` runs threads ({what}) on musl's malloc, which is much slower than glibc's when threads allocate at once\n{help}"
             ),
         });
     }
-    if !SIGNAL_HANDLERS
+    if let Some((.., what)) = SERVICES
         .iter()
-        .any(|(name, feature)| has(graph, name, *feature))
+        .find(|(crate_name, features, _)| has(graph, crate_name, features))
     {
         findings.push(Finding {
             check: Check::Sigterm,
             severity: Severity::Note,
             message: format!(
-                "`{package}` does not handle SIGTERM: as PID 1 in a container it ignores `docker stop`, which kills it after 10 s\n\
-                 help: handle it (tokio's `signal` feature, signal-hook or ctrlc), or run the image with `docker run --init`"
+                "`{name}` looks like a service ({what}): as PID 1 in a container it gets `docker stop`'s SIGTERM, which does nothing unless the program handles it; check that it handles SIGTERM, not only Ctrl-C (SIGINT)\n\
+                 help: tokio's `signal::unix::signal(SignalKind::terminate())`, signal-hook, or ctrlc's `termination` feature; or run the image with `docker run --init`\n\
+                 help: `time docker stop NAME` returning at once, not after 10 s, shows that it does"
             ),
         });
     }
@@ -184,96 +242,154 @@ pub(crate) fn cross_c_crates(graph: &CrateGraph) -> Vec<String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::sbom::{Crate, Source};
-
-    /// A graph of `(name, features, dependencies)`, the first the root, every crate runtime
-    /// unless its name ends in `!build`.
-    pub(crate) fn graph(crates: &[(&str, &[&str], &[usize])]) -> CrateGraph {
-        CrateGraph {
-            crates: crates
-                .iter()
-                .map(|(name, features, deps)| {
-                    let (name, kind) = match name.strip_suffix("!build") {
-                        Some(name) => (name, Kind::Build),
-                        None => (*name, Kind::Runtime),
-                    };
-                    Crate {
-                        name: name.to_string(),
-                        version: "1.0.0".into(),
-                        source: Source::CratesIo,
-                        license: None,
-                        checksum: None,
-                        kind,
-                        dependencies: deps.to_vec(),
-                        features: features.iter().map(|f| f.to_string()).collect(),
-                    }
-                })
-                .collect(),
-            root: 0,
-            features: Vec::new(),
-        }
-    }
+    use crate::checks::levers::tests::package;
+    use crate::sbom::crates::tests::graph;
 
     fn checks(findings: &[Finding]) -> Vec<Check> {
         findings.iter().map(|f| f.check).collect()
     }
 
+    fn findings(g: &CrateGraph) -> Vec<Finding> {
+        graph_findings(&package(&[], &[]), g, &Lookups::default())
+    }
+
     #[test]
     fn openssl_without_vendored_names_the_chain() {
         let g = graph(&[
-            ("app", &[], &[1, 4]),
+            ("app", &[], &[1]),
             ("reqwest", &[], &[2]),
             ("native-tls", &[], &[3]),
             ("openssl-sys", &[], &[]),
-            ("tokio", &["signal"], &[]),
         ]);
-        let findings = graph_findings("app", &g);
-        assert_eq!(checks(&findings), [Check::SystemLibrary]);
+        let found = findings(&g);
+        assert_eq!(checks(&found), [Check::SystemLibrary]);
+        assert_eq!(found[0].severity, Severity::Error);
         assert_eq!(
-            findings[0].message.lines().next().unwrap(),
+            found[0].message.lines().next().unwrap(),
             "`app` links the system library of openssl-sys, which a static musl binary cannot use: app → reqwest → native-tls → openssl-sys"
         );
-        let vendored = graph(&[
-            ("app", &[], &[1, 2]),
-            ("openssl-sys", &["vendored"], &[]),
-            ("ctrlc", &[], &[]),
-        ]);
-        assert!(graph_findings("app", &vendored).is_empty());
+        let vendored = graph(&[("app", &[], &[1]), ("openssl-sys", &["vendored"], &[])]);
+        assert!(findings(&vendored).is_empty());
         let source = graph(&[
-            ("app", &[], &[1, 3]),
+            ("app", &[], &[1]),
             ("openssl-sys", &[], &[2]),
             ("openssl-src!build", &[], &[]),
-            ("ctrlc", &[], &[]),
         ]);
+        assert!(findings(&source).is_empty(), "openssl-src builds it");
+    }
+
+    /// git2's defaults: libgit2-sys and libssh2-sys fall back to their own copies, and only
+    /// the OpenSSL they use stops the build; with it vendored, nothing does.
+    #[test]
+    fn crates_that_fall_back_to_their_own_copy_are_not_refused() {
+        let g = graph(&[
+            ("app", &[], &[1]),
+            ("git2", &["https", "ssh"], &[2]),
+            ("libgit2-sys", &["https", "ssh"], &[3, 4, 5]),
+            ("libssh2-sys", &[], &[5]),
+            ("libz-sys", &["libc"], &[]),
+            ("openssl-sys", &[], &[]),
+        ]);
+        let found = findings(&g);
+        assert_eq!(found.len(), 1, "{found:?}");
         assert!(
-            graph_findings("app", &source).is_empty(),
-            "openssl-src builds it"
+            found[0].message.contains("of openssl-sys"),
+            "{}",
+            found[0].message
+        );
+        let lookups = Lookups {
+            vars: [("PKG_CONFIG_ALLOW_CROSS".to_string(), "1".to_string())].into(),
+            triple: "x86_64-unknown-linux-musl".into(),
+            native_host: false,
+        };
+        let warned = graph_findings(&package(&[], &[]), &g, &lookups);
+        let warnings: Vec<&str> = warned
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .map(|f| f.message.lines().next().unwrap())
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                "`app` may link the system library of libgit2-sys (pkg-config may find a system copy for this target): app → git2 → libgit2-sys",
+                "`app` may link the system library of libz-sys (pkg-config may find a system copy for this target): app → git2 → libgit2-sys → libz-sys",
+                "`app` may link the system library of openssl-sys (pkg-config may find a system copy for this target): app → git2 → libgit2-sys → openssl-sys",
+            ]
+        );
+        assert_eq!(
+            warned.len(),
+            3,
+            "pkg-config may find them all: warnings, no error"
+        );
+    }
+
+    /// The issue's case: the package's `tls` feature pulls tokio-native-tls.
+    #[test]
+    fn the_help_names_the_packages_own_feature_first() {
+        let mut g = graph(&[
+            ("app", &[], &[1]),
+            ("tokio-native-tls", &[], &[2]),
+            ("native-tls", &[], &[3]),
+            ("openssl-sys", &[], &[]),
+        ]);
+        g.features = vec!["default".into(), "tls".into()];
+        let app = package(
+            &[("default", &["tls"]), ("tls", &["dep:tokio-native-tls"])],
+            &[("tokio-native-tls", "tokio-native-tls", true)],
+        );
+        let found = graph_findings(&app, &g, &Lookups::default());
+        let help: Vec<&str> = found[0].message.lines().skip(1).collect();
+        assert_eq!(
+            help,
+            [
+                "help: `app`'s feature `tls` pulls in tokio-native-tls, and the default features turn it on: build without it, `--no-default-features`",
+                "help: or turn on native-tls's `vendored` feature, or use rustls (e.g. reqwest with default-features = false and its `rustls-tls` feature)",
+            ]
         );
     }
 
     #[test]
-    fn threads_want_an_allocator_and_pid_1_wants_sigterm() {
+    fn threads_want_an_allocator_and_services_a_sigterm_check() {
         let threaded = graph(&[("app", &[], &[1]), ("tokio", &["rt-multi-thread"], &[])]);
-        assert_eq!(
-            checks(&graph_findings("app", &threaded)),
-            [Check::MuslMalloc, Check::Sigterm]
-        );
+        assert_eq!(checks(&findings(&threaded)), [Check::MuslMalloc]);
         let with_allocator = graph(&[
             ("app", &[], &[1, 2]),
-            ("tokio", &["rt-multi-thread", "signal"], &[]),
+            ("tokio", &["rt-multi-thread"], &[]),
             ("mimalloc", &[], &[]),
         ]);
-        assert!(graph_findings("app", &with_allocator).is_empty());
-        let current_thread = graph(&[("app", &[], &[1]), ("tokio", &["rt", "signal"], &[])]);
-        assert!(graph_findings("app", &current_thread).is_empty());
-        let rayon = graph(&[
+        assert!(findings(&with_allocator).is_empty());
+        // The package's own allocator feature is the fix named.
+        let own = package(
+            &[("mimalloc", &["dep:mimalloc"])],
+            &[("mimalloc", "mimalloc", true)],
+        );
+        let found = graph_findings(&own, &threaded, &Lookups::default());
+        assert_eq!(
+            found[0].message.lines().nth(1).unwrap(),
+            "help: turn on `app`'s `mimalloc` (`--features mimalloc`), or the `features` setting"
+        );
+        // A server that only waits for Ctrl-C has tokio's `signal`: still a note, on what to check.
+        let server = graph(&[
             ("app", &[], &[1, 2]),
-            ("rayon-core", &[], &[]),
-            ("signal-hook", &[], &[]),
+            ("tokio", &["net", "rt-multi-thread", "signal"], &[]),
+            ("mimalloc", &[], &[]),
         ]);
-        assert_eq!(checks(&graph_findings("app", &rayon)), [Check::MuslMalloc]);
+        let found = findings(&server);
+        assert_eq!(checks(&found), [Check::Sigterm]);
+        assert!(
+            found[0]
+                .message
+                .starts_with("`app` looks like a service (tokio's `net` and `rt-multi-thread`)"),
+            "{}",
+            found[0].message
+        );
+        // A one-shot tool: no note.
+        let tool = graph(&[("app", &[], &[1]), ("clap", &[], &[])]);
+        assert!(findings(&tool).is_empty());
+        let client = graph(&[("app", &[], &[1]), ("hyper", &["client", "http1"], &[])]);
+        assert!(findings(&client).is_empty(), "hyper without `server`");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod cc;
 mod crates;
+mod levers;
 
 use std::fmt;
 
@@ -13,15 +14,19 @@ use serde::Deserialize;
 
 pub(crate) use cc::{CCompiler, probe_link};
 pub(crate) use crates::{cross_c_crates, graph_findings};
+pub(crate) use levers::PackageFeatures;
 
+use crate::env::Env;
 use crate::report::Reporter;
-use crate::target::Target;
+use crate::sbom::vendored::Lookups;
+use crate::target::{Arch, Target};
 
 /// A check, by the key `allow` names it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Check {
-    /// A `-sys` crate that links a system library (openssl-sys) without building it.
+    /// A `-sys` crate whose build for a musl target links a system library (openssl-sys
+    /// without `vendored`), or may.
     SystemLibrary,
     /// A multi-threaded program on musl's malloc.
     MuslMalloc,
@@ -29,7 +34,7 @@ pub(crate) enum Check {
     NonMuslTarget,
     /// A cross C compiler that cannot link the test programs a configure script builds.
     CrossCCompiler,
-    /// No SIGTERM handling: as PID 1 the program ignores `docker stop`.
+    /// A service: as PID 1 it must handle SIGTERM, or it ignores `docker stop`.
     Sigterm,
 }
 
@@ -114,6 +119,19 @@ pub(crate) fn report(
         return Ok(());
     }
     bail!("{}", errors.join("\nerror: "))
+}
+
+/// What the `-sys` crates' lookups of a system library can find when building for `target`.
+pub(crate) fn lookups(target: &Target, env: &Env) -> Lookups {
+    Lookups {
+        vars: env.native_vars.clone(),
+        triple: target.triple.clone(),
+        // This tool built for musl runs on a musl host (Alpine): building for its own
+        // architecture there, pkg-config and the C compiler see the host's libraries.
+        native_host: cfg!(target_env = "musl")
+            && Arch::host() == Some(target.arch)
+            && target.triple.ends_with("-musl"),
+    }
 }
 
 /// A `--target` that does not link musl statically: glibc's targets link `libc.so`, which a

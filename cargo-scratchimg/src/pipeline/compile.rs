@@ -15,7 +15,7 @@ use crate::cargo::{BuiltBinary, elf};
 use crate::env::Env;
 use crate::image::sha256;
 use crate::report::Reporter;
-use crate::sbom::{CrateGraph, auditable};
+use crate::sbom::{CLibrary, CrateGraph, auditable, linked};
 use crate::sink::PendingFile;
 use crate::target::Target;
 
@@ -23,6 +23,8 @@ use crate::target::Target;
 pub(crate) struct PlatformBuild {
     pub target: Target,
     pub binaries: Vec<BuiltBinary>,
+    /// The C libraries the build scripts of the target linked.
+    pub c_libraries: Vec<CLibrary>,
 }
 
 impl PlatformBuild {
@@ -62,13 +64,13 @@ pub(crate) fn compile(
         if plan.multi_platform() {
             report.status("Building", &target.arch.platform());
         }
-        let (running, adopted) = early.run(&build, &env.cargo)?;
+        let (running, adopted) = early.run(&build, env)?;
         if adopted {
             report.verbose("Building", &|| {
                 "went on with the build started early: the plan is the last run's".into()
             });
         }
-        let mut binaries = running.collect(&build)?;
+        let (mut binaries, mut scripts) = running.collect(&build)?;
         // cargo cannot see the link arguments the wrapper adds, so a binary it linked without
         // them (by an older cargo-scratchimg, say) stays "fresh". Such binaries are found by
         // their missing or different list, cleaned, and built once more.
@@ -82,7 +84,8 @@ pub(crate) fn compile(
             build.clean(&env.cargo, &stale)?;
             // Not held while the new ones are read.
             drop(std::mem::take(&mut binaries));
-            binaries = Running::spawn(build.command(&env.cargo))?.collect(&build)?;
+            (binaries, scripts) =
+                Running::spawn(&build, &env.cargo, &env.terminal)?.collect(&build)?;
             if !stale_lists(&lists, &binaries).is_empty() {
                 bail!(
                     "the binaries of {} do not carry their dependency list after relinking\nhelp: pass --no-auditable, and report this",
@@ -101,6 +104,7 @@ pub(crate) fn compile(
         builds.push(PlatformBuild {
             target: target.clone(),
             binaries,
+            c_libraries: linked::libraries(&scripts),
         });
     }
     Ok(builds)

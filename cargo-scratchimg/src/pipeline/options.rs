@@ -48,8 +48,10 @@ pub struct Options {
     pub registry: ClientOptions,
     /// The binaries carry their dependency lists (`.dep-v0`); `--no-auditable` turns it off.
     pub auditable: bool,
-    /// `--sbom`: the document put into each image and beside the output; `None` for none.
+    /// `--sbom`: the document beside the output and attached to a push; `None` for none.
     pub sbom: Option<SbomFormat>,
+    /// `--sbom-in-image`: the document goes into the image too.
+    pub sbom_in_image: bool,
     /// `--verify`: build again in a fresh target directory and fail if the digests differ.
     pub verify: bool,
     /// `--attach`: the attestations that go next to the image. `None` is the default: all of

@@ -107,7 +107,11 @@ fn fake_compile(
                     target: target.clone(),
                 })
                 .collect();
-            Ok(PlatformBuild { target, binaries })
+            Ok(PlatformBuild {
+                target,
+                binaries,
+                c_libraries: Vec::new(),
+            })
         })
         .collect()
 }
@@ -424,6 +428,8 @@ fn a_fixed_build_gives_the_pinned_bytes() {
     let report = Capture::new(Verbosity::Normal);
     let mut options = options(&out, Format::Archive);
     options.verify = false;
+    // As every image had its SBOM inside when the bytes were pinned.
+    options.sbom_in_image = true;
     let outcomes = run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
     let mut found = Vec::new();
     for outcome in &outcomes {

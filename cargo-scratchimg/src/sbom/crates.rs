@@ -68,3 +68,36 @@ impl CrateGraph {
         &self.crates[self.root]
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A graph of `(name, features, dependencies)`, the first the root, every crate runtime
+    /// unless its name ends in `!build`.
+    pub(crate) fn graph(crates: &[(&str, &[&str], &[usize])]) -> CrateGraph {
+        CrateGraph {
+            crates: crates
+                .iter()
+                .map(|(name, features, deps)| {
+                    let (name, kind) = match name.strip_suffix("!build") {
+                        Some(name) => (name, Kind::Build),
+                        None => (*name, Kind::Runtime),
+                    };
+                    Crate {
+                        name: name.to_string(),
+                        version: "1.0.0".into(),
+                        source: Source::CratesIo,
+                        license: None,
+                        checksum: None,
+                        kind,
+                        dependencies: deps.to_vec(),
+                        features: features.iter().map(|f| f.to_string()).collect(),
+                    }
+                })
+                .collect(),
+            root: 0,
+            features: Vec::new(),
+        }
+    }
+}

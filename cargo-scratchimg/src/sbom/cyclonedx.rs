@@ -37,6 +37,7 @@ struct Component {
     #[serde(rename = "bom-ref", skip_serializing_if = "Option::is_none")]
     bom_ref: Option<String>,
     name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
@@ -130,27 +131,28 @@ pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
                 .collect(),
         });
     }
-    // C libraries built into the binary from the sources a crate bundles.
-    for library in super::vendored::detect(graph) {
+    // C libraries the crates' build scripts linked into the binary. A version that could not
+    // be read is left out (CycloneDX makes it optional), the crate's said in the description.
+    for library in &sbom.c_libraries {
+        let Some(linked_by) = super::linked::linker(library, graph) else {
+            continue;
+        };
         components.push(Component {
             kind: "library",
             bom_ref: Some(library.purl.clone()),
-            name: library.name.to_string(),
+            name: library.name.clone(),
             version: library.version.clone().unwrap_or_default(),
-            description: Some(format!(
-                "C library built into the binary by {}",
-                library.from
-            )),
+            description: Some(library.comment.clone()),
             cpe: library.cpe.clone(),
             purl: Some(library.purl.clone()),
             ..Component::default()
         });
-        let linker = purl(&graph.crates[library.linked_by]);
+        let linker = purl(&graph.crates[linked_by]);
         if let Some(dependency) = dependencies.iter_mut().find(|d| d.reference == linker) {
             dependency.depends_on.push(library.purl.clone());
         }
         dependencies.push(Dependency {
-            reference: library.purl,
+            reference: library.purl.clone(),
             depends_on: Vec::new(),
         });
     }
@@ -242,5 +244,36 @@ mod tests {
             bom["components"][2]["hashes"][0]["content"],
             "ab".repeat(32)
         );
+    }
+
+    #[test]
+    fn linked_c_libraries_are_components() {
+        let bom: Value =
+            serde_json::from_slice(&render(&crate::sbom::tests::with_c_libraries()).unwrap())
+                .unwrap();
+        let components = bom["components"].as_array().unwrap();
+        let component = |name: &str| components.iter().find(|c| c["name"] == name);
+        let zstd = component("zstd").expect("zstd");
+        assert_eq!(zstd["version"], "1.5.7");
+        assert_eq!(
+            zstd["cpe"],
+            "cpe:2.3:a:facebook:zstandard:1.5.7:*:*:*:*:*:*:*"
+        );
+        let sqlite = component("sqlite").expect("sqlite");
+        assert!(sqlite.get("version").is_none(), "{sqlite}");
+        assert!(
+            sqlite["description"]
+                .as_str()
+                .unwrap()
+                .contains("libsqlite3-sys 0.35.0")
+        );
+        assert!(component("elsewhere").is_none());
+        let zstd_sys = bom["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ref"] == "pkg:cargo/zstd-sys@2.0.15+zstd.1.5.7")
+            .unwrap();
+        assert_eq!(zstd_sys["dependsOn"][0], "pkg:generic/zstd@1.5.7");
     }
 }

@@ -8,12 +8,14 @@
 pub(crate) mod auditable;
 pub(crate) mod crates;
 mod cyclonedx;
+pub(crate) mod linked;
 mod spdx;
 pub(crate) mod vendored;
 
 use anyhow::Result;
 
 pub(crate) use crates::{Crate, CrateGraph, Kind, Source};
+pub(crate) use linked::{BuildScript, CLibrary};
 
 /// The directory of the image that holds the SBOM.
 pub(crate) const IMAGE_DIR: &str = "usr/share/doc/sbom";
@@ -75,6 +77,8 @@ pub(crate) struct Subject {
 pub(crate) struct Sbom {
     pub subject: Subject,
     pub crates: CrateGraph,
+    /// The C libraries the build scripts of the binary's crates linked into it.
+    pub c_libraries: Vec<CLibrary>,
     pub base: Vec<Component>,
     /// The build's one timestamp, not the wall clock.
     pub created: jiff::Timestamp,
@@ -161,6 +165,7 @@ pub(crate) mod tests {
                 root: 0,
                 features: Vec::new(),
             },
+            c_libraries: Vec::new(),
             base: vec![
                 Component {
                     name: "ca-certificates",
@@ -180,6 +185,40 @@ pub(crate) mod tests {
             ],
             created: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
         }
+    }
+
+    /// [`sbom`] with zstd-sys (zstd 1.5.7) and libsqlite3-sys (a SQLite whose version was not
+    /// read) in the binary, and a library of a crate that is not.
+    pub(crate) fn with_c_libraries() -> Sbom {
+        let mut sbom = sbom();
+        for (name, version) in [
+            ("zstd-sys", "2.0.15+zstd.1.5.7"),
+            ("libsqlite3-sys", "0.35.0"),
+        ] {
+            sbom.crates.crates.push(Crate {
+                name: name.into(),
+                version: version.into(),
+                ..sbom.crates.crates[3].clone()
+            });
+        }
+        sbom.crates.crates[0].dependencies.extend([4, 5]);
+        let library = |name: &str, krate: &str, krate_version: &str| {
+            let scripts = [BuildScript {
+                krate: krate.into(),
+                version: krate_version.into(),
+                manifest_dir: "/nonexistent".into(),
+                out_dir: "/nonexistent".into(),
+                features: Vec::new(),
+                static_libs: vec![name.into()],
+            }];
+            linked::libraries(&scripts).remove(0)
+        };
+        sbom.c_libraries = vec![
+            library("zstd", "zstd-sys", "2.0.15+zstd.1.5.7"),
+            library("sqlite3", "libsqlite3-sys", "0.35.0"),
+            library("elsewhere", "not-linked", "1.0.0"),
+        ];
+        sbom
     }
 
     #[test]

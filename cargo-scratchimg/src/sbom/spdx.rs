@@ -42,6 +42,8 @@ struct Package {
     package_file_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
     supplier: &'static str,
     download_location: String,
     files_analyzed: bool,
@@ -63,6 +65,7 @@ impl Package {
             version_info: version,
             package_file_name: None,
             summary: None,
+            comment: None,
             supplier: NOASSERTION,
             download_location: NOASSERTION.into(),
             files_analyzed: false,
@@ -155,12 +158,18 @@ pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
     }
     relationships.push(Relationship::new(IMAGE_ID, "CONTAINS", &ids[graph.root]));
 
-    // C libraries built into the binary from the sources a crate bundles.
-    for library in super::vendored::detect(graph) {
+    // C libraries the crates' build scripts linked into the binary.
+    for library in &sbom.c_libraries {
+        let Some(linked_by) = super::linked::linker(library, graph) else {
+            continue;
+        };
         let id = format!(
             "SPDXRef-C-{}-{}",
-            library.name,
-            library.version.as_deref().unwrap_or("bundled")
+            clean(&library.name),
+            library
+                .version
+                .as_deref()
+                .map_or("NOASSERTION".into(), clean)
         );
         let mut refs = Vec::new();
         if let Some(cpe) = &library.cpe {
@@ -172,26 +181,19 @@ pub(super) fn render(sbom: &Sbom) -> Result<Vec<u8>> {
         }
         refs.push(purl_ref(library.purl.clone()));
         packages.push(Package {
-            summary: Some(format!(
-                "C library built into the binary by {}",
-                library.from
-            )),
+            comment: Some(library.comment.clone()),
             external_refs: refs,
             ..Package::new(
                 id.clone(),
-                library.name.to_string(),
+                library.name.clone(),
                 library
                     .version
                     .clone()
-                    .unwrap_or_else(|| format!("the one {} bundles", library.from)),
+                    .unwrap_or_else(|| NOASSERTION.into()),
                 "LIBRARY",
             )
         });
-        relationships.push(Relationship::new(
-            &ids[library.linked_by],
-            "STATIC_LINK",
-            &id,
-        ));
+        relationships.push(Relationship::new(&ids[linked_by], "STATIC_LINK", &id));
     }
 
     for component in &sbom.base {
@@ -243,6 +245,19 @@ fn purl_ref(locator: String) -> ExternalRef {
     }
 }
 
+/// `text` with what SPDX ids may not hold replaced.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '.' {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// `SPDXRef-Crate-<name>-<version>`, with what SPDX ids may not hold replaced, unique.
 fn crate_ids(crates: &[Crate]) -> Vec<String> {
     let mut seen = HashSet::new();
@@ -250,17 +265,6 @@ fn crate_ids(crates: &[Crate]) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let clean = |s: &str| {
-                s.chars()
-                    .map(|ch| {
-                        if ch.is_ascii_alphanumeric() || ch == '.' {
-                            ch
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect::<String>()
-            };
             let mut id = format!("SPDXRef-Crate-{}-{}", clean(&c.name), clean(&c.version));
             if matches!(c.source, Source::Git { .. } | Source::Registry(_))
                 || !seen.insert(id.clone())
@@ -330,22 +334,20 @@ mod tests {
     }
 
     #[test]
-    fn bundled_c_libraries_are_packages_with_a_cpe() {
-        let mut sbom = sbom();
-        sbom.crates.crates.push(Crate {
-            name: "zstd-sys".into(),
-            version: "2.0.15+zstd.1.5.7".into(),
-            features: vec!["std".into()],
-            ..sbom.crates.crates[3].clone()
-        });
-        sbom.crates.crates[0].dependencies.push(4);
-        let doc: Value = serde_json::from_slice(&render(&sbom).unwrap()).unwrap();
-        let zstd = doc["packages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "zstd")
-            .expect("zstd is listed");
+    fn linked_c_libraries_are_packages_with_a_cpe() {
+        let doc: Value =
+            serde_json::from_slice(&render(&crate::sbom::tests::with_c_libraries()).unwrap())
+                .unwrap();
+        let package = |name: &str| {
+            doc["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{name} is not listed"))
+                .clone()
+        };
+        let zstd = package("zstd");
         assert_eq!(zstd["versionInfo"], "1.5.7");
         assert_eq!(zstd["externalRefs"][0]["referenceType"], "cpe23Type");
         assert_eq!(
@@ -356,13 +358,32 @@ mod tests {
             zstd["externalRefs"][1]["referenceLocator"],
             "pkg:generic/zstd@1.5.7"
         );
+        // A version that could not be read is no assertion, with the crate's in a comment.
+        let sqlite = package("sqlite");
+        assert_eq!(sqlite["versionInfo"], "NOASSERTION");
         assert!(
-            doc["relationships"]
+            sqlite["comment"]
+                .as_str()
+                .unwrap()
+                .contains("libsqlite3-sys 0.35.0"),
+            "{sqlite}"
+        );
+        let relationships = doc["relationships"].as_array().unwrap();
+        for id in ["SPDXRef-C-zstd-1.5.7", "SPDXRef-C-sqlite-NOASSERTION"] {
+            assert!(
+                relationships.iter().any(
+                    |r| r["relationshipType"] == "STATIC_LINK" && r["relatedSpdxElement"] == id
+                ),
+                "{id}"
+            );
+        }
+        // A library whose crate is not in this binary is not listed.
+        assert!(
+            !doc["packages"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|r| r["relationshipType"] == "STATIC_LINK"
-                    && r["relatedSpdxElement"] == "SPDXRef-C-zstd-1.5.7")
+                .any(|p| p["name"] == "elsewhere")
         );
     }
 

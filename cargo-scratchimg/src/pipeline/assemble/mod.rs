@@ -92,10 +92,7 @@ pub(crate) fn assemble_one(
         "the builds are not those of the plan's platforms (a bug in cargo-scratchimg)"
     );
     for (build, platform) in builds.iter().zip(&image.platforms) {
-        let binaries: Vec<&BuiltBinary> = build
-            .binaries_of(&image.package.name, &image.bins)
-            .collect();
-        let (packed, documents) = packer.pack(platform, &binaries)?;
+        let (packed, documents) = packer.pack(platform, build)?;
         images.push(packed);
         sboms.extend(documents);
     }
@@ -123,7 +120,7 @@ impl Packer<'_, '_> {
     fn pack(
         &self,
         platform: &PlatformImage,
-        binaries: &[&BuiltBinary],
+        build: &PlatformBuild,
     ) -> Result<(Image, Vec<SbomDocument>)> {
         let Packer {
             plan,
@@ -131,6 +128,9 @@ impl Packer<'_, '_> {
             report,
             ..
         } = *self;
+        let binaries: Vec<&BuiltBinary> = build
+            .binaries_of(&image.package.name, &image.bins)
+            .collect();
         let target = &platform.target;
         let mut builder = ImageBuilder::new(target.arch, image.created).layer(image.base.clone());
         if let Some(files) = &image.files {
@@ -147,10 +147,10 @@ impl Packer<'_, '_> {
             binaries.iter().map(|b| (b.name.as_str(), b.content())),
             image.date.seconds,
         )?;
-        let mut comment = app_comment(binaries);
+        let mut comment = app_comment(&binaries);
         let mut documents = Vec::new();
         if let (Some(format), Some(graph)) = (plan.sbom, &platform.graph) {
-            for binary in binaries {
+            for binary in &binaries {
                 let bytes = Sbom {
                     subject: Subject {
                         image: image.name.clone(),
@@ -158,13 +158,18 @@ impl Packer<'_, '_> {
                         sha256: binary.sha256.digest().to_string(),
                     },
                     crates: graph.clone(),
+                    c_libraries: sbom::linked::linked_into(&build.c_libraries, graph),
                     base: rootfs::base_components(&image.settings.base),
                     created: image.created,
                 }
                 .render(format)?;
-                let file = sbom::image_path(&binary.name, format);
-                app_files.file(&file, bytes.clone(), 0o644, Owner::ROOT)?;
-                comment.push_str(&format!(" + /{file}"));
+                // Not in the image unless asked: scanners that read SBOM files in images (Trivy)
+                // would list every crate twice, with the binary's own list.
+                if plan.sbom_in_image {
+                    let file = sbom::image_path(&binary.name, format);
+                    app_files.file(&file, bytes.clone(), 0o644, Owner::ROOT)?;
+                    comment.push_str(&format!(" + /{file}"));
+                }
                 documents.push(SbomDocument {
                     target: target.clone(),
                     bin: binary.name.clone(),

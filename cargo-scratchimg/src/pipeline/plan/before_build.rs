@@ -30,10 +30,12 @@ pub(super) fn check(
             .map(|(_, v)| v.as_str())
             .collect();
         findings.extend(checks::target_finding(target, &rustflags));
+        let lookups = checks::lookups(target, env);
         // Each image's binaries: its package's graph.
         for image in images {
             if let Some(graph) = graphs.get(image.package.name.as_str()) {
-                let found = checks::graph_findings(&image.package.name, graph);
+                let package = checks::PackageFeatures::of(&image.package);
+                let found = checks::graph_findings(&package, graph, &lookups);
                 findings.extend(
                     found
                         .into_iter()

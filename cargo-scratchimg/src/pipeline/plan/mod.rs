@@ -59,6 +59,8 @@ pub(crate) struct Plan {
     pub threads: usize,
     pub format: Format,
     pub sbom: Option<SbomFormat>,
+    /// The SBOM goes into the image too (`--sbom-in-image`).
+    pub sbom_in_image: bool,
     /// The binaries carry their dependency lists: asked for, and our wrapper can link them.
     pub auditable: bool,
     pub verify: bool,
@@ -144,6 +146,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             threads,
             format: options.format,
             sbom: options.sbom,
+            sbom_in_image: options.sbom_in_image,
             auditable: build.auditable,
             verify: options.verify,
             attach: options.attach.unwrap_or(Attach::All),
