@@ -68,12 +68,14 @@ fn parse_reference(reference: &str) -> Result<(Repository, String)> {
 /// status line as it is made; any problem fails it, listing them all.
 pub fn verify_remote(options: &VerifyOptions, report: &dyn Reporter) -> Result<Verification> {
     let (repository, which) = parse_reference(&options.reference)?;
-    let text = std::fs::read_to_string(&options.key).with_context(|| {
-        format!(
-            "could not read --key {}\nhelp: give the PEM public key the image was signed for",
-            options.key.display()
-        )
-    })?;
+    let text =
+        crate::input_file::read(&options.key, crate::input_file::KEY_LIMIT).with_context(|| {
+            format!(
+                "could not read --key {}\nhelp: give the PEM public key the image was signed for",
+                options.key.display()
+            )
+        })?;
+    let text = String::from_utf8_lossy(&text);
     let key = VerifyingKey::from_pem(&text, &format!("--key {}", options.key.display()))?;
     let registry = Registry::connect(repository.registry(), &options.registry, report)?;
     let session = registry.read_session(repository.repository(), report)?;

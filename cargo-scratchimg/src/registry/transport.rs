@@ -109,8 +109,13 @@ fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts> {
         );
     }
     for file in ca_files {
-        let pem = std::fs::read(file)
-            .with_context(|| format!("could not read --registry-ca {}", file.display()))?;
+        let pem = crate::input_file::read(file, crate::input_file::CERTIFICATES_LIMIT)
+            .with_context(|| {
+                format!(
+                    "could not read --registry-ca {}\nhelp: give a PEM file of the registry's CA certificates",
+                    file.display()
+                )
+            })?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
             if let PemItem::Certificate(cert) =

@@ -33,20 +33,29 @@ impl std::fmt::Debug for KeySource {
 }
 
 impl KeySource {
-    /// The key, read and parsed: `None` without one.
-    pub(crate) fn load(&self) -> anyhow::Result<Option<SigningKey>> {
+    /// The key, read and parsed: `None` without one. A key file others can read is a
+    /// warning to `report`.
+    pub(crate) fn load(
+        &self,
+        report: &dyn crate::report::Reporter,
+    ) -> anyhow::Result<Option<SigningKey>> {
         use anyhow::Context;
         match self {
             KeySource::None => Ok(None),
             KeySource::File(path) => {
-                let text = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
-                    format!(
-                        "could not read --sign-key {}\nhelp: give the path of a PEM private key",
-                        path.display()
-                    )
-                })?);
-                let text = String::from_utf8_lossy(&text);
                 let origin = format!("--sign-key {}", path.display());
+                let text = crate::input_file::RegularFile::open(path)
+                    .and_then(|file| {
+                        if let Some(warning) = file.exposed_key_warning(&origin) {
+                            report.warn(&warning);
+                        }
+                        file.read(crate::input_file::KEY_LIMIT)
+                    })
+                    .with_context(|| {
+                        format!("could not read {origin}\nhelp: give the path of a PEM private key")
+                    })?;
+                let text = zeroize::Zeroizing::new(text);
+                let text = String::from_utf8_lossy(&text);
                 let key = SigningKey::from_pem(&text, &origin);
                 if let std::borrow::Cow::Owned(mut owned) = text {
                     zeroize::Zeroize::zeroize(&mut owned);
