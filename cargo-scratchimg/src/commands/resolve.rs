@@ -352,7 +352,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
-        let error = read_inputs(&[fifo.clone()], dir.path()).unwrap_err();
+        let error = read_inputs(std::slice::from_ref(&fifo), dir.path()).unwrap_err();
         assert_eq!(
             format!("{error:#}"),
             format!(
