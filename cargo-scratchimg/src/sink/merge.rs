@@ -10,6 +10,10 @@ use crate::image::{Blob, ImageRef};
 use crate::registry::{Mount, Registry, Session};
 use crate::report::Reporter;
 
+/// The largest blob copied from one registry to another (it passes through memory): far more
+/// than the layers of a static program.
+const COPY_LIMIT: u64 = 512 * 1024 * 1024;
+
 /// Where a blob of an index's image is.
 pub(crate) enum BlobSource<'a> {
     /// Read from a file the tool wrote.
@@ -23,7 +27,7 @@ pub(crate) enum BlobSource<'a> {
 }
 
 impl BlobSource<'_> {
-    fn digest(&self) -> &oci_spec::image::Digest {
+    pub(crate) fn digest(&self) -> &oci_spec::image::Digest {
         match self {
             BlobSource::Local(blob) => blob.digest(),
             BlobSource::Remote { descriptor, .. } => descriptor.digest(),
@@ -125,6 +129,14 @@ fn place(
                 }
                 first = Some(mount);
             }
+            // Copied through memory: bounded, whatever the source manifest says.
+            anyhow::ensure!(
+                descriptor.size() <= COPY_LIMIT,
+                "blob {digest} of {} is {} bytes, more than the {COPY_LIMIT} cargo scratchimg copies between registries\nhelp: push that image to {} first: blobs in the same registry are mounted, not copied",
+                from.host(),
+                descriptor.size(),
+                registry.host()
+            );
             let pull = from.read_session(repository, report)?;
             std::borrow::Cow::Owned(pull.get_blob(digest.as_ref(), descriptor.size())?)
         }
