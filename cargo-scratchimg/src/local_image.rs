@@ -224,7 +224,7 @@ impl Blobs {
             }
             other => bail!(
                 "index.json names a {}, not an image or index",
-                one_line(&other.to_string(), 100)
+                one_line(other.as_ref(), 100)
             ),
         }
     }

@@ -89,7 +89,7 @@ pub(crate) fn check_layer(blob: &Blob, diff_id: &Digest) -> Result<()> {
         if holds != says {
             bail!(
                 "layer {digest} is labelled {} but holds {holds} data\nhelp: give an image as cargo scratchimg wrote it; this one was changed",
-                one_line(&media_type.to_string(), 100)
+                one_line(media_type.as_ref(), 100)
             );
         }
         let mut unpack = || -> io::Result<(Digest, u64, u64)> {
@@ -147,7 +147,7 @@ fn format_of_type(media_type: &MediaType) -> Result<&'static str> {
         MediaType::ImageLayer => "tar",
         other => bail!(
             "{} is not a layer cargo-scratchimg reads",
-            one_line(&other.to_string(), 100)
+            one_line(other.as_ref(), 100)
         ),
     })
 }
