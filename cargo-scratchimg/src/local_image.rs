@@ -293,3 +293,205 @@ impl Blobs {
         Ok(blob)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::image::{ImageBuilder, Layer, LayerBuilder, Owner};
+    use crate::target::Arch;
+
+    fn layer(content: &'static [u8]) -> Layer {
+        let mut files = LayerBuilder::new(0);
+        files.file("app/x", content, 0o755, Owner::ROOT).unwrap();
+        files.build("x").unwrap()
+    }
+
+    /// An OCI layout of one image in `dir`; its manifest as JSON, to change.
+    fn layout(dir: &Path) -> Value {
+        let image = ImageBuilder::new(Arch::Amd64, jiff::Timestamp::UNIX_EPOCH)
+            .layer(layer(b"good"))
+            .build()
+            .unwrap();
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        for blob in std::iter::once(image.manifest()).chain(image.blobs()) {
+            put(dir, blob);
+        }
+        point_at(dir, image.manifest());
+        serde_json::from_slice(image.manifest().data()).unwrap()
+    }
+
+    fn put(dir: &Path, blob: &Blob) {
+        std::fs::write(dir.join(blob.layout_path()), blob.read_all()).unwrap();
+    }
+
+    /// `index.json` naming `manifest`.
+    fn point_at(dir: &Path, manifest: &Blob) {
+        let index = json!({"schemaVersion": 2, "manifests": [manifest.descriptor()]});
+        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    }
+
+    /// Writes `manifest` as the image's manifest.
+    fn replace_manifest(dir: &Path, manifest: &Value) {
+        let blob = Blob::new(MediaType::ImageManifest, manifest.to_string().into_bytes());
+        put(dir, &blob);
+        point_at(dir, &blob);
+    }
+
+    /// The error reading `dir` gives, at once.
+    fn refused(dir: &Path) -> String {
+        let started = Instant::now();
+        let error = format!("{:#}", read_oci_dir(dir).unwrap_err());
+        assert!(started.elapsed().as_secs() < 5, "{error}");
+        error
+    }
+
+    fn layer_path(dir: &Path, manifest: &Value) -> PathBuf {
+        let digest: Digest = manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        dir.join(layout_path(&digest))
+    }
+
+    #[test]
+    fn a_layout_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path());
+        let artifact = read_oci_dir(dir.path()).unwrap();
+        crate::image::validate(&artifact.images()[0]).unwrap();
+    }
+
+    #[test]
+    fn blobs_that_are_no_files_are_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = layout(dir.path());
+        let path = layer_path(dir.path(), &manifest);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(
+            refused(dir.path()).ends_with("it is a character device, not a file"),
+            "{}",
+            refused(dir.path())
+        );
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(refused(dir.path()).ends_with("it is a FIFO (named pipe), not a file"));
+    }
+
+    #[test]
+    fn a_manifest_of_countless_layers_is_refused_before_any_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = layout(dir.path());
+        let one = manifest["layers"][0].clone();
+        manifest["layers"] = Value::Array(vec![one; 20_000]);
+        replace_manifest(dir.path(), &manifest);
+        assert!(
+            refused(dir.path()).contains("lists 20000 layers, more than the 128 an image may have"),
+            "{}",
+            refused(dir.path())
+        );
+    }
+
+    #[test]
+    fn substituted_or_mislabelled_layers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = layout(dir.path());
+        // Another layer in its place, under its own digest: the config's diff_id tells.
+        let other = layer(b"evil");
+        put(dir.path(), other.blob());
+        let good = manifest.clone();
+        manifest["layers"][0] = serde_json::to_value(other.blob().descriptor()).unwrap();
+        replace_manifest(dir.path(), &manifest);
+        assert!(
+            refused(dir.path()).contains("is not the digest of its layer"),
+            "{}",
+            refused(dir.path())
+        );
+        // The same gzip bytes, said to be zstd.
+        let mut mislabelled = good.clone();
+        mislabelled["layers"][0]["mediaType"] =
+            json!("application/vnd.oci.image.layer.v1.tar+zstd");
+        replace_manifest(dir.path(), &mislabelled);
+        assert!(
+            refused(dir.path()).contains(
+                "is labelled application/vnd.oci.image.layer.v1.tar+zstd but holds gzip data"
+            ),
+            "{}",
+            refused(dir.path())
+        );
+        // A blob whose size is not its descriptor's.
+        let path = layer_path(dir.path(), &good);
+        replace_manifest(dir.path(), &good);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&bytes.clone());
+        std::fs::write(&path, bytes).unwrap();
+        assert!(
+            refused(dir.path()).contains("not the"),
+            "{}",
+            refused(dir.path())
+        );
+    }
+
+    #[test]
+    fn tars_with_a_path_twice_are_refused_and_unnamed_entries_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("layout");
+        layout(&root);
+        let tar = dir.path().join("image.tar");
+        let status = std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&root)
+            .args(["oci-layout", "index.json", "blobs"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // A sparse entry of 7 GiB that nothing names: its headers are read, its data skipped.
+        let sparse = root.join("big");
+        std::fs::File::create(&sparse)
+            .unwrap()
+            .set_len(7 << 30)
+            .unwrap();
+        let status = std::process::Command::new("tar")
+            .args(["--sparse", "-rf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&root)
+            .arg("big")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        read_archive(&tar).unwrap();
+        assert!(started.elapsed().as_secs() < 5);
+        // index.json a second time, last: which one a reader takes is up to it.
+        let status = std::process::Command::new("tar")
+            .arg("-rf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&root)
+            .arg("index.json")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let error = format!("{:#}", read_archive(&tar).unwrap_err());
+        assert_eq!(
+            error,
+            format!(
+                "{} holds index.json twice\nhelp: give a tar that cargo scratchimg wrote",
+                tar.display()
+            )
+        );
+    }
+}
