@@ -141,16 +141,19 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A finding; what it quotes of the registry is cleaned onto one line.
     fn ok(&mut self, line: String) {
+        let line = one_line(&line, 500);
         self.report.status("Verified", &line);
         self.found.push(line);
     }
 
+    /// A problem; what it quotes of the registry is cleaned onto one line, which can then
+    /// never pass for a line of ours.
     fn problem(&mut self, line: String) {
-        self.problems.push(format!(
-            "{} {}: {line}",
-            self.what,
-            short_digest(self.digest)
+        self.problems.push(one_line(
+            &format!("{} {}: {line}", self.what, short_digest(self.digest)),
+            500,
         ));
     }
 
