@@ -43,6 +43,8 @@ impl LayerCache {
     pub(crate) fn open(tool_dir: &ToolDir) -> LayerCache {
         let mut store = Store::open(tool_dir, "layers", KEEP);
         store.bytes = Some(BUDGET);
+        // What killed runs left goes now, even when this run writes no entry.
+        let _ = store.prune();
         LayerCache { store }
     }
 
