@@ -121,6 +121,7 @@ fn run_options(args: RunArgs, env: &Env) -> Result<(Options, RunOptions)> {
         env: std::mem::take(&mut options.image.env),
         args: args.args,
         tty: env.terminal.stdin && env.terminal.stdout,
+        stop_timeout: args.stop_timeout,
     };
     Ok((options, run))
 }

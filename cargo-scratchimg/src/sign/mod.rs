@@ -44,21 +44,23 @@ impl KeySource {
             KeySource::None => Ok(None),
             KeySource::File(path) => {
                 let origin = format!("--sign-key {}", path.display());
-                let text = crate::input_file::RegularFile::open(path)
-                    .and_then(|file| {
-                        if let Some(warning) = file.exposed_key_warning(&origin) {
-                            report.warn(&warning);
-                        }
-                        file.read(crate::input_file::KEY_LIMIT)
-                    })
-                    .with_context(|| {
-                        format!("could not read {origin}\nhelp: give the path of a PEM private key")
-                    })?;
+                let read = || {
+                    let file = crate::input_file::RegularFile::open(path)?;
+                    let exposed = file.exposed_key_warning(&origin);
+                    Ok::<_, std::io::Error>((file.read(crate::input_file::KEY_LIMIT)?, exposed))
+                };
+                let (text, exposed) = read().with_context(|| {
+                    format!("could not read {origin}\nhelp: give the path of a PEM private key")
+                })?;
                 let text = zeroize::Zeroizing::new(text);
                 let text = String::from_utf8_lossy(&text);
                 let key = SigningKey::from_pem(&text, &origin);
                 if let std::borrow::Cow::Owned(mut owned) = text {
                     zeroize::Zeroize::zeroize(&mut owned);
+                }
+                // Only a private key is worth keeping to oneself.
+                if let (Ok(_), Some(warning)) = (&key, exposed) {
+                    report.warn(&warning);
                 }
                 key.map(Some)
             }
