@@ -51,7 +51,9 @@ fn key_and_certificate_files_that_are_no_files_are_refused_at_once() {
         assert_refused(
             &run,
             &format!("{flag} {file}"),
-            &format!("error: could not read {flag} {file}\n\nCaused by:\n  it is {kind}, not a file\n"),
+            &format!(
+                "error: could not read {flag} {file}\n\nCaused by:\n  it is {kind}, not a file\n"
+            ),
             root,
         );
     }

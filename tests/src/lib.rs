@@ -552,13 +552,20 @@ impl Bounded {
     pub fn assert_refused(&self, message: &str, seconds: u64, mib: u64) {
         let stderr = self.stderr();
         assert_eq!(self.output.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(message), "expected {message:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(message),
+            "expected {message:?} in:\n{stderr}"
+        );
         assert!(
             self.elapsed < std::time::Duration::from_secs(seconds),
             "took {:?}: {stderr}",
             self.elapsed
         );
-        assert!(self.peak_kib < mib * 1024, "held {} KiB: {stderr}", self.peak_kib);
+        assert!(
+            self.peak_kib < mib * 1024,
+            "held {} KiB: {stderr}",
+            self.peak_kib
+        );
     }
 }
 

@@ -112,8 +112,11 @@ fn place(
         return Ok(());
     }
     let mut first = None;
+    // A file's blob is read from it as it goes up (as often as the upload is tried); another
+    // registry's is fetched into memory, checked against its digest, first.
+    let fetched: Blob;
     let data = match blob {
-        BlobSource::Local(blob) => std::borrow::Cow::Borrowed(blob.data()),
+        BlobSource::Local(blob) => blob,
         BlobSource::Remote {
             descriptor,
             registry: from,
@@ -138,15 +141,16 @@ fn place(
                 registry.host()
             );
             let pull = from.read_session(repository, report)?;
-            std::borrow::Cow::Owned(pull.get_blob(digest.as_ref(), descriptor.size())?)
+            let bytes = pull.get_blob(digest.as_ref(), descriptor.size())?;
+            fetched = Blob::new(descriptor.media_type().clone(), bytes);
+            &fetched
         }
     };
     let first = match first {
         Some(mount) => mount,
         None => session.start_upload(digest, None)?,
     };
-    let body = || Ok(Box::new(&data[..]) as Box<dyn std::io::Read + Send>);
-    session.upload(digest, data.len() as u64, &body, first, &|_| {})?;
+    session.upload(digest, data.size(), &|| data.reader(), first, &|_| {})?;
     merged.uploaded += 1;
     report.verbose("Uploaded", &|| format!("{digest}"));
     Ok(())
