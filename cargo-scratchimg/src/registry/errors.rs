@@ -102,11 +102,6 @@ pub(super) fn transport_error(
             "registry {host} stopped taking {what} (see --registry-timeout)"
         ));
     }
-    if let ureq::Error::Timeout(ureq::Timeout::PerRead) = &error {
-        return RequestError::transient(format!(
-            "registry {host} stalled in its answer to {what} (see --registry-timeout)"
-        ));
-    }
     if timed_out(&error) {
         return RequestError::transient(format!(
             "registry {host} did not answer {what} within {} (see --registry-timeout)",
