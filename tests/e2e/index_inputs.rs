@@ -9,24 +9,8 @@ use std::process::{Command, Stdio};
 
 use scratchimg_tests::proxy::{Fault, Proxy};
 use scratchimg_tests::registry::{Registry, Settings};
-use scratchimg_tests::{
-    Bounded, example, require_musl_target, require_tool, run_bounded, run_ok, shared_target_dir,
-    tool,
-};
+use scratchimg_tests::{Bounded, example, hello_build, require_tool, run_bounded, run_ok, tool};
 use serde_json::{Value, json};
-
-/// A build of hello for `platform` with `args`; its JSON result.
-fn build(platform: &str, args: &[&str]) -> Value {
-    require_musl_target();
-    serde_json::from_str(&run_ok(
-        tool(&example("hello"))
-            .args(["--platform", platform, "--message-format", "json"])
-            .args(args)
-            .arg("--target-dir")
-            .arg(shared_target_dir("hello")),
-    ))
-    .unwrap()
-}
 
 /// `index --push TAG SOURCES…` bounded to 2 GiB of address space.
 fn index(tag: &str, sources: &[&str], timeout: &str) -> Bounded {
@@ -124,7 +108,7 @@ impl Layout {
 /// A fresh copy of hello's arm64 OCI directory in `dir`.
 fn arm64_layout(dir: &Path, name: &str) -> Layout {
     let path = dir.join(name);
-    build(
+    hello_build(
         "linux/arm64",
         &["--format", "oci-dir", "-o", path.to_str().unwrap()],
     );
@@ -327,7 +311,7 @@ fn what_a_registry_sends_is_read_within_bounds() {
     require_tool("curl", &["--version"]);
     let registry = Registry::start(Settings::default());
     let amd64 = format!("{}/scratchimg-e2e/bounds:amd64", registry.host);
-    let pushed = build("linux/amd64", &["--push", &amd64]);
+    let pushed = hello_build("linux/amd64", &["--push", &amd64]);
     let digest = pushed["digest"].as_str().unwrap().to_string();
     let size = run_ok(
         Command::new("curl")

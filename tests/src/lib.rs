@@ -522,6 +522,20 @@ pub fn assert_amd64_then_arm64(index: &serde_json::Value) {
     );
 }
 
+/// A build of examples/hello for `platform` with `args` (`--push REF`, `-o PATH`, …) in its
+/// shared target directory; its JSON result.
+pub fn hello_build(platform: &str, args: &[&str]) -> serde_json::Value {
+    require_musl_target();
+    serde_json::from_str(&run_ok(
+        tool(&example("hello"))
+            .args(["--platform", platform, "--message-format", "json"])
+            .args(args)
+            .arg("--target-dir")
+            .arg(shared_target_dir("hello")),
+    ))
+    .unwrap()
+}
+
 /// How a bounded run went: what it printed and its exit status, how long it took, and the
 /// most memory it held at once.
 pub struct Bounded {

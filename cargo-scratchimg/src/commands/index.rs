@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::env::Env;
 use crate::image::{
     Blob, DOCUMENT_LIMIT, INDEX_LIMIT, ImageRef, IndexEntry, LAYERS_LIMIT, Repository,
-    checked_platform, merged_index, parse, platform_name, platform_of,
+    checked_platform, merged_index, parse, platform_name, platform_of, shared_platform,
 };
 use crate::local_image;
 use crate::registry::{ClientOptions, Pulled, Registry, Session};
@@ -303,13 +303,9 @@ fn listed_images(index: &ImageIndex, source: &str) -> Result<Vec<(Digest, Option
         .iter()
         .filter_map(|(digest, platform)| Some((platform_name(platform.as_ref()?), digest)))
         .collect();
-    names.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(pair) = names.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+    if let Some((platform, a, b)) = shared_platform(&mut names) {
         bail!(
-            "{source} lists two images for {}: {} and {}\nhelp: give one image per platform",
-            pair[0].0,
-            pair[0].1,
-            pair[1].1
+            "{source} lists two images for {platform}: {a} and {b}\nhelp: give one image per platform"
         );
     }
     Ok(listed)

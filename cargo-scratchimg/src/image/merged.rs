@@ -61,6 +61,15 @@ pub(crate) fn checked_platform(platform: &Platform) -> Result<Platform> {
     Ok(checked)
 }
 
+/// Sorts `named` by platform name; the first platform two of them share, and those two.
+pub(crate) fn shared_platform<T>(named: &mut [(String, T)]) -> Option<(String, &T, &T)> {
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+        .windows(2)
+        .position(|pair| pair[0].0 == pair[1].0)
+        .map(|i| (named[i].0.clone(), &named[i].1, &named[i + 1].1))
+}
+
 /// The index document of `entries`, sorted by platform so that the same images give the same
 /// digest whatever order they were named in; two entries of one platform are refused.
 pub(crate) fn merged_index(entries: &[IndexEntry]) -> Result<Blob> {
@@ -68,13 +77,11 @@ pub(crate) fn merged_index(entries: &[IndexEntry]) -> Result<Blob> {
         .iter()
         .map(|e| (platform_name(&e.platform), e))
         .collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+    if let Some((platform, a, b)) = shared_platform(&mut sorted) {
         bail!(
-            "two images are for {}: {} and {}\nhelp: give one image per platform",
-            pair[0].0,
-            pair[0].1.manifest.digest(),
-            pair[1].1.manifest.digest()
+            "two images are for {platform}: {} and {}\nhelp: give one image per platform",
+            a.manifest.digest(),
+            b.manifest.digest()
         );
     }
     if sorted.is_empty() {

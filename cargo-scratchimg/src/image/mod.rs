@@ -25,7 +25,9 @@ pub(crate) use compress::{Algorithm, Compression, decompressor};
 pub(crate) use content::{Content, FilePart, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};
 pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
-pub(crate) use merged::{IndexEntry, checked_platform, merged_index, platform_name, platform_of};
+pub(crate) use merged::{
+    IndexEntry, checked_platform, merged_index, platform_name, platform_of, shared_platform,
+};
 pub(crate) use reference::{ImageRef, Repository, split_tag};
 pub(crate) use tar_stream::{Tar, TarReader};
 pub(crate) use validate::{
