@@ -101,9 +101,6 @@ pub fn index(options: &IndexOptions, env: &Env, report: &dyn Reporter) -> Result
             }
         }
     }
-    // One image named twice (by tag and by digest, or by two indexes) is one entry.
-    let mut seen = std::collections::HashSet::new();
-    images.retain(|(_, entry, _)| seen.insert(entry.manifest.digest().clone()));
     let entries: Vec<IndexEntry> = images.iter().map(|(_, entry, _)| entry.clone()).collect();
     let index = merged_index(&entries)?;
     for (_, entry, source) in &images {
