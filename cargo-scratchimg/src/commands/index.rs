@@ -254,8 +254,7 @@ fn pull<'r>(
     pulled
         .into_iter()
         .map(|(pulled, listed_as)| {
-            let image = remote_image(&session, registry, repository, pulled, source)?;
-            let (_, entry) = &image;
+            let (image, entry) = remote_image(&session, registry, repository, pulled, source)?;
             if let Some(listed_as) = listed_as
                 && platform_name(&listed_as) != platform_name(&entry.platform)
             {
@@ -266,7 +265,6 @@ fn pull<'r>(
                     platform_name(&entry.platform)
                 );
             }
-            let (image, entry) = image;
             Ok((image, entry, source.to_string()))
         })
         .collect()
