@@ -80,7 +80,8 @@ pub(crate) enum Command {
 /// The container is removed when it stops (--rm), gets a terminal when stdin is one, and its exit
 /// code is this command's. The image is tagged <name>:scratchimg-run, so each run replaces the
 /// last. Ctrl-C is passed on to the program; SIGTERM stops it as `docker stop` would, with the
-/// image's stop signal; a second one kills it.
+/// image's stop signal, then SIGKILL after --stop-timeout; a second one kills it at once. Killed
+/// itself, the tool takes the container with it.
 #[derive(Debug, Args)]
 #[command(max_term_width = 100)]
 pub(crate) struct RunArgs {
@@ -92,6 +93,11 @@ pub(crate) struct RunArgs {
     /// host's network where the engine has no bridge network]
     #[arg(long, value_name = "PORT", help_heading = RUN)]
     pub publish: Vec<String>,
+
+    /// After SIGTERM, how long the program has to stop on its stop signal before it is killed,
+    /// as `docker stop --time`, e.g. 30s or 0
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = RUN)]
+    pub stop_timeout: Duration,
 
     #[command(flatten)]
     pub build: BuildArgs,
@@ -386,7 +392,16 @@ pub(crate) struct BuildArgs {
 
 /// `30s`, `2m`, `1m30s`, `500ms` (jiff's friendly durations), or a number of seconds.
 fn parse_timeout(value: &str) -> Result<Duration, String> {
-    let duration = match value.trim().parse::<u64>() {
+    let duration = parse_duration(value)?;
+    if duration.is_zero() {
+        return Err("a limit of zero would fail every request: give e.g. 30s".to_string());
+    }
+    Ok(duration)
+}
+
+/// `30s`, `2m`, `1m30s` or `90` (seconds).
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    Ok(match value.trim().parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => value
             .trim()
@@ -394,11 +409,7 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
             .ok()
             .and_then(|d| Duration::try_from(d).ok())
             .ok_or_else(|| format!("`{value}` is not a duration: give e.g. 30s, 2m or 90"))?,
-    };
-    if duration.is_zero() {
-        return Err("a limit of zero would fail every request: give e.g. 30s".to_string());
-    }
-    Ok(duration)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -111,6 +111,19 @@ impl<T> std::ops::DerefMut for Temporary<T> {
     }
 }
 
+/// Locks a temporary file or directory (its open `file`) for as long as this process lives:
+/// however the process ends, even killed, the lock goes with it, and a later run sees the
+/// path [`abandoned`].
+pub(crate) fn hold(file: &std::fs::File) -> io::Result<()> {
+    file.lock()
+}
+
+/// Whether no live process [`hold`]s `path`, a temporary file or directory of a run: a run
+/// that was killed left it, and it may be removed.
+pub(crate) fn abandoned(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|file| file.try_lock().is_ok())
+}
+
 /// Spawns `command` (already set up as the leader of a process group of its own) and registers
 /// its group.
 pub(crate) fn spawn_group(

@@ -2,15 +2,15 @@
 
 mod cli;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
-    ImageFlags, IndexOptions, KeySource, Load, MessageFormat, Options, ResolveOptions, RetryPolicy,
-    RunOptions, SbomFormat, Secret, Shell, SignFormat, Verbosity, VerifyOptions, handle_interrupts,
-    interrupted, run_if_wrapping,
+    ImageFlags, IndexOptions, KEY_LIMIT, KeySource, Load, MessageFormat, Options, ResolveOptions,
+    RetryPolicy, RunOptions, SECRET_LIMIT, SbomFormat, Secret, Shell, SignFormat, Verbosity,
+    VerifyOptions, handle_interrupts, interrupted, read_stdin, run_if_wrapping,
 };
 use clap::Parser;
 
@@ -121,6 +121,7 @@ fn run_options(args: RunArgs, env: &Env) -> Result<(Options, RunOptions)> {
         env: std::mem::take(&mut options.image.env),
         args: args.args,
         tty: env.terminal.stdin && env.terminal.stdout,
+        stop_timeout: args.stop_timeout,
     };
     Ok((options, run))
 }
@@ -179,10 +180,10 @@ fn sign_key(file: Option<std::path::PathBuf>, from_stdin: bool) -> Result<KeySou
     if !from_stdin {
         return Ok(KeySource::None);
     }
-    let mut text = zeroize::Zeroizing::new(String::new());
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("could not read the signing key from stdin")?;
+    let bytes = zeroize::Zeroizing::new(
+        read_stdin(KEY_LIMIT).context("could not read the signing key from stdin")?,
+    );
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
     if text.trim().is_empty() {
         bail!(
             "--sign-key-stdin read nothing\nhelp: pipe the PEM key in, e.g. `cargo scratchimg --sign-key-stdin ... < key.pem`"
@@ -196,10 +197,10 @@ fn explicit_credentials(user: Option<String>, from_stdin: bool) -> Result<Option
     let (Some(username), true) = (user, from_stdin) else {
         return Ok(None);
     };
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .context("could not read the registry password from stdin")?;
+    let bytes = read_stdin(SECRET_LIMIT)
+        .context("could not read the registry password from --registry-password-stdin")?;
+    let password = String::from_utf8(bytes)
+        .context("the password from --registry-password-stdin is not UTF-8")?;
     let password = password.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
         bail!(

@@ -124,6 +124,70 @@ pub(crate) fn output(command: &mut Command) -> io::Result<Output> {
     Group::spawn(command)?.wait_with_output()
 }
 
+/// Has `command`'s process killed when the thread that starts it ends (the tool's main thread:
+/// so when the tool ends, even by SIGKILL), as Linux's parent-death signal does.
+pub(crate) fn dies_with_parent(command: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: between fork and exec the closure makes only two system calls (prctl and
+    // getppid), which are async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The parent may have died before the signal was asked for.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(io::Error::other("the tool that started it is gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A process that outlives the tool to undo what the tool started when the tool is killed,
+/// which leaves it no time to clean up: it waits on a pipe that only the tool holds open, and
+/// when the pipe closes without the word that all is done (the tool ended, however), it runs
+/// its commands one after another, their output discarded. It ignores the terminal's signals.
+pub(crate) struct Watchdog {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Watchdog {
+    pub(crate) fn start(commands: &[Command]) -> io::Result<Watchdog> {
+        let lines: Vec<String> = commands
+            .iter()
+            .map(|command| {
+                let words: Vec<String> = std::iter::once(command.get_program())
+                    .chain(command.get_args())
+                    .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', "'\\''")))
+                    .collect();
+                format!("{} >/dev/null 2>&1", words.join(" "))
+            })
+            .collect();
+        let script = format!(
+            "trap '' INT TERM HUP\nread -r word\n[ \"$word\" = done ] && exit 0\n{}\n",
+            lines.join("\n")
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        Ok(Watchdog { child, stdin })
+    }
+
+    /// All is undone another way: the watchdog exits without running its commands.
+    pub(crate) fn done(mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, b"done\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +227,29 @@ mod tests {
         assert_eq!(output.stdout, b"out\n");
         assert_eq!(output.stderr, b"err\n");
         assert_eq!(output.status.code(), Some(3));
+    }
+
+    /// The watchdog of a process that ends without saying it is done runs its commands.
+    #[test]
+    fn a_watchdog_undoes_when_its_tool_ends_without_a_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let (undone, kept) = (dir.path().join("undone"), dir.path().join("kept"));
+        let touch = |path: &std::path::Path| {
+            let mut command = Command::new("touch");
+            command.arg(path);
+            command
+        };
+        Watchdog::start(&[touch(&kept)]).unwrap().done();
+        let watchdog = Watchdog::start(&[touch(&undone)]).unwrap();
+        // Dropped as a killed tool drops it: the pipe closes.
+        drop(watchdog);
+        for _ in 0..500 {
+            if undone.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(undone.exists(), "the watchdog ran its command");
+        assert!(!kept.exists(), "a watchdog told all is done runs nothing");
     }
 }

@@ -152,8 +152,7 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
     let mut line = String::new();
     let mut count = 0;
     for c in stripped.chars() {
-        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
-        if invisible {
+        if invisible(c) {
             continue;
         }
         if c.is_control() || c.is_whitespace() {
@@ -170,6 +169,23 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
         count += 1;
     }
     line.trim_end().to_string()
+}
+
+/// Zero-width and bidirectional-override characters: they reorder or hide what is shown.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A message as the terminal gets it: escape sequences, control characters other than the
+/// newline, and invisible characters removed. The shell writes every message through it, so
+/// text from elsewhere that a message quoted without [`one_line`] still cannot restyle the
+/// terminal, move its cursor or rewrite a line.
+pub(crate) fn printable(text: &str) -> String {
+    anstream::adapter::strip_str(text)
+        .to_string()
+        .chars()
+        .filter(|&c| c == '\n' || !(c.is_control() || invisible(c)))
+        .collect()
 }
 
 /// Another program's output, as part of one of our messages: every line indented, escape and
@@ -221,6 +237,14 @@ mod tests {
         assert_eq!(quoted(b""), "(it printed nothing)");
         let many: String = (0..30).map(|i| format!("line {i}\n")).collect();
         assert!(quoted(many.as_bytes()).ends_with("    … (10 more lines)"));
+    }
+
+    #[test]
+    fn printable_text_keeps_lines_and_nothing_that_drives_the_terminal() {
+        assert_eq!(
+            printable("a\x1b[2J\x1b]0;t\x07b\r\nc\u{202e}d\x08"),
+            "ab\ncd"
+        );
     }
 
     #[test]

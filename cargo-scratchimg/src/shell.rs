@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::env::Terminal;
 use crate::outcome::Outcome;
-use crate::report::{Progress, ProgressEnd, Reporter, Verbosity};
+use crate::report::{Progress, ProgressEnd, Reporter, Verbosity, printable};
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
 const NOTE: Style = AnsiColor::Cyan.on_default().bold();
@@ -77,7 +77,7 @@ impl Shell {
         let mut lines: Vec<String> = Vec::new();
         let mut help: Vec<String> = Vec::new();
         for cause in error.chain() {
-            let text = cause.to_string();
+            let text = printable(&cause.to_string());
             let mut cause_lines = Vec::new();
             for line in text.lines() {
                 match line.strip_prefix("help: ") {
@@ -108,6 +108,7 @@ impl Shell {
     }
 
     fn line(&self, style: Style, verb: &str, message: &dyn Display, justified: bool) {
+        let message = printable(&message.to_string());
         let line = if justified {
             format!("{style}{verb:>12}{style:#} {message}\n")
         } else {

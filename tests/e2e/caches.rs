@@ -196,3 +196,73 @@ fn a_kept_build_naming_another_program_is_not_started() {
         );
     }
 }
+
+/// A run killed with SIGKILL while it compresses leaves its half-written entry, a `.tmp-` file
+/// in the layer cache that no interrupt handler could remove; the next run removes it (nobody
+/// holds it any more) and writes the image whole.
+#[test]
+fn a_run_killed_while_compressing_leaves_nothing_the_next_run_keeps() {
+    require_musl_target();
+    let dir = fixture_copy("exits");
+    // A file of random bytes, which compress slowly: time to catch the run at it.
+    run_ok(
+        Command::new("sh")
+            .args(["-c", "head -c 64000000 /dev/urandom > big.bin"])
+            .current_dir(dir.path()),
+    );
+    let build = || {
+        let mut command = tool(dir.path());
+        command
+            .args([
+                "--compression",
+                "gzip:9",
+                "--file",
+                "big.bin:/data/big.bin",
+                "-o",
+            ])
+            .arg(dir.path().join("out.tar"));
+        command
+    };
+    let mut child = build()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let caches = dir.path().join("target/scratchimg/cache");
+    let temporary = |min: u64| -> Option<PathBuf> {
+        let layers = std::fs::read_dir(&caches)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("layers-"))?;
+        std::fs::read_dir(layers.path())
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let len = e.metadata().ok()?.len();
+                (name.starts_with(".tmp-") && len >= min).then(|| e.path())
+            })
+    };
+    let started = std::time::Instant::now();
+    let left = loop {
+        if let Some(path) = temporary(1 << 20) {
+            break path;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was caught compressing"
+        );
+        assert!(started.elapsed().as_secs() < 600, "no compression seen");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(left.exists(), "SIGKILL leaves the half-written entry");
+    assert!(!dir.path().join("out.tar").exists());
+
+    let output = build().output().unwrap();
+    assert_success(&build(), &output);
+    assert!(!left.exists(), "the next run removed {}", left.display());
+    assert_eq!(temporary(0), None, "no temporary file stays");
+    assert!(dir.path().join("out.tar").is_file());
+}

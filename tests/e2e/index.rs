@@ -6,8 +6,8 @@ use std::process::Command;
 use scratchimg_tests::proxy::{Fault, Proxy};
 use scratchimg_tests::registry::{Registry, Settings};
 use scratchimg_tests::{
-    assert_amd64_then_arm64, example, require_musl_target, require_tool, run_ok, shared_target_dir,
-    tool,
+    assert_amd64_then_arm64, example, hello_build, require_musl_target, require_tool, run_ok,
+    shared_target_dir, tool,
 };
 
 fn index(host: &str, args: &[&str]) -> std::process::Output {
@@ -29,18 +29,6 @@ fn indexed(reference: &str, args: &[&str]) -> (serde_json::Value, String) {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     (serde_json::from_slice(&output.stdout).unwrap(), stderr)
-}
-
-/// A build of hello for `platform` with `args` (`--push REF`, `-o PATH`, …); its JSON result.
-fn build(platform: &str, args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&run_ok(
-        tool(&example("hello"))
-            .args(["--platform", platform, "--message-format", "json"])
-            .args(args)
-            .arg("--target-dir")
-            .arg(shared_target_dir("hello")),
-    ))
-    .unwrap()
 }
 
 #[test]
@@ -181,13 +169,13 @@ fn an_image_by_digest_and_an_oci_dir_make_the_index_a_tag_and_a_tar_make() {
     let work = tempfile::tempdir().unwrap();
     let host = &proxy.host;
     let amd64 = format!("{host}/scratchimg-e2e/bydigest:amd64");
-    let pushed = build("linux/amd64", &["--push", &amd64]);
+    let pushed = hello_build("linux/amd64", &["--push", &amd64]);
     let arm64_dir = work.path().join("hello-arm64");
     let dir = arm64_dir.display().to_string();
-    let written = build("linux/arm64", &["--format", "oci-dir", "-o", &dir]);
+    let written = hello_build("linux/arm64", &["--format", "oci-dir", "-o", &dir]);
     let arm64_tar = work.path().join("hello-arm64.tar");
     let tar = arm64_tar.display().to_string();
-    let written_tar = build("linux/arm64", &["-o", &tar]);
+    let written_tar = hello_build("linux/arm64", &["-o", &tar]);
     assert_eq!(written["digest"], written_tar["digest"], "one arm64 image");
 
     let by_digest = format!(

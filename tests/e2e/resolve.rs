@@ -245,3 +245,75 @@ fn package_bin_reference_is_that_binary_from_the_one_build() {
         "migrate alone:\n{stderr}"
     );
 }
+
+/// Two references that would be two images under one tag (the package's image of both its
+/// binaries, and of one) are refused before anything is built, naming both; so is a reference
+/// with a tag or a digest.
+#[test]
+fn references_that_would_share_a_tag_or_carry_one_are_refused_before_building() {
+    let registry = Registry::start(Settings::default());
+    let dir = fixture_copy("workspace");
+    let target = dir.path().join("target");
+    let cases = [
+        (
+            "both.yaml",
+            "a: scratchimg://worker\nb: scratchimg://worker/worker\n",
+            "error: two images would be",
+            "the one of package worker with binaries worker, migrate and the one of package worker with binary worker",
+        ),
+        (
+            "tagged.yaml",
+            "image: scratchimg://api:v1\n",
+            "error: `scratchimg://api:v1` names a tag or digest",
+            "help: write `scratchimg://api`",
+        ),
+        (
+            "digest.yaml",
+            "image: \"scratchimg://worker/migrate@sha256:0123\"\n",
+            "error: `scratchimg://worker/migrate@sha256:0123` names a tag or digest",
+            "a scratchimg:// reference names a package and binary only",
+        ),
+    ];
+    for (file, yaml, error, detail) in cases {
+        std::fs::write(dir.path().join(file), yaml).unwrap();
+        let output = resolve(dir.path(), &registry, file, &target)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{file}: {stderr}");
+        assert!(stderr.starts_with(error), "{file}: {stderr}");
+        assert!(stderr.contains(detail), "{file}: {stderr}");
+        assert!(output.stdout.is_empty(), "{file}: no YAML out");
+        assert!(!stderr.contains("Compiling"), "{file}: {stderr}");
+    }
+    assert!(
+        !target.join("debug").exists()
+            && !target.join(scratchimg_tests::host_musl_target()).exists(),
+        "nothing was built"
+    );
+}
+
+/// `-f DIR` walks each folder once: links back up (two of them, a loop each way) and a link
+/// to a file beside it give each file once, at once.
+#[test]
+fn directory_links_do_not_loop_or_repeat() {
+    let registry = Registry::start(Settings::default());
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = dir.path().join("deploy/apps");
+    std::fs::create_dir_all(&deploy).unwrap();
+    std::fs::write(deploy.join("a.yaml"), "a: 1\n").unwrap();
+    std::fs::write(dir.path().join("deploy/b.yml"), "b: 2\n").unwrap();
+    std::os::unix::fs::symlink("..", deploy.join("up")).unwrap();
+    std::os::unix::fs::symlink("../..", deploy.join("top")).unwrap();
+    std::os::unix::fs::symlink("a.yaml", deploy.join("same.yaml")).unwrap();
+    let started = std::time::Instant::now();
+    let output = resolve(dir.path(), &registry, "deploy", &dir.path().join("target"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Sorted by path: deploy/apps/a.yaml, then deploy/b.yml; no reference, nothing built.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "a: 1\n---\nb: 2\n");
+    assert!(stderr.contains("nothing to build"), "{stderr}");
+}

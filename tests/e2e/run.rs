@@ -427,3 +427,97 @@ fn assert_web_answers(engine: &str, port: u16) {
         String::from_utf8_lossy(&answer.stderr)
     );
 }
+
+/// The tool running `sleeper` in `engine` with `args`, once the program has started.
+fn sleeping(engine: &str, args: &[&str]) -> std::process::Child {
+    let mut child = run(
+        &fixture("sleeper"),
+        "sleeper",
+        &[&["--engine", engine], args].concat(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "sleeping\n", "{engine}: the program runs");
+    child
+}
+
+/// Waits until `engine` has no container of the tool with id `pid` and no process names
+/// one, at most `limit`; how long that took.
+fn until_nothing_left(engine: &str, pid: u32, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let name = format!("scratchimg-run-{pid}-");
+    loop {
+        let processes: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&name) && c.contains(" run "))
+            .collect();
+        let containers = containers_of(engine, pid);
+        if processes.is_empty() && containers.is_empty() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{engine}: left behind after {limit:?}: {containers} {processes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SIGTERM to the tool gives the program its stop signal and, when it does not stop (sleeper,
+/// as PID 1, ignores SIGTERM), SIGKILL after --stop-timeout, as `docker stop` does: the run
+/// ends with 137 and leaves nothing.
+#[test]
+fn sigterm_stops_a_program_that_ignores_it_after_the_stop_timeout() {
+    let _engines = one_at_a_time();
+    for engine in ["docker", "podman"] {
+        require_tool(engine, &["version"]);
+        let mut child = sleeping(engine, &["--stop-timeout", "2s"]);
+        let pid = child.id();
+        let signalled = Instant::now();
+        run_ok(Command::new("kill").args(["-TERM", &pid.to_string()]));
+        let code = wait_for(&mut child, Duration::from_secs(60));
+        let took = signalled.elapsed();
+        eprintln!(
+            "bounded: {engine}: SIGTERM to exit {code:?} in {:.2} s",
+            took.as_secs_f64()
+        );
+        assert_eq!(code, Some(137), "{engine}: killed after the grace period");
+        assert!(
+            took >= Duration::from_secs(2),
+            "{engine}: the grace period was given"
+        );
+        until_nothing_left(engine, pid, Duration::from_secs(30));
+    }
+}
+
+/// SIGKILL to the tool, which can do nothing then: the engine's CLI dies with it (its
+/// parent-death signal), and the watchdog stops and removes the container.
+#[test]
+fn a_killed_run_leaves_no_engine_cli_or_container() {
+    let _engines = one_at_a_time();
+    for engine in ["docker", "podman"] {
+        require_tool(engine, &["version"]);
+        let mut child = sleeping(engine, &["--stop-timeout", "1s"]);
+        let pid = child.id();
+        assert_ne!(
+            containers_of(engine, pid),
+            "",
+            "{engine}: the container runs"
+        );
+        run_ok(Command::new("kill").args(["-KILL", &pid.to_string()]));
+        let _ = child.wait();
+        let took = until_nothing_left(engine, pid, Duration::from_secs(60));
+        eprintln!(
+            "bounded: {engine}: SIGKILL to nothing left in {:.2} s",
+            took.as_secs_f64()
+        );
+    }
+}

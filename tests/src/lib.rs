@@ -10,7 +10,7 @@ pub mod registry;
 pub mod token;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The repository root.
@@ -534,4 +534,109 @@ pub fn assert_amd64_then_arm64(index: &serde_json::Value) {
             &serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
         ]
     );
+}
+
+/// A build of examples/hello for `platform` with `args` (`--push REF`, `-o PATH`, …) in its
+/// shared target directory; its JSON result.
+pub fn hello_build(platform: &str, args: &[&str]) -> serde_json::Value {
+    require_musl_target();
+    serde_json::from_str(&run_ok(
+        tool(&example("hello"))
+            .args(["--platform", platform, "--message-format", "json"])
+            .args(args)
+            .arg("--target-dir")
+            .arg(shared_target_dir("hello")),
+    ))
+    .unwrap()
+}
+
+/// How a bounded run went: what it printed and its exit status, how long it took, and the
+/// most memory it held at once.
+pub struct Bounded {
+    pub output: Output,
+    pub elapsed: std::time::Duration,
+    /// Peak resident memory (the kernel's `ru_maxrss`), in KiB.
+    pub peak_kib: u64,
+}
+
+impl Bounded {
+    /// Its stderr, as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Says how it went, for the test log: what the bounded cases cost is reported from it.
+    pub fn report(&self, what: &str) {
+        eprintln!(
+            "bounded: {what}: {:.2} s, peak {} KiB, exit {:?}",
+            self.elapsed.as_secs_f64(),
+            self.peak_kib,
+            self.output.status.code()
+        );
+    }
+
+    /// It failed with exit code 1, within `seconds` and `mib` MiB of memory, and its error
+    /// says `message`.
+    pub fn assert_refused(&self, message: &str, seconds: u64, mib: u64) {
+        let stderr = self.stderr();
+        assert_eq!(self.output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(message),
+            "expected {message:?} in:\n{stderr}"
+        );
+        assert!(
+            self.elapsed < std::time::Duration::from_secs(seconds),
+            "took {:?}: {stderr}",
+            self.elapsed
+        );
+        assert!(
+            self.peak_kib < mib * 1024,
+            "held {} KiB: {stderr}",
+            self.peak_kib
+        );
+    }
+}
+
+/// Runs `command` with its address space limited to `limit_mib` MiB (so a run that reads
+/// without bound fails instead of taking the machine), `stdin` given, and measures it. A small
+/// python starts it and reports its peak memory: measured from this multi-threaded test process,
+/// the peak would include this process's own, which a child starts with.
+pub fn run_bounded(command: &Command, limit_mib: u64, stdin: Stdio) -> Bounded {
+    const MEASURE: &str = r#"
+import resource, subprocess, sys
+report, limit = sys.argv[1], int(sys.argv[2])
+def bounded():
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+code = subprocess.call(sys.argv[3:], preexec_fn=bounded)
+with open(report, "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code if code >= 0 else 128 - code)
+"#;
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut measured = Command::new("python3");
+    measured
+        .args(["-c", MEASURE])
+        .arg(report.path())
+        .arg((limit_mib << 20).to_string())
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(stdin);
+    if let Some(dir) = command.get_current_dir() {
+        measured.current_dir(dir);
+    }
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => measured.env(name, value),
+            None => measured.env_remove(name),
+        };
+    }
+    let started = std::time::Instant::now();
+    let output = measured.output().expect("python3 runs");
+    let elapsed = started.elapsed();
+    let peak = std::fs::read_to_string(report.path()).unwrap_or_default();
+    Bounded {
+        output,
+        elapsed,
+        peak_kib: peak.trim().parse().unwrap_or(u64::MAX),
+    }
 }

@@ -31,6 +31,12 @@ pub enum Fault {
     /// on `127.0.0.1:PORT`, instead of passing it on: a registry that serves blobs from another
     /// host (object storage, a CDN), as registries backed by S3 do.
     RedirectBlobGets(u16),
+    /// Answers every blob `GET` itself with a `Content-Length` of 40 GB and zeros as fast as
+    /// they go, until the client hangs up: a registry that floods.
+    FloodBlobGets,
+    /// The same, but one byte every 200 ms: a registry that trickles, never idle long enough
+    /// to time out a read.
+    TrickleBlobGets,
 }
 
 /// The head of one request that passed.
@@ -169,6 +175,20 @@ fn inflated(chunk: &[u8]) -> Vec<u8> {
     format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
 }
 
+/// A `200` that promises 40 GB, then `chunk` zeros every `pause`, until the client hangs up
+/// (or ten minutes pass).
+fn endless(client: &mut TcpStream, chunk: usize, pause: std::time::Duration) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 40000000000\r\n\r\n";
+    if client.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let zeros = vec![0; chunk];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::time::Instant::now() < until && client.write_all(&zeros).is_ok() {
+        std::thread::sleep(pause);
+    }
+}
+
 /// What one connection shares between its two directions.
 struct Connection {
     fault: Fault,
@@ -262,6 +282,14 @@ impl Connection {
                             &format!("Location: http://127.0.0.1:{port}{path}\r\n"),
                             "",
                         ))
+                    }
+                    (Fault::FloodBlobGets | Fault::TrickleBlobGets, _) if is_blob_get(&line) => {
+                        let pause = match self.fault {
+                            Fault::TrickleBlobGets => (1, std::time::Duration::from_millis(200)),
+                            _ => (64 * 1024, std::time::Duration::ZERO),
+                        };
+                        endless(&mut client, pause.0, pause.1);
+                        break 'connection;
                     }
                     _ => None,
                 };

@@ -12,7 +12,6 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 
@@ -22,7 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Growing, Hit, Store};
 use crate::image::{
-    Blob, Compression, Content, HashReader, Layer, LayerBuilder, Stream, Tar, decompressor,
+    Blob, Compression, Content, FilePart, HashReader, Layer, LayerBuilder, Tar, decompressor,
     digest_of, streamed_digest,
 };
 use crate::report::Reporter;
@@ -44,6 +43,8 @@ impl LayerCache {
     pub(crate) fn open(tool_dir: &ToolDir) -> LayerCache {
         let mut store = Store::open(tool_dir, "layers", KEEP);
         store.bytes = Some(BUDGET);
+        // What killed runs left goes now, even when this run writes no entry.
+        let _ = store.prune();
         LayerCache { store }
     }
 
@@ -91,11 +92,7 @@ impl LayerCache {
         let (diff_id, digest) = entry[prefix.len()..].split_once('.')?;
         let file = File::open(self.store.path(&entry)).ok()?;
         let len = file.metadata().ok()?.len();
-        let stored = Stored {
-            file,
-            len,
-            path: self.store.path(&entry),
-        };
+        let stored = FilePart::whole(file, len, self.store.path(&entry));
         let why = match check(&stored, compression, diff_id, digest, tar) {
             Ok(()) => {
                 // Used entries stay the newest, so pruning takes others first.
@@ -158,11 +155,7 @@ impl LayerCache {
             },
             Err(anonymous) => (anonymous, unnamed()),
         };
-        let stored = Stored {
-            file,
-            len: packed.size,
-            path,
-        };
+        let stored = FilePart::whole(file, packed.size, path);
         let blob = Blob::with_digest(
             compression.media_type(),
             packed.digest,
@@ -181,7 +174,7 @@ fn parse(hex: &str) -> Option<Digest> {
 /// whatever its name says. Decompressing runs on a thread of its own, hashing and comparing
 /// what it gives on this one.
 fn check(
-    stored: &Stored,
+    stored: &FilePart,
     compression: Compression,
     diff_id: &str,
     digest: &str,
@@ -192,7 +185,7 @@ fn check(
         let unpacking = scope.spawn(move || {
             let mut hasher = Sha256::new();
             let mut bytes = HashReader {
-                inner: At::new(&stored.file, stored.len),
+                inner: stored.reader(),
                 hasher: &mut hasher,
             };
             let unpacked =
@@ -287,74 +280,6 @@ impl<R: Read> Read for Compared<'_, R> {
 }
 
 /// A compressed layer in a file this run holds open.
-#[derive(Debug)]
-struct Stored {
-    file: File,
-    len: u64,
-    /// Where it is, for errors.
-    path: PathBuf,
-}
-
-impl Stream for Stored {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(Box::new(At::new(&self.file, self.len).context(&self.path)))
-    }
-}
-
-/// Reads a file from its start by position, so readers on several threads share it.
-struct At<'a> {
-    file: &'a File,
-    offset: u64,
-    end: u64,
-}
-
-impl<'a> At<'a> {
-    fn new(file: &'a File, len: u64) -> At<'a> {
-        At {
-            file,
-            offset: 0,
-            end: len,
-        }
-    }
-
-    fn context(self, path: &'a std::path::Path) -> Named<'a> {
-        Named { inner: self, path }
-    }
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let max = (self.end - self.offset).min(buf.len() as u64) as usize;
-        if max == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..max], self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-/// Errors name the cache entry.
-struct Named<'a> {
-    inner: At<'a>,
-    path: &'a std::path::Path,
-}
-
-impl Read for Named<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("could not read {}: {e}", self.path.display()),
-            )
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,9 +26,12 @@ pub(crate) use growing::Growing;
 pub(crate) use layers::LayerCache;
 
 use crate::image::sha256;
-use crate::interrupt::Temporary;
+use crate::interrupt::{self, Temporary};
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
+
+/// What the files an entry is written into begin with.
+const TEMPORARY: &str = ".tmp-";
 
 /// Whether a value came from the cache, for `-v` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,14 +69,17 @@ impl Store {
     }
 
     /// A file to write a new entry into, beside the entries; removed unless committed, also
-    /// when the run is interrupted.
+    /// when the run is interrupted. It is held while this run lives: one a killed run left is
+    /// removed by the next prune.
     fn create(&self) -> std::io::Result<Temporary<tempfile::NamedTempFile>> {
         fs::create_dir_all(&self.dir)?;
-        Temporary::new(|| {
+        let temp = Temporary::new(|| {
             tempfile::Builder::new()
-                .prefix(".tmp-")
+                .prefix(TEMPORARY)
                 .tempfile_in(&self.dir)
-        })
+        })?;
+        interrupt::hold(temp.as_file())?;
+        Ok(temp)
     }
 
     /// Makes `temp` the entry `entry` (a rename, no fsync: see the module's note), then drops
@@ -118,18 +124,27 @@ impl Store {
         self.prune()
     }
 
+    /// Drops the oldest entries beyond the count or the byte budget, and the temporary files
+    /// of killed runs. Those of live runs (writing an entry now) count against the budget.
     fn prune(&self) -> std::io::Result<()> {
-        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                Some((meta.modified().ok()?, meta.len(), e.path()))
-            })
-            .collect();
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+        let mut writing = 0;
+        for entry in fs::read_dir(&self.dir)?.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let path = entry.path();
+            if !entry.file_name().to_string_lossy().starts_with(TEMPORARY) {
+                if let Ok(modified) = meta.modified() {
+                    entries.push((modified, meta.len(), path));
+                }
+            } else if interrupt::abandoned(&path) {
+                let _ = fs::remove_file(&path);
+            } else {
+                writing += meta.len();
+            }
+        }
         // Newest first: keep while within the count and the budget.
         entries.sort_by(|a, b| b.cmp(a));
-        let mut total = 0;
+        let mut total = writing;
         for (i, (_, len, path)) in entries.iter().enumerate() {
             total += len;
             let over_budget = self.bytes.is_some_and(|budget| total > budget) && i > 0;
@@ -301,6 +316,29 @@ mod tests {
             assert_eq!(notes.len(), 1, "{name}: {:?}", report.events());
             assert_eq!(cache.get(&"k", &report).as_deref(), Some("recomputed"));
         }
+    }
+
+    #[test]
+    fn temporary_files_of_killed_runs_go_and_live_ones_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&ToolDir::new(dir.path()), "test", 10);
+        store.bytes = Some(100);
+        // A live run's: held, so kept, and its 90 bytes count against the budget.
+        let mut live = store.create().unwrap();
+        live.write_all(&[0; 90]).unwrap();
+        // A killed run's: nobody holds it.
+        let dead = store.dir.join(".tmp-killed");
+        fs::write(&dead, [0; 1000]).unwrap();
+        store.write("old", &[1; 20]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        store.write("new", &[2; 20]).unwrap();
+        assert!(!dead.exists(), "a dead run's temporary file is removed");
+        assert!(live.path().exists(), "a live run's is not");
+        // 90 being written and the newest entry's 20: the older entry is over the budget.
+        let mut names = store.entries();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"new".to_string()), "{names:?}");
     }
 
     #[test]

@@ -6,17 +6,18 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use anyhow::{Context, Result, bail, ensure};
+use oci_spec::image::{Digest, ImageIndex, ImageManifest, MediaType, Platform};
 use serde::Serialize;
 
 use crate::env::Env;
 use crate::image::{
-    Blob, ImageRef, IndexEntry, Repository, merged_index, platform_name, platform_of,
+    Blob, DOCUMENT_LIMIT, INDEX_LIMIT, ImageRef, IndexEntry, LAYERS_LIMIT, Repository,
+    checked_platform, merged_index, parse, platform_name, platform_of, shared_platform,
 };
 use crate::local_image;
-use crate::registry::{ClientOptions, Registry};
-use crate::report::Reporter;
+use crate::registry::{ClientOptions, Pulled, Registry, Session};
+use crate::report::{Reporter, one_line};
 use crate::sink::{BlobSource, SourceImage, push_index};
 
 /// What `index` is asked to merge, and where it goes.
@@ -220,7 +221,10 @@ fn remote_reference(source: &str) -> Result<(Repository, String)> {
     Ok((image.repo(), image.tag().to_string()))
 }
 
-/// The image (or each image of the index) `reference` names in `repository`.
+/// The image (or each image of the index) `reference` names in `repository`. An index's
+/// entries are collapsed to one per image and their platforms checked before any is fetched;
+/// each manifest and config is read within [`DOCUMENT_LIMIT`], and the config must name the
+/// platform the index gave.
 fn pull<'r>(
     registry: &'r Registry,
     repository: &Repository,
@@ -233,63 +237,140 @@ fn pull<'r>(
         .get_manifest(reference)
         .with_context(|| format!("could not pull {source}"))?
         .with_context(|| format!("{source} is not in its registry"))?;
-    let manifests: Vec<(Blob, Option<Descriptor>)> = if is_index(&top.media_type) {
-        let index: ImageIndex = serde_json::from_slice(&top.bytes)
-            .with_context(|| format!("{source} is not an image index"))?;
-        index
-            .manifests()
-            .iter()
-            .map(|d| {
-                let pulled = session
-                    .get_manifest(d.digest().as_ref())?
-                    .with_context(|| {
-                        format!(
-                            "{source} names manifest {} its registry does not have",
-                            d.digest()
-                        )
-                    })?;
-                Ok((blob(&pulled.media_type, pulled.bytes)?, Some(d.clone())))
+    let pulled: Vec<(Pulled, Option<Platform>)> = if is_index(&top.media_type) {
+        let index: ImageIndex = parse(&top.bytes, &format!("the index of {source}"))?;
+        listed_images(&index, source)?
+            .into_iter()
+            .map(|(digest, platform)| {
+                let pulled = session.get_manifest(digest.as_ref())?.with_context(|| {
+                    format!("{source} names manifest {digest} its registry does not have")
+                })?;
+                Ok((pulled, platform))
             })
             .collect::<Result<_>>()?
     } else {
-        vec![(blob(&top.media_type, top.bytes)?, None)]
+        vec![(top, None)]
     };
-    manifests
+    pulled
         .into_iter()
-        .map(|(manifest_blob, _)| {
-            let manifest: ImageManifest = serde_json::from_slice(manifest_blob.data())
-                .with_context(|| {
-                    format!("{source} holds a manifest that is not an image manifest")
-                })?;
-            let config = manifest.config();
-            let config_bytes = session.get_blob(config.digest().as_ref(), config.size())?;
-            let entry = IndexEntry {
-                manifest: manifest_blob.descriptor().clone(),
-                platform: platform_of(&config_bytes)?,
-            };
-            let blobs = std::iter::once(config)
-                .chain(manifest.layers())
-                .map(|descriptor| BlobSource::Remote {
-                    descriptor: descriptor.clone(),
-                    registry,
-                    repository: repository.repository().to_string(),
-                })
-                .collect();
-            Ok((
-                SourceImage {
-                    manifest: manifest_blob,
-                    blobs,
-                },
-                entry,
-                source.to_string(),
-            ))
+        .map(|(pulled, listed_as)| {
+            let (image, entry) = remote_image(&session, registry, repository, pulled, source)?;
+            if let Some(listed_as) = listed_as
+                && platform_name(&listed_as) != platform_name(&entry.platform)
+            {
+                bail!(
+                    "{source} lists {} as {} but its config says {}",
+                    entry.manifest.digest(),
+                    platform_name(&listed_as),
+                    platform_name(&entry.platform)
+                );
+            }
+            Ok((image, entry, source.to_string()))
         })
         .collect()
+}
+
+/// The images a source index lists, each once (a manifest listed many times is fetched once),
+/// with the platform each is listed for, checked, at most [`INDEX_LIMIT`]; two images listed
+/// for one platform are refused here, before anything is fetched.
+fn listed_images(index: &ImageIndex, source: &str) -> Result<Vec<(Digest, Option<Platform>)>> {
+    let mut listed: Vec<(Digest, Option<Platform>)> = Vec::new();
+    for descriptor in index.manifests() {
+        let digest = descriptor.digest();
+        if listed.iter().any(|(seen, _)| seen == digest) {
+            continue;
+        }
+        ensure!(
+            listed.len() < INDEX_LIMIT,
+            "{source} lists more than {INDEX_LIMIT} images\nhelp: give an index of one image per platform"
+        );
+        let platform = descriptor
+            .platform()
+            .as_ref()
+            .map(checked_platform)
+            .transpose()
+            .with_context(|| {
+                format!("{source} lists manifest {digest} for a platform it cannot be")
+            })?;
+        listed.push((digest.clone(), platform));
+    }
+    let mut names: Vec<(String, &Digest)> = listed
+        .iter()
+        .filter_map(|(digest, platform)| Some((platform_name(platform.as_ref()?), digest)))
+        .collect();
+    if let Some((platform, a, b)) = shared_platform(&mut names) {
+        bail!(
+            "{source} lists two images for {platform}: {a} and {b}\nhelp: give one image per platform"
+        );
+    }
+    Ok(listed)
+}
+
+/// One image manifest of a registry, its config read (within [`DOCUMENT_LIMIT`], whatever
+/// the manifest says its size is) for the platform; its blobs stay in the registry.
+fn remote_image<'r>(
+    session: &Session<'_>,
+    registry: &'r Registry,
+    repository: &Repository,
+    pulled: Pulled,
+    source: &str,
+) -> Result<(SourceImage<'r>, IndexEntry)> {
+    let digest = &pulled.digest;
+    if !is_image_manifest(&pulled.media_type) {
+        bail!(
+            "{source}: {digest} is a {}, not an image manifest",
+            one_line(&pulled.media_type, 100)
+        );
+    }
+    let manifest_blob = blob(&pulled.media_type, pulled.bytes)?;
+    let what = format!("the manifest {digest} of {source}");
+    let manifest: ImageManifest = parse(manifest_blob.data(), &what)?;
+    ensure!(
+        manifest.layers().len() <= LAYERS_LIMIT,
+        "{what} lists {} layers, more than the {LAYERS_LIMIT} an image may have",
+        manifest.layers().len()
+    );
+    let config = manifest.config();
+    ensure!(
+        config.size() <= DOCUMENT_LIMIT,
+        "{what} says its config is {} bytes, more than the {DOCUMENT_LIMIT} a config may be",
+        config.size()
+    );
+    let config_bytes = session
+        .get_blob(config.digest().as_ref(), config.size())
+        .with_context(|| format!("could not read the config of {what}"))?;
+    let entry = IndexEntry {
+        manifest: manifest_blob.descriptor().clone(),
+        platform: platform_of(&config_bytes).with_context(|| format!("in the config of {what}"))?,
+    };
+    let mut blobs: Vec<BlobSource<'r>> = Vec::new();
+    for descriptor in std::iter::once(config).chain(manifest.layers()) {
+        if blobs.iter().any(|b| b.digest() == descriptor.digest()) {
+            continue;
+        }
+        blobs.push(BlobSource::Remote {
+            descriptor: descriptor.clone(),
+            registry,
+            repository: repository.repository().to_string(),
+        });
+    }
+    Ok((
+        SourceImage {
+            manifest: manifest_blob,
+            blobs,
+        },
+        entry,
+    ))
 }
 
 fn is_index(media_type: &str) -> bool {
     media_type == MediaType::ImageIndex.to_string()
         || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+fn is_image_manifest(media_type: &str) -> bool {
+    media_type == MediaType::ImageManifest.to_string()
+        || media_type == "application/vnd.docker.distribution.manifest.v2+json"
 }
 
 fn blob(media_type: &str, bytes: Vec<u8>) -> Result<Blob> {

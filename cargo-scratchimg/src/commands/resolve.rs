@@ -6,8 +6,8 @@
 //! Every referenced image comes from one plan (the packages selected explicitly) and one cargo
 //! build, pushed as `--push` pushes.
 
+use std::collections::BTreeSet;
 use std::fmt::Display;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use crate::cargo::Selected;
 use crate::env::Env;
 use crate::image::ImageRef;
+use crate::input_file::{self, YAML_LIMIT};
 use crate::outcome::Outcome;
 use crate::pipeline::{Options, run};
 use crate::report::{Progress, Reporter, Verbosity};
@@ -39,6 +40,7 @@ pub fn resolve(
     report: &dyn Reporter,
 ) -> Result<String> {
     let text = read_inputs(&resolve.files, &env.cwd)?;
+    check_references(&text)?;
     let references = find(&text);
     if references.is_empty() {
         report.warn(&format!(
@@ -114,8 +116,13 @@ fn read_inputs(inputs: &[PathBuf], cwd: &Path) -> Result<String> {
         })?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            yaml_files(&path, &mut found)?;
+            yaml_files(&path, &mut found, &mut BTreeSet::new())?;
             found.sort();
+            // A file linked beside itself is read once, where it comes first.
+            let mut real = BTreeSet::new();
+            found.retain(|file| {
+                real.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone()))
+            });
             files.extend(found.into_iter().map(Some));
         } else {
             files.push(Some(path));
@@ -123,17 +130,23 @@ fn read_inputs(inputs: &[PathBuf], cwd: &Path) -> Result<String> {
     }
     let mut documents = Vec::new();
     for file in files {
-        let text = match file {
-            Some(path) => std::fs::read_to_string(&path)
-                .with_context(|| format!("could not read {}", path.display()))?,
-            None => {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("could not read YAML from stdin")?;
-                text
-            }
+        let (bytes, shown) = match file {
+            Some(path) => (
+                input_file::read(&path, YAML_LIMIT).with_context(|| {
+                    format!(
+                        "could not read {}\nhelp: give -f a YAML file, a directory or -",
+                        path.display()
+                    )
+                })?,
+                path.display().to_string(),
+            ),
+            None => (
+                input_file::read_stdin(YAML_LIMIT).context("could not read YAML from stdin")?,
+                "stdin".to_string(),
+            ),
         };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{shown} is not UTF-8 text, as YAML is"))?;
         documents.push(text);
     }
     let mut joined = String::new();
@@ -149,15 +162,21 @@ fn read_inputs(inputs: &[PathBuf], cwd: &Path) -> Result<String> {
     Ok(joined)
 }
 
-/// The `.yaml` and `.yml` files under `dir`, recursively.
-fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+/// The `.yaml` and `.yml` files under `dir`, recursively. A folder reached twice (through a
+/// symlink to it, or to a folder above it) is read once, so links cannot loop or repeat files.
+fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>, seen: &mut BTreeSet<PathBuf>) -> Result<()> {
+    let real =
+        std::fs::canonicalize(dir).with_context(|| format!("could not read {}", dir.display()))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("could not read {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("could not read {}", dir.display()))?;
         let path = entry.path();
         if path.is_dir() {
-            yaml_files(&path, found)?;
+            yaml_files(&path, found, seen)?;
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             found.push(path);
         }
@@ -199,6 +218,28 @@ fn references(text: &str) -> Vec<(std::ops::Range<usize>, Selected)> {
         from = end.max(start + SCHEME.len());
     }
     found
+}
+
+/// Refuses a reference with a tag or digest (`scratchimg://api:v1`, `…@sha256:…`): the image
+/// is the one built now, and what follows would make its pushed reference malformed.
+fn check_references(text: &str) -> Result<()> {
+    for (range, _) in references(text) {
+        let rest = &text[range.end..];
+        let tagged = rest
+            .strip_prefix(':')
+            .is_some_and(|tag| tag.starts_with(|c: char| !c.is_whitespace()));
+        if tagged || rest.starts_with('@') {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ']' | '}'))
+                .unwrap_or(rest.len());
+            let written = crate::report::one_line(&text[range.start..range.end + end], 200);
+            bail!(
+                "`{written}` names a tag or digest; a {SCHEME} reference names a package and binary only\nhelp: write `{}`: resolve puts the digest of the image it builds there",
+                &text[range]
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The images `text` references, each once, in the order they first appear.
@@ -286,6 +327,63 @@ mod tests {
         assert!(
             missing.to_string().starts_with("could not read"),
             "{missing}"
+        );
+    }
+
+    #[test]
+    fn directory_links_are_followed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/x.yaml"), "x: 1\n").unwrap();
+        // Two links up: a loop each way, and a link to a file beside it.
+        std::os::unix::fs::symlink("..", dir.path().join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("../..", dir.path().join("a/b/top")).unwrap();
+        std::os::unix::fs::symlink("x.yaml", dir.path().join("a/b/y.yaml")).unwrap();
+        let text = read_inputs(&[PathBuf::from(".")], dir.path()).unwrap();
+        assert_eq!(text, "x: 1\n");
+    }
+
+    #[test]
+    fn what_is_not_a_yaml_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let error = read_inputs(std::slice::from_ref(&fifo), dir.path()).unwrap_err();
+        assert_eq!(
+            format!("{error:#}"),
+            format!(
+                "could not read {}\nhelp: give -f a YAML file, a directory or -: it is a FIFO (named pipe), not a file",
+                fifo.display()
+            )
+        );
+        let error = read_inputs(&[PathBuf::from("/dev/zero")], dir.path()).unwrap_err();
+        assert!(
+            format!("{error:#}").ends_with("it is a character device, not a file"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn references_with_a_tag_or_digest_are_refused() {
+        check_references(
+            "a: scratchimg://api\nb: \"scratchimg://worker/migrate\"\nc: {scratchimg://api: x}\n",
+        )
+        .unwrap();
+        let refused = |text: &str| check_references(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("image: scratchimg://api:v1\n"),
+            "`scratchimg://api:v1` names a tag or digest; a scratchimg:// reference names a package and binary only\nhelp: write `scratchimg://api`: resolve puts the digest of the image it builds there"
+        );
+        assert!(
+            refused("image: \"scratchimg://worker/migrate@sha256:00\"")
+                .starts_with("`scratchimg://worker/migrate@sha256:00` names a tag or digest"),
+        );
+        assert!(
+            refused("image: scratchimg://api:\x1b[31mred").starts_with("`scratchimg://api:red`")
         );
     }
 }

@@ -1,7 +1,8 @@
 //! `cargo scratchimg run`: the image built and loaded as always ([`crate::pipeline`]'s plan to
 //! publish), tagged `<name>:scratchimg-run` so each run replaces the last, then run
 //! in the engine like `cargo run`: removed when it stops, its exit code ours, Ctrl-C passed on,
-//! SIGTERM turned into the image's stop signal as `docker stop` does.
+//! SIGTERM turned into the image's stop signal and a kill after a grace period as `docker stop`
+//! does, and nothing left running when the tool itself is killed.
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use signal_hook::iterator::Signals;
 use crate::env::Env;
 use crate::image::ImageRef;
 use crate::pipeline::{Load, Options, compile, execute, plan};
+use crate::process::{self, Watchdog};
 use crate::report::Reporter;
 use crate::sink::{Containerd, Engine};
 
@@ -32,6 +34,9 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Give the container a terminal: stdin and stdout are one.
     pub tty: bool,
+    /// After SIGTERM, how long the program has to stop before it is killed (`docker stop
+    /// --time`).
+    pub stop_timeout: Duration,
 }
 
 /// Builds, loads and runs the image; the container's exit code.
@@ -81,7 +86,7 @@ pub fn run_image(
     let command = container.run_command(&tag, &ports, run)?;
     report.status("Running", &format!("{} in {engine}", tag.familiar()));
     report.verbose("Running", &|| format!("{command:?}"));
-    container.run(command, run.tty)
+    container.run(command, run.tty, run.stop_timeout)
 }
 
 /// Some nanoseconds of the clock, so two runs at once name their containers apart.
@@ -151,19 +156,27 @@ impl Container {
         }
     }
 
-    /// Runs `command` to its end, passing signals on; the container's exit code.
-    fn run(&self, mut command: Command, tty: bool) -> Result<u8> {
+    /// Runs `command` to its end, passing signals on; the container's exit code. SIGTERM
+    /// sends the stop signal, then SIGKILL after `stop_timeout`, as `docker stop` does. The
+    /// engine's CLI dies with the tool, and a [`Watchdog`] stops and removes the container
+    /// then, so a tool killed outright leaves nothing running.
+    fn run(&self, mut command: Command, tty: bool, stop_timeout: Duration) -> Result<u8> {
         if !tty {
             // Its own process group: Ctrl-C reaches the container once, through us.
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
+        process::dies_with_parent(&mut command);
         let mut signals =
             Signals::new([SIGINT, SIGTERM]).context("could not listen for Ctrl-C and SIGTERM")?;
         let handle = signals.handle();
+        let watchdog = Watchdog::start(&self.stop_commands(stop_timeout))
+            .context("could not start `sh`, which ends the container if the tool is killed")?;
         let child = command
             .spawn()
             .with_context(|| format!("could not run `{} run`", self.engine.program()))?;
         let child = Arc::new(Mutex::new(child));
+        // When the stop signal sent for a SIGTERM turns into SIGKILL.
+        let kill_at: Mutex<Option<Instant>> = Mutex::new(None);
         // The signals are the container's now, not the tool's interrupt.
         let status = crate::interrupt::passed_on(|| {
             std::thread::scope(|scope| {
@@ -173,14 +186,23 @@ impl Container {
                         received += 1;
                         let sent = match (received, signal) {
                             (1, SIGINT) => "SIGINT",
-                            (1, _) => self.stop_signal.as_str(),
+                            (1, _) => {
+                                *lock(&kill_at) = Some(Instant::now() + stop_timeout);
+                                self.stop_signal.as_str()
+                            }
                             // A second Ctrl-C or SIGTERM does not wait for the program.
                             _ => "SIGKILL",
                         };
                         self.signal(sent, &child);
                     }
                 });
-                let status = wait(&child);
+                let status = wait(&child, || {
+                    let due = lock(&kill_at).is_some_and(|at| Instant::now() >= at);
+                    if due {
+                        *lock(&kill_at) = None;
+                        self.signal("SIGKILL", &child);
+                    }
+                });
                 handle.close();
                 let _ = forwarding.join();
                 status
@@ -190,7 +212,27 @@ impl Container {
             // The engine's CLI itself was killed: the container may outlive it.
             self.remove();
         }
+        watchdog.done();
         Ok(exit_code(status))
+    }
+
+    /// What stops and removes the container when the tool cannot: the engine's `stop`, its
+    /// stop signal then SIGKILL after `stop_timeout`, and its `rm`.
+    fn stop_commands(&self, stop_timeout: Duration) -> Vec<Command> {
+        let seconds = stop_timeout.as_secs().to_string();
+        let mut stop = self.engine_command();
+        let mut remove = self.engine_command();
+        match self.engine {
+            Engine::Containerd => {
+                stop.args(["tasks", "kill", "--signal", "SIGKILL", &self.name]);
+                remove.args(["containers", "rm", &self.name]);
+            }
+            _ => {
+                stop.args(["stop", "--time", &seconds, &self.name]);
+                remove.args(["rm", "--force", &self.name]);
+            }
+        }
+        vec![stop, remove]
     }
 
     /// Sends `signal` to the container; to the engine's CLI when the container is not there
@@ -223,9 +265,15 @@ impl Container {
     }
 }
 
-/// Waits for the child without holding its lock, so a signal can still reach it.
-fn wait(child: &Mutex<Child>) -> Result<ExitStatus> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for the child without holding its lock, so a signal can still reach it; `tick` runs
+/// at every look.
+fn wait(child: &Mutex<Child>, tick: impl Fn()) -> Result<ExitStatus> {
     loop {
+        tick();
         let polled = child
             .lock()
             .map_err(|_| anyhow::anyhow!("the engine's process lock was poisoned"))?

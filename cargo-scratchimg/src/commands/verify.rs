@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use oci_spec::image::Digest;
 use serde_json::Value;
 
@@ -43,8 +43,6 @@ pub struct Verification {
 
 /// Blobs of attestations are documents; an SBOM of a large program is a few MiB.
 const ATTESTATION_LIMIT: u64 = 64 * 1024 * 1024;
-/// A public key file larger than this is not one.
-const KEY_LIMIT: usize = 64 * 1024;
 /// A subject with more referrers than this is refused rather than read one by one.
 const MAX_REFERRERS: usize = 1000;
 
@@ -87,13 +85,7 @@ pub fn verify_remote(options: &VerifyOptions, report: &dyn Reporter) -> Result<V
         .keys
         .iter()
         .map(|path| {
-            // A regular file, and small: a PEM public key is a few hundred bytes.
-            let bytes = crate::rootfs::read_regular(path)
-                .map_err(anyhow::Error::from)
-                .and_then(|bytes| {
-                    ensure!(bytes.len() <= KEY_LIMIT, "it is over {KEY_LIMIT} bytes");
-                    Ok(bytes)
-                })
+            let bytes = crate::input_file::read(path, crate::input_file::KEY_LIMIT)
                 .with_context(|| {
                     format!(
                         "could not read --key {}\nhelp: give the PEM public key the image was signed for",

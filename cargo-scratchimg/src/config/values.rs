@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 
 use super::manifest::{FileEntry, ManifestText, WordOrList};
 use crate::image::{Algorithm, Compression, ImageRef};
-use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones, read_regular};
+use crate::input_file::{self, CERTIFICATES_LIMIT};
+use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones};
 use crate::sign::SignFormat;
 use crate::target::Arch;
 
@@ -361,7 +362,7 @@ pub(super) fn ca_certs(
 
 /// A PEM file of one or more certificates, to append to the bundle.
 pub(super) fn pem_file(path: &Path, origin: &Origin) -> Result<ExtraCa> {
-    let pem = match read_regular(path) {
+    let pem = match input_file::read(path, CERTIFICATES_LIMIT) {
         Ok(pem) => pem,
         Err(e) => bail!(
             "{origin}: could not read {}: {e}\nhelp: give the path of a PEM file of CA certificates",

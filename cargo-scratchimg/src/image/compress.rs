@@ -141,7 +141,8 @@ pub(crate) fn decompressor<'a>(
     input: Box<dyn Read + Send + 'a>,
 ) -> io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match media_type {
-        MediaType::ImageLayerGzip => Box::new(flate2::read::GzDecoder::new(input)),
+        // Every member, as Go's reader (Docker's, podman's) unpacks them: what a layer holds is all of it.
+        MediaType::ImageLayerGzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         MediaType::ImageLayerZstd => Box::new(zstd::stream::read::Decoder::new(input)?),
         MediaType::ImageLayer => input,
         other => {

@@ -3,7 +3,10 @@
 //! tar). Large ones are never held whole: tars, compressors and sinks read them in chunks.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use oci_spec::image::Digest;
@@ -165,6 +168,76 @@ impl<R: Read> Read for Exact<R> {
             ));
         }
         self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Bytes of an open file: `len` of them from `start` (a layer cache entry, or a blob of an OCI
+/// layout or of a tar). Read by position, so readers on several threads share the file; a read
+/// error names `path`.
+#[derive(Debug)]
+pub(crate) struct FilePart {
+    pub file: Arc<File>,
+    pub start: u64,
+    pub len: u64,
+    /// Where it is, for errors.
+    pub path: PathBuf,
+}
+
+impl FilePart {
+    /// The first `len` bytes of `file`.
+    pub(crate) fn whole(file: File, len: u64, path: PathBuf) -> FilePart {
+        FilePart {
+            file: Arc::new(file),
+            start: 0,
+            len,
+            path,
+        }
+    }
+
+    /// A reader of the part, from its start.
+    pub(crate) fn reader(&self) -> impl Read + Send + '_ {
+        At {
+            part: self,
+            offset: self.start,
+        }
+    }
+}
+
+impl Stream for FilePart {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.reader()))
+    }
+}
+
+/// Reads a [`FilePart`] by position.
+struct At<'a> {
+    part: &'a FilePart,
+    offset: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let end = self.part.start + self.part.len;
+        let max = (end - self.offset).min(buf.len() as u64) as usize;
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = self
+            .part
+            .file
+            .read_at(&mut buf[..max], self.offset)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("could not read {}: {e}", self.part.path.display()),
+                )
+            })?;
+        self.offset += n as u64;
         Ok(n)
     }
 }

@@ -10,24 +10,29 @@ mod layer;
 mod merged;
 mod reference;
 mod tar_stream;
+mod validate;
 
 use std::collections::BTreeMap;
-use std::io;
 
 use anyhow::{Context, Result, ensure};
 use oci_spec::image::{
     Config, ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
-    ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+    ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
 pub(crate) use blob::{Blob, digest_of, layout_path, sha256, short_digest};
 pub(crate) use compress::{Algorithm, Compression, decompressor};
-pub(crate) use content::{Content, HashReader, HashWriter, Stream};
+pub(crate) use content::{Content, FilePart, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};
 pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
-pub(crate) use merged::{IndexEntry, merged_index, platform_name, platform_of};
+pub(crate) use merged::{
+    IndexEntry, checked_platform, merged_index, platform_name, platform_of, shared_platform,
+};
 pub(crate) use reference::{ImageRef, Repository, split_tag};
 pub(crate) use tar_stream::{Tar, TarReader};
+pub(crate) use validate::{
+    DOCUMENT_LIMIT, INDEX_LIMIT, LAYERS_LIMIT, check_layer, parse, streamed_digest, validate,
+};
 
 use crate::target::Arch;
 
@@ -220,15 +225,14 @@ impl Image {
     /// layers, in the manifest's order. Architecture, diff_ids and comments come from the
     /// config; [`validate`] checks that the blobs agree.
     pub(crate) fn from_blobs(manifest: Blob, config: Blob, layers: Vec<Blob>) -> Result<Image> {
-        let parsed: ImageConfiguration =
-            serde_json::from_slice(config.data()).context("the config is not an image config")?;
+        let parsed: ImageConfiguration = parse(config.data(), "the config")?;
         let arch = Arch::ALL
             .into_iter()
             .find(|a| &oci_arch(*a) == parsed.architecture())
             .with_context(|| {
                 format!(
                     "the image is for {}, which cargo-scratchimg does not build",
-                    parsed.architecture()
+                    crate::report::one_line(&parsed.architecture().to_string(), 100)
                 )
             })?;
         let diff_ids = parsed.rootfs().diff_ids();
@@ -250,9 +254,12 @@ impl Image {
             .zip(diff_ids)
             .enumerate()
             .map(|(i, (blob, diff_id))| {
-                let diff_id: oci_spec::image::Digest = diff_id
-                    .parse()
-                    .with_context(|| format!("diff_id `{diff_id}` is not a digest"))?;
+                let diff_id: oci_spec::image::Digest = diff_id.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "diff_id `{}` is not a digest",
+                        crate::report::one_line(diff_id, 80)
+                    )
+                })?;
                 let comment = comments.get(i).cloned().unwrap_or_default();
                 Ok(Layer::from_blob(blob, diff_id, comment))
             })
@@ -264,70 +271,6 @@ impl Image {
             manifest,
         })
     }
-}
-
-/// Checks an image's internal consistency from its bytes alone: the manifest names the config
-/// and layer blobs by their real digests and sizes, and `rootfs.diff_ids` are the digests of the
-/// decompressed layers.
-pub(crate) fn validate(image: &Image) -> Result<()> {
-    let manifest: ImageManifest =
-        serde_json::from_slice(image.manifest().data()).context("manifest is not valid JSON")?;
-    let config: ImageConfiguration =
-        serde_json::from_slice(image.config().data()).context("config is not valid JSON")?;
-    ensure!(
-        manifest.config() == image.config().descriptor(),
-        "manifest names another config"
-    );
-    ensure!(
-        &sha256(image.config().data()) == image.config().digest(),
-        "config digest is wrong"
-    );
-    ensure!(
-        manifest.layers().len() == image.layers().len()
-            && config.rootfs().diff_ids().len() == image.layers().len(),
-        "manifest, config and image disagree on the number of layers"
-    );
-    for ((layer, descriptor), diff_id) in image
-        .layers()
-        .iter()
-        .zip(manifest.layers())
-        .zip(config.rootfs().diff_ids())
-    {
-        let blob = layer.blob();
-        let (digest, size) = streamed_digest(blob.reader()?)?;
-        ensure!(
-            descriptor.digest() == &digest,
-            "layer {} digest is wrong",
-            descriptor.digest()
-        );
-        ensure!(
-            descriptor.size() == size,
-            "layer {} size is wrong",
-            descriptor.digest()
-        );
-        let tar = decompressor(blob.media_type(), blob.reader()?)?;
-        let (tar_digest, _) =
-            streamed_digest(tar).with_context(|| format!("layer {digest} does not decompress"))?;
-        ensure!(
-            &tar_digest.to_string() == diff_id,
-            "diff_id {diff_id} is not the digest of its layer"
-        );
-    }
-    ensure!(
-        config.history().as_ref().map_or(0, |h| h.len()) == image.layers().len(),
-        "history has one entry per layer"
-    );
-    Ok(())
-}
-
-/// The digest and size of what `reader` gives.
-pub(crate) fn streamed_digest(
-    mut reader: impl io::Read,
-) -> io::Result<(oci_spec::image::Digest, u64)> {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    let size = io::copy(&mut reader, &mut HashWriter(&mut hasher))?;
-    Ok((digest_of(hasher.finalize()), size))
 }
 
 #[cfg(test)]

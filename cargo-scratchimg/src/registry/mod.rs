@@ -22,6 +22,7 @@ mod transport;
 pub(crate) use client::Registry;
 pub use credentials::{CredentialSources, Credentials, Secret};
 pub(crate) use mounts::MountSources;
+pub(crate) use pull::Pulled;
 pub use retry::RetryPolicy;
 pub(crate) use session::{Mount, Session};
 pub use transport::{ClientOptions, DEFAULT_TIMEOUT};

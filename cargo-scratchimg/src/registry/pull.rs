@@ -11,7 +11,7 @@ use crate::image::sha256;
 /// What a manifest GET accepts: OCI and Docker images and indexes.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 /// Manifests and referrer lists are small; 4 MiB is what registries themselves allow.
-pub(super) const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
+pub(super) const MANIFEST_LIMIT: u64 = crate::image::DOCUMENT_LIMIT;
 
 /// A manifest as the registry holds it.
 #[derive(Debug, Clone)]

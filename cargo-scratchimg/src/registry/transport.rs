@@ -121,8 +121,13 @@ fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts> {
         );
     }
     for file in ca_files {
-        let pem = std::fs::read(file)
-            .with_context(|| format!("could not read --registry-ca {}", file.display()))?;
+        let pem = crate::input_file::read(file, crate::input_file::CERTIFICATES_LIMIT)
+            .with_context(|| {
+                format!(
+                    "could not read --registry-ca {}\nhelp: give a PEM file of the registry's CA certificates",
+                    file.display()
+                )
+            })?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
             if let PemItem::Certificate(cert) =
@@ -143,7 +148,8 @@ fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts> {
 
 /// An agent for one registry. `HTTPS_PROXY` and friends apply, except to loopback registries,
 /// which a proxy elsewhere could not reach. Each exchange, from the name lookup to the last
-/// byte of the answer's body, must end within `timeout`; redirects never carry credentials.
+/// byte of the answer's body, must end within `timeout` (longer ones set their own deadline,
+/// and no read of theirs may wait longer than `timeout`); redirects never carry credentials.
 pub(super) fn agent(host: &str, ca_files: &[PathBuf], timeout: Duration) -> Result<Agent> {
     let loopback = http_allowed(host, &[]);
     let tls = TlsConfig::builder()
@@ -158,6 +164,8 @@ pub(super) fn agent(host: &str, ca_files: &[PathBuf], timeout: Duration) -> Resu
             ureq::Proxy::try_from_env()
         })
         .timeout_per_call(Some(timeout))
+        // However long the answer may take, it stalls for no more than this.
+        .timeout_per_read(Some(timeout))
         .redirect_auth_headers(RedirectAuthHeaders::Never)
         .user_agent(concat!("cargo-scratchimg/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{BaseFiles, app_path, base_files, certs, tzdata};
 use crate::image::{Content, EntryKind, LayerBuilder, Owner, Stream};
+use crate::input_file::{RegularFile, special};
 
 /// One `files` entry, checked: `src` exists, `dst` is absolute and stays in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,50 +241,7 @@ fn source(copy: &FileCopy, root: &Path, src: &Path) -> Result<(PathBuf, fs::Meta
     Ok((resolved, meta))
 }
 
-/// What a file that is neither a regular file nor a folder is, for errors.
-fn special(kind: &fs::FileType) -> Option<&'static str> {
-    if kind.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if kind.is_socket() {
-        Some("a socket")
-    } else if kind.is_char_device() {
-        Some("a character device")
-    } else if kind.is_block_device() {
-        Some("a block device")
-    } else if kind.is_dir() || kind.is_file() {
-        None
-    } else {
-        Some("not a regular file")
-    }
-}
-
-/// The bytes of the regular file at `path`. It is opened without blocking (a FIFO swapped in
-/// after a check cannot hang the read) and checked once open, and at most the size it had
-/// then is read, so a file that grows cannot make the read grow.
-pub(crate) fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
-    let (file, size) = open_regular(path)?;
-    let mut data = Vec::with_capacity(size as usize);
-    file.take(size).read_to_end(&mut data)?;
-    Ok(data)
-}
-
-/// The regular file at `path`, opened as [`read_regular`] opens it, and its size.
-fn open_regular(path: &Path) -> io::Result<(fs::File, u64)> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if let Some(kind) = special(&meta.file_type()).or(meta.is_dir().then_some("a folder")) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("it is {kind}, not a file"),
-        ));
-    }
-    Ok((file, meta.len()))
-}
-
-/// A file `files` copies, read each time its layer is: opened as [`read_regular`] opens it,
+/// A file `files` copies, read each time its layer is: opened as [`RegularFile`] opens it,
 /// and no more than the size it had when it was checked (a file that shrank is an error).
 #[derive(Debug)]
 struct SourceFile {
@@ -299,9 +257,9 @@ impl Stream for SourceFile {
     }
 
     fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        let (file, _) = open_regular(&self.path)
+        let file = RegularFile::open(&self.path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.shown.display())))?;
-        Ok(Box::new(file))
+        Ok(Box::new(file.into_file()))
     }
 }
 
@@ -350,8 +308,8 @@ fn add(
         }
         folders.pop();
     } else {
-        let size = match open_regular(&resolved) {
-            Ok((_, size)) => size,
+        let size = match RegularFile::open(&resolved) {
+            Ok(file) => file.len(),
             Err(e) => bail!(
                 "{origin}: {} cannot be read ({e})\n\
                  help: check that it can be read, or remove the entry",
@@ -597,15 +555,6 @@ mod tests {
         assert!(
             err.contains("run/app.sock is a socket, not a file"),
             "{err}"
-        );
-        // Read directly, a FIFO is an error at once, not a read that waits for a writer.
-        let err = read_regular(&root.join("pipe")).unwrap_err();
-        assert_eq!(err.to_string(), "it is a FIFO (named pipe), not a file");
-        assert_eq!(
-            read_regular(Path::new("/dev/null"))
-                .unwrap_err()
-                .to_string(),
-            "it is a character device, not a file"
         );
     }
 

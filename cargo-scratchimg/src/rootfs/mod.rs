@@ -13,7 +13,7 @@ use anyhow::Result;
 
 use crate::image::{Content, LayerBuilder, Owner};
 use crate::sbom::Component;
-pub(crate) use files::{FileCopy, files_layer, read_regular};
+pub(crate) use files::{FileCopy, files_layer};
 pub(crate) use users::{NOBODY, NONROOT, ROOT};
 
 /// Where programs go, and so the image's `PATH`.

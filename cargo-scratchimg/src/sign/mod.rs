@@ -75,23 +75,34 @@ impl std::fmt::Debug for KeySource {
 }
 
 impl KeySource {
-    /// The key, read and parsed: `None` without one.
-    pub(crate) fn load(&self) -> anyhow::Result<Option<SigningKey>> {
+    /// The key, read and parsed: `None` without one. A key file others can read is a
+    /// warning to `report`.
+    pub(crate) fn load(
+        &self,
+        report: &dyn crate::report::Reporter,
+    ) -> anyhow::Result<Option<SigningKey>> {
         use anyhow::Context;
         match self {
             KeySource::None => Ok(None),
             KeySource::File(path) => {
-                let text = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
-                    format!(
-                        "could not read --sign-key {}\nhelp: give the path of a PEM private key",
-                        path.display()
-                    )
-                })?);
-                let text = String::from_utf8_lossy(&text);
                 let origin = format!("--sign-key {}", path.display());
+                let read = || {
+                    let file = crate::input_file::RegularFile::open(path)?;
+                    let exposed = file.exposed_key_warning(&origin);
+                    Ok::<_, std::io::Error>((file.read(crate::input_file::KEY_LIMIT)?, exposed))
+                };
+                let (text, exposed) = read().with_context(|| {
+                    format!("could not read {origin}\nhelp: give the path of a PEM private key")
+                })?;
+                let text = zeroize::Zeroizing::new(text);
+                let text = String::from_utf8_lossy(&text);
                 let key = SigningKey::from_pem(&text, &origin);
                 if let std::borrow::Cow::Owned(mut owned) = text {
                     zeroize::Zeroize::zeroize(&mut owned);
+                }
+                // Only a private key is worth keeping to oneself.
+                if let (Ok(_), Some(warning)) = (&key, exposed) {
+                    report.warn(&warning);
                 }
                 key.map(Some)
             }

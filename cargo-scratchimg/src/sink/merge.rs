@@ -10,6 +10,10 @@ use crate::image::{Blob, ImageRef};
 use crate::registry::{Mount, Registry, Session};
 use crate::report::Reporter;
 
+/// The largest blob copied from one registry to another (it passes through memory): far more
+/// than the layers of a static program.
+const COPY_LIMIT: u64 = 512 * 1024 * 1024;
+
 /// Where a blob of an index's image is.
 pub(crate) enum BlobSource<'a> {
     /// Read from a file the tool wrote.
@@ -23,7 +27,7 @@ pub(crate) enum BlobSource<'a> {
 }
 
 impl BlobSource<'_> {
-    fn digest(&self) -> &oci_spec::image::Digest {
+    pub(crate) fn digest(&self) -> &oci_spec::image::Digest {
         match self {
             BlobSource::Local(blob) => blob.digest(),
             BlobSource::Remote { descriptor, .. } => descriptor.digest(),
@@ -108,8 +112,11 @@ fn place(
         return Ok(());
     }
     let mut first = None;
+    // A file's blob is read from it as it goes up (as often as the upload is tried); another
+    // registry's is fetched into memory, checked against its digest, first.
+    let fetched: Blob;
     let data = match blob {
-        BlobSource::Local(blob) => std::borrow::Cow::Borrowed(blob.data()),
+        BlobSource::Local(blob) => blob,
         BlobSource::Remote {
             descriptor,
             registry: from,
@@ -125,16 +132,25 @@ fn place(
                 }
                 first = Some(mount);
             }
+            // Copied through memory: bounded, whatever the source manifest says.
+            anyhow::ensure!(
+                descriptor.size() <= COPY_LIMIT,
+                "blob {digest} of {} is {} bytes, more than the {COPY_LIMIT} cargo scratchimg copies between registries\nhelp: push that image to {} first: blobs in the same registry are mounted, not copied",
+                from.host(),
+                descriptor.size(),
+                registry.host()
+            );
             let pull = from.read_session(repository, report)?;
-            std::borrow::Cow::Owned(pull.get_blob(digest.as_ref(), descriptor.size())?)
+            let bytes = pull.get_blob(digest.as_ref(), descriptor.size())?;
+            fetched = Blob::new(descriptor.media_type().clone(), bytes);
+            &fetched
         }
     };
     let first = match first {
         Some(mount) => mount,
         None => session.start_upload(digest, None)?,
     };
-    let body = || Ok(Box::new(&data[..]) as Box<dyn std::io::Read + Send>);
-    session.upload(digest, data.len() as u64, &body, first, &|_| {})?;
+    session.upload(digest, data.size(), &|| data.reader(), first, &|_| {})?;
     merged.uploaded += 1;
     report.verbose("Uploaded", &|| format!("{digest}"));
     Ok(())

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use tempfile::{NamedTempFile, TempDir};
 
 use crate::image::Content;
-use crate::interrupt::{self, Temporary};
+use crate::interrupt::{self, Temporary, abandoned};
 
 /// Copies `reader` into `writer` in large chunks: blobs are tens of megabytes.
 pub(crate) fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<u64> {
@@ -106,12 +106,6 @@ impl DirLock {
     }
 }
 
-/// Whether no live process holds `path` (a temporary file or directory of a run, which its run
-/// keeps locked).
-fn abandoned(path: &Path) -> bool {
-    File::open(path).is_ok_and(|file| file.try_lock().is_ok())
-}
-
 /// Cleans up beside `path` what killed runs left, with the directory locked: their temporary
 /// files (`.<name>.XXXXXX.tmp`) and directories (`.<name>.XXXXXX`), and an old output moved
 /// aside (`.<name>.XXXXXX.old`), which goes back to `path` when `path` is missing.
@@ -188,7 +182,7 @@ impl PendingFile {
         })
         .with_context(|| unwritable(&parent))?;
         // Held while this run lives: a later run's clean-up leaves it alone.
-        temp.as_file().lock().with_context(|| unwritable(&parent))?;
+        interrupt::hold(temp.as_file()).with_context(|| unwritable(&parent))?;
         Ok(PendingFile {
             path: path.to_path_buf(),
             temp,
@@ -249,7 +243,7 @@ impl PendingDir {
         })
         .with_context(|| unwritable(&parent))?;
         let lock = File::open(temp.path()).with_context(|| unwritable(&parent))?;
-        lock.lock().with_context(|| unwritable(&parent))?;
+        interrupt::hold(&lock).with_context(|| unwritable(&parent))?;
         Ok(PendingDir {
             path: path.to_path_buf(),
             temp,

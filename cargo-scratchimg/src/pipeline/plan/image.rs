@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::background::Background;
 use super::outputs::output_name;
-use super::tags::{image_tags, push_refs};
+use super::tags::{Tagged, image_tags, push_refs};
 use super::{Outputs, Plan};
 use crate::annotations::{self, Provenance};
 use crate::attest::slsa::BuildFacts;
@@ -113,6 +113,17 @@ impl ImageRequest {
                 read.image(package, bin.as_deref(), git, &mut warned)
             })
             .collect()
+    }
+}
+
+impl ImageRequest {
+    /// The image as its tags and pushed references name it.
+    pub(super) fn tagged(&self) -> Tagged<'_> {
+        Tagged {
+            package: self.package.name.as_str(),
+            bins: &self.bins,
+            refs: self.tags.iter().chain(&self.push_to).collect(),
+        }
     }
 }
 

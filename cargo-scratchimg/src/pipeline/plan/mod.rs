@@ -110,7 +110,7 @@ struct Given {
 pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Result<Planned> {
     let given = Given::read(options, env)?;
     // A key that cannot sign fails now, not after the build.
-    let sign_key = options.sign_key.load()?;
+    let sign_key = options.sign_key.load(report)?;
     std::thread::scope(|scope| {
         // What needs nothing from cargo starts at once, the rest as soon as it can.
         let mut background = Background::start(scope, options, env, &given, report);
@@ -119,6 +119,12 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         background.rustc_version(scope, env, &given.manifest_dir, &tool_dir, report);
         let requests =
             ImageRequest::read_all(&workspace, &tool_dir, &mut background, options, env, report)?;
+        tags::one_image_per_tag(
+            &requests
+                .iter()
+                .map(ImageRequest::tagged)
+                .collect::<Vec<_>>(),
+        )?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         background.base_layers(scope, &requests, &tool_dir, threads, report);
         let build = BuildPlan::new(&given, &requests, options, env, report)?;

@@ -89,6 +89,46 @@ pub(super) fn push_hosts(given: &[String], default_repo: Option<&str>) -> Vec<St
     unique(refs.iter().map(|r| r.registry().to_string()))
 }
 
+/// An image as a tag names it: its package and binaries, as errors say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Tagged<'a> {
+    pub package: &'a str,
+    pub bins: &'a [String],
+    /// Its tags and the references it is pushed as.
+    pub refs: Vec<&'a ImageRef>,
+}
+
+impl Tagged<'_> {
+    fn describe(&self) -> String {
+        match self.bins {
+            [bin] => format!("package {} with binary {bin}", self.package),
+            bins => format!("package {} with binaries {}", self.package, bins.join(", ")),
+        }
+    }
+}
+
+/// Refuses two different images under one name and tag, before anything is built: the second
+/// push or load would take the tag from the first, leaving it untagged (and a registry's
+/// retention may delete it). The same image asked for twice is one image.
+pub(super) fn one_image_per_tag(images: &[Tagged<'_>]) -> Result<()> {
+    for (i, first) in images.iter().enumerate() {
+        for second in &images[i + 1..] {
+            if first.package == second.package && first.bins == second.bins {
+                continue;
+            }
+            if let Some(shared) = first.refs.iter().find(|r| second.refs.contains(r)) {
+                anyhow::bail!(
+                    "two images would be {}: the one of {} and the one of {}\nhelp: ask for each image one way (e.g. scratchimg://PACKAGE/BIN everywhere), or give them different `name`s in [package.metadata.scratchimg]",
+                    shared.familiar(),
+                    first.describe(),
+                    second.describe()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -187,5 +227,37 @@ mod tests {
         );
         assert_eq!(hosts(&["", "acme/w"], None), Vec::<String>::new());
         assert_eq!(hosts(&["acme/w"], None), ["docker.io"]);
+    }
+
+    #[test]
+    fn one_tag_names_one_image() {
+        let worker: ImageRef = "reg.io/acme/worker:0.1.0".parse().unwrap();
+        let api: ImageRef = "reg.io/acme/api:0.1.0".parse().unwrap();
+        let (both, one) = (
+            vec!["worker".to_string(), "migrate".to_string()],
+            vec!["worker".to_string()],
+        );
+        let image = |package, bins, refs| Tagged {
+            package,
+            bins,
+            refs,
+        };
+        // The same image twice, and different images apart: fine.
+        one_image_per_tag(&[
+            image("worker", &one, vec![&worker]),
+            image("worker", &one, vec![&worker]),
+            image("api", &one, vec![&api]),
+        ])
+        .unwrap();
+        let error = one_image_per_tag(&[
+            image("api", &one, vec![&api]),
+            image("worker", &both, vec![&worker]),
+            image("worker", &one, vec![&worker]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "two images would be reg.io/acme/worker:0.1.0: the one of package worker with binaries worker, migrate and the one of package worker with binary worker\nhelp: ask for each image one way (e.g. scratchimg://PACKAGE/BIN everywhere), or give them different `name`s in [package.metadata.scratchimg]"
+        );
     }
 }
