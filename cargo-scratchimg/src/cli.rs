@@ -262,6 +262,11 @@ pub(crate) struct BuildArgs {
     #[arg(long = "ca-cert", value_name = "FILE", help_heading = IMAGE)]
     pub ca_certs: Vec<PathBuf>,
 
+    /// File capability of every binary, as capabilities(7) names it (net_bind_service, with or
+    /// without CAP_, any case); repeat for several [setting: capabilities, also per binary]
+    #[arg(long = "cap", value_name = "NAME", help_heading = IMAGE)]
+    pub capabilities: Vec<String>,
+
     /// Where to write the image [default: <target-dir>/scratchimg/<bin>-<version>.tar]
     #[arg(short, long, value_name = "PATH", help_heading = OUTPUT)]
     pub output: Option<PathBuf>,
@@ -351,6 +356,11 @@ pub(crate) struct BuildArgs {
     #[arg(long = "platform", value_name = "PLATFORMS", conflicts_with = "target", help_heading = COMPILE)]
     pub platforms: Option<String>,
 
+    /// What cargo strips from the binaries: symbols (the smallest), debuginfo (keeps the symbol
+    /// table, so backtraces name functions) or none [setting: strip; default: symbols]
+    #[arg(long, value_enum, value_name = "WHAT", help_heading = COMPILE)]
+    pub strip: Option<StripArg>,
+
     /// Compile C code and link with zig, through cargo-zigbuild [setting: cross = "zig"]
     #[arg(long, help_heading = COMPILE)]
     pub zig: bool,
@@ -394,6 +404,13 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
         return Err("a limit of zero would fail every request: give e.g. 30s".to_string());
     }
     Ok(duration)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StripArg {
+    Symbols,
+    Debuginfo,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -51,6 +51,7 @@ mod util;
 pub use attest::Attach;
 pub use cargo::CargoOptions;
 pub use cargo::Selected;
+pub use cargo::strip::Strip;
 pub use cargo::wrapper::run_if_wrapping;
 pub use commands::index::{IndexOptions, IndexOutcome, index};
 pub use commands::resolve::{ResolveOptions, resolve};

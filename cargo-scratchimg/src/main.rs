@@ -9,14 +9,14 @@ use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
     ImageFlags, IndexOptions, KeySource, Load, MessageFormat, Options, ResolveOptions, RetryPolicy,
-    RunOptions, SbomFormat, Secret, Shell, SignFormat, Verbosity, VerifyOptions, handle_interrupts,
-    interrupted, run_if_wrapping,
+    RunOptions, SbomFormat, Secret, Shell, SignFormat, Strip, Verbosity, VerifyOptions,
+    handle_interrupts, interrupted, run_if_wrapping,
 };
 use clap::Parser;
 
 use cli::{
     AttachArg, BuildArgs, Cargo, Command, FormatArg, IndexArgs, LoadArg, MessageFormatArg,
-    RegistryArgs, ResolveArgs, RunArgs, SbomArg, SignFormatArg, VerifyArgs,
+    RegistryArgs, ResolveArgs, RunArgs, SbomArg, SignFormatArg, StripArg, VerifyArgs,
 };
 
 fn main() -> ExitCode {
@@ -247,6 +247,12 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
                 SignFormatArg::Bundle => SignFormat::Bundle,
                 SignFormatArg::Legacy => SignFormat::Legacy,
                 SignFormatArg::Both => SignFormat::Both,
+            }),
+            capabilities: args.capabilities,
+            strip: args.strip.map(|strip| match strip {
+                StripArg::Symbols => Strip::Symbols,
+                StripArg::Debuginfo => Strip::Debuginfo,
+                StripArg::None => Strip::None,
             }),
         },
         target: args.target,

@@ -11,6 +11,7 @@ pub(crate) mod graph;
 pub(crate) mod linker;
 pub(crate) mod preread;
 pub(crate) mod remap;
+pub(crate) mod strip;
 pub(crate) mod toolchain;
 pub(crate) mod workspace;
 pub(crate) mod wrapper;
