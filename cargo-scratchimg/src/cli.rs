@@ -285,6 +285,12 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormatArg::Human, help_heading = OUTPUT)]
     pub message_format: MessageFormatArg,
 
+    /// Also write the run's record to FILE, once every image is published: one JSON document
+    /// with each image as --message-format json gives it, every pushed REF@sha256:…, every file
+    /// written, and the SBOMs, provenance and signatures next to each image
+    #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
+    pub metadata_file: Option<PathBuf>,
+
     /// Leave the dependency list (cargo-auditable's `.dep-v0` section) out of the binary
     #[arg(long, help_heading = SUPPLY)]
     pub no_auditable: bool,

@@ -46,6 +46,8 @@ pub struct Env {
     pub containerd_address: Option<PathBuf>,
     /// cc-rs's C compilers for targets: `CC_<triple>` (either spelling) and `TARGET_CC`.
     pub c_compilers: BTreeMap<String, String>,
+    /// `$JEMALLOC_SYS_WITH_LG_PAGE`: the user chose jemalloc's page size.
+    pub jemalloc_lg_page: Option<String>,
     pub terminal: Terminal,
 }
 
@@ -124,6 +126,7 @@ impl Env {
                 .filter(|(k, _)| k.starts_with("CC_") || *k == "TARGET_CC")
                 .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
                 .collect(),
+            jemalloc_lg_page: string(crate::cargo::page_size::LG_PAGE_VAR),
             home,
             terminal: Terminal {
                 color_set: vars.contains_key("CARGO_TERM_COLOR"),

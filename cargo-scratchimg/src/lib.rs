@@ -60,7 +60,7 @@ pub use commands::verify::{Verification, VerifyOptions, verify_remote};
 pub use config::ImageFlags;
 pub use env::{Env, Terminal};
 pub use interrupt::{handle_interrupts, interrupted};
-pub use outcome::{ImageSummary, LayerSummary, Outcome};
+pub use outcome::{ImageSummary, LayerSummary, Outcome, ReferrerSummary, RunRecord};
 pub use pipeline::{Load, Options, run};
 pub use registry::DEFAULT_TIMEOUT as DEFAULT_REGISTRY_TIMEOUT;
 pub use registry::{ClientOptions, CredentialSources, Credentials, RetryPolicy, Secret};

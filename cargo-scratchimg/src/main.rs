@@ -258,6 +258,7 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
         target: args.target,
         platforms: args.platforms,
         output: args.output,
+        metadata_file: args.metadata_file,
         format: match args.format {
             FormatArg::Archive => Format::Archive,
             FormatArg::OciDir => Format::OciDir,

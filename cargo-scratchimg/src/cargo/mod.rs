@@ -9,6 +9,7 @@ pub(crate) mod early;
 pub(crate) mod elf;
 pub(crate) mod graph;
 pub(crate) mod linker;
+pub(crate) mod page_size;
 pub(crate) mod preread;
 pub(crate) mod remap;
 pub(crate) mod strip;

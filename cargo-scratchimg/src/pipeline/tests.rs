@@ -356,6 +356,52 @@ fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
     }
 }
 
+/// `--metadata-file`: every image as `--message-format json` gives it, and every file written,
+/// in one document beside the outputs; a path another output has is refused before the build.
+#[test]
+fn the_run_record_lists_every_image_and_file() {
+    let ws = workspace();
+    let out = ws.path().join("out");
+    let env = env(ws.path());
+    let report = Capture::new(Verbosity::Normal);
+    let mut options = options(&out, Format::Archive);
+    options.verify = false;
+    let record = ws.path().join("record.json");
+    options.metadata_file = Some(record.clone());
+    let outcomes = run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(written["images"], serde_json::to_value(&outcomes).unwrap());
+    assert_eq!(written["pushed"], serde_json::json!([]));
+    let files: Vec<PathBuf> = serde_json::from_value(written["files"].clone()).unwrap();
+    let mut on_disk: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    on_disk.sort();
+    let mut listed = files.clone();
+    listed.sort();
+    assert_eq!(listed, on_disk, "every file written, and only those");
+    assert_eq!(files[0], out.join("api-0.2.0.tar"));
+    assert_eq!(
+        outcomes[0].files.len(),
+        4,
+        "the tar, two SBOMs, the provenance"
+    );
+    // Nothing next to the images went anywhere: no --attach, no push.
+    assert!(outcomes.iter().all(|o| o.referrers.is_empty()));
+
+    options.metadata_file = Some(out.join("api-0.2.0.tar.intoto.json"));
+    let error = run_with(&options, &env, &report, fake_compile)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("--metadata-file ") && error.contains("is also an output of the run"),
+        "{error}"
+    );
+}
+
 /// Documents an earlier run left beside an output that this run does not write (one platform
 /// then several, several then one, another format, none) go when the output is written: no
 /// stale document describes it.

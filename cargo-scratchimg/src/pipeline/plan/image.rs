@@ -305,7 +305,15 @@ impl ImagePlan {
             settings: settings_stated(&settings, &bins, &run_config, &base),
             strip: (plan.request.profile.strip != Strip::default())
                 .then(|| plan.request.profile.strip.name().to_string()),
-            build_environment: BTreeMap::new(),
+            build_environment: plan
+                .platforms
+                .iter()
+                .filter(|p| !p.cargo_env.is_empty())
+                .map(|p| {
+                    let vars = p.cargo_env.iter().cloned().collect();
+                    (p.target().triple.clone(), vars)
+                })
+                .collect(),
             source,
             revision: git.revision.clone(),
             lockfile_sha256: lockfile,
