@@ -134,8 +134,9 @@ fn publish_each(
     } in written
     {
         let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
-        // The output holds the attestations when --attach asked for them.
-        let in_output = plan.attach_explicit && path.is_some();
+        // Where the attestations went: into the output when --attach asked for them, or to a
+        // registry that took them.
+        let mut referrers_went = plan.attach_explicit && path.is_some();
         outcome.path = path;
         outcome.files = files;
         outcome.compression = image
@@ -190,9 +191,7 @@ fn publish_each(
                         ),
                     );
                     outcome.pushed = pushed.refs;
-                    if !pushed.attached.is_empty() || in_output {
-                        outcome.referrers = summaries(&attestations);
-                    }
+                    referrers_went |= !pushed.attached.is_empty();
                 }
                 Err(PushError { pushed, error }) => {
                     // What went up is there: say so on stdout, then fail.
@@ -204,8 +203,10 @@ fn publish_each(
                 }
             }
         }
-        if in_output && outcome.referrers.is_empty() {
-            outcome.referrers = summaries(&attestations);
+        if referrers_went {
+            outcome.referrers = (attestations.referrers.iter())
+                .map(ReferrerSummary::of)
+                .collect();
         }
         summarize(&outcome, report);
         report.result(&outcome);
@@ -223,14 +224,6 @@ struct Written {
     /// Every file written for it.
     files: Vec<PathBuf>,
     attestations: Attestations,
-}
-
-fn summaries(attestations: &Attestations) -> Vec<ReferrerSummary> {
-    attestations
-        .referrers
-        .iter()
-        .map(ReferrerSummary::of)
-        .collect()
 }
 
 /// The summary on stderr: name, digest, and each layer's size.
