@@ -185,14 +185,14 @@ impl Capabilities {
         }
     }
 
-    /// A table that names a binary the image does not hold is an error.
-    pub(crate) fn check_bins(&self, bins: &[String]) -> Result<(), String> {
+    /// A table that names a binary `package` does not have is an error.
+    pub(crate) fn check_bins(&self, package: &str, bins: &[&str]) -> Result<(), String> {
         let Capabilities::Each(each) = self else {
             return Ok(());
         };
-        match each.iter().find(|(bin, _)| !bins.contains(bin)) {
+        match each.iter().find(|(bin, _)| !bins.contains(&bin.as_str())) {
             Some((bin, (_, origin))) => Err(format!(
-                "{origin}: `{bin}` is not a binary of the image\nhelp: name one of {}, or give a list for every binary, e.g. capabilities = [\"net_bind_service\"]",
+                "{origin}: `{bin}` is not a binary of package `{package}`\nhelp: name one of {}, or give a list for every binary, e.g. capabilities = [\"net_bind_service\"]",
                 bins.iter()
                     .map(|b| format!("`{b}`"))
                     .collect::<Vec<_>>()
@@ -292,14 +292,14 @@ mod tests {
         assert_eq!(each.of("web").names(), ["net_bind_service"]);
         assert!(each.of("migrate").is_empty());
         let bins = ["web".to_string(), "migrate".to_string()];
-        assert!(each.check_bins(&bins).is_ok());
+        assert!(each.check_bins("app", &["migrate", "web"]).is_ok());
         assert_eq!(
             each.stated(&bins),
             BTreeMap::from([("web".to_string(), vec!["net_bind_service".to_string()])])
         );
-        let error = each.check_bins(&bins[1..]).unwrap_err();
+        let error = each.check_bins("app", &["migrate"]).unwrap_err();
         assert!(
-            error.starts_with("Cargo.toml:9:20: `capabilities`: `web` is not a binary of the image\nhelp: name one of `migrate`"),
+            error.starts_with("Cargo.toml:9:20: `capabilities`: `web` is not a binary of package `app`\nhelp: name one of `migrate`"),
             "{error}"
         );
     }

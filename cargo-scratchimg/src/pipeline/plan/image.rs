@@ -160,9 +160,8 @@ impl Read<'_> {
             settings.bin.as_deref(),
             settings.bins.as_deref(),
         )?;
-        settings
-            .capabilities
-            .check_bins(&bins)
+        (settings.capabilities)
+            .check_bins(&package.name, &workspace::bins(&package))
             .map_err(anyhow::Error::msg)?;
         let version = package.version.to_string();
         let image_name = if bins.len() == 1 {
