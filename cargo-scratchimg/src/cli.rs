@@ -268,6 +268,11 @@ pub(crate) struct BuildArgs {
     #[arg(long = "ca-cert", value_name = "FILE", help_heading = IMAGE)]
     pub ca_certs: Vec<PathBuf>,
 
+    /// File capability of every binary, as capabilities(7) names it (net_bind_service, with or
+    /// without CAP_, any case); repeat for several [setting: capabilities, also per binary]
+    #[arg(long = "cap", value_name = "NAME", help_heading = IMAGE)]
+    pub capabilities: Vec<String>,
+
     /// Where to write the image [default: <target-dir>/scratchimg/<bin>-<version>.tar]
     #[arg(short, long, value_name = "PATH", help_heading = OUTPUT)]
     pub output: Option<PathBuf>,
@@ -285,6 +290,12 @@ pub(crate) struct BuildArgs {
     /// How to report the result on stdout
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormatArg::Human, help_heading = OUTPUT)]
     pub message_format: MessageFormatArg,
+
+    /// Also write the run's record to FILE, once every image is published: one JSON document
+    /// with each image as --message-format json gives it, every pushed REF@sha256:…, every file
+    /// written, and the SBOMs, provenance and signatures next to each image
+    #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
+    pub metadata_file: Option<PathBuf>,
 
     /// Leave the dependency list (cargo-auditable's `.dep-v0` section) out of the binary
     #[arg(long, help_heading = SUPPLY)]
@@ -362,6 +373,11 @@ pub(crate) struct BuildArgs {
     #[arg(long = "platform", value_name = "PLATFORMS", conflicts_with = "target", help_heading = COMPILE)]
     pub platforms: Option<String>,
 
+    /// What cargo strips from the binaries: symbols (the smallest), debuginfo (keeps the symbol
+    /// table, so backtraces name functions) or none [setting: strip; default: symbols]
+    #[arg(long, value_enum, value_name = "WHAT", help_heading = COMPILE)]
+    pub strip: Option<StripArg>,
+
     /// Compile C code and link with zig, through cargo-zigbuild [setting: cross = "zig"]
     #[arg(long, help_heading = COMPILE)]
     pub zig: bool,
@@ -410,6 +426,13 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
             .and_then(|d| Duration::try_from(d).ok())
             .ok_or_else(|| format!("`{value}` is not a duration: give e.g. 30s, 2m or 90"))?,
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StripArg {
+    Symbols,
+    Debuginfo,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

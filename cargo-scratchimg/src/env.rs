@@ -49,6 +49,8 @@ pub struct Env {
     /// What `-sys` crates' build scripts read to find a system library: pkg-config's
     /// variables, `OPENSSL_DIR`, `LIBGIT2_NO_VENDOR` and the like ([`is_native_var`]).
     pub native_vars: BTreeMap<String, String>,
+    /// `$JEMALLOC_SYS_WITH_LG_PAGE`: the user chose jemalloc's page size.
+    pub jemalloc_lg_page: Option<String>,
     pub terminal: Terminal,
 }
 
@@ -132,6 +134,7 @@ impl Env {
                 .filter(|(k, _)| is_native_var(k))
                 .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
                 .collect(),
+            jemalloc_lg_page: string(crate::cargo::page_size::LG_PAGE_VAR),
             home,
             terminal: Terminal {
                 color_set: vars.contains_key("CARGO_TERM_COLOR"),

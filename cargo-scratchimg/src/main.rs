@@ -9,14 +9,14 @@ use anyhow::{Context, Result, bail};
 use cargo_scratchimg::{
     Attach, CargoOptions, ClientOptions, CredentialSources, Credentials, Engine, Env, Format,
     ImageFlags, IndexOptions, KEY_LIMIT, KeySource, Load, MessageFormat, Options, ResolveOptions,
-    RetryPolicy, RunOptions, SECRET_LIMIT, SbomFormat, Secret, Shell, SignFormat, Verbosity,
+    RetryPolicy, RunOptions, SECRET_LIMIT, SbomFormat, Secret, Shell, SignFormat, Strip, Verbosity,
     VerifyOptions, handle_interrupts, interrupted, read_stdin, run_if_wrapping,
 };
 use clap::Parser;
 
 use cli::{
     AttachArg, BuildArgs, Cargo, Command, FormatArg, IndexArgs, LoadArg, MessageFormatArg,
-    RegistryArgs, ResolveArgs, RunArgs, SbomArg, SignFormatArg, VerifyArgs,
+    RegistryArgs, ResolveArgs, RunArgs, SbomArg, SignFormatArg, StripArg, VerifyArgs,
 };
 
 fn main() -> ExitCode {
@@ -249,10 +249,17 @@ fn options(args: BuildArgs, env: &Env) -> Result<Options> {
                 SignFormatArg::Legacy => SignFormat::Legacy,
                 SignFormatArg::Both => SignFormat::Both,
             }),
+            capabilities: args.capabilities,
+            strip: args.strip.map(|strip| match strip {
+                StripArg::Symbols => Strip::Symbols,
+                StripArg::Debuginfo => Strip::Debuginfo,
+                StripArg::None => Strip::None,
+            }),
         },
         target: args.target,
         platforms: args.platforms,
         output: args.output,
+        metadata_file: args.metadata_file,
         format: match args.format {
             FormatArg::Archive => Format::Archive,
             FormatArg::OciDir => Format::OciDir,

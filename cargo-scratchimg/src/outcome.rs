@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 use crate::target::Arch;
 
@@ -31,6 +32,53 @@ pub struct Outcome {
     pub loaded_into: Option<String>,
     /// `REF@sha256:…` of each tag pushed.
     pub pushed: Vec<String>,
+    /// Every file written for the image: the output, its SBOM documents, its provenance.
+    pub files: Vec<PathBuf>,
+    /// The SBOMs, provenance and signatures next to the image, where they went: to a registry
+    /// that took them, or into the output.
+    pub referrers: Vec<ReferrerSummary>,
+}
+
+/// One artifact next to an image: its manifest's digest, what it is, and what it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferrerSummary {
+    pub digest: String,
+    /// `sbom`, `provenance` or `signature`.
+    pub kind: &'static str,
+    /// The manifest's `artifactType`, e.g. `application/spdx+json`.
+    pub artifact_type: String,
+    /// The digest of the image, index or platform image it refers to.
+    pub subject: String,
+}
+
+impl ReferrerSummary {
+    pub(crate) fn of(referrer: &Referrer) -> ReferrerSummary {
+        ReferrerSummary {
+            digest: referrer.manifest.digest().to_string(),
+            kind: referrer.kind(),
+            artifact_type: referrer.artifact_type.clone(),
+            subject: referrer.subject.to_string(),
+        }
+    }
+}
+
+/// What `--metadata-file` holds: every image of the run as `--message-format json` prints it,
+/// and, across them, every reference pushed and every file written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub images: Vec<Outcome>,
+    pub pushed: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+impl RunRecord {
+    pub(crate) fn of(outcomes: &[Outcome]) -> RunRecord {
+        RunRecord {
+            images: outcomes.to_vec(),
+            pushed: outcomes.iter().flat_map(|o| o.pushed.clone()).collect(),
+            files: outcomes.iter().flat_map(|o| o.files.clone()).collect(),
+        }
+    }
 }
 
 /// One platform's image of an [`Outcome`].
@@ -91,6 +139,8 @@ impl Outcome {
                 .collect(),
             loaded_into: None,
             pushed: Vec::new(),
+            files: Vec::new(),
+            referrers: Vec::new(),
         }
     }
 }

@@ -401,7 +401,7 @@ TOML parse error at line 11, column 1
    |
 11 | entrypiont = ["/app/server"]
    | ^^^^^^^^^^
-unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`, `compression`, `sign-format`
+unknown field `entrypiont`, expected one of `name`, `tags`, `entrypoint`, `cmd`, `env`, `workdir`, `user`, `ports`, `volumes`, `labels`, `annotations`, `stop-signal`, `files`, `tz`, `ca-certs`, `bin`, `bins`, `features`, `profile`, `platforms`, `allow`, `cross`, `compression`, `sign-format`, `capabilities`, `strip`
 
 "#]]);
     assert_no_output(dir.path(), &dir.path().join("out.tar"));

@@ -42,7 +42,8 @@ fn build_both(dir: &Path, name: &str, archive: &Path) -> serde_json::Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
-/// The index in an archive, and the path of `bin` taken out of the arm64 image's last layer.
+/// The path of `bin` taken out of the arm64 image's last layer, in an archive of an index (of
+/// amd64 then arm64) or of the arm64 image alone.
 fn arm64_binary(archive: &Path, bin: &str, work: &Path) -> PathBuf {
     let layout = work.join("layout");
     std::fs::create_dir_all(&layout).unwrap();
@@ -54,15 +55,21 @@ fn arm64_binary(archive: &Path, bin: &str, work: &Path) -> PathBuf {
             .arg(&layout),
     );
     let top = read_json(&layout.join("index.json"));
-    let index = read_json(&blob(
+    let first = read_json(&blob(
         &layout,
         top["manifests"][0]["digest"].as_str().unwrap(),
     ));
-    assert_amd64_then_arm64(&index);
-    let arm = read_json(&blob(
-        &layout,
-        index["manifests"][1]["digest"].as_str().unwrap(),
-    ));
+    // An index of both platforms, or the arm64 image alone.
+    let arm = match first["mediaType"].as_str() {
+        Some("application/vnd.oci.image.index.v1+json") => {
+            assert_amd64_then_arm64(&first);
+            read_json(&blob(
+                &layout,
+                first["manifests"][1]["digest"].as_str().unwrap(),
+            ))
+        }
+        _ => first,
+    };
     let config = read_json(&blob(&layout, arm["config"]["digest"].as_str().unwrap()));
     assert_eq!(
         (config["architecture"].as_str(), config["variant"].as_str()),
@@ -336,4 +343,56 @@ fn a_cross_build_with_rust_lld_links_its_dependency_list() {
     );
     let out = run_ok(Command::new("qemu-aarch64-static").arg(&binary));
     assert!(out.contains("user: "), "{out}");
+}
+
+/// jemalloc learns the page size when it is configured: an arm64 build of a crate that links
+/// tikv-jemalloc-sys gets `JEMALLOC_SYS_WITH_LG_PAGE=16`, so it runs on hosts with 4, 16 and
+/// 64 KiB pages. jemalloc's own statistics, printed at exit under qemu, say which it chose; the
+/// provenance records it, and `-v` says so.
+#[test]
+fn jemalloc_for_arm64_is_configured_for_64_kib_pages() {
+    require_tool("qemu-aarch64-static", &["--version"]);
+    require_musl_target();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("jemalloc.tar");
+    let mut command = tool(&scratchimg_tests::fixture("jemalloc"));
+    command
+        .args([
+            "--platform",
+            "linux/arm64",
+            "-v",
+            "-t",
+            "scratchimg-e2e/jemalloc:arm64",
+            "-o",
+        ])
+        .arg(&archive)
+        .arg("--target-dir")
+        .arg(shared_target_dir("jemalloc"))
+        .env_remove("JEMALLOC_SYS_WITH_LG_PAGE");
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Configuring aarch64-unknown-linux-musl with JEMALLOC_SYS_WITH_LG_PAGE=16"),
+        "{stderr}"
+    );
+    let binary = arm64_binary(&archive, "jemalloc-app", work.path());
+    // The crate is built with jemalloc's symbols prefixed, and so its variable.
+    let run = Command::new("qemu-aarch64-static")
+        .arg(&binary)
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    let stats = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success() && said == "jemalloc\n",
+        "{said}{stats}"
+    );
+    assert!(stats.contains("\nPage size: 65536\n"), "{stats}");
+    let provenance = read_json(&PathBuf::from(format!("{}.intoto.json", archive.display())));
+    assert_eq!(
+        provenance["predicate"]["buildDefinition"]["externalParameters"]["buildEnvironment"],
+        serde_json::json!({ "aarch64-unknown-linux-musl": { "JEMALLOC_SYS_WITH_LG_PAGE": "16" } })
+    );
 }

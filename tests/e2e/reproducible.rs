@@ -319,3 +319,28 @@ fn a_plain_cargo_build_first_does_not_bring_paths_back() {
         "no source paths of jiff or serde_json in the binary"
     );
 }
+
+/// The symbol table `--strip debuginfo` keeps, and the debug info `--strip none` keeps, name no
+/// path of the building machine: two copies at different paths give the same image.
+#[test]
+fn symbols_and_debug_info_kept_are_the_same_from_any_path() {
+    require_musl_target();
+    let work = tempfile::tempdir().unwrap();
+    for strip in ["debuginfo", "none"] {
+        let digests: Vec<serde_json::Value> = ["a", "bb/deeper"]
+            .iter()
+            .map(|at| {
+                let dir = work.path().join(strip).join(at).join("panics");
+                copy_tree(&fixture("panics"), &dir);
+                let mut command = tool(&dir);
+                command
+                    .env("SOURCE_DATE_EPOCH", COMMIT_TIME)
+                    .args(["--strip", strip, "--message-format", "json", "-o"])
+                    .arg(dir.join("panics.tar"));
+                serde_json::from_str::<serde_json::Value>(&run_ok(&mut command)).unwrap()["digest"]
+                    .clone()
+            })
+            .collect();
+        assert_eq!(digests[0], digests[1], "--strip {strip}");
+    }
+}

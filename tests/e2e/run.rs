@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use scratchimg_tests::containerd::{DOCKERS_CONTAINERD, Namespace, ctr};
 use scratchimg_tests::{
     assert_hello_output, example, fixture, free_port, require_musl_target, require_tool, run_ok,
     shared_target_dir, tool,
@@ -283,37 +284,6 @@ fn run_passes_ctrl_c_on_and_exits_with_the_programs_code() {
         // Ctrl-C: SIGINT to the foreground process group, which is the tool's.
         run_ok(Command::new("kill").args(["-INT", "--", &format!("-{pid}")]));
         assert_web_stopped(engine, child, port);
-    }
-}
-
-/// containerd's socket here: Docker's own containerd.
-const DOCKERS_CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
-
-fn ctr(namespace: &str) -> Command {
-    let mut command = Command::new("ctr");
-    command.args(["--address", DOCKERS_CONTAINERD, "--namespace", namespace]);
-    command
-}
-
-/// Removes the namespace's images when the test ends.
-struct Namespace(String);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let images = ctr(&self.0).args(["images", "ls", "--quiet"]).output();
-        for image in images.iter().flat_map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        }) {
-            let _ = ctr(&self.0).args(["images", "rm", &image]).output();
-        }
-        // Empty once containerd's garbage collection has run; best effort.
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let _ = Command::new("ctr")
-            .args(["--address", DOCKERS_CONTAINERD, "namespaces", "rm", &self.0])
-            .output();
     }
 }
 

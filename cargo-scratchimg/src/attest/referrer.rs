@@ -126,6 +126,23 @@ impl Referrer {
             == Some(cosign::SIGN_PREDICATE_TYPE)
     }
 
+    /// What it holds, for the run's record: `signature`, `provenance` or `sbom`, by its
+    /// bundle's predicate type, else by its artifact type (an in-toto statement here is always
+    /// the provenance: SBOM statements go in artifacts of the SBOM's type).
+    pub(crate) fn kind(&self) -> &'static str {
+        let predicate = self
+            .annotations
+            .get(BUNDLE_PREDICATE_TYPE)
+            .map(String::as_str);
+        match predicate {
+            _ if self.is_signature() => "signature",
+            Some(crate::attest::slsa::PREDICATE_TYPE) => "provenance",
+            Some(_) => "sbom",
+            None if self.artifact_type == crate::attest::statement::MEDIA_TYPE => "provenance",
+            None => "sbom",
+        }
+    }
+
     /// Its entry in a referrers list: the manifest's descriptor with its `artifactType` and
     /// annotations, as the referrers API gives them.
     pub(crate) fn descriptor(&self) -> Value {

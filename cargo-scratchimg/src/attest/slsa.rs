@@ -2,6 +2,8 @@
 //! chose, what the build resolved) and by what. Reproducible as the image is: it holds no clock
 //! and no path of the building machine, so a rebuild gives the same bytes.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -30,6 +32,12 @@ pub(crate) struct BuildFacts {
     pub sbom: Option<String>,
     /// How the image runs its program and what it holds besides: entrypoint, user, env, …
     pub settings: Value,
+    /// What cargo stripped, when not the default (`symbols`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip: Option<String>,
+    /// Variables this tool set for cargo, per target triple (`JEMALLOC_SYS_WITH_LG_PAGE`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_environment: BTreeMap<String, BTreeMap<String, String>>,
     /// The source repository (a URL, never a local path) and its revision.
     #[serde(skip)]
     pub source: Option<String>,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BuiltBinary;
 use super::preread::Preread;
+use super::strip::Strip;
 use super::wrapper;
 use crate::env::Terminal;
 use crate::process::Group;
@@ -61,6 +62,9 @@ pub(crate) struct Profile {
     pub requested: String,
     /// Whether the binaries carry their dependency lists.
     pub auditable: bool,
+    /// What cargo strips (a kept build of an older version stripped symbols).
+    #[serde(default)]
+    pub strip: Strip,
 }
 
 impl Profile {
@@ -203,7 +207,7 @@ impl Build {
             .arg(&self.target_dir)
             // Strip through cargo itself, so no host `strip` that may not know the target is
             // needed. The profile cargo builds with is our own, so that is the one to set.
-            .env(request.profile.strip_env(), "symbols")
+            .env(request.profile.strip_env(), request.profile.strip.name())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -568,6 +572,7 @@ pub(crate) mod tests {
             profile: Profile {
                 requested: "release".into(),
                 auditable: true,
+                strip: Strip::Symbols,
             },
             verbosity: Verbosity::Quiet,
         }
@@ -584,6 +589,7 @@ pub(crate) mod tests {
         let plain = Profile {
             requested: "dist-small".into(),
             auditable: false,
+            strip: Strip::Debuginfo,
         };
         assert_eq!(plain.name(), "scratchimg-plain-dist-small");
         assert_eq!(

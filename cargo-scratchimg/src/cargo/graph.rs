@@ -538,6 +538,7 @@ mod tests {
             profile: Profile {
                 requested: "release".into(),
                 auditable: true,
+                strip: crate::cargo::strip::Strip::Symbols,
             },
             verbosity: Verbosity::Normal,
         };
@@ -609,6 +610,7 @@ mod tests {
             profile: Profile {
                 requested: "release".into(),
                 auditable: true,
+                strip: crate::cargo::strip::Strip::Symbols,
             },
             verbosity: Verbosity::Normal,
         };

@@ -198,7 +198,8 @@ fn has_bin(package: &Package) -> bool {
     !bins(package).is_empty()
 }
 
-fn bins(package: &Package) -> Vec<&str> {
+/// The names of the package's binaries.
+pub(crate) fn bins(package: &Package) -> Vec<&str> {
     package
         .targets
         .iter()

@@ -74,6 +74,41 @@ impl<'de> Deserialize<'de> for WordOrList {
     }
 }
 
+/// A list of strings, or a table of such lists: `capabilities = ["net_bind_service"]` for every
+/// binary, or `capabilities = { web = ["net_bind_service"] }` for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ListOrTable {
+    List(Vec<Spanned<String>>),
+    Table(BTreeMap<Spanned<String>, Vec<Spanned<String>>>),
+}
+
+impl<'de> Deserialize<'de> for ListOrTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ListOrTable;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings, or a table of binary names to lists of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListOrTable, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(ListOrTable::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListOrTable, A::Error> {
+                let mut table = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry()? {
+                    table.insert(key, value);
+                }
+                Ok(ListOrTable::Table(table))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 /// One entry of `files`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -152,6 +187,10 @@ pub(crate) struct Table {
     pub cross: Option<Cross>,
     pub compression: Option<Spanned<String>>,
     pub sign_format: Option<Spanned<String>>,
+    /// File capabilities: a list for every binary, or a table of binary names to lists.
+    pub capabilities: Option<ListOrTable>,
+    /// What of the symbol table and debug info cargo strips: `symbols`, `debuginfo`, `none`.
+    pub strip: Option<Spanned<String>>,
 }
 
 /// The `cross` setting.
@@ -385,6 +424,8 @@ mod tests {
             cross,
             compression,
             sign_format,
+            capabilities,
+            strip,
         );
         assert_eq!(keys(), fields);
         // The README's example shows each of them.

@@ -15,9 +15,12 @@ pub(crate) use manifest::{ManifestText, Table};
 pub(crate) use resolve::resolve;
 pub(crate) use values::User;
 
+use crate::cargo::strip::Strip;
 use crate::checks::Check;
 use crate::image::{Compression, RunConfig};
-use crate::rootfs::{APP_DIR, BaseFiles, FileCopy, app_path, ca_bundle_path, has_ca_bundle};
+use crate::rootfs::{
+    APP_DIR, BaseFiles, Capabilities, FileCopy, app_path, ca_bundle_path, has_ca_bundle,
+};
 use crate::sign::SignFormat;
 use crate::target::Arch;
 
@@ -43,6 +46,9 @@ pub struct ImageFlags {
     /// `gzip` or `zstd`, with `:LEVEL` or not.
     pub compression: Option<String>,
     pub sign_format: Option<SignFormat>,
+    /// `--cap`: capabilities of every binary, names as capabilities(7) gives them.
+    pub capabilities: Vec<String>,
+    pub strip: Option<Strip>,
 }
 
 /// The settings of one image, resolved and checked.
@@ -76,6 +82,10 @@ pub(crate) struct Settings {
     pub compression: Compression,
     /// How signatures and signed attestations go next to the image, with a key.
     pub sign_format: SignFormat,
+    /// The file capabilities of the binaries.
+    pub capabilities: Capabilities,
+    /// What cargo strips; `None` leaves it to the other packages of the build, else symbols.
+    pub strip: Option<Strip>,
 }
 
 impl Settings {
@@ -171,6 +181,21 @@ pub(crate) fn warnings(manifests: &Manifests, settings: &Settings, package: &str
             "the image of `{package}` runs as root; a scratch image rarely needs to"
         ));
     }
+    let mut beyond: Vec<_> = (settings.capabilities.sets().into_iter())
+        .flat_map(|caps| caps.beyond_engine_defaults())
+        .collect();
+    beyond.sort();
+    beyond.dedup();
+    for (cap, engines) in beyond {
+        let short = cap.name().to_ascii_uppercase();
+        warnings.push(format!(
+            "the image of `{package}` gives its program {cap}, which {} containers lack unless started with `--cap-add={short}`: \
+             the kernel refuses to run a program whose file capabilities exceed the container's bounding set, so it fails to start with \"operation not permitted\"\n\
+             help: start it with `--cap-add={short}` (in Kubernetes, securityContext.capabilities.add: [\"{short}\"]), or leave {} out of `capabilities`",
+            engines.join(" and "),
+            cap.name()
+        ));
+    }
     warnings
 }
 
@@ -222,6 +247,32 @@ mod tests {
         let manifests = read_tables(&pkg, &ws).unwrap();
         assert!(manifests.typos.is_empty(), "{:?}", manifests.typos);
         assert_eq!(read_tables(&ws, &ws).unwrap().typos.len(), 1);
+    }
+
+    #[test]
+    fn capabilities_the_engines_do_not_grant_are_warnings() {
+        let flags = ImageFlags {
+            capabilities: vec![
+                "net_bind_service".into(),
+                "net_raw".into(),
+                "sys_admin".into(),
+            ],
+            ..ImageFlags::default()
+        };
+        let settings = resolve(&[], &flags, Path::new("/")).unwrap();
+        let warnings = warnings(&Manifests::default(), &settings, "web");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("the image of `web` gives its program CAP_NET_RAW, which podman containers lack unless started with `--cap-add=NET_RAW`"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].contains("CAP_SYS_ADMIN, which docker and podman containers lack")
+                && warnings[1].contains("fails to start with \"operation not permitted\"\nhelp: start it with `--cap-add=SYS_ADMIN`"),
+            "{}",
+            warnings[1]
+        );
     }
 
     #[test]

@@ -164,6 +164,24 @@ pub(crate) fn resolve(
         .unwrap_or_default(),
     };
 
+    let capabilities = if flags.capabilities.is_empty() {
+        last_set(tables, |t| t.capabilities.as_ref())
+            .map(|(value, s)| values::capabilities(value, s))
+            .transpose()?
+            .unwrap_or_default()
+    } else {
+        values::capabilities_flag(&flags.capabilities)?
+    };
+    let strip = match flags.strip {
+        Some(strip) => Some(strip),
+        None => setting(
+            tables,
+            "strip",
+            |t| t.strip.as_ref(),
+            |v, o, _| values::strip(v, o),
+        )?,
+    };
+
     Ok(Settings {
         name,
         tags,
@@ -191,6 +209,8 @@ pub(crate) fn resolve(
             .is_some_and(|(c, _)| *c == manifest::Cross::Zig),
         compression,
         sign_format,
+        capabilities,
+        strip,
     })
 }
 
@@ -263,6 +283,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::cargo::strip::Strip;
 
     fn table(path: &str, text: &str, workspace: bool) -> (Table, ManifestText) {
         let dir = tempfile::tempdir().unwrap().keep();
@@ -481,6 +502,67 @@ mod tests {
         let settings = resolve(&[(table, source)], &ImageFlags::default(), Path::new("/")).unwrap();
         let modes: Vec<_> = settings.files.iter().map(|f| f.mode).collect();
         assert_eq!(modes, [Some(0o4755), Some(0o666)]);
+    }
+
+    #[test]
+    fn capabilities_for_every_binary_or_each_and_strip() {
+        let head = "[package]\nname = \"x\"\n[package.metadata.scratchimg]\n";
+        let resolved = |text: &str, flags: &ImageFlags| {
+            let (table, source) = table("Cargo.toml", &format!("{head}{text}"), false);
+            resolve(&[(table, source)], flags, Path::new("/"))
+        };
+        let none = ImageFlags::default();
+        let every = resolved(
+            "capabilities = [\"CAP_NET_BIND_SERVICE\"]\nstrip = \"debuginfo\"\n",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(every.capabilities.of("any").names(), ["net_bind_service"]);
+        assert_eq!(every.strip, Some(Strip::Debuginfo));
+        let each = resolved(
+            "capabilities = { web = [\"net_raw\", \"Net_Bind_Service\"] }\n",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(
+            each.capabilities.of("web").names(),
+            ["net_bind_service", "net_raw"]
+        );
+        assert!(each.capabilities.of("migrate").is_empty() && each.strip.is_none());
+        // --cap and --strip win over the settings.
+        let flags = ImageFlags {
+            capabilities: vec!["sys_time".into()],
+            strip: Some(Strip::None),
+            ..ImageFlags::default()
+        };
+        let flagged = resolved(
+            "capabilities = { web = [\"net_raw\"] }\nstrip = \"debuginfo\"\n",
+            &flags,
+        )
+        .unwrap();
+        assert_eq!(flagged.capabilities.of("migrate").names(), ["sys_time"]);
+        assert_eq!(flagged.strip, Some(Strip::None));
+        let unknown = resolved("capabilities = { web = [\"bind_low_ports\"] }\n", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("Cargo.toml:4:25: `capabilities`: `bind_low_ports` is not a capability\nhelp: capabilities(7) names them, with or without CAP_, in any case: chown, dac_override,"),
+            "{unknown}"
+        );
+        let flag = ImageFlags {
+            capabilities: vec!["admin".into()],
+            ..ImageFlags::default()
+        };
+        assert!(
+            resolve(&[], &flag, Path::new("/"))
+                .unwrap_err()
+                .to_string()
+                .starts_with("--cap: `admin` is not a capability")
+        );
+        let strip = resolved("strip = \"all\"\n", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(strip.contains("`strip`: `all` is not a choice"), "{strip}");
     }
 
     #[test]

@@ -8,10 +8,13 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use super::manifest::{FileEntry, ManifestText, WordOrList};
+use super::manifest::{FileEntry, ListOrTable, ManifestText, WordOrList};
+use crate::cargo::strip::Strip;
 use crate::image::{Algorithm, Compression, ImageRef};
 use crate::input_file::{self, CERTIFICATES_LIMIT};
-use crate::rootfs::{CaCerts, ExtraCa, FileCopy, NOBODY, NONROOT, ROOT, Zones};
+use crate::rootfs::{
+    CaCerts, Cap, Capabilities, ExtraCa, FileCaps, FileCopy, NOBODY, NONROOT, ROOT, Zones,
+};
 use crate::sign::SignFormat;
 use crate::target::Arch;
 
@@ -223,6 +226,61 @@ pub(super) fn sign_format(value: &str, origin: &Origin) -> Result<SignFormat> {
             "{origin}: `{value}` is not a signing format\nhelp: write \"bundle\" (Sigstore bundles, as cosign 3 writes them), \"legacy\" (cosign's .sig tag and DSSE envelopes) or \"both\""
         ),
     }
+}
+
+/// `symbols`, `debuginfo` or `none`.
+pub(super) fn strip(value: &str, origin: &Origin) -> Result<Strip> {
+    match Strip::ALL.into_iter().find(|s| s.name() == value.trim()) {
+        Some(strip) => Ok(strip),
+        None => bail!(
+            "{origin}: `{value}` is not a choice\nhelp: write \"symbols\" (the default: the smallest binary), \"debuginfo\" (keeps the symbol table, so backtraces name functions) or \"none\""
+        ),
+    }
+}
+
+/// A capability of capabilities(7): `net_bind_service`, in any case, with or without `CAP_`.
+pub(super) fn capability(name: &str, origin: &Origin) -> Result<Cap> {
+    match Cap::parse(name) {
+        Some(cap) => Ok(cap),
+        None => bail!(
+            "{origin}: `{name}` is not a capability\nhelp: capabilities(7) names them, with or without CAP_, in any case: {}",
+            Cap::names().join(", ")
+        ),
+    }
+}
+
+/// `--cap NAME`, repeated: capabilities for every binary.
+pub(super) fn capabilities_flag(names: &[String]) -> Result<Capabilities> {
+    let origin = Origin::Flag("--cap");
+    let caps = names.iter().map(|name| capability(name, &origin));
+    Ok(Capabilities::Every(caps.collect::<Result<_>>()?))
+}
+
+/// `capabilities = ["net_bind_service"]` for every binary, or a table of binary names to lists.
+pub(super) fn capabilities(value: &ListOrTable, source: &ManifestText) -> Result<Capabilities> {
+    let list = |items: &[toml::Spanned<String>]| -> Result<FileCaps> {
+        items
+            .iter()
+            .map(|item| {
+                capability(
+                    item.get_ref(),
+                    &Origin::key(source, "capabilities", item.span()),
+                )
+            })
+            .collect()
+    };
+    Ok(match value {
+        ListOrTable::List(items) => Capabilities::Every(list(items)?),
+        ListOrTable::Table(table) => Capabilities::Each(
+            table
+                .iter()
+                .map(|(bin, items)| {
+                    let origin = Origin::key(source, "capabilities", bin.span());
+                    Ok((bin.get_ref().clone(), (list(items)?, origin.to_string())))
+                })
+                .collect::<Result<_>>()?,
+        ),
+    })
 }
 
 /// `gzip` or `zstd`, with `:LEVEL` after it or the algorithm's default level.

@@ -30,11 +30,16 @@ pub(crate) enum EntryKind {
     Hardlink(String),
 }
 
+/// Extended attributes of an entry: name (`security.capability`) to value.
+pub(crate) type Xattrs = BTreeMap<String, Vec<u8>>;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub kind: EntryKind,
     pub mode: u32,
     pub owner: Owner,
+    /// Extended attributes (`security.capability`), sorted by name: PAX records in the tar.
+    pub xattrs: Xattrs,
     /// Added only because a child needed a parent; an explicit `dir` replaces it.
     implied: bool,
 }
@@ -80,6 +85,7 @@ impl LayerBuilder {
                 kind: EntryKind::Dir,
                 mode,
                 owner,
+                xattrs: Xattrs::new(),
                 implied: false,
             },
         )
@@ -92,10 +98,23 @@ impl LayerBuilder {
         mode: u32,
         owner: Owner,
     ) -> Result<&mut Self> {
+        self.file_with_xattrs(path, data, mode, owner, Xattrs::new())
+    }
+
+    /// A file with extended attributes, such as a program's `security.capability`.
+    pub(crate) fn file_with_xattrs(
+        &mut self,
+        path: &str,
+        data: impl Into<Content>,
+        mode: u32,
+        owner: Owner,
+        xattrs: Xattrs,
+    ) -> Result<&mut Self> {
         let entry = Entry {
             kind: EntryKind::File(data.into()),
             mode,
             owner,
+            xattrs,
             implied: false,
         };
         self.insert_new(path, entry)
@@ -117,6 +136,7 @@ impl LayerBuilder {
             kind: EntryKind::Hardlink(target),
             mode: *mode,
             owner: *owner,
+            xattrs: Xattrs::new(),
             implied: false,
         };
         self.insert_new(path, entry)
@@ -151,6 +171,7 @@ impl LayerBuilder {
                         kind: EntryKind::Dir,
                         mode: 0o755,
                         owner: Owner::ROOT,
+                        xattrs: Xattrs::new(),
                         implied: true,
                     };
                     self.entries.insert(parent.to_string(), implied);
@@ -399,6 +420,42 @@ pub(super) mod tests {
             .read_to_end(&mut tar)
             .unwrap();
         assert_eq!(&super::super::sha256(&tar), layer.diff_id());
+    }
+
+    /// As `setcap` leaves it on disk, a PAX record before the entry: GNU tar's and Go's name.
+    #[test]
+    fn extended_attributes_go_before_their_file_as_pax_records() {
+        let mut b = sample(false);
+        let value = vec![1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let xattrs = Xattrs::from([("security.capability".to_string(), value.clone())]);
+        b.file_with_xattrs("app/web", &b"ELF"[..], 0o755, Owner::ROOT, xattrs)
+            .unwrap();
+        let tar = b.tar().unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut found = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let records: Vec<(String, Vec<u8>)> = match entry.pax_extensions().unwrap() {
+                Some(records) => records
+                    .map(|r| {
+                        let r = r.unwrap();
+                        (r.key().unwrap().to_string(), r.value_bytes().to_vec())
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            if !records.is_empty() {
+                found.push((path, records));
+            }
+        }
+        assert_eq!(
+            found,
+            [(
+                "app/web".to_string(),
+                vec![("SCHILY.xattr.security.capability".to_string(), value)]
+            )]
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) use blob::{Blob, digest_of, layout_path, sha256, short_digest};
 pub(crate) use compress::{Algorithm, Compression, decompressor};
 pub(crate) use content::{Content, FilePart, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};
-pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner};
+pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner, Xattrs};
 pub(crate) use merged::{
     IndexEntry, checked_platform, merged_index, platform_name, platform_of, shared_platform,
 };

@@ -76,6 +76,13 @@ impl Tar {
             // The tar crate writes the header (and a GNU long-name entry before it when the
             // path needs one); the contents follow from their source.
             let mut head = tar::Builder::new(Vec::new());
+            // Extended attributes go before the entry as a PAX header, named as GNU tar and
+            // Go's archive/tar (Docker, podman, containerd, ko) write and read them.
+            let records: Vec<(String, &[u8])> = (entry.xattrs.iter())
+                .map(|(name, value)| (format!("SCHILY.xattr.{name}"), value.as_slice()))
+                .collect();
+            head.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                .with_context(context)?;
             let mut content = None;
             match &entry.kind {
                 EntryKind::Dir => {

@@ -57,7 +57,7 @@ pub(crate) fn compile(
             request: plan.request.clone(),
             target: target.clone(),
             target_dir: target_dir.to_path_buf(),
-            env: platform.toolchain.linker_env.clone(),
+            env: [&platform.toolchain.linker_env[..], &platform.cargo_env[..]].concat(),
             wrapper: wrapper(plan, platform, &lists, target_dir, env)?,
             zigbuild: plan.zigbuild.clone(),
         };

@@ -78,6 +78,7 @@ pub(crate) fn execute(
         images,
         connections,
         early,
+        record,
     } = planned;
     // 2. Compile every platform.
     let builds = compile(&plan, env, plan.workspace.target_directory(), early, report)?;
@@ -90,7 +91,7 @@ pub(crate) fn execute(
         reproduce(&plan, &images, again, report)?;
     }
     // 5. Publish: write, load, push.
-    publish(&plan, &connections, &uploads, images, report)
+    publish(&plan, &connections, &uploads, images, record, report)
 }
 
 #[cfg(test)]

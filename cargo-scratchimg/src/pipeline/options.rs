@@ -32,6 +32,9 @@ pub struct Options {
     /// `--workspace`.
     pub output: Option<PathBuf>,
     pub format: Format,
+    /// `--metadata-file`: where the run's record goes, a JSON document of every image, pushed
+    /// reference, file and referrer.
+    pub metadata_file: Option<PathBuf>,
     /// `-t` as given; from the settings, else `<bin>:<version>`, when empty.
     pub tags: Vec<String>,
     pub load: Option<Load>,

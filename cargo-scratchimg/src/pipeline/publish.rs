@@ -10,18 +10,21 @@ use oci_spec::image::Digest;
 use super::assemble::{AssembledImage, Attestations};
 use super::{Connections, ImagePlan, Plan};
 use crate::image::Artifact;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ReferrerSummary, RunRecord};
 use crate::registry::MountSources;
 use crate::report::{Reporter, human_size};
-use crate::sink::{AttachRequest, Engine, PushError, Uploads, commit_all, load, push};
+use crate::sink::{AttachRequest, Engine, PendingFile, PushError, Uploads, commit_all, load, push};
 
 /// Publishes every image, in plan order, through what the plan connected to; the layers in
-/// `uploads` went up while they were compressed.
+/// `uploads` went up while they were compressed. Then the run's record goes to `record`
+/// (`--metadata-file`, claimed with the other outputs): last, since it names what was pushed,
+/// and only when every image was published.
 pub(crate) fn publish(
     plan: &Plan,
     connections: &Connections,
     uploads: &Uploads<'_>,
     images: Vec<AssembledImage>,
+    record: Option<PendingFile>,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
     let mut mounts = MountSources::load(&plan.tool_dir.registry_mounts());
@@ -36,7 +39,16 @@ pub(crate) fn publish(
         mounts.retain_only(&bases);
         mounts.save();
     }
-    published
+    let outcomes = published?;
+    if let Some(record) = record {
+        report.status("Writing", &record.path().display());
+        let path = record.path().to_path_buf();
+        let mut json = serde_json::to_vec_pretty(&serde_json::to_value(RunRecord::of(&outcomes))?)
+            .with_context(|| format!("could not write {}", path.display()))?;
+        json.push(b'\n');
+        commit_all(vec![record.stage(&json)?], &[])?;
+    }
+    Ok(outcomes)
 }
 
 fn publish_each(
@@ -61,6 +73,7 @@ fn publish_each(
     } in images
     {
         let outputs = &mut image.outputs;
+        let mut files = Vec::new();
         let path = match outputs.destination.take() {
             Some(destination) => {
                 report.status("Writing", &destination.path().display());
@@ -74,12 +87,14 @@ fn publish_each(
                 let output = destination.stage(&artifact, &image.tags, referrers)?;
                 let path = output.path().to_path_buf();
                 staged.push(output);
+                files.push(path.clone());
                 Some(path)
             }
             None => None,
         };
         if let Some(claim) = outputs.provenance.take() {
             report.status("Writing", &claim.path().display());
+            files.push(claim.path().to_path_buf());
             staged.push(claim.stage(&attestations.provenance_file)?);
         }
         // Claimed for a written image only, in the order the documents are made.
@@ -95,6 +110,7 @@ fn publish_each(
         );
         for (claim, document) in claims.into_iter().zip(&sboms) {
             report.status("Writing", &claim.file.path().display());
+            files.push(claim.file.path().to_path_buf());
             staged.push(claim.file.stage(&document.bytes)?);
         }
         stale.append(&mut outputs.stale_sboms);
@@ -102,6 +118,7 @@ fn publish_each(
             image,
             artifact,
             path,
+            files,
             attestations,
         });
     }
@@ -112,11 +129,16 @@ fn publish_each(
         image,
         artifact,
         path,
+        files,
         attestations,
     } in written
     {
         let mut outcome = Outcome::of(&artifact, &image.tags, plan.format.name());
+        // Where the attestations went: into the output when --attach asked for them, or to a
+        // registry that took them.
+        let mut referrers_went = plan.attach_explicit && path.is_some();
         outcome.path = path;
+        outcome.files = files;
         outcome.compression = image
             .compression
             .map(|c| format!("{}:{}", c.algorithm, c.level));
@@ -169,6 +191,7 @@ fn publish_each(
                         ),
                     );
                     outcome.pushed = pushed.refs;
+                    referrers_went |= !pushed.attached.is_empty();
                 }
                 Err(PushError { pushed, error }) => {
                     // What went up is there: say so on stdout, then fail.
@@ -179,6 +202,11 @@ fn publish_each(
                     return Err(error);
                 }
             }
+        }
+        if referrers_went {
+            outcome.referrers = (attestations.referrers.iter())
+                .map(ReferrerSummary::of)
+                .collect();
         }
         summarize(&outcome, report);
         report.result(&outcome);
@@ -193,6 +221,8 @@ struct Written {
     artifact: Artifact,
     /// The output, once committed.
     path: Option<PathBuf>,
+    /// Every file written for it.
+    files: Vec<PathBuf>,
     attestations: Attestations,
 }
 

@@ -310,6 +310,22 @@ fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
             }
             let platforms: Vec<&str> = outcome.images.iter().map(|i| i.platform.as_str()).collect();
             assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+            // The index is named as an image is, in both formats: containerd's importers name
+            // and unpack it by these.
+            let index: serde_json::Value =
+                serde_json::from_slice(&layout_file(path, "index.json")).unwrap();
+            assert_eq!(
+                index["manifests"],
+                serde_json::json!([{
+                    "annotations": {
+                        "io.containerd.image.name": format!("docker.io/library/{name}:0.2.0"),
+                        "org.opencontainers.image.ref.name": "0.2.0",
+                    },
+                    "digest": outcome.digest,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "size": artifact.manifest().size(),
+                }])
+            );
             for platform in ["amd64", "arm64"] {
                 let sbom = PathBuf::from(format!("{}.linux-{platform}.spdx.json", path.display()));
                 let doc: serde_json::Value =
@@ -358,6 +374,89 @@ fn a_run_publishes_every_image_and_what_it_wrote_reads_back_valid() {
             .collect();
         assert!(hidden.is_empty(), "{hidden:?}");
     }
+}
+
+/// A file of an image's OCI layout: inside the archive, or in the directory.
+fn layout_file(output: &Path, name: &str) -> Vec<u8> {
+    if output.is_dir() {
+        return std::fs::read(output.join(name)).unwrap();
+    }
+    let mut archive = tar::Archive::new(std::fs::File::open(output).unwrap());
+    let mut entry = archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap().to_str() == Some(name))
+        .unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+    bytes
+}
+
+/// `--metadata-file`: every image as `--message-format json` gives it, and every file written,
+/// in one document beside the outputs; a path another output has is refused before the build.
+#[test]
+fn the_run_record_lists_every_image_and_file() {
+    let ws = workspace();
+    let out = ws.path().join("out");
+    let env = env(ws.path());
+    let report = Capture::new(Verbosity::Normal);
+    let mut options = options(&out, Format::Archive);
+    options.verify = false;
+    let record = ws.path().join("record.json");
+    options.metadata_file = Some(record.clone());
+    let outcomes = run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(written["images"], serde_json::to_value(&outcomes).unwrap());
+    assert_eq!(written["pushed"], serde_json::json!([]));
+    let files: Vec<PathBuf> = serde_json::from_value(written["files"].clone()).unwrap();
+    let mut on_disk: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    on_disk.sort();
+    let mut listed = files.clone();
+    listed.sort();
+    assert_eq!(listed, on_disk, "every file written, and only those");
+    assert_eq!(files[0], out.join("api-0.2.0.tar"));
+    assert_eq!(
+        outcomes[0].files.len(),
+        4,
+        "the tar, two SBOMs, the provenance"
+    );
+    // Nothing next to the images went anywhere: no --attach, no push.
+    assert!(outcomes.iter().all(|o| o.referrers.is_empty()));
+    // With --attach, the output holds them, each marked as containerd marks a referrer.
+    options.attach = Some(crate::attest::Attach::All);
+    let outcomes = run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(listed["images"], serde_json::to_value(&outcomes).unwrap());
+    let index: serde_json::Value =
+        serde_json::from_slice(&layout_file(&files[0], "index.json")).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1 + outcomes[0].referrers.len());
+    let kinds: std::collections::BTreeSet<&str> =
+        outcomes[0].referrers.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["provenance", "sbom"].into());
+    for (entry, referrer) in entries[1..].iter().zip(&outcomes[0].referrers) {
+        assert_eq!(entry["digest"], referrer.digest);
+        assert_eq!(
+            entry["annotations"]["io.containerd.manifest.subject"],
+            referrer.subject
+        );
+    }
+
+    options.metadata_file = Some(out.join("api-0.2.0.tar.intoto.json"));
+    let error = run_with(&options, &env, &report, fake_compile)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("--metadata-file ") && error.contains("is also an output of the run"),
+        "{error}"
+    );
 }
 
 /// Documents an earlier run left beside an output that this run does not write (one platform

@@ -1,6 +1,7 @@
 //! The root filesystem of the image: a base layer of files every program expects (CA roots,
 //! time zones, users), built from data embedded in this tool, and a layer with the program.
 
+mod capabilities;
 mod certs;
 mod files;
 mod tzdata;
@@ -11,8 +12,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::image::{Content, LayerBuilder, Owner};
+use crate::image::{Content, LayerBuilder, Owner, Xattrs};
 use crate::sbom::Component;
+pub(crate) use capabilities::{Cap, Capabilities, FileCaps};
 pub(crate) use files::{FileCopy, files_layer};
 pub(crate) use users::{NOBODY, NONROOT, ROOT};
 
@@ -222,14 +224,19 @@ pub(crate) fn mozilla_pem_sample() -> String {
     bundle[..bundle.find(end).unwrap() + end.len()].to_string()
 }
 
-/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as.
+/// The programs at `/app/<bin>`, owned by root and not writable by the user they run as, each
+/// with its file capabilities.
 pub(crate) fn app_files<'a>(
     programs: impl IntoIterator<Item = (&'a str, Content)>,
+    capabilities: &Capabilities,
     mtime: u64,
 ) -> Result<LayerBuilder> {
     let mut layer = LayerBuilder::new(mtime);
     for (bin, content) in programs {
-        layer.file(&app_path(bin), content, 0o755, Owner::ROOT)?;
+        let xattrs: Xattrs = (capabilities.of(bin).xattr().into_iter())
+            .map(|value| (capabilities::XATTR.to_string(), value))
+            .collect();
+        layer.file_with_xattrs(&app_path(bin), content, 0o755, Owner::ROOT, xattrs)?;
     }
     Ok(layer)
 }

@@ -79,21 +79,23 @@ impl Containerd {
         command
     }
 
-    /// Pipes this machine's image of `artifact` into `ctr images import -`; containerd names
-    /// it by the archive's `io.containerd.image.name` annotations, one per tag.
+    /// Pipes `artifact` into `ctr images import -`; containerd names it by the archive's
+    /// `io.containerd.image.name` annotations, one per tag. An index goes in whole, as a pull
+    /// would give it: containerd takes this machine's platform of it and unpacks that, and
+    /// the image has the index's digest, as in a registry.
     pub(crate) fn import(
         &self,
         artifact: &Artifact,
         tags: &[ImageRef],
         mtime: u64,
     ) -> Result<Loaded> {
-        let Some(image) = artifact.image_for(Arch::host()) else {
+        if artifact.image_for(Arch::host()).is_none() {
             bail!(
                 "the image has no platform that runs on this machine, so it cannot be imported\n\
                  help: add this machine's platform to --platform, or push the index to a registry"
             );
-        };
-        let archive = render(&Artifact::Image(image.clone()), tags, mtime)?;
+        }
+        let archive = render(artifact, tags, mtime)?;
         let child = self
             .ctr()
             .args(["images", "import", "-"])

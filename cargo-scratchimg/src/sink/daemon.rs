@@ -209,7 +209,8 @@ pub(crate) struct Loaded {
 /// Streams this machine's image of `artifact` into `<engine> load`: as `docker save` writes it,
 /// with uncompressed layers, when the engine takes those (no layer is compressed for it, nor
 /// decompressed by it, and its image ID is the config's digest either way); else as the
-/// archive `-o` writes. `mtime` stamps the archive's entries.
+/// archive `-o` writes, an index whole to Docker's containerd store, which keeps it as a pull
+/// does and unpacks this machine's platform. `mtime` stamps the archive's entries.
 pub(crate) fn load(
     engine: &Answered,
     artifact: &Artifact,
@@ -226,6 +227,7 @@ pub(crate) fn load(
     };
     let archive = match plain_archive(image, tags, mtime) {
         Some(archive) if engine.loads_plain_layers() => archive?,
+        _ if engine.containerd_store => render(artifact, tags, mtime)?,
         _ => render(&Artifact::Image(image.clone()), tags, mtime)?,
     };
     let child = Command::new(program)

@@ -12,10 +12,13 @@ use crate::image::{Artifact, Content, Image, ImageRef, json};
 /// containerd's and Docker's name for the full reference of an index entry.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's annotation of an index entry that refers to another, naming its subject.
+const CONTAINERD_SUBJECT: &str = "io.containerd.manifest.subject";
 
 /// `oci-layout`, `index.json` and `blobs/sha256/…`, as (path, contents) pairs; layers are read
 /// when written. The index has one entry per tag, annotated the way `docker save` does since
-/// Docker 25, pointing at the image manifest or at the image index. Blobs that platforms share
+/// Docker 25, pointing at the image manifest or at the image index: an index is named as an
+/// image is, and containerd-backed importers name and unpack it as a pull would. Blobs that platforms share
 /// are stored once. With `referrers` (attestations), each one's manifest and blobs are stored
 /// too, and listed in `index.json` with its `artifactType`, as OCI 1.1 layouts hold artifacts
 /// next to images. Tools that read a layout without naming a tag (`skopeo … oci-archive:FILE`)
@@ -46,7 +49,13 @@ pub(crate) fn oci_layout(
         .build()?;
     let mut index = serde_json::to_value(&index)?;
     if let Some(entries) = index["manifests"].as_array_mut() {
-        entries.extend(referrers.iter().map(Referrer::descriptor));
+        entries.extend(referrers.iter().map(|referrer| {
+            // containerd's mark of a referrer, as its own exporter writes it: importers
+            // (`ctr images import`, Docker 29's `docker load`) make no image of the entry.
+            let mut entry = referrer.descriptor();
+            entry["annotations"][CONTAINERD_SUBJECT] = referrer.subject.to_string().into();
+            entry
+        }));
     }
     let mut blobs: BTreeMap<String, Content> = BTreeMap::new();
     blobs.insert(

@@ -145,6 +145,7 @@ impl Packer<'_, '_> {
         }
         let mut app_files = rootfs::app_files(
             binaries.iter().map(|b| (b.name.as_str(), b.content())),
+            &image.settings.capabilities,
             image.date.seconds,
         )?;
         let mut comment = app_comment(&binaries);

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 
 use super::{Given, ImageRequest};
 use crate::cargo::command::{BuildRequest, PackageBins, Profile};
+use crate::cargo::strip::Strip;
 use crate::env::Env;
 use crate::pipeline::Options;
 use crate::report::Reporter;
@@ -150,6 +151,21 @@ fn build_request(
             }
         }
     };
+    let strip = match options.image.strip {
+        Some(strip) => strip,
+        None => {
+            let mut strips: Vec<Strip> = images.iter().filter_map(|i| i.settings.strip).collect();
+            strips.sort_by_key(|s| s.name());
+            match unique(strips).as_slice() {
+                [] => Strip::default(),
+                [one] => *one,
+                many => bail!(
+                    "the packages ask for different `strip` ({}), but one cargo build strips one way\nhelp: pass --strip",
+                    many.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    };
     Ok(BuildRequest {
         manifest_path: manifest.to_path_buf(),
         packages: package_bins(images),
@@ -160,6 +176,7 @@ fn build_request(
         profile: Profile {
             requested: profile,
             auditable,
+            strip,
         },
         verbosity: report.verbosity(),
     })

@@ -16,6 +16,7 @@ use super::tags::{Tagged, image_tags, push_refs};
 use super::{Outputs, Plan};
 use crate::annotations::{self, Provenance};
 use crate::attest::slsa::BuildFacts;
+use crate::cargo::strip::Strip;
 use crate::cargo::workspace::{self, Workspace};
 use crate::config::{self, Settings};
 use crate::env::Env;
@@ -170,6 +171,9 @@ impl Read<'_> {
             settings.bin.as_deref(),
             settings.bins.as_deref(),
         )?;
+        (settings.capabilities)
+            .check_bins(&package.name, &workspace::bins(&package))
+            .map_err(anyhow::Error::msg)?;
         let version = package.version.to_string();
         let image_name = if bins.len() == 1 {
             bins[0].clone()
@@ -308,7 +312,18 @@ impl ImagePlan {
                 .collect(),
             auditable: plan.auditable,
             sbom: plan.sbom.map(|format| format.name().to_string()),
-            settings: settings_stated(&settings, &run_config, &base),
+            settings: settings_stated(&settings, &bins, &run_config, &base),
+            strip: (plan.request.profile.strip != Strip::default())
+                .then(|| plan.request.profile.strip.name().to_string()),
+            build_environment: plan
+                .platforms
+                .iter()
+                .filter(|p| !p.cargo_env.is_empty())
+                .map(|p| {
+                    let vars = p.cargo_env.iter().cloned().collect();
+                    (p.target().triple.clone(), vars)
+                })
+                .collect(),
             source,
             revision: git.revision.clone(),
             lockfile_sha256: lockfile,
@@ -342,9 +357,15 @@ impl ImagePlan {
 }
 
 /// The settings the provenance states: how the image runs its program and what it holds
-/// besides.
-fn settings_stated(settings: &Settings, run: &RunConfig, base: &Layer) -> serde_json::Value {
-    json!({
+/// besides. Settings added later are stated only when they are used, so the provenance of an
+/// image that does not use them stays the same.
+fn settings_stated(
+    settings: &Settings,
+    bins: &[String],
+    run: &RunConfig,
+    base: &Layer,
+) -> serde_json::Value {
+    let mut stated = json!({
         "entrypoint": run.entrypoint,
         "cmd": run.cmd,
         "env": run.env,
@@ -361,7 +382,12 @@ fn settings_stated(settings: &Settings, run: &RunConfig, base: &Layer) -> serde_
             .map(|f| json!({ "dst": f.dst, "mode": f.mode.map(|m| format!("{m:04o}")) }))
             .collect::<Vec<_>>(),
         "base": base.comment(),
-    })
+    });
+    let capabilities = settings.capabilities.stated(bins);
+    if !capabilities.is_empty() {
+        stated["capabilities"] = json!(capabilities);
+    }
+    stated
 }
 
 /// How an image's layers are compressed: as its settings say when it is written or pushed,

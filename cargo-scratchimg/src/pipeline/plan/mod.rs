@@ -36,7 +36,7 @@ use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::sbom::SbomFormat;
 use crate::sign::SigningKey;
-use crate::sink::{Answered, Containerd, Engine, Format};
+use crate::sink::{Answered, Containerd, Engine, Format, PendingFile};
 use crate::target::{Target, parse_platforms};
 use crate::tool_dir::ToolDir;
 use background::Background;
@@ -97,6 +97,8 @@ pub(crate) struct Planned {
     pub images: Vec<ImagePlan>,
     pub connections: Connections,
     pub early: EarlyBuild,
+    /// `--metadata-file`, claimed with the other outputs.
+    pub record: Option<PendingFile>,
 }
 
 /// What the command line settles before cargo is asked anything.
@@ -136,6 +138,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         let toolchains =
             Toolchain::prepare_all(&build, &mut background, &given, options, env, report)?;
         let outputs = Outputs::claim_all(&requests, &build.targets, options)?;
+        let record = outputs::claim_record(options.metadata_file.as_deref(), &outputs)?;
         let prepared = background.join()?;
         before_build::check(&requests, &prepared.graphs, build.zig(), env, report)?;
         let connections = Connections::new(registries, engine, options, env)?;
@@ -143,7 +146,13 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             report.warn(&warning);
         }
         let plan = Plan {
-            platforms: PlatformPlan::all(toolchains, prepared.graphs, build.keeps_graphs()),
+            platforms: PlatformPlan::all(
+                toolchains,
+                prepared.graphs,
+                build.keeps_graphs(),
+                env,
+                report,
+            ),
             rustc_version: prepared.rustc_version,
             workspace,
             tool_dir,
@@ -166,6 +175,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             images,
             connections,
             early: background.early(),
+            record,
         })
     })
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::ImageRequest;
 use crate::pipeline::Options;
@@ -76,6 +76,31 @@ impl Outputs {
             destination: Some(destination),
         })
     }
+}
+
+/// `--metadata-file`, claimed: a path no other output of the run has.
+pub(super) fn claim_record(
+    path: Option<&Path>,
+    outputs: &[Outputs],
+) -> Result<Option<PendingFile>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let taken = outputs.iter().flat_map(|o| {
+        let beside = o.sboms.iter().map(|claim| claim.file.path());
+        (o.destination.iter().map(Destination::path))
+            .chain(o.provenance.iter().map(PendingFile::path))
+            .chain(beside)
+    });
+    for other in taken {
+        if other == path {
+            bail!(
+                "--metadata-file {} is also an output of the run\nhelp: give the record a path of its own, e.g. --metadata-file build.json",
+                path.display()
+            );
+        }
+    }
+    PendingFile::create(path).map(Some)
 }
 
 /// The SBOM documents beside `output` that an earlier run wrote and this one, which writes

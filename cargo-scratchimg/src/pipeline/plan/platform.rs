@@ -11,9 +11,9 @@ use super::Given;
 use super::background::Background;
 use super::build::BuildPlan;
 use crate::cargo::graph::Graphs;
-use crate::cargo::linker;
 use crate::cargo::toolchain::{self, Install, Probe};
 use crate::cargo::workspace;
+use crate::cargo::{linker, page_size};
 use crate::env::Env;
 use crate::pipeline::Options;
 use crate::report::Reporter;
@@ -34,6 +34,8 @@ pub(crate) struct Toolchain {
 /// One platform to build for.
 pub(crate) struct PlatformPlan {
     pub toolchain: Toolchain,
+    /// What this tool sets for cargo beside the linker's variables (jemalloc's page size).
+    pub cargo_env: Vec<(String, String)>,
     /// Each package's crate graph for this target; empty without an SBOM or dependency list.
     pub graphs: Graphs,
 }
@@ -108,15 +110,28 @@ impl PlatformPlan {
         toolchains: Vec<Toolchain>,
         mut graphs: BTreeMap<Target, Graphs>,
         keep_graphs: bool,
+        env: &Env,
+        report: &dyn Reporter,
     ) -> Vec<PlatformPlan> {
         toolchains
             .into_iter()
-            .map(|toolchain| PlatformPlan {
-                graphs: graphs
-                    .remove(&toolchain.target)
-                    .filter(|_| keep_graphs)
-                    .unwrap_or_default(),
-                toolchain,
+            .map(|toolchain| {
+                let graphs = graphs.remove(&toolchain.target).unwrap_or_default();
+                let user_set = env.jemalloc_lg_page.is_some();
+                let cargo_env = page_size::build_env(&toolchain.target, &graphs, user_set);
+                for (var, value) in &cargo_env {
+                    report.verbose("Configuring", &|| {
+                        format!(
+                            "{} with {var}={value}: jemalloc for pages up to 64 KiB, which arm64 hosts may have (set {var} to choose)",
+                            toolchain.target.triple
+                        )
+                    });
+                }
+                PlatformPlan {
+                    graphs: if keep_graphs { graphs } else { Graphs::default() },
+                    cargo_env,
+                    toolchain,
+                }
             })
             .collect()
     }
