@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+/// The variable that sets jemalloc's page size (as log2) when tikv-jemalloc-sys builds it.
+pub(crate) const JEMALLOC_LG_PAGE: &str = "JEMALLOC_SYS_WITH_LG_PAGE";
+
 /// What the tool needs to know of the environment it runs in.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -134,7 +137,7 @@ impl Env {
                 .filter(|(k, _)| is_native_var(k))
                 .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
                 .collect(),
-            jemalloc_lg_page: string(crate::cargo::page_size::LG_PAGE_VAR),
+            jemalloc_lg_page: string(JEMALLOC_LG_PAGE),
             home,
             terminal: Terminal {
                 color_set: vars.contains_key("CARGO_TERM_COLOR"),

@@ -98,8 +98,8 @@ fn too_large(size: u64, limit: u64) -> io::Error {
         io::ErrorKind::InvalidData,
         format!(
             "it holds {}, more than the {} it may",
-            crate::report::human_size(size),
-            crate::report::human_size(limit)
+            crate::text::human_size(size),
+            crate::text::human_size(limit)
         ),
     )
 }
@@ -119,7 +119,7 @@ pub(crate) fn read_stream(input: impl Read, limit: u64) -> io::Result<Vec<u8>> {
             io::ErrorKind::InvalidData,
             format!(
                 "it gave more than the {} it may",
-                crate::report::human_size(limit)
+                crate::text::human_size(limit)
             ),
         ));
     }

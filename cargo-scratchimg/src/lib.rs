@@ -46,6 +46,7 @@ mod sign;
 mod sink;
 mod source_date;
 mod target;
+mod text;
 mod tool_dir;
 mod util;
 

@@ -19,7 +19,7 @@ use crate::image::{
     check_layer, layout_path, parse,
 };
 use crate::input_file::RegularFile;
-use crate::report::one_line;
+use crate::text::one_line;
 
 /// Entries a tar of an image layout may have: a few per blob.
 const TAR_ENTRIES_LIMIT: usize = 10_000;

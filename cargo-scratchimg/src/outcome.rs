@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 use crate::target::Arch;
 
@@ -49,17 +48,6 @@ pub struct ReferrerSummary {
     pub artifact_type: String,
     /// The digest of the image, index or platform image it refers to.
     pub subject: String,
-}
-
-impl ReferrerSummary {
-    pub(crate) fn of(referrer: &Referrer) -> ReferrerSummary {
-        ReferrerSummary {
-            digest: referrer.manifest.digest().to_string(),
-            kind: referrer.kind(),
-            artifact_type: referrer.artifact_type.clone(),
-            subject: referrer.subject.to_string(),
-        }
-    }
 }
 
 /// What `--metadata-file` holds: every image of the run as `--message-format json` prints it,

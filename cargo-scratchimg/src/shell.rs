@@ -11,7 +11,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::env::Terminal;
 use crate::outcome::Outcome;
-use crate::report::{Progress, ProgressEnd, Reporter, Verbosity, printable};
+use crate::report::{Progress, ProgressEnd, Reporter, Verbosity};
+use crate::text::printable;
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
 const NOTE: Style = AnsiColor::Cyan.on_default().bold();

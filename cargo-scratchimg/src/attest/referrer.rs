@@ -9,6 +9,7 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde_json::{Value, json};
 
 use crate::image::{Blob, json as canonical};
+use crate::outcome::ReferrerSummary;
 use crate::sign::cosign;
 
 pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -140,6 +141,16 @@ impl Referrer {
             Some(_) => "sbom",
             None if self.artifact_type == crate::attest::statement::MEDIA_TYPE => "provenance",
             None => "sbom",
+        }
+    }
+
+    /// What the run's outcome says of it.
+    pub(crate) fn summary(&self) -> ReferrerSummary {
+        ReferrerSummary {
+            digest: self.manifest.digest().to_string(),
+            kind: self.kind(),
+            artifact_type: self.artifact_type.clone(),
+            subject: self.subject.to_string(),
         }
     }
 

@@ -22,9 +22,10 @@ use super::command::BuildRequest;
 use super::linker::cargo_config_files;
 use crate::cache::{Hit, Keyed, file_digest};
 use crate::env::Env;
-use crate::report::{Reporter, quoted};
+use crate::report::Reporter;
 use crate::sbom::{Crate, CrateGraph, Kind, Source};
 use crate::target::Target;
+use crate::text::quoted;
 use crate::tool_dir::ToolDir;
 
 /// Entries kept: a few per platform, feature set and package selection.

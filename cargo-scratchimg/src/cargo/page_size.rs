@@ -6,10 +6,9 @@
 //! configure as `--with-lg-page`, unless the user set it.
 
 use crate::cargo::graph::Graphs;
+use crate::env::JEMALLOC_LG_PAGE;
 use crate::target::{Arch, Target};
 
-/// The variable tikv-jemalloc-sys's build script reads.
-pub(crate) const LG_PAGE_VAR: &str = "JEMALLOC_SYS_WITH_LG_PAGE";
 /// log2 of 64 KiB, the largest page arm64 Linux has.
 const LG_PAGE: &str = "16";
 const JEMALLOC_SYS: &str = "tikv-jemalloc-sys";
@@ -21,7 +20,7 @@ pub(crate) fn build_env(target: &Target, graphs: &Graphs, user_set: bool) -> Vec
         .values()
         .any(|graph| graph.runtime().any(|(_, c)| c.name == JEMALLOC_SYS));
     if target.arch == Arch::Arm64 && links_jemalloc && !user_set {
-        vec![(LG_PAGE_VAR.to_string(), LG_PAGE.to_string())]
+        vec![(JEMALLOC_LG_PAGE.to_string(), LG_PAGE.to_string())]
     } else {
         Vec::new()
     }

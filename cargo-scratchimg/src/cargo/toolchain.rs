@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::cache::Keyed;
 use crate::env::Env;
-use crate::report::{Reporter, one_line, quoted};
+use crate::report::Reporter;
 use crate::target::Target;
+use crate::text::{one_line, quoted};
 use crate::tool_dir::ToolDir;
 
 /// How to treat a missing target.

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 
 use crate::env::Env;
-use crate::report::quoted;
+use crate::text::quoted;
 
 const INSTALL: &str = "help: install both with `pip install cargo-zigbuild ziglang` (or cargo-zigbuild with `cargo install cargo-zigbuild` and zig from ziglang.org), or drop --zig and `cross = \"zig\"`";
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::env::Env;
-use crate::report::quoted;
 use crate::target::Target;
+use crate::text::quoted;
 
 /// How long the probe may take: a compiler that hangs must not hold the run.
 const PROBE_LIMIT: Duration = Duration::from_secs(20);

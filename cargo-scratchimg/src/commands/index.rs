@@ -17,8 +17,9 @@ use crate::image::{
 };
 use crate::local_image;
 use crate::registry::{ClientOptions, Pulled, Registry, Session};
-use crate::report::{Reporter, one_line};
+use crate::report::Reporter;
 use crate::sink::{BlobSource, SourceImage, push_index};
+use crate::text::one_line;
 
 /// What `index` is asked to merge, and where it goes.
 #[derive(Debug, Clone)]

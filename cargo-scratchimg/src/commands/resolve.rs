@@ -232,7 +232,7 @@ fn check_references(text: &str) -> Result<()> {
             let end = rest
                 .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ']' | '}'))
                 .unwrap_or(rest.len());
-            let written = crate::report::one_line(&text[range.start..range.end + end], 200);
+            let written = crate::text::one_line(&text[range.start..range.end + end], 200);
             bail!(
                 "`{written}` names a tag or digest; a {SCHEME} reference names a package and binary only\nhelp: write `{}`: resolve puts the digest of the image it builds there",
                 &text[range]

@@ -16,8 +16,9 @@ use crate::attest::referrer::cosign_tag;
 use crate::image::{Repository, short_digest};
 use crate::registry::referrers::{INDEX_MEDIA_TYPE, Via};
 use crate::registry::{ClientOptions, Registry, Session};
-use crate::report::{Reporter, one_line};
+use crate::report::Reporter;
 use crate::sign::{VerifyingKey, cosign};
+use crate::text::one_line;
 
 /// What `verify` is asked to check.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use oci_spec::image::{Descriptor, ImageConfiguration, Platform};
 
 use super::{Blob, parse};
-use crate::report::one_line;
+use crate::text::one_line;
 
 /// One image of a merged index.
 #[derive(Debug, Clone, PartialEq, Eq)]

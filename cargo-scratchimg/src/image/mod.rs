@@ -232,7 +232,7 @@ impl Image {
             .with_context(|| {
                 format!(
                     "the image is for {}, which cargo-scratchimg does not build",
-                    crate::report::one_line(&parsed.architecture().to_string(), 100)
+                    crate::text::one_line(&parsed.architecture().to_string(), 100)
                 )
             })?;
         let diff_ids = parsed.rootfs().diff_ids();
@@ -257,7 +257,7 @@ impl Image {
                 let diff_id: oci_spec::image::Digest = diff_id.parse().map_err(|_| {
                     anyhow::anyhow!(
                         "diff_id `{}` is not a digest",
-                        crate::report::one_line(diff_id, 80)
+                        crate::text::one_line(diff_id, 80)
                     )
                 })?;
                 let comment = comments.get(i).cloned().unwrap_or_default();

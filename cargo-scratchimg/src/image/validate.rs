@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
 use super::{Blob, HashWriter, Image, decompressor, digest_of};
-use crate::report::one_line;
+use crate::text::one_line;
 
 /// Manifests, indexes and configs: 4 MiB, what registries themselves allow for manifests.
 pub(crate) const DOCUMENT_LIMIT: u64 = 4 * 1024 * 1024;

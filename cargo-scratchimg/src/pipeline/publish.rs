@@ -9,11 +9,13 @@ use oci_spec::image::Digest;
 
 use super::assemble::{AssembledImage, Attestations};
 use super::{Connections, ImagePlan, Plan};
+use crate::attest::Referrer;
 use crate::image::Artifact;
-use crate::outcome::{Outcome, ReferrerSummary, RunRecord};
+use crate::outcome::{Outcome, RunRecord};
 use crate::registry::MountSources;
-use crate::report::{Reporter, human_size};
+use crate::report::Reporter;
 use crate::sink::{AttachRequest, Engine, PendingFile, PushError, Uploads, commit_all, load, push};
+use crate::text::human_size;
 
 /// Publishes every image, in plan order, through what the plan connected to; the layers in
 /// `uploads` went up while they were compressed. Then the run's record goes to `record`
@@ -205,7 +207,7 @@ fn publish_each(
         }
         if referrers_went {
             outcome.referrers = (attestations.referrers.iter())
-                .map(ReferrerSummary::of)
+                .map(Referrer::summary)
                 .collect();
         }
         summarize(&outcome, report);

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::credentials::{Found, Secret};
 use super::errors::plain_http_answer;
-use crate::report::one_line;
+use crate::text::one_line;
 
 /// How a registry wants to be authenticated, from its `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use ureq::http::Response;
 
 use super::retry::RequestError;
-use crate::report::one_line;
+use crate::text::one_line;
 
 /// How much of a registry's own words an error shows.
 pub(super) const WORDS_SHOWN: usize = 300;

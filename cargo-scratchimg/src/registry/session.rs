@@ -15,7 +15,8 @@ use super::errors::{
 };
 use super::retry::RequestError;
 use super::transport::{same_origin, upload_deadline};
-use crate::report::{Reporter, one_line};
+use crate::report::Reporter;
+use crate::text::one_line;
 
 /// What a blob upload ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]

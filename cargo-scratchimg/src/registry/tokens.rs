@@ -14,7 +14,8 @@ use super::credentials::Secret;
 use super::retry::RequestError;
 use super::transport::named_insecure;
 use crate::image::ImageRef;
-use crate::report::{Reporter, one_line};
+use crate::report::Reporter;
+use crate::text::one_line;
 
 /// Where a registry's tokens come from, and the tokens it gave.
 #[derive(Debug)]

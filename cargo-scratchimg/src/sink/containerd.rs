@@ -11,8 +11,8 @@ use super::Engine;
 use super::archive::render;
 use super::daemon::{Loaded, ask_within, feed};
 use crate::image::{Artifact, ImageRef};
-use crate::report::quoted;
 use crate::target::Arch;
+use crate::text::quoted;
 
 /// Where containerd listens, in the order they are tried when `CONTAINERD_ADDRESS` is not set:
 /// a system containerd, k3s's, and Docker's own.

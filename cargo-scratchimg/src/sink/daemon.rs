@@ -11,8 +11,8 @@ use super::archive::render;
 use super::oci_layout::DockerManifest;
 use super::staging::copy;
 use crate::image::{Artifact, Blob, Image, ImageRef, Layer, LayerBuilder, Owner, Tar, json};
-use crate::report::{one_line, quoted};
 use crate::target::Arch;
+use crate::text::{one_line, quoted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

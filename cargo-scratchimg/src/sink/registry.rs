@@ -11,7 +11,8 @@ use super::uploads::Uploads;
 
 use crate::image::{Artifact, Blob, ImageRef, short_digest};
 use crate::registry::{Mount, MountSources, Registry, Session};
-use crate::report::{Progress, ProgressEnd, Reporter, human_size};
+use crate::report::{Progress, ProgressEnd, Reporter};
+use crate::text::human_size;
 
 /// What a push did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
