@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::proxy::{Fault, Proxy};
+use crate::registry::{Registry, Settings};
 use crate::token::basic_credentials;
 use crate::{example, require_musl_target, require_tool, run_ok, shared_target_dir, tool};
 
@@ -120,4 +122,11 @@ pub fn assert_no_tag(reference: &str) {
     assert!(!inspect.status.success(), "{reference} was pushed");
     let said = String::from_utf8_lossy(&inspect.stderr);
     assert!(said.contains("manifest unknown"), "{said}");
+}
+
+/// A registry, a proxy in front of it that breaks connections as `fault` says, and a home.
+pub fn behind_proxy(fault: Fault) -> (Registry, Proxy, Home) {
+    let registry = Registry::start(Settings::default());
+    let proxy = Proxy::start(&registry.host, fault);
+    (registry, proxy, Home::new())
 }

@@ -10,22 +10,21 @@
 //! only once resolved: an entry records them with their digests and is used only while each is
 //! unchanged, as cargo's dep-info fingerprints do.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, PackageId};
 use serde::{Deserialize, Serialize};
 
 use super::command::BuildRequest;
+use super::compiled::{Compiled, compiled};
 use super::linker::cargo_config_files;
 use crate::cache::{Hit, Keyed, file_digest};
 use crate::env::Env;
 use crate::report::Reporter;
 use crate::sbom::{Crate, CrateGraph, Kind, Source};
 use crate::target::Target;
-use crate::text::quoted;
 use crate::tool_dir::ToolDir;
 
 /// Entries kept: a few per platform, feature set and package selection.
@@ -364,72 +363,6 @@ fn walk<'a>(
     Ok(kinds)
 }
 
-/// What `cargo tree` says cargo compiles for the request's binaries, as `(name, version)`.
-struct Compiled {
-    /// Everything, build dependencies and what they use included.
-    all: HashSet<(String, String)>,
-    /// What the binaries link: reached from them by normal edges, with the features the
-    /// binaries' own compilation gives each crate.
-    runtime: HashSet<(String, String)>,
-}
-
-/// Both trees of [`Compiled`], side by side. `cargo tree` resolves features as `cargo build`
-/// does, build scripts' apart from the binaries'.
-fn compiled(cargo: &Path, request: &BuildRequest, target: &Target) -> Result<Compiled> {
-    let (all, runtime) = std::thread::scope(|scope| {
-        let runtime = scope.spawn(|| tree(cargo, request, target, "normal"));
-        (
-            tree(cargo, request, target, "normal,build"),
-            crate::util::join(runtime),
-        )
-    });
-    Ok(Compiled {
-        all: all?,
-        runtime: runtime?,
-    })
-}
-
-/// `cargo tree --edges EDGES` of the request's packages for `target`, as `(name, version)`.
-fn tree(
-    cargo: &Path,
-    request: &BuildRequest,
-    target: &Target,
-    edges: &str,
-) -> Result<HashSet<(String, String)>> {
-    let mut command = Command::new(cargo);
-    command
-        .args([
-            "tree", "--edges", edges, "--prefix", "none", "--format", "{p}",
-        ])
-        .args(request.package_args())
-        .args(["--target", &target.triple])
-        .args(request.resolution_flags());
-    let output = crate::process::output(&mut command)
-        .with_context(|| format!("could not run `{} tree`", cargo.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`cargo tree` failed for {}: {}\nhelp: run `cargo tree --target {} --manifest-path {}` to see why",
-            request.package_names(),
-            quoted(&output.stderr),
-            target.triple,
-            request.manifest_path.display()
-        );
-    }
-    Ok(parse_tree(&String::from_utf8_lossy(&output.stdout)))
-}
-
-/// Lines such as `serde v1.0.0`, `syn v2.0.1 (*)` or `app v0.1.0 (/path)`.
-fn parse_tree(text: &str) -> HashSet<(String, String)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let name = words.next()?;
-            let version = words.next()?.strip_prefix('v')?;
-            Some((name.to_string(), version.to_string()))
-        })
-        .collect()
-}
-
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
 /// cargo's source id (`registry+URL`, `sparse+URL`, `git+URL?branch=x#REV`) as a [`Source`].
@@ -660,15 +593,6 @@ mod tests {
             parse_source("sparse+https://my.registry/index/"),
             Source::Registry("https://my.registry/index/".into())
         );
-    }
-
-    #[test]
-    fn tree_lines_give_names_and_versions() {
-        let tree = "app v0.1.0 (/src/app)\nserde v1.0.229\nserde_derive v1.0.229 (proc-macro)\nsyn v2.0.1 (*)\n";
-        let set = parse_tree(tree);
-        assert_eq!(set.len(), 4);
-        assert!(set.contains(&("serde_derive".into(), "1.0.229".into())));
-        assert!(set.contains(&("app".into(), "0.1.0".into())));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! Everything that runs cargo or rustc: reading the workspace ([`workspace`]), resolving crate
-//! graphs ([`graph`]), the `cargo build` itself ([`command`]), the one started early
+//! graphs ([`graph`], from what `cargo tree` says is compiled: `compiled`), the `cargo build`
+//! itself ([`command`]) and its `strip` ([`strip`]), cargo's stderr ([`stderr`]), what the
+//! build is told for arm64's larger pages ([`page_size`]), the one started early
 //! ([`early`]) and the binaries read while it runs ([`preread`]), the target's standard library
 //! and `rustc -vV` ([`toolchain`]), cross linkers ([`linker`]), this executable as rustc's
 //! wrapper ([`wrapper`], [`remap`]), and the check that what cargo built is static ([`elf`]).
 
 pub(crate) mod command;
+mod compiled;
 pub(crate) mod early;
 pub(crate) mod elf;
 pub(crate) mod graph;
