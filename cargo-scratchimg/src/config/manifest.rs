@@ -387,9 +387,9 @@ mod tests {
             sign_format,
         );
         assert_eq!(keys(), fields);
-        // The README's example shows each of them.
-        let readme = include_str!("../../../README.md");
-        let settings = &readme[readme.find("## Settings in Cargo.toml").unwrap()..];
+        // The settings reference's example shows each of them.
+        let reference = include_str!("../../../docs/src/settings.md");
+        let settings = &reference[reference.find("## The settings table").unwrap()..];
         let example = &settings[settings.find("```toml\n").unwrap() + 8..];
         let example: toml::Table =
             toml::from_str(&example[..example.find("```").unwrap()]).unwrap();
