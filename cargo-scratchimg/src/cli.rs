@@ -17,7 +17,7 @@ const RESOLVE: &str = "Resolve Options";
 
 /// Where the book is published: `--help` names, for each group of options, the chapter that
 /// says more (the book's tests check that each page and section named here exists).
-pub(crate) const BOOK: &str = "https://cargo-scratchimg.github.io/cargo-scratchimg/";
+const BOOK: &str = "https://cargo-scratchimg.github.io/cargo-scratchimg/";
 
 /// The chapters named under `cargo scratchimg --help`: one per group of options.
 const BUILD_CHAPTERS: &[(&str, &str)] = &[

@@ -83,6 +83,14 @@ fn the_settings_reference_lists_every_flag_with_its_default() {
             .map(|sub| (format!("cargo scratchimg {}", sub.get_name()), sub)),
     );
     let mut wrong = Vec::new();
+    for row in &reference.keys {
+        for name in row.flags.iter().filter(|n| !build_names.contains(n)) {
+            wrong.push(format!(
+                "the key `{}` names {name}, which `cargo scratchimg` does not take",
+                row.key
+            ));
+        }
+    }
     for (command, clap_command) in &commands {
         let rows = reference.flags_of(command);
         let accepted: Vec<String> = clap_command.get_arguments().flat_map(names).collect();
