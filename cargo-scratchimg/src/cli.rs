@@ -15,6 +15,36 @@ const REGISTRY: &str = "Registry Options";
 const RUN: &str = "Run Options";
 const RESOLVE: &str = "Resolve Options";
 
+/// Where the book is published: `--help` names, for each group of options, the chapter that
+/// says more (the book's tests check that each page and section named here exists).
+const BOOK: &str = "https://cargo-scratchimg.github.io/cargo-scratchimg/";
+
+/// The chapters named under `cargo scratchimg --help`: one per group of options.
+const BUILD_CHAPTERS: &[(&str, &str)] = &[
+    ("Every key and flag", "settings.html"),
+    (IMAGE, "image.html"),
+    (OUTPUT, "how-it-works.html#outputs"),
+    (SUPPLY, "supply-chain.html"),
+    (REGISTRY, "registries.html"),
+    (COMPILE, "multi-platform.html"),
+    ("Errors", "troubleshooting.html"),
+];
+
+/// The lines naming the book's chapters, `(what, page)`, under the book's address: whole
+/// addresses would not fit in the width of the help.
+fn see(chapters: &[(&str, &str)]) -> String {
+    let width = chapters
+        .iter()
+        .map(|(what, _)| what.len())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<String> = chapters
+        .iter()
+        .map(|(what, page)| format!("  {what:width$}  {page}"))
+        .collect();
+    format!("See the book, {BOOK}:\n{}", lines.join("\n"))
+}
+
 /// cargo runs us as `cargo-scratchimg scratchimg ARGS`.
 #[derive(Debug, Parser)]
 #[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
@@ -30,7 +60,8 @@ pub(crate) enum Cargo {
 /// needed. The same source and toolchain give the same bytes, on any machine.
 ///
 /// Settings can also live in Cargo.toml, under [package.metadata.scratchimg] or
-/// [workspace.metadata.scratchimg]; flags win over them. See the README for every key.
+/// [workspace.metadata.scratchimg]; flags win over them. The book (below) lists every key in its
+/// settings reference.
 ///
 /// stdout gets only the output path and `REF@sha256:…` of each pushed tag, for each image (or
 /// one JSON object per image with --message-format json).
@@ -41,7 +72,8 @@ pub(crate) enum Cargo {
     long_about,
     max_term_width = 100,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = see(BUILD_CHAPTERS)
 )]
 pub(crate) struct ScratchimgArgs {
     #[command(subcommand)]
@@ -71,7 +103,7 @@ pub(crate) enum Command {
     /// it. Every other SBOM, attestation or signature among its referrers is checked too, and
     /// each one not verified with the keys is named on stderr with why (unsigned, another key,
     /// empty or mislabelled, about another image); --strict makes any of them an error.
-    #[command(max_term_width = 100)]
+    #[command(max_term_width = 100, after_help = see(&[("Verifying", "supply-chain.html#verifying")]))]
     Verify(VerifyArgs),
 }
 
@@ -83,7 +115,10 @@ pub(crate) enum Command {
 /// image's stop signal, then SIGKILL after --stop-timeout; a second one kills it at once. Killed
 /// itself, the tool takes the container with it.
 #[derive(Debug, Args)]
-#[command(max_term_width = 100)]
+#[command(max_term_width = 100, after_help = see(&[
+    ("run", "developer-loop.html#cargo-scratchimg-run"),
+    ("Every key and flag", "settings.html"),
+]))]
 pub(crate) struct RunArgs {
     /// Engine to run in: docker when its daemon answers, else podman; or containerd (ctr)
     #[arg(long, value_enum, value_name = "ENGINE", default_value_t = LoadArg::Auto, help_heading = RUN)]
@@ -114,7 +149,10 @@ pub(crate) struct RunArgs {
 /// package is built once, all in one cargo build, and pushed to $SCRATCHIMG_REPO (or --push
 /// REPO).
 #[derive(Debug, Args)]
-#[command(max_term_width = 100)]
+#[command(max_term_width = 100, after_help = see(&[
+    ("resolve", "developer-loop.html#cargo-scratchimg-resolve"),
+    ("Every key and flag", "settings.html"),
+]))]
 pub(crate) struct ResolveArgs {
     /// YAML file, directory (its .yaml and .yml files, sorted, recursively), or - for stdin;
     /// repeatable
@@ -132,7 +170,10 @@ pub(crate) struct ResolveArgs {
 /// of one platform are an error. Blobs of file sources are uploaded (those already there are
 /// not), then the manifests, the index, and last the tag.
 #[derive(Debug, Args)]
-#[command(max_term_width = 100)]
+#[command(max_term_width = 100, after_help = see(&[
+    ("index", "multi-platform.html#images-built-on-several-machines"),
+    ("CI recipe", "ci.html#many-machines"),
+]))]
 pub(crate) struct IndexArgs {
     /// Where to push the index: REGISTRY/REPO:TAG
     #[arg(long, value_name = "REF", required = true, help_heading = REGISTRY)]
@@ -260,7 +301,8 @@ pub(crate) struct BuildArgs {
     #[arg(long = "file", value_name = "SRC:DST", help_heading = IMAGE)]
     pub files: Vec<String>,
 
-    /// Time zones to include: all, none, or names separated by commas [setting: tz]
+    /// Time zones to include: all, none, or names separated by commas [setting: tz; default:
+    /// all]
     #[arg(long, value_name = "ZONES", help_heading = IMAGE)]
     pub tz: Option<String>,
 
@@ -269,7 +311,8 @@ pub(crate) struct BuildArgs {
     pub ca_certs: Vec<PathBuf>,
 
     /// File capability of every binary, as capabilities(7) names it (net_bind_service, with or
-    /// without CAP_, any case); repeat for several [setting: capabilities, also per binary]
+    /// without CAP_, any case); repeat for several. The setting can also give each binary its
+    /// own [setting: capabilities]
     #[arg(long = "cap", value_name = "NAME", help_heading = IMAGE)]
     pub capabilities: Vec<String>,
 
@@ -314,9 +357,10 @@ pub(crate) struct BuildArgs {
     #[arg(long, help_heading = SUPPLY)]
     pub verify: bool,
 
-    /// Attestations to put next to the image as OCI referrers: its SBOM, its SLSA provenance.
-    /// Default: all when pushing, and a registry that refuses them gets the image alone, with a
-    /// warning; given, such a registry fails the push, and -o outputs hold them too
+    /// Attestations to put next to the image as OCI referrers: its SBOM, its SLSA provenance. By
+    /// default a registry that refuses them gets the image alone, with a warning; given, such a
+    /// registry fails the push, and -o outputs hold them too [default: all when pushing, else
+    /// none]
     #[arg(long, value_enum, value_name = "WHAT", help_heading = SUPPLY)]
     pub attach: Option<AttachArg>,
 
@@ -326,8 +370,8 @@ pub(crate) struct BuildArgs {
     pub sign_key: Option<PathBuf>,
 
     /// How signatures go next to the image: Sigstore bundles as OCI referrers (cosign 3,
-    /// Kyverno's SigstoreBundle), cosign's older .sig tag and DSSE referrers, or both [default:
-    /// bundle, or the sign-format setting]
+    /// Kyverno's SigstoreBundle), cosign's older .sig tag and DSSE referrers, or both [setting:
+    /// sign-format; default: bundle]
     #[arg(long, value_enum, value_name = "FORMAT", help_heading = SUPPLY)]
     pub sign_format: Option<SignFormatArg>,
 

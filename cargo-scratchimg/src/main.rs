@@ -1,6 +1,8 @@
 //! `cargo scratchimg`: parse the command line, run the library, report.
 
 mod cli;
+#[cfg(test)]
+mod settings_reference;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -30,6 +30,7 @@ fn machine_state() -> Vec<String> {
         rustup.join("toolchains"),
         venv.join("bin"),
         venv.join("lib"),
+        repo_root().join("target/tools/mdbook/bin"),
     ] {
         state.push(stamp(&path));
     }
@@ -66,6 +67,7 @@ fn check_changes_nothing_where_everything_is_there() {
         "docker engine",
         "podman",
         "syft",
+        "mdbook",
         "everything the tests need",
     ] {
         assert!(

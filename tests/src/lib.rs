@@ -4,6 +4,7 @@
 //! Nothing here skips: a missing engine or target panics with what to install.
 
 pub mod attest;
+pub mod book;
 pub mod containerd;
 pub mod proxy;
 pub mod push;

@@ -428,21 +428,32 @@ mod tests {
             strip,
         );
         assert_eq!(keys(), fields);
-        // The README's example shows each of them.
-        let readme = include_str!("../../../README.md");
-        let settings = &readme[readme.find("## Settings in Cargo.toml").unwrap()..];
-        let example = &settings[settings.find("```toml\n").unwrap() + 8..];
-        let example: toml::Table =
-            toml::from_str(&example[..example.find("```").unwrap()]).unwrap();
+    }
+
+    /// The book's settings reference lists every key, and its example shows each of them.
+    #[test]
+    fn the_settings_reference_lists_every_key() {
+        use scratchimg_tests::book::{SETTINGS_CHAPTER, SettingsReference};
+        let reference = SettingsReference::read();
+        let mut keys = keys().to_vec();
+        keys.sort_unstable();
+        let mut listed: Vec<&str> = reference.keys.iter().map(|row| row.key.as_str()).collect();
+        listed.sort_unstable();
+        assert_eq!(
+            listed, keys,
+            "the `## Keys` table of {SETTINGS_CHAPTER} must list every key of [package.metadata.scratchimg], once"
+        );
+        let example: toml::Table = toml::from_str(&reference.example).unwrap();
         let shown: Vec<&str> = example["package"]["metadata"]["scratchimg"]
             .as_table()
             .unwrap()
             .keys()
             .map(String::as_str)
             .collect();
-        let mut keys = keys().to_vec();
-        keys.sort_unstable();
-        assert_eq!(shown, keys);
+        assert_eq!(
+            shown, keys,
+            "the example of {SETTINGS_CHAPTER} must show every key"
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl Algorithm {
         }
     }
 
-    /// The level of the program's layer when none is asked for: see the README's table.
+    /// The level of the program's layer when none is asked for: see the table of the book's
+    /// benchmarks chapter (docs/src/benchmarks.md).
     pub(crate) fn default_level(self) -> u32 {
         match self {
             Algorithm::Gzip => 3,
