@@ -4,6 +4,7 @@
 //! Nothing here skips: a missing engine or target panics with what to install.
 
 pub mod attest;
+pub mod installed;
 pub mod proxy;
 pub mod push;
 pub mod registry;
