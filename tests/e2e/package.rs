@@ -51,13 +51,24 @@ fn a_clean_clone_publishes_and_installs_from_its_crate() {
     let clone = work.path().join("clone");
     clone_head(&clone);
     let target_dir = shared_target_dir("package");
-    run_ok(
-        clean_command("cargo")
-            .args(["publish", "--dry-run", "-p", "cargo-scratchimg", "--locked"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(&clone),
-    );
+    let cargo = |args: &[&str]| {
+        run_ok(
+            clean_command("cargo")
+                .args(args)
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .current_dir(&clone),
+        )
+    };
+    cargo(&["publish", "--dry-run", "-p", "cargo-scratchimg", "--locked"]);
+    // The dry run keeps no `.crate`; packaging again makes the same one, without building.
+    cargo(&[
+        "package",
+        "--no-verify",
+        "-p",
+        "cargo-scratchimg",
+        "--locked",
+    ]);
 
     let name = format!("cargo-scratchimg-{}", tool_version());
     let crate_file = target_dir.join("package").join(format!("{name}.crate"));
