@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use scratchimg_tests::installed::{assert_installed_tool_works, clean_command, tool_version};
-use scratchimg_tests::{repo_root, run_ok, shared_target_dir};
+use scratchimg_tests::installed::{assert_installed_tool_works, tool_version};
+use scratchimg_tests::{clean_command, repo_root, run_ok, shared_target_dir};
 
 /// A clone of the repository at HEAD in `dest`.
 fn clone_head(dest: &Path) {

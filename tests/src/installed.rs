@@ -4,26 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{example, layer_paths, repo_root, require_musl_target, run_ok, test_toolchain};
+use crate::{
+    clean_command, example, layer_paths, repo_root, require_musl_target, run_ok, test_toolchain,
+};
 
-/// A command with the test runner's cargo variables removed: they would point the builds it
-/// starts at the runner's toolchain and target directory.
-pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut command = Command::new(program);
-    for var in [
-        "CARGO",
-        "RUSTC",
-        "CARGO_TARGET_DIR",
-        "LD_LIBRARY_PATH",
-        "RUSTUP_TOOLCHAIN",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
-/// The version of cargo-scratchimg in this workspace's manifest.
-pub fn tool_version() -> String {
+/// The cargo-scratchimg package of this workspace, as `cargo metadata` describes it.
+pub fn tool_package() -> serde_json::Value {
     let metadata = run_ok(
         clean_command("cargo")
             .args(["metadata", "--no-deps", "--format-version", "1", "--locked"])
@@ -35,9 +21,13 @@ pub fn tool_version() -> String {
         .unwrap()
         .iter()
         .find(|p| p["name"] == "cargo-scratchimg")
-        .and_then(|p| p["version"].as_str())
         .expect("the workspace has cargo-scratchimg")
-        .to_string()
+        .clone()
+}
+
+/// The version of cargo-scratchimg in this workspace's manifest.
+pub fn tool_version() -> String {
+    tool_package()["version"].as_str().unwrap().to_string()
 }
 
 /// `cargo scratchimg` in `dir`, run by the real cargo with `bin` (which holds

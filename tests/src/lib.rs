@@ -78,6 +78,22 @@ pub fn test_toolchain() -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// A command with the test runner's cargo variables removed: they would point the builds it
+/// starts at the runner's toolchain and target directory.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for var in [
+        "CARGO",
+        "RUSTC",
+        "CARGO_TARGET_DIR",
+        "LD_LIBRARY_PATH",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// `cargo-scratchimg scratchimg ARGS` as cargo would start it, in `dir`, with the test toolchain.
 pub fn tool(dir: &Path) -> Command {
     let mut command = Command::new(tool_path());
