@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use scratchimg_tests::installed::{assert_installed_tool_works, tool_version};
-use scratchimg_tests::{clean_command, repo_root, run_ok, shared_target_dir};
+use scratchimg_tests::{clean_command, repo_root, run_ok, shared_target_dir, untar};
 
 /// A clone of the repository at HEAD in `dest`.
 fn clone_head(dest: &Path) {
@@ -101,14 +101,7 @@ fn a_clean_clone_publishes_and_installs_from_its_crate() {
 
     // The unpacked `.crate`: its licences and README are the repository's, not links.
     let unpacked = work.path().join("unpacked");
-    std::fs::create_dir(&unpacked).unwrap();
-    run_ok(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(&crate_file)
-            .arg("-C")
-            .arg(&unpacked),
-    );
+    untar(&crate_file, &unpacked);
     let sources = unpacked.join(&name);
     for file in ["README.md", "LICENSE-MIT", "LICENSE-APACHE"] {
         let packed = sources.join(file);

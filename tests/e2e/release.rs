@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use scratchimg_tests::installed::{assert_installed_tool_works, tool_package, tool_version};
-use scratchimg_tests::{clean_command, repo_root, require_musl_target, require_tool, run_ok};
+use scratchimg_tests::{
+    clean_command, repo_root, require_musl_target, require_tool, run_ok, untar,
+};
 
 const TARGETS: [(&str, &str); 2] = [
     ("x86_64-unknown-linux-musl", "x86-64"),
@@ -67,13 +69,12 @@ fn release_builds_both_binaries_where_binstall_looks() {
         package["repository"].as_str().unwrap(),
     );
     assert_eq!(binstall["pkg-fmt"], "tgz");
+    let mut binaries = Vec::new();
     for ((target, machine), name) in TARGETS.iter().zip(&names) {
         assert_eq!(
             expand(&binstall["pkg-url"], repo, target),
             format!("{repo}/releases/download/v{version}/{name}")
         );
-        let unpacked = work.path().join(target);
-        std::fs::create_dir(&unpacked).unwrap();
         let listing = run_ok(
             Command::new("tar")
                 .args(["--numeric-owner", "-tvzf"])
@@ -99,13 +100,8 @@ fn release_builds_both_binaries_where_binstall_looks() {
         .map(|(mode, file)| format!("{mode} 0/0 {folder}{file}"))
         .to_vec();
         assert_eq!(entries, expected);
-        run_ok(
-            Command::new("tar")
-                .arg("-xzf")
-                .arg(out.join(name))
-                .arg("-C")
-                .arg(&unpacked),
-        );
+        let unpacked = work.path().join(target);
+        untar(&out.join(name), &unpacked);
         let binary = unpacked.join(expand(&binstall["bin-dir"], repo, target));
         let kind = run_ok(Command::new("file").arg("-b").arg(&binary));
         assert!(
@@ -115,20 +111,17 @@ fn release_builds_both_binaries_where_binstall_looks() {
             "{}: {kind}",
             binary.display()
         );
+        binaries.push(binary);
     }
 
-    let x86_64 = work.path().join(TARGETS[0].0);
-    let bin = x86_64.join(format!("cargo-scratchimg-{version}-{}", TARGETS[0].0));
-    assert_installed_tool_works(&bin, work.path());
-    let aarch64 = work
-        .path()
-        .join(TARGETS[1].0)
-        .join(format!("cargo-scratchimg-{version}-{}", TARGETS[1].0))
-        .join("cargo-scratchimg");
+    let [x86_64, aarch64] = &binaries[..] else {
+        unreachable!("two targets")
+    };
+    assert_installed_tool_works(x86_64.parent().unwrap(), work.path());
     assert_eq!(
         run_ok(
             Command::new("qemu-aarch64-static")
-                .arg(&aarch64)
+                .arg(aarch64)
                 .args(["scratchimg", "--version"])
         ),
         format!("cargo-scratchimg {version}\n")

@@ -191,6 +191,18 @@ pub fn tar_member(archive: &Path, member: &str) -> Vec<u8> {
     output.stdout
 }
 
+/// Unpacks a tar (compressed or not: tar detects it) into `dest`, which it creates.
+pub fn untar(archive: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dest),
+    );
+}
+
 /// Runs a command, panics with its output if it fails, returns stdout.
 pub fn run_ok(command: &mut Command) -> String {
     let output = command
