@@ -191,12 +191,14 @@ pub fn tar_member(archive: &Path, member: &str) -> Vec<u8> {
     output.stdout
 }
 
-/// Unpacks a tar (compressed or not: tar detects it) into `dest`, which it creates.
+/// Unpacks a tar (compressed or not: tar detects it) into `dest`, which it creates. The files
+/// are dated now, not as the tar says: a `.crate` dates every file 2006, and cargo would take
+/// sources that old for unchanged and reuse an earlier build of other ones.
 pub fn untar(archive: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
     run_ok(
         Command::new("tar")
-            .arg("-xf")
+            .args(["--touch", "-xf"])
             .arg(archive)
             .arg("-C")
             .arg(dest),
