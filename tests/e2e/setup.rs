@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use scratchimg_tests::{path_with_failing, repo_root};
+use scratchimg_tests::{clean_command, path_with_failing, repo_root};
 
 /// What the set-up steps would change: installed packages, rustup's toolchains, the tools venv,
 /// the engines' configuration and the running daemon.
@@ -168,17 +168,7 @@ fn without_musl_targets_or_downloads_it_says_what_to_run() {
 /// `scripts/NAME`, with the test runner's cargo variables removed (they would point the builds
 /// it starts elsewhere).
 fn script(name: &str) -> Command {
-    let mut command = Command::new(repo_root().join("scripts").join(name));
-    for var in [
-        "CARGO",
-        "RUSTC",
-        "CARGO_TARGET_DIR",
-        "LD_LIBRARY_PATH",
-        "RUSTUP_TOOLCHAIN",
-    ] {
-        command.env_remove(var);
-    }
-    command
+    clean_command(repo_root().join("scripts").join(name))
 }
 
 /// `scripts/test --quick` with `PATH` as given.

@@ -6,6 +6,7 @@
 pub mod attest;
 pub mod book;
 pub mod containerd;
+pub mod installed;
 pub mod proxy;
 pub mod push;
 pub mod registry;
@@ -77,6 +78,22 @@ pub fn test_toolchain() -> Option<String> {
     std::env::var("SCRATCHIMG_TEST_TOOLCHAIN")
         .ok()
         .filter(|t| !t.is_empty())
+}
+
+/// A command with the test runner's cargo variables removed: they would point the builds it
+/// starts at the runner's toolchain and target directory.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for var in [
+        "CARGO",
+        "RUSTC",
+        "CARGO_TARGET_DIR",
+        "LD_LIBRARY_PATH",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        command.env_remove(var);
+    }
+    command
 }
 
 /// `cargo-scratchimg scratchimg ARGS` as cargo would start it, in `dir`, with the test toolchain.
@@ -186,6 +203,20 @@ pub fn tar_member(archive: &Path, member: &str) -> Vec<u8> {
     let output = command.output().expect("tar runs");
     assert_success(&command, &output);
     output.stdout
+}
+
+/// Unpacks a tar (compressed or not: tar detects it) into `dest`, which it creates. The files
+/// are dated now, not as the tar says: a `.crate` dates every file 2006, and cargo would take
+/// sources that old for unchanged and reuse an earlier build of other ones.
+pub fn untar(archive: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    run_ok(
+        Command::new("tar")
+            .args(["--touch", "-xf"])
+            .arg(archive)
+            .arg("-C")
+            .arg(dest),
+    );
 }
 
 /// Runs a command, panics with its output if it fails, returns stdout.

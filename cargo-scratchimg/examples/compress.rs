@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Instant;
 
 #[allow(dead_code)]
-#[path = "../cargo-scratchimg/src/image/compress.rs"]
+#[path = "../src/image/compress.rs"]
 mod compress;
 
 use compress::{Algorithm, Compression};
