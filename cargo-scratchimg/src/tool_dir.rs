@@ -4,6 +4,7 @@
 //! <target-dir>/scratchimg/
 //!     <name>-<version>.tar      default outputs
 //!     auditable/                dependency-list objects linked into the binaries
+//!     rustc/<id>/rustc          this executable as the rustc the user's wrapper runs
 //!     cache/<kind>-<version>/   what a run keeps for the next (see the cache module)
 //!     cache/registry-mounts.json
 //!     verify-*/                 --verify's second build, removed when it ends
@@ -42,6 +43,12 @@ impl ToolDir {
         self.root.join("auditable")
     }
 
+    /// The links named `rustc` to this executable, one per rustc, that the user's own rustc
+    /// wrapper runs (see `cargo::shim`).
+    pub(crate) fn rustc_links(&self) -> PathBuf {
+        self.root.join("rustc")
+    }
+
     /// The cache of one kind. Each version of this tool has its own: what it keeps may change
     /// between versions.
     pub(crate) fn cache(&self, kind: &str) -> PathBuf {
@@ -72,6 +79,7 @@ mod tests {
             Path::new("/t/scratchimg/a-1.tar")
         );
         assert_eq!(tool_dir.auditable(), Path::new("/t/scratchimg/auditable"));
+        assert_eq!(tool_dir.rustc_links(), Path::new("/t/scratchimg/rustc"));
         assert_eq!(
             tool_dir.cache("layers"),
             Path::new(concat!(

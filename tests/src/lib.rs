@@ -165,6 +165,24 @@ pub fn python_tool(program: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// The unix socket of the Redis server `scripts/test` starts for this checkout; panics with
+/// what to run unless a server answers on it.
+pub fn redis_socket() -> PathBuf {
+    let socket = repo_root().join("target/redis/redis.sock");
+    let answer = Command::new("redis-cli")
+        .arg("-s")
+        .arg(&socket)
+        .arg("ping")
+        .output();
+    assert!(
+        answer.is_ok_and(|o| o.stdout.starts_with(b"PONG")),
+        "no Redis server answers on {}: this test needs one.\n\
+         Install and start it with `scripts/test` (`scripts/test --check` lists what is missing)",
+        socket.display()
+    );
+    socket
+}
+
 /// The bytes of one file inside a tar (`tar -z` style compression is detected by tar).
 pub fn tar_member(archive: &Path, member: &str) -> Vec<u8> {
     let mut command = Command::new("tar");

@@ -206,7 +206,10 @@ impl Build {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(wrapper) = &self.wrapper {
-            wrapper.install(&mut command);
+            wrapper.install(
+                &mut command,
+                &crate::tool_dir::ToolDir::new(&self.target_dir).rustc_links(),
+            );
         }
         command
     }

@@ -2,7 +2,7 @@
 //! graphs ([`graph`]), the `cargo build` itself ([`command`]), the one started early
 //! ([`early`]) and the binaries read while it runs ([`preread`]), the target's standard library
 //! and `rustc -vV` ([`toolchain`]), cross linkers ([`linker`]), this executable as rustc's
-//! wrapper ([`wrapper`], [`remap`]), and the check that what cargo built is static ([`elf`]).
+//! wrapper ([`wrapper`], [`remap`]) and the `rustc` the user's own wrapper runs ([`shim`]), and the check that what cargo built is static ([`elf`]).
 
 pub(crate) mod command;
 pub(crate) mod early;
@@ -11,6 +11,7 @@ pub(crate) mod graph;
 pub(crate) mod linker;
 pub(crate) mod preread;
 pub(crate) mod remap;
+pub(crate) mod shim;
 pub(crate) mod toolchain;
 pub(crate) mod workspace;
 pub(crate) mod wrapper;
