@@ -89,6 +89,12 @@ pub fn tool(dir: &Path) -> Command {
     if let Some(toolchain) = test_toolchain() {
         command.env("RUSTUP_TOOLCHAIN", toolchain);
     }
+    // What the tool keeps for every project of a user goes under the tests' own cache
+    // directory, never the user's.
+    command.env(
+        "XDG_CACHE_HOME",
+        repo_root().join("target/scratchimg-tests/cache-home"),
+    );
     command
 }
 

@@ -9,11 +9,15 @@ use oci_spec::image::Digest;
 
 use super::assemble::{AssembledImage, Attestations};
 use super::{Connections, ImagePlan, Plan};
+use crate::cache::Keyed;
 use crate::image::Artifact;
 use crate::outcome::Outcome;
-use crate::registry::MountSources;
+use crate::registry::{MountSources, Seen};
 use crate::report::{Reporter, human_size};
 use crate::sink::{AttachRequest, Engine, PushError, Uploads, commit_all, load, push};
+
+/// The key of the one entry of the record of where blobs were seen.
+const MOUNT_RECORD: &str = "registry-mounts";
 
 /// Publishes every image, in plan order, through what the plan connected to; the layers in
 /// `uploads` went up while they were compressed.
@@ -24,7 +28,11 @@ pub(crate) fn publish(
     images: Vec<AssembledImage>,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
-    let mut mounts = MountSources::load(&plan.tool_dir.registry_mounts());
+    // The record is the user's: read and written only by runs that push.
+    let record: Keyed<Vec<Seen>> = Keyed::open_at(plan.mount_record.clone(), 1);
+    let pushes = !connections.registries.is_empty();
+    let seen = pushes.then(|| record.get(&MOUNT_RECORD, report));
+    let mut mounts = MountSources::new(seen.flatten().unwrap_or_default());
     // Later runs remember only the base layers, which every image of a tool version shares;
     // the others change with each build.
     let bases: Vec<Digest> = images
@@ -32,9 +40,10 @@ pub(crate) fn publish(
         .map(|i| i.image.base.blob().digest().clone())
         .collect();
     let published = publish_each(plan, connections, uploads, images, &mut mounts, report);
-    if !connections.registries.is_empty() {
-        mounts.retain_only(&bases);
-        mounts.save();
+    if pushes {
+        record.update(&MOUNT_RECORD, report, |seen| {
+            mounts.merge_into(seen, &bases)
+        });
     }
     published
 }

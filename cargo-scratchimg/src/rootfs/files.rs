@@ -261,7 +261,18 @@ fn special(kind: &fs::FileType) -> Option<&'static str> {
 /// after a check cannot hang the read) and checked once open, and at most the size it had
 /// then is read, so a file that grows cannot make the read grow.
 pub(crate) fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    read_regular_up_to(path, u64::MAX)
+}
+
+/// [`read_regular`] of a file refused when it holds more than `limit` bytes.
+pub(crate) fn read_regular_up_to(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let (file, size) = open_regular(path)?;
+    if size > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("it holds {size} bytes, more than the {limit} it may"),
+        ));
+    }
     let mut data = Vec::with_capacity(size as usize);
     file.take(size).read_to_end(&mut data)?;
     Ok(data)
@@ -373,7 +384,7 @@ fn add(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
@@ -401,7 +412,7 @@ mod tests {
             .collect()
     }
 
-    fn mkfifo(path: &Path) {
+    pub(crate) fn mkfifo(path: &Path) {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path; mkfifo touches nothing else.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);

@@ -2,7 +2,7 @@
 //! time zones, users), built from data embedded in this tool, and a layer with the program.
 
 mod certs;
-mod files;
+pub(crate) mod files;
 mod tzdata;
 mod users;
 
@@ -13,7 +13,7 @@ use anyhow::Result;
 
 use crate::image::{Content, LayerBuilder, Owner};
 use crate::sbom::Component;
-pub(crate) use files::{FileCopy, files_layer, read_regular};
+pub(crate) use files::{FileCopy, files_layer, read_regular, read_regular_up_to};
 pub(crate) use users::{NOBODY, NONROOT, ROOT};
 
 /// Where programs go, and so the image's `PATH`.
