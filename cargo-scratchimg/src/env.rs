@@ -45,6 +45,9 @@ pub struct Env {
     pub registry_auth_file: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
     pub docker_config: Option<PathBuf>,
+    /// `$XDG_CACHE_HOME/cargo-scratchimg`, else `~/.cache/cargo-scratchimg`: what runs of every
+    /// project of the user share.
+    pub user_cache: Option<PathBuf>,
     /// `$CONTAINERD_ADDRESS`: the socket `--load=containerd` imports through.
     pub containerd_address: Option<PathBuf>,
     /// cc-rs's C compilers for targets: `CC_<triple>` (either spelling) and `TARGET_CC`.
@@ -127,6 +130,11 @@ impl Env {
             xdg_runtime_dir: path("XDG_RUNTIME_DIR"),
             docker_config: path("DOCKER_CONFIG"),
             containerd_address: path("CONTAINERD_ADDRESS"),
+            // The XDG spec ignores a relative XDG_CACHE_HOME.
+            user_cache: path("XDG_CACHE_HOME")
+                .filter(|dir| dir.is_absolute())
+                .or_else(|| under_home(".cache"))
+                .map(|dir| dir.join("cargo-scratchimg")),
             c_compilers: vars
                 .iter()
                 .filter(|(k, _)| k.starts_with("CC_") || *k == "TARGET_CC")
@@ -211,6 +219,20 @@ mod tests {
         assert_eq!(e.cargo, Path::new("cargo"));
         let bare = env(&[]);
         assert_eq!((bare.cargo_home, bare.rustup_home), (None, None));
+    }
+
+    #[test]
+    fn the_user_cache_follows_xdg_then_the_home_directory() {
+        let cache = |vars: &[(&str, &str)]| env(vars).user_cache;
+        assert_eq!(
+            cache(&[("HOME", "/home/me"), ("XDG_CACHE_HOME", "/xdg")]).as_deref(),
+            Some(Path::new("/xdg/cargo-scratchimg"))
+        );
+        assert_eq!(
+            cache(&[("HOME", "/home/me"), ("XDG_CACHE_HOME", "relative")]).as_deref(),
+            Some(Path::new("/home/me/.cache/cargo-scratchimg"))
+        );
+        assert_eq!(cache(&[]), None);
     }
 
     #[test]

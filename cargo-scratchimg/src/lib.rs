@@ -28,6 +28,7 @@ mod cargo;
 mod checks;
 mod commands;
 mod config;
+mod dir_lock;
 mod env;
 mod git;
 mod image;

@@ -4,8 +4,10 @@
 //! <target-dir>/scratchimg/
 //!     <name>-<version>.tar      default outputs
 //!     auditable/                dependency-list objects linked into the binaries
+//!     rustc/<id>/rustc          this executable as the rustc the user's wrapper runs
 //!     cache/<kind>-<version>/   what a run keeps for the next (see the cache module)
-//!     cache/registry-mounts.json
+//!     cache/registry-mounts-<version>/  where pushes saw base layers, when the user has no
+//!                               cache directory (else `~/.cache/cargo-scratchimg/`)
 //!     verify-*/                 --verify's second build, removed when it ends
 //! ```
 
@@ -42,21 +44,35 @@ impl ToolDir {
         self.root.join("auditable")
     }
 
+    /// The links named `rustc` to this executable, one per rustc, that the user's own rustc
+    /// wrapper runs (see `cargo::shim`).
+    pub(crate) fn rustc_links(&self) -> PathBuf {
+        self.root.join("rustc")
+    }
+
     /// The cache of one kind. Each version of this tool has its own: what it keeps may change
     /// between versions.
     pub(crate) fn cache(&self, kind: &str) -> PathBuf {
-        self.root
-            .join("cache")
-            .join(format!("{kind}-{}", env!("CARGO_PKG_VERSION")))
+        self.root.join("cache").join(versioned(kind))
     }
 
-    /// Where pushed blobs were seen, for mounting.
-    pub(crate) fn registry_mounts(&self) -> PathBuf {
-        self.root.join("cache/registry-mounts.json")
+    /// Where pushes record the repositories that hold base layers, for mounting: in
+    /// `user_cache` (`~/.cache/cargo-scratchimg`), for every project of the user, else here.
+    pub(crate) fn registry_mounts(&self, user_cache: Option<&Path>) -> PathBuf {
+        const KIND: &str = "registry-mounts";
+        match user_cache {
+            Some(dir) => dir.join(versioned(KIND)),
+            None => self.cache(KIND),
+        }
     }
 
     /// The prefix of `--verify`'s fresh target directories, under [`ToolDir::root`].
     pub(crate) const VERIFY_PREFIX: &str = "verify-";
+}
+
+/// `<kind>-<version>`: each version of this tool keeps its own.
+fn versioned(kind: &str) -> String {
+    format!("{kind}-{}", env!("CARGO_PKG_VERSION"))
 }
 
 #[cfg(test)]
@@ -72,6 +88,7 @@ mod tests {
             Path::new("/t/scratchimg/a-1.tar")
         );
         assert_eq!(tool_dir.auditable(), Path::new("/t/scratchimg/auditable"));
+        assert_eq!(tool_dir.rustc_links(), Path::new("/t/scratchimg/rustc"));
         assert_eq!(
             tool_dir.cache("layers"),
             Path::new(concat!(
@@ -80,8 +97,18 @@ mod tests {
             ))
         );
         assert_eq!(
-            tool_dir.registry_mounts(),
-            Path::new("/t/scratchimg/cache/registry-mounts.json")
+            tool_dir.registry_mounts(None),
+            Path::new(concat!(
+                "/t/scratchimg/cache/registry-mounts-",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
+        assert_eq!(
+            tool_dir.registry_mounts(Some(Path::new("/home/me/.cache/cargo-scratchimg"))),
+            Path::new(concat!(
+                "/home/me/.cache/cargo-scratchimg/registry-mounts-",
+                env!("CARGO_PKG_VERSION")
+            ))
         );
     }
 }

@@ -1,11 +1,15 @@
 //! What a run keeps for the next is checked, not trusted: every kind of entry under
 //! `<target>/scratchimg/cache/` (compressed layers, `rustc -vV`, crate graphs, kept builds),
 //! truncated, emptied, with a byte flipped or replaced by garbage, is discarded with a `-v` note
-//! and computed again, and the image is the same bytes as before.
+//! and computed again, and the image is the same bytes as before. Where pushes saw the base
+//! layer is kept for every project of the user: another project mounts it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use scratchimg_tests::proxy::{Fault, Proxy};
+use scratchimg_tests::push::{Home, push_command, pushed};
+use scratchimg_tests::registry::{Registry, Settings};
 use scratchimg_tests::{
     assert_success, fixture_copy, require_musl_target, require_tool, run_ok, test_toolchain, tool,
 };
@@ -265,4 +269,80 @@ fn a_run_killed_while_compressing_leaves_nothing_the_next_run_keeps() {
     assert!(!left.exists(), "the next run removed {}", left.display());
     assert_eq!(temporary(0), None, "no temporary file stays");
     assert!(dir.path().join("out.tar").is_file());
+}
+
+/// Where pushes saw the base layer is kept for the user, not for a target directory: another
+/// project, in a target directory of its own, mounts the base layer an earlier push put in the
+/// registry instead of uploading it. A damaged record is discarded with a `-v` note: the push
+/// uploads, and the record is whole again.
+#[test]
+fn another_project_mounts_the_base_layer_an_earlier_push_put_there() {
+    let registry = Registry::start(Settings::default());
+    let proxy = Proxy::start(&registry.host, Fault::None);
+    let home = Home::new();
+    let (server, exits) = (fixture_copy("multi-bin"), fixture_copy("exits"));
+    let push = |project: &Path, repository: &str, args: &[&str]| {
+        proxy.reset();
+        let repository = format!("{}/scratchimg-e2e/{repository}", proxy.host);
+        let target_dir = project.join("target");
+        let mut args = [&["-v", "--push", &repository, "--attach", "none"], args].concat();
+        args.push("-o");
+        let output = project.join("image.tar");
+        args.push(output.to_str().unwrap());
+        pushed(&mut push_command(&home, project, &target_dir, &args))
+    };
+
+    let (first, _) = push(server.path(), "server", &["--bin", "server"]);
+    assert_eq!(proxy.blob_uploads(), 3, "{:#?}", proxy.requests());
+    let base = first["layers"][0]["digest"].as_str().unwrap().to_string();
+
+    let (second, stderr) = push(exits.path(), "exits", &[]);
+    assert_eq!(
+        second["layers"][0]["digest"],
+        base.as_str(),
+        "one base layer"
+    );
+    assert!(
+        stderr.contains("Mounted sha256:") && stderr.contains(", 1 mounted, "),
+        "{stderr}"
+    );
+    assert_eq!(
+        proxy.count(&["POST ", "mount=", "from=scratchimg-e2e%2Fserver"]),
+        1,
+        "{:#?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.count(&["PUT ", &format!("digest={base}")]),
+        0,
+        "the base layer is not uploaded: {:#?}",
+        proxy.requests()
+    );
+    assert_eq!(proxy.blob_uploads(), 2, "config and app layer");
+
+    // The record is under the user's cache directory, one entry; damaged, it is discarded.
+    let records = std::fs::read_dir(home.path().join(".cache/cargo-scratchimg"))
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("registry-mounts-")
+        })
+        .expect("the record is in the user's cache directory")
+        .path();
+    let [entry] = entries(&records).try_into().unwrap();
+    std::fs::write(&entry, b"garbage").unwrap();
+    let (_, stderr) = push(exits.path(), "again", &[]);
+    assert!(
+        stderr.contains(&format!("Cache discarded {}", entry.display())),
+        "{stderr}"
+    );
+    assert_eq!(proxy.blob_uploads(), 3, "{:#?}", proxy.requests());
+    assert_eq!(entries(&records), [entry]);
+    let (_, stderr) = push(server.path(), "more", &["--bin", "server"]);
+    assert!(
+        stderr.contains("from 127.0.0.1") && stderr.contains(", 1 mounted, "),
+        "{stderr}"
+    );
 }

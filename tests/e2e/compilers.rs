@@ -1,29 +1,85 @@
-//! Past one machine's compiler: sccache under the tool's own rustc wrapper keeps crates
-//! cacheable and the image the same; `--zig` cross-compiles C code (ring) for arm64 with zig
-//! from PyPI, and the binary runs under qemu.
+//! Past one machine's compiler: sccache under the tool's own rustc wrapper shares crates
+//! through a Redis server between clones at other paths, as CI runners do, at least as well as
+//! plain cargo does, and the image stays the same; `--zig` cross-compiles C code (ring) for
+//! arm64 with zig from PyPI, and the binary runs under qemu.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use scratchimg_tests::{
-    copy_tree, example, free_port, python_tool, require_musl_target, require_tool, run_ok,
-    shared_target_dir, tool, tools_venv,
+    copy_tree, example, free_port, host_musl_target, python_tool, redis_socket,
+    require_musl_target, require_tool, run_ok, shared_target_dir, test_toolchain, tool, tools_venv,
 };
 
-/// A sccache server on its own port and cache directory, stopped when the test ends.
+/// A namespace of its own in the Redis server `scripts/test` started, emptied when the test
+/// ends: runs side by side never see each other's entries.
+struct RedisCache {
+    socket: PathBuf,
+    prefix: String,
+}
+
+impl RedisCache {
+    fn new(name: &str) -> RedisCache {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        RedisCache {
+            socket: redis_socket(),
+            prefix: format!("scratchimg-tests/{name}-{}-{nanos}/", std::process::id()),
+        }
+    }
+
+    /// sccache's settings for it.
+    fn settings(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                "SCCACHE_REDIS_ENDPOINT",
+                // sccache 0.16 (opendal) takes a unix socket only with a host: `unix:///…` is refused.
+                format!("unix://localhost{}", self.socket.display()),
+            ),
+            ("SCCACHE_REDIS_KEY_PREFIX", self.prefix.clone()),
+        ]
+    }
+
+    fn redis_cli(&self) -> Command {
+        let mut command = Command::new("redis-cli");
+        command.arg("-s").arg(&self.socket);
+        command
+    }
+}
+
+impl Drop for RedisCache {
+    fn drop(&mut self) {
+        let Ok(keys) = self
+            .redis_cli()
+            .args(["--scan", "--pattern"])
+            .arg(format!("{}*", self.prefix))
+            .output()
+        else {
+            return;
+        };
+        let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+        let keys: Vec<&str> = keys.lines().collect();
+        for chunk in keys.chunks(100) {
+            let _ = self.redis_cli().arg("UNLINK").args(chunk).output();
+        }
+    }
+}
+
+/// A sccache server of its own, as one runner has, on `cache`; stopped when dropped.
 struct Sccache {
     program: PathBuf,
-    dir: PathBuf,
     port: String,
+    settings: [(&'static str, String); 2],
 }
 
 impl Sccache {
-    fn start(dir: &Path) -> Sccache {
-        let program = python_tool("sccache", &["--version"]);
+    fn start(cache: &RedisCache) -> Sccache {
         let sccache = Sccache {
-            program,
-            dir: dir.join("cache"),
+            program: python_tool("sccache", &["--version"]),
             port: free_port().to_string(),
+            settings: cache.settings(),
         };
         run_ok(sccache.command().arg("--start-server"));
         sccache
@@ -31,20 +87,28 @@ impl Sccache {
 
     fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
-        command
-            .env("SCCACHE_DIR", &self.dir)
-            .env("SCCACHE_SERVER_PORT", &self.port)
-            .env("SCCACHE_IDLE_TIMEOUT", "0");
+        self.configure(&mut command);
         command
     }
 
-    /// `sccache --show-stats --stats-format json`.
-    fn stats(&self) -> serde_json::Value {
-        let json = run_ok(
-            self.command()
-                .args(["--show-stats", "--stats-format", "json"]),
-        );
-        serde_json::from_str(&json).unwrap()
+    /// `command` (cargo, or the tool) compiling through this server.
+    fn configure(&self, command: &mut Command) {
+        command
+            .env("RUSTC_WRAPPER", &self.program)
+            .env("SCCACHE_SERVER_PORT", &self.port)
+            .env("SCCACHE_IDLE_TIMEOUT", "0")
+            .envs(self.settings.iter().map(|(k, v)| (k, v)));
+    }
+
+    /// Compilations taken from the cache, and those compiled and stored, from
+    /// `sccache --show-stats --stats-format=json`.
+    fn counts(&self) -> Counts {
+        let json = run_ok(self.command().args(["--show-stats", "--stats-format=json"]));
+        let stats: serde_json::Value = serde_json::from_str(&json).unwrap();
+        Counts {
+            hits: count(&stats, "cache_hits"),
+            misses: count(&stats, "cache_misses"),
+        }
     }
 }
 
@@ -54,25 +118,10 @@ impl Drop for Sccache {
     }
 }
 
-/// Builds examples/events from a clean `target` in `dir`, through sccache when given; the
-/// image digest.
-fn events(dir: &Path, sccache: Option<&Sccache>) -> String {
-    let target = dir.join("target");
-    let _ = std::fs::remove_dir_all(&target);
-    let mut command = tool(dir);
-    command
-        .args(["--message-format", "json", "-o"])
-        .arg(dir.join("events.tar"))
-        .arg("--target-dir")
-        .arg(&target);
-    if let Some(sccache) = sccache {
-        command
-            .env("RUSTC_WRAPPER", &sccache.program)
-            .env("SCCACHE_DIR", &sccache.dir)
-            .env("SCCACHE_SERVER_PORT", &sccache.port);
-    }
-    let result: serde_json::Value = serde_json::from_str(&run_ok(&mut command)).unwrap();
-    result["digest"].as_str().unwrap().to_string()
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    hits: u64,
+    misses: u64,
 }
 
 /// The number in a stats field, whatever its nesting (`{"counts": {"Rust": 12}}` or a number).
@@ -88,24 +137,102 @@ fn count(stats: &serde_json::Value, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {stats}"))
 }
 
+/// One runner: a fresh clone of examples/events at `dir`, with a target directory of its own,
+/// built by `build` through a new sccache server on `cache`; what `build` gave, and the
+/// server's counts.
+fn runner<T>(
+    dir: &Path,
+    cache: &RedisCache,
+    build: impl FnOnce(&Path, Option<&Sccache>) -> T,
+) -> (T, Counts) {
+    clone_events(dir);
+    let sccache = Sccache::start(cache);
+    let built = build(dir, Some(&sccache));
+    (built, sccache.counts())
+}
+
+/// A fresh clone of examples/events at `dir`.
+fn clone_events(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    copy_tree(&example("events"), dir);
+}
+
+/// `cargo build --release` for the host's musl target, as a project builds without the tool.
+fn cargo_build(dir: &Path, sccache: Option<&Sccache>) {
+    let mut command = Command::new("cargo");
+    command
+        .args(["build", "--quiet", "--release", "--target"])
+        .arg(host_musl_target())
+        .current_dir(dir);
+    for var in ["CARGO", "RUSTC", "CARGO_TARGET_DIR", "LD_LIBRARY_PATH"] {
+        command.env_remove(var);
+    }
+    if let Some(toolchain) = test_toolchain() {
+        command.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    if let Some(sccache) = sccache {
+        sccache.configure(&mut command);
+    }
+    run_ok(&mut command);
+}
+
+/// The image of the project in `dir`, built by the tool into `dir/target`: its digest.
+fn image(dir: &Path, sccache: Option<&Sccache>) -> String {
+    let mut command = tool(dir);
+    command
+        .args(["--message-format", "json", "-o"])
+        .arg(dir.join("events.tar"))
+        .arg("--target-dir")
+        .arg(dir.join("target"));
+    if let Some(sccache) = sccache {
+        sccache.configure(&mut command);
+    }
+    let result: serde_json::Value = serde_json::from_str(&run_ok(&mut command)).unwrap();
+    result["digest"].as_str().unwrap().to_string()
+}
+
+/// Two runners with clones at different paths share what plain cargo shares and more (the
+/// remapped crates are the same bytes, so the crates that use them are too); at the same path
+/// they share every crate; and the images are the same, with the cache or without it.
 #[test]
-fn sccache_hits_from_a_clean_target_and_the_image_stays_the_same() {
+fn a_redis_cache_serves_clones_at_other_paths_as_well_as_plain_cargo() {
     require_musl_target();
     let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("events");
-    copy_tree(&example("events"), &dir);
-    let sccache = Sccache::start(work.path());
-    let first = events(&dir, Some(&sccache));
-    let hits = count(&sccache.stats(), "cache_hits");
-    let second = events(&dir, Some(&sccache));
-    let stats = sccache.stats();
+    let at = |name: &str| work.path().join(name).join("events");
+
+    let plain = RedisCache::new("plain");
+    runner(&at("plain-1"), &plain, cargo_build);
+    let (_, plain) = runner(&at("plain-2"), &plain, cargo_build);
+
+    let cache = RedisCache::new("tool");
+    let (first, filled) = runner(&at("one"), &cache, image);
+    let (second, elsewhere) = runner(&at("two"), &cache, image);
+    let (third, same_path) = runner(&at("one"), &cache, image);
+    eprintln!("plain cargo: {plain:?}; the tool: {filled:?}, {elsewhere:?}, {same_path:?}");
     assert!(
-        count(&stats, "cache_hits") >= hits + 10,
-        "the second clean build hits the cache for the dependencies: {stats}"
+        filled.misses > 0 && plain.hits > 0,
+        "{filled:?} then {plain:?}"
     );
-    let plain = events(&dir, None);
-    assert_eq!(first, second);
-    assert_eq!(first, plain, "the same image with and without sccache");
+    assert!(
+        elsewhere.hits >= plain.hits,
+        "a clone at another path takes fewer crates from the cache through the tool ({elsewhere:?}) than with plain cargo ({plain:?})"
+    );
+    assert_eq!(
+        same_path,
+        Counts {
+            hits: filled.hits + filled.misses,
+            misses: 0
+        },
+        "a clone at the same path takes every crate from the cache"
+    );
+    assert_eq!(
+        first, second,
+        "clones at different paths give the same image"
+    );
+    assert_eq!(first, third);
+    clone_events(&at("uncached"));
+    let uncached = image(&at("uncached"), None);
+    assert_eq!(first, uncached, "the same image with and without sccache");
 }
 
 #[test]

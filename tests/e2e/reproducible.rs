@@ -214,43 +214,63 @@ fn rebuilds_are_byte_identical_and_share_the_base_layer() {
 fn remapping_keeps_the_users_rustflags_and_wrapper() {
     require_musl_target();
     let work = tempfile::tempdir().unwrap();
-    // A wrapper of the user's own (as sccache would be) that logs each rustc call it runs.
-    let log = work.path().join("rustc-calls.log");
-    let wrapper = work.path().join("log-wrapper");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexec \"$@\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    // A wrapper of the user's own (as sccache would be) and a rustc of the user's own, each
+    // logging the calls it runs; the wrapper logs the variable sccache would hash first.
+    let logging = |name: &str, said: &str, runs: &str| {
+        let log = work.path().join(format!("{name}.log"));
+        let script = work.path().join(name);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"{said}$*\" >> '{}'\nexec {runs} \"$@\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        (script, log)
+    };
+    let (wrapper, wrapper_log) = logging("log-wrapper", "[$CARGO_SCRATCHIMG_REMAP] ", "");
+    let (rustc, rustc_log) = logging("log-rustc", "", "rustc");
     let mut command = tool(&fixture("multi-bin"));
     command
         .env("RUSTC_WRAPPER", &wrapper)
+        .env("RUSTC", &rustc)
         .env("RUSTFLAGS", "--cfg user_flag")
         .args(["--bin", "server", "-o"])
         .arg(work.path().join("server.tar"))
         .arg("--target-dir")
         .arg(work.path().join("target"));
     run_ok(&mut command);
-    let calls = std::fs::read_to_string(&log).expect("the user's wrapper ran");
-    let server = calls
-        .lines()
-        .find(|l| l.contains("--crate-name server"))
-        .unwrap_or_else(|| panic!("no rustc call for the binary:\n{calls}"));
-    assert!(server.contains("--cfg user_flag"), "{server}");
+    let call = |log: &Path| {
+        let calls = std::fs::read_to_string(log).expect("the user's program ran");
+        calls
+            .lines()
+            .find(|l| l.contains("--crate-name server"))
+            .unwrap_or_else(|| panic!("no rustc call for the binary:\n{calls}"))
+            .to_string()
+    };
+    // The wrapper runs the tool as rustc: it sees cargo's arguments alone, and what the
+    // remapping makes of paths, with no path of this machine.
+    let wrapped = call(&wrapper_log);
+    let link = work.path().join("target/scratchimg/rustc");
     assert!(
-        server.contains(&format!(
+        wrapped.starts_with("[/cargo /rustc/sysroot /rustup /target /workspace] ")
+            && wrapped.contains(&format!(" {}/", link.display()))
+            && wrapped.contains("--cfg user_flag")
+            && !wrapped.contains("--remap-path-prefix"),
+        "{wrapped}"
+    );
+    // rustc itself gets the remapping after the user's flags.
+    let compiled = call(&rustc_log);
+    assert!(compiled.contains("--cfg user_flag"), "{compiled}");
+    assert!(
+        compiled.contains(&format!(
             "--remap-path-prefix={}=/target",
             work.path().join("target").display()
         )),
-        "{server}"
+        "{compiled}"
     );
 }
 

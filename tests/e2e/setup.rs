@@ -8,7 +8,7 @@ use std::process::Command;
 use scratchimg_tests::{clean_command, path_with_failing, repo_root};
 
 /// What the set-up steps would change: installed packages, rustup's toolchains, the tools venv,
-/// the engines' configuration and the running daemon.
+/// the engines' configuration and the running daemons.
 fn machine_state() -> Vec<String> {
     let stamp = |path: &Path| match std::fs::metadata(path) {
         Ok(meta) => format!(
@@ -42,11 +42,13 @@ fn machine_state() -> Vec<String> {
         names.sort();
         state.push(format!("toolchains: {names:?}"));
     }
-    let daemon = Command::new("pidof").arg("dockerd").output().unwrap();
-    state.push(format!(
-        "dockerd: {}",
-        String::from_utf8_lossy(&daemon.stdout).trim()
-    ));
+    for daemon in ["dockerd", "redis-server"] {
+        let pids = Command::new("pidof").arg(daemon).output().unwrap();
+        state.push(format!(
+            "{daemon}: {}",
+            String::from_utf8_lossy(&pids.stdout).trim()
+        ));
+    }
     state
 }
 
@@ -66,6 +68,7 @@ fn check_changes_nothing_where_everything_is_there() {
         "musl targets",
         "docker engine",
         "podman",
+        "redis server",
         "syft",
         "mdbook",
         "everything the tests need",
@@ -115,6 +118,10 @@ fn check_names_what_is_missing_and_exits_non_zero() {
     );
     assert!(
         stderr.contains("missing: a docker daemon that answers"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("missing: a redis server that answers on target/redis/redis.sock"),
         "{stderr}"
     );
     assert!(stderr.contains("help: run scripts/test"), "{stderr}");

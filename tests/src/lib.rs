@@ -108,6 +108,12 @@ pub fn tool(dir: &Path) -> Command {
     if let Some(toolchain) = test_toolchain() {
         command.env("RUSTUP_TOOLCHAIN", toolchain);
     }
+    // What the tool keeps for every project of a user goes under the tests' own cache
+    // directory, never the user's.
+    command.env(
+        "XDG_CACHE_HOME",
+        repo_root().join("target/scratchimg-tests/cache-home"),
+    );
     command
 }
 
@@ -194,6 +200,24 @@ pub fn syft_report(archive: &Path) -> serde_json::Value {
             .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
     );
     serde_json::from_str(&stdout).expect("syft prints JSON")
+}
+
+/// The unix socket of the Redis server `scripts/test` starts for this checkout; panics with
+/// what to run unless a server answers on it.
+pub fn redis_socket() -> PathBuf {
+    let socket = repo_root().join("target/redis/redis.sock");
+    let answer = Command::new("redis-cli")
+        .arg("-s")
+        .arg(&socket)
+        .arg("ping")
+        .output();
+    assert!(
+        answer.is_ok_and(|o| o.stdout.starts_with(b"PONG")),
+        "no Redis server answers on {}: this test needs one.\n\
+         Install and start it with `scripts/test` (`scripts/test --check` lists what is missing)",
+        socket.display()
+    );
+    socket
 }
 
 /// The bytes of one file inside a tar (`tar -z` style compression is detected by tar).

@@ -74,6 +74,8 @@ pub fn home_command(home: &Home, project: &Path) -> Command {
         .env("DOCKER_CONFIG", home.path().join("no-docker-config"))
         .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("XDG_RUNTIME_DIR")
+        // The home's own cache directory: what one user's runs share.
+        .env_remove("XDG_CACHE_HOME")
         .env_remove("SCRATCHIMG_REPO")
         .stdin(Stdio::null());
     command

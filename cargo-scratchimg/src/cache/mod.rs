@@ -2,6 +2,9 @@
 //! to date does little else. Like Jib's cache, it lives in the build's target directory, is
 //! rebuilt when removed, and never changes what is built: cache trouble is only a slower run.
 //!
+//! One kind of [`Keyed`] value lives under the user's cache directory instead, for every project
+//! of the user: where pushes saw base layers ([`Keyed::open_at`], [`Keyed::update`]).
+//!
 //! Caches hold no knowledge of what they keep: a key, a value, and the caller's way to compute
 //! it. Every entry is checked before use: a [`Keyed`] entry carries the SHA-256 of its payload
 //! and must parse; a [`LayerCache`] blob must hash to the digest it is stored under and
@@ -25,6 +28,7 @@ use serde::de::DeserializeOwned;
 pub(crate) use growing::Growing;
 pub(crate) use layers::LayerCache;
 
+use crate::dir_lock::DirLock;
 use crate::image::sha256;
 use crate::interrupt::{self, Temporary};
 use crate::report::Reporter;
@@ -59,10 +63,18 @@ struct Store {
     bytes: Option<u64>,
 }
 
+/// The most a [`Keyed`] entry may hold: the crate graphs of the largest workspaces are a few
+/// megabytes.
+const ENTRY_LIMIT: u64 = 64 << 20;
+
 impl Store {
     fn open(tool_dir: &ToolDir, kind: &str, keep: usize) -> Store {
+        Store::at(tool_dir.cache(kind), keep)
+    }
+
+    fn at(dir: PathBuf, keep: usize) -> Store {
         Store {
-            dir: tool_dir.cache(kind),
+            dir,
             keep,
             bytes: None,
         }
@@ -100,9 +112,10 @@ impl Store {
         self.dir.join(entry)
     }
 
-    /// The entry's bytes; `None` when there is none.
+    /// The entry's bytes; `None` when there is none, or when it is not a regular file of at
+    /// most [`ENTRY_LIMIT`] bytes.
     fn read(&self, entry: &str) -> Option<Vec<u8>> {
-        fs::read(self.path(entry)).ok()
+        crate::input_file::read(&self.path(entry), ENTRY_LIMIT).ok()
     }
 
     /// Removes an entry that failed its check, and says so with `-v`.
@@ -183,6 +196,14 @@ impl<T: Serialize + DeserializeOwned> Keyed<T> {
         }
     }
 
+    /// The cache in `dir`, keeping `keep` entries.
+    pub(crate) fn open_at(dir: PathBuf, keep: usize) -> Keyed<T> {
+        Keyed {
+            store: Store::at(dir, keep),
+            value: PhantomData,
+        }
+    }
+
     /// The value kept under `key`, if there is one and it is whole; a damaged entry is removed.
     pub(crate) fn get(&self, key: &impl Serialize, report: &dyn Reporter) -> Option<T> {
         let entry = entry_name(key)?;
@@ -203,6 +224,28 @@ impl<T: Serialize + DeserializeOwned> Keyed<T> {
             bytes.extend_from_slice(&payload);
             let _ = self.store.write(&entry, &bytes);
         }
+    }
+
+    /// Changes the value under `key` (the default when there is none, or it is damaged) with
+    /// `change`, best effort. Runs at once take turns (a lock on the directory), and each
+    /// reads the value again under the lock, so no run's change is lost.
+    pub(crate) fn update(
+        &self,
+        key: &impl Serialize,
+        report: &dyn Reporter,
+        change: impl FnOnce(&mut T),
+    ) where
+        T: Default,
+    {
+        if fs::create_dir_all(&self.store.dir).is_err() {
+            return;
+        }
+        let Ok(_lock) = DirLock::take(&self.store.dir) else {
+            return;
+        };
+        let mut value = self.get(key, report).unwrap_or_default();
+        change(&mut value);
+        self.put(key, &value);
     }
 
     /// The value under `key`, else `compute`d now and kept.
@@ -316,6 +359,43 @@ mod tests {
             assert_eq!(notes.len(), 1, "{name}: {:?}", report.events());
             assert_eq!(cache.get(&"k", &report).as_deref(), Some("recomputed"));
         }
+    }
+
+    /// Runs that update one value at once each see the others' changes: none is lost.
+    #[test]
+    fn updates_at_once_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache: Keyed<Vec<usize>> = Keyed::open_at(dir.path().join("shared"), 1);
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let cache = &cache;
+                scope.spawn(move || {
+                    let report = Capture::new(Verbosity::Verbose);
+                    cache.update(&"k", &report, |seen| seen.push(i));
+                });
+            }
+        });
+        let report = Capture::new(Verbosity::Verbose);
+        let mut seen = cache.get(&"k", &report).unwrap();
+        seen.sort();
+        assert_eq!(seen, (0..8).collect::<Vec<_>>());
+        // A damaged value is started again, with a note.
+        std::fs::write(cache.path(&"k"), b"garbage").unwrap();
+        cache.update(&"k", &report, |seen| seen.push(9));
+        assert_eq!(cache.get(&"k", &report), Some(vec![9]));
+        assert_eq!(report.events().len(), 1, "{:?}", report.events());
+    }
+
+    #[test]
+    fn entries_that_are_not_regular_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache: Keyed<String> = Keyed::open(&ToolDir::new(dir.path()), "test", 4);
+        cache.put(&"k", &"v".to_string());
+        let path = cache.path(&"k");
+        std::fs::remove_file(&path).unwrap();
+        crate::rootfs::files::tests::mkfifo(&path);
+        let report = Capture::new(Verbosity::Verbose);
+        assert_eq!(cache.get(&"k", &report), None);
     }
 
     #[test]

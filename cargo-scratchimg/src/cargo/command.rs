@@ -214,7 +214,10 @@ impl Build {
             .stderr(Stdio::piped());
         super::stderr::as_on_a_terminal(&mut command, terminal);
         if let Some(wrapper) = &self.wrapper {
-            wrapper.install(&mut command);
+            wrapper.install(
+                &mut command,
+                &crate::tool_dir::ToolDir::new(&self.target_dir).rustc_links(),
+            );
         }
         command
     }

@@ -4,7 +4,7 @@
 //! build is told for arm64's larger pages ([`page_size`]), the one started early
 //! ([`early`]) and the binaries read while it runs ([`preread`]), the target's standard library
 //! and `rustc -vV` ([`toolchain`]), cross linkers ([`linker`]), this executable as rustc's
-//! wrapper ([`wrapper`], [`remap`]), and the check that what cargo built is static ([`elf`]).
+//! wrapper ([`wrapper`], [`remap`]) and the `rustc` the user's own wrapper runs ([`shim`]), and the check that what cargo built is static ([`elf`]).
 
 pub(crate) mod command;
 mod compiled;
@@ -15,6 +15,7 @@ pub(crate) mod linker;
 pub(crate) mod page_size;
 pub(crate) mod preread;
 pub(crate) mod remap;
+pub(crate) mod shim;
 pub(crate) mod stderr;
 pub(crate) mod strip;
 pub(crate) mod toolchain;

@@ -82,6 +82,15 @@ impl PathRemap {
         })
     }
 
+    /// What the remapping makes of paths, with no path of this machine: the paths it makes,
+    /// sorted. The same roots give the same bytes wherever the build ran, since the most
+    /// specific prefix wins on every machine.
+    pub(crate) fn roots(&self) -> String {
+        let mut roots: Vec<&str> = self.prefixes.iter().map(|(_, to)| to.path()).collect();
+        roots.sort_unstable();
+        roots.join(" ")
+    }
+
     /// The rustc flags, one `--remap-path-prefix=FROM=TO` each.
     pub(crate) fn rustc_args(&self) -> Vec<OsString> {
         self.prefixes
@@ -119,5 +128,6 @@ mod tests {
                 "--remap-path-prefix=/home/me/app/target=/target",
             ]
         );
+        assert_eq!(remap.roots(), "/cargo /rustc/sysroot /target /workspace");
     }
 }

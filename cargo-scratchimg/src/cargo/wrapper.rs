@@ -1,6 +1,8 @@
 //! cargo-scratchimg as cargo's rustc wrapper: cargo runs `cargo-scratchimg RUSTC ARGS...` for
-//! every crate, and we run `RUSTC ARGS... --remap-path-prefix=...` (through the user's own
-//! wrapper, such as sccache, when there is one).
+//! every crate, and we run `RUSTC ARGS... --remap-path-prefix=...`. With the user's own wrapper
+//! (sccache, say), we run `WRAPPER <link> ARGS...`, and the link, this executable named `rustc`
+//! ([`super::shim`]), runs `RUSTC ARGS... --remap-path-prefix=...`: the user's wrapper sees
+//! cargo's arguments only, so sccache's key names no path of this machine.
 //!
 //! A wrapper sees the flags cargo settled on from every source, so adding ours there never
 //! overrides the user's RUSTFLAGS or config, as setting RUSTFLAGS ourselves would.
@@ -13,7 +15,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,16 @@ const FLAGS_ENV: &str = "__SCRATCHIMG_RUSTC_FLAGS";
 const INNER_ENV: &str = "__SCRATCHIMG_INNER_RUSTC_WRAPPER";
 /// Flags for single binaries: entries `package 0x1f bin 0x1f flag 0x1f flag…`, separated by 0x1e.
 const BIN_FLAGS_ENV: &str = "__SCRATCHIMG_BIN_FLAGS";
+/// Where the links named `rustc` that the user's wrapper runs go ([`super::shim`]).
+const LINKS_ENV: &str = "__SCRATCHIMG_RUSTC_LINKS";
+/// What the remapping makes of paths, with no path of this machine ([`PathRemap::roots`]).
+const ROOTS_ENV: &str = "__SCRATCHIMG_REMAP_ROOTS";
+/// The rustc cargo named, set for the user's wrapper: its presence says that we run as the link.
+const RUSTC_ENV: &str = "__SCRATCHIMG_RUSTC";
+/// [`ROOTS_ENV`] as the user's wrapper sees it. sccache puts every `CARGO_` variable of rustc's
+/// environment in its key, but not the flags the link adds: so a crate compiled with our
+/// remapping is never taken for one compiled without it, nor with other roots.
+const KEY_VAR: &str = "CARGO_SCRATCHIMG_REMAP";
 
 /// This executable as cargo's rustc wrapper, and what it adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,10 +64,14 @@ pub(crate) struct BinFlags {
 }
 
 impl Wrapper {
-    /// Sets up `cargo` to run this wrapper for every crate.
-    pub(crate) fn install(&self, cargo: &mut Command) {
+    /// Sets up `cargo` to run this wrapper for every crate; the links for the user's wrapper go
+    /// in `links`.
+    pub(crate) fn install(&self, cargo: &mut Command, links: &Path) {
         if let Some(inner) = &self.inner {
-            cargo.env(INNER_ENV, inner);
+            cargo
+                .env(INNER_ENV, inner)
+                .env(LINKS_ENV, links)
+                .env(ROOTS_ENV, self.remap.roots());
         }
         let flags = self.remap.rustc_args().join(&OsString::from("\x1f"));
         cargo
@@ -97,59 +113,126 @@ fn flags_for<'a>(encoded: &'a str, package: &str, bin: &str) -> Vec<&'a str> {
         .unwrap_or_default()
 }
 
-/// When cargo started us as its rustc wrapper, runs rustc and never returns but with an error.
-/// Call it first in `main`, before parsing the command line.
+/// When cargo started us as its rustc wrapper, or the user's wrapper started us as rustc, runs
+/// rustc and never returns but with an error. Call it first in `main`, before parsing the
+/// command line.
 pub fn run_if_wrapping() -> Option<ExitCode> {
     let flags = std::env::var_os(FLAGS_ENV)?;
-    let mut args = std::env::args_os().skip(1);
+    let mut args = std::env::args_os();
+    let program = args.next()?;
+    // Run as the link: every argument is rustc's.
+    if let Some(rustc) = std::env::var_os(RUSTC_ENV)
+        && Path::new(&program).file_name() == Some(OsStr::new(super::shim::NAME))
+    {
+        let args: Vec<OsString> = args.collect();
+        // sccache asks `rustc +stable` whether it is rustup's proxy, and would then run the
+        // toolchain's rustc itself, without our flags: the link is no proxy.
+        if args.first().is_some_and(|a| a.as_bytes().starts_with(b"+")) {
+            eprintln!("error: cargo-scratchimg's rustc takes no toolchain argument");
+            return Some(ExitCode::FAILURE);
+        }
+        let mut command = rustc_command(&rustc, &args, &flags);
+        command.env_remove(RUSTC_ENV);
+        return Some(exec(command));
+    }
     let rustc = args.next()?;
     // `cargo scratchimg` run from within a build (say, a build script) is not a rustc call.
     if rustc == "scratchimg" {
         return None;
     }
     let args: Vec<OsString> = args.collect();
-    let mut command = match std::env::var_os(INNER_ENV) {
-        Some(inner) => {
-            let mut command = Command::new(inner);
-            command.arg(&rustc);
-            command
-        }
-        None => Command::new(&rustc),
+    let command = match std::env::var_os(INNER_ENV) {
+        Some(inner) => inner_command(&inner, &rustc, &args, &flags),
+        None => rustc_command(&rustc, &args, &flags),
     };
-    command.args(&args);
-    // Only compilations take the flags; `rustc -vV` and the like must answer as rustc does.
+    Some(exec(command))
+}
+
+/// `RUSTC ARGS...` with our flags for compilations.
+fn rustc_command(rustc: &OsStr, args: &[OsString], flags: &OsStr) -> Command {
+    let mut command = Command::new(rustc);
+    command.args(with_our_flags(args, flags));
+    command
+}
+
+/// `args`, then our flags when they are a compilation's: `rustc -vV` and the like must answer
+/// as rustc does.
+fn with_our_flags(args: &[OsString], flags: &OsStr) -> Vec<OsString> {
+    let mut all = args.to_vec();
     if args.iter().any(|a| a == "--crate-name") {
-        for flag in flags
-            .as_bytes()
-            .split(|b| *b == 0x1f)
-            .filter(|f| !f.is_empty())
-        {
-            command.arg(OsStr::from_bytes(flag));
-        }
-        // A binary target of ours (build scripts have no CARGO_BIN_NAME).
-        if let (Some(package), Some(bin), Some(encoded)) = (
-            std::env::var_os("CARGO_PKG_NAME"),
-            std::env::var_os("CARGO_BIN_NAME"),
-            std::env::var_os(BIN_FLAGS_ENV),
-        ) && args
-            .windows(2)
-            .any(|w| w[0] == "--crate-type" && w[1] == "bin")
-        {
-            let encoded = encoded.to_string_lossy();
-            command.args(flags_for(
-                &encoded,
-                &package.to_string_lossy(),
-                &bin.to_string_lossy(),
-            ));
+        all.extend(our_flags(args, flags));
+    }
+    all
+}
+
+/// The user's wrapper running the link for `rustc` with cargo's arguments alone; when no link
+/// can be made (no rustc file to name it by, a read-only target directory), running `rustc`
+/// with our flags, as a wrapper of cargo's own would.
+fn inner_command(inner: &OsStr, rustc: &OsStr, args: &[OsString], flags: &OsStr) -> Command {
+    let mut command = Command::new(inner);
+    // cargo's terminal settings (the early build sets them) never change what rustc makes,
+    // but sccache hashes every `CARGO_` variable: a terminal's width would split the cache.
+    for (name, _) in std::env::vars_os() {
+        if name.as_bytes().starts_with(b"CARGO_TERM_") {
+            command.env_remove(name);
         }
     }
+    let link = std::env::var_os(LINKS_ENV)
+        .zip(std::env::current_exe().ok())
+        .and_then(|(links, program)| {
+            let real = super::shim::resolve(rustc, std::env::var_os("PATH").as_deref())?;
+            super::shim::link(Path::new(&links), &program, &real).ok()
+        });
+    match link {
+        Some(link) => {
+            command.arg(link).args(args).env(RUSTC_ENV, rustc);
+            if let Some(roots) = std::env::var_os(ROOTS_ENV) {
+                command.env(KEY_VAR, roots);
+            }
+        }
+        None => {
+            command.arg(rustc).args(with_our_flags(args, flags));
+        }
+    }
+    command
+}
+
+/// The flags a compilation with `args` takes: the remapping, and a binary's own (build
+/// scripts have no CARGO_BIN_NAME).
+fn our_flags(args: &[OsString], flags: &OsStr) -> Vec<OsString> {
+    let mut ours: Vec<OsString> = flags
+        .as_bytes()
+        .split(|b| *b == 0x1f)
+        .filter(|f| !f.is_empty())
+        .map(|f| OsStr::from_bytes(f).to_os_string())
+        .collect();
+    if let (Some(package), Some(bin), Some(encoded)) = (
+        std::env::var_os("CARGO_PKG_NAME"),
+        std::env::var_os("CARGO_BIN_NAME"),
+        std::env::var_os(BIN_FLAGS_ENV),
+    ) && args
+        .windows(2)
+        .any(|w| w[0] == "--crate-type" && w[1] == "bin")
+    {
+        let encoded = encoded.to_string_lossy();
+        ours.extend(
+            flags_for(&encoded, &package.to_string_lossy(), &bin.to_string_lossy())
+                .into_iter()
+                .map(OsString::from),
+        );
+    }
+    ours
+}
+
+/// Replaces this process with `command`; returns only when that fails.
+fn exec(mut command: Command) -> ExitCode {
     let error = command.exec();
     eprintln!(
         "error: could not run {} as cargo-scratchimg's rustc wrapper: {error}\n\
          help: check RUSTC and RUSTC_WRAPPER",
-        rustc.to_string_lossy()
+        Path::new(command.get_program()).display()
     );
-    Some(ExitCode::FAILURE)
+    ExitCode::FAILURE
 }
 
 #[cfg(test)]

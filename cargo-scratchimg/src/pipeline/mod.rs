@@ -87,7 +87,13 @@ pub(crate) fn execute(
     let images = assemble(&plan, images, &builds, &uploads, report)?;
     // 4. Verify: the same bytes from a fresh target directory.
     if plan.verify {
-        let again = |dir: &Path| compile(&plan, env, dir, EarlyBuild::none(), report);
+        // Without the user's rustc wrapper: a compile cache would hand back the crates of the
+        // first build, and the second would prove nothing about them.
+        let uncached = Env {
+            rustc_wrapper: None,
+            ..env.clone()
+        };
+        let again = |dir: &Path| compile(&plan, &uncached, dir, EarlyBuild::none(), report);
         reproduce(&plan, &images, again, report)?;
     }
     // 5. Publish: write, load, push.

@@ -10,12 +10,16 @@ use oci_spec::image::Digest;
 use super::assemble::{AssembledImage, Attestations};
 use super::{Connections, ImagePlan, Plan};
 use crate::attest::Referrer;
+use crate::cache::Keyed;
 use crate::image::Artifact;
 use crate::outcome::{Outcome, RunRecord};
-use crate::registry::MountSources;
+use crate::registry::{MountSources, Seen};
 use crate::report::Reporter;
 use crate::sink::{AttachRequest, Engine, PendingFile, PushError, Uploads, commit_all, load, push};
 use crate::text::human_size;
+
+/// The key of the one entry of the record of where blobs were seen.
+const MOUNT_RECORD: &str = "registry-mounts";
 
 /// Publishes every image, in plan order, through what the plan connected to; the layers in
 /// `uploads` went up while they were compressed. Then the run's record goes to `record`
@@ -29,7 +33,11 @@ pub(crate) fn publish(
     record: Option<PendingFile>,
     report: &dyn Reporter,
 ) -> Result<Vec<Outcome>> {
-    let mut mounts = MountSources::load(&plan.tool_dir.registry_mounts());
+    // Where blobs were seen is the user's: read and written only by runs that push.
+    let mount_record: Keyed<Vec<Seen>> = Keyed::open_at(plan.mount_record.clone(), 1);
+    let pushes = !connections.registries.is_empty();
+    let seen = pushes.then(|| mount_record.get(&MOUNT_RECORD, report));
+    let mut mounts = MountSources::new(seen.flatten().unwrap_or_default());
     // Later runs remember only the base layers, which every image of a tool version shares;
     // the others change with each build.
     let bases: Vec<Digest> = images
@@ -37,9 +45,10 @@ pub(crate) fn publish(
         .map(|i| i.image.base.blob().digest().clone())
         .collect();
     let published = publish_each(plan, connections, uploads, images, &mut mounts, report);
-    if !connections.registries.is_empty() {
-        mounts.retain_only(&bases);
-        mounts.save();
+    if pushes {
+        mount_record.update(&MOUNT_RECORD, report, |seen| {
+            mounts.merge_into(seen, &bases)
+        });
     }
     let outcomes = published?;
     if let Some(record) = record {

@@ -21,7 +21,7 @@ mod transport;
 
 pub(crate) use client::Registry;
 pub use credentials::{CredentialSources, Credentials, Secret};
-pub(crate) use mounts::MountSources;
+pub(crate) use mounts::{MountSources, Seen};
 pub(crate) use pull::Pulled;
 pub use retry::RetryPolicy;
 pub(crate) use session::{Mount, Session};

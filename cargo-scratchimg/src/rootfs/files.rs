@@ -331,7 +331,7 @@ fn add(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
@@ -359,7 +359,7 @@ mod tests {
             .collect()
     }
 
-    fn mkfifo(path: &Path) {
+    pub(crate) fn mkfifo(path: &Path) {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path; mkfifo touches nothing else.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);

@@ -3,7 +3,7 @@
 
 mod capabilities;
 mod certs;
-mod files;
+pub(crate) mod files;
 mod tzdata;
 mod users;
 

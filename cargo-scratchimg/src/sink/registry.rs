@@ -173,7 +173,8 @@ fn push_to(
             .with_context(|| {
                 format!("registry {host} was not connected (a bug in cargo-scratchimg)")
             })?;
-        let session = registry.session(repository, &mounts.repositories(host), report)?;
+        let sources = mounts.repositories(host, unique.iter().map(|(blob, _)| blob.digest()));
+        let session = registry.session(repository, &sources, report)?;
         let bars: Vec<Option<Box<dyn Progress>>> = unique
             .iter()
             .map(|(blob, label)| {

@@ -17,11 +17,11 @@ use std::fs::{self, File, Permissions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tempfile::{NamedTempFile, TempDir};
 
+use crate::dir_lock::DirLock;
 use crate::image::Content;
 use crate::interrupt::{self, Temporary, abandoned};
 
@@ -73,38 +73,6 @@ fn prefix(path: &Path) -> String {
 
 /// The random part of their names, `tempfile`'s `XXXXXX`.
 const RANDOM: usize = 6;
-
-/// How long a run waits for others that write to the same directory: they hold it for a few
-/// renames, so this is only reached when something is stuck.
-const LOCK_LIMIT: Duration = Duration::from_secs(60);
-
-/// A lock on a directory of outputs, held until dropped.
-struct DirLock {
-    _file: File,
-}
-
-impl DirLock {
-    fn take(dir: &Path) -> Result<DirLock> {
-        let file = File::open(dir).with_context(|| format!("could not open {}", dir.display()))?;
-        let deadline = Instant::now() + LOCK_LIMIT;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(DirLock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(fs::TryLockError::WouldBlock) => bail!(
-                    "another process has held {} for {} s\nhelp: look for a stuck `cargo scratchimg` writing there",
-                    dir.display(),
-                    LOCK_LIMIT.as_secs()
-                ),
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(e).with_context(|| format!("could not lock {}", dir.display()));
-                }
-            }
-        }
-    }
-}
 
 /// Cleans up beside `path` what killed runs left, with the directory locked: their temporary
 /// files (`.<name>.XXXXXX.tmp`) and directories (`.<name>.XXXXXX`), and an old output moved

@@ -47,6 +47,9 @@ use image::{ImageRequest, zstd_warning};
 pub(crate) struct Plan {
     pub workspace: Workspace,
     pub tool_dir: ToolDir,
+    /// Where pushes record the repositories that hold base layers: the user's cache directory,
+    /// for every project of the user, else the target directory.
+    pub mount_record: PathBuf,
     /// The one `cargo build` of every image, before a target is chosen.
     pub request: BuildRequest,
     /// One after another, in one target directory, so incremental builds stay warm.
@@ -154,6 +157,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 report,
             ),
             rustc_version: prepared.rustc_version,
+            mount_record: tool_dir.registry_mounts(env.user_cache.as_deref()),
             workspace,
             tool_dir,
             request: build.request,
