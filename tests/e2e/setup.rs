@@ -231,7 +231,7 @@ fn quick_checks_and_runs_the_crate_tests_without_an_engine() {
         "Checking lints (cargo clippy --workspace --all-targets --locked -- -D warnings)",
         "Running cargo test -p cargo-scratchimg --locked\n",
         "Running unittests src/lib.rs",
-        "Running tests/cli.rs",
+        "Running tests/cli/main.rs",
     ] {
         let at = rest
             .find(line)
