@@ -37,6 +37,9 @@ pub struct Env {
     pub source_date_epoch: Option<String>,
     /// `$SCRATCHIMG_REPO`: the registry and namespace pushes go to when they do not name one.
     pub default_repo: Option<String>,
+    /// `$SCRATCHIMG_JOBS`, as set: how many images are assembled and written at once (`1`: one
+    /// after another); one per core, as memory allows, when unset. Checked by the plan.
+    pub jobs: Option<String>,
     /// This executable, which cargo runs as its rustc wrapper.
     pub current_exe: Option<PathBuf>,
     /// `$HOME`, and where Docker and podman keep registry credentials: `$REGISTRY_AUTH_FILE`,
@@ -125,6 +128,7 @@ impl Env {
             path: var("PATH"),
             source_date_epoch: string("SOURCE_DATE_EPOCH"),
             default_repo: string("SCRATCHIMG_REPO"),
+            jobs: string("SCRATCHIMG_JOBS"),
             current_exe: None,
             registry_auth_file: path("REGISTRY_AUTH_FILE"),
             xdg_runtime_dir: path("XDG_RUNTIME_DIR"),

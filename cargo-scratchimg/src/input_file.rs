@@ -60,6 +60,11 @@ impl RegularFile {
         Ok(RegularFile { file, metadata })
     }
 
+    /// What it was when it was opened.
+    pub(crate) fn metadata(&self) -> &fs::Metadata {
+        &self.metadata
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.metadata.len()
     }

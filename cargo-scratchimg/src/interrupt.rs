@@ -121,7 +121,13 @@ pub(crate) fn hold(file: &std::fs::File) -> io::Result<()> {
 /// Whether no live process [`hold`]s `path`, a temporary file or directory of a run: a run
 /// that was killed left it, and it may be removed.
 pub(crate) fn abandoned(path: &Path) -> bool {
-    std::fs::File::open(path).is_ok_and(|file| file.try_lock().is_ok())
+    use std::os::unix::fs::OpenOptionsExt;
+    // Without blocking: a FIFO named like a leftover must not hang the run.
+    std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .is_ok_and(|file| file.try_lock().is_ok())
 }
 
 /// Spawns `command` (already set up as the leader of a process group of its own) and registers
@@ -214,6 +220,18 @@ pub(crate) fn kill_group(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO named like a leftover is judged at once, not opened until a writer comes.
+    #[test]
+    fn a_fifo_is_judged_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join(".tmp-fifo");
+        crate::rootfs::files::tests::mkfifo(&fifo);
+        let (done, judged) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(abandoned(&fifo)));
+        let judged = judged.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(judged, Ok(true));
+    }
 
     #[test]
     fn entries_leave_the_undo_list_when_dropped() {

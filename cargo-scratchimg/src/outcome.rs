@@ -31,7 +31,8 @@ pub struct Outcome {
     pub loaded_into: Option<String>,
     /// `REF@sha256:…` of each tag pushed.
     pub pushed: Vec<String>,
-    /// Every file written for the image: the output, its SBOM documents, its provenance.
+    /// Every file of the image: the output, its provenance, its SBOM documents; written, or
+    /// left as it is because it already held those bytes.
     pub files: Vec<PathBuf>,
     /// The SBOMs, provenance and signatures next to the image, where they went: to a registry
     /// that took them, or into the output.

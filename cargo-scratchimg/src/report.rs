@@ -93,6 +93,19 @@ impl Capture {
             .collect()
     }
 
+    /// Says everything it was told to `to`, in order.
+    pub(crate) fn replay(self, to: &dyn Reporter) {
+        let events = self.events.into_inner().unwrap_or_else(|e| e.into_inner());
+        for event in events {
+            match event {
+                Event::Status { verb, message } => to.status(&verb, &message),
+                Event::Verbose { verb, message } => to.verbose(&verb, &|| message.clone()),
+                Event::Warning(message) => to.warn(&message),
+                Event::Result(outcome) => to.result(&outcome),
+            }
+        }
+    }
+
     fn push(&self, event: Event) {
         self.events
             .lock()

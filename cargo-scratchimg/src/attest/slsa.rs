@@ -49,9 +49,20 @@ pub(crate) struct BuildFacts {
     /// `rustc -vV`.
     #[serde(skip)]
     pub rustc: String,
-    /// Each base layer's digest and what it holds.
+    /// The base layers, as the image holds them.
     #[serde(skip)]
-    pub base: Vec<(String, String)>,
+    pub base: Vec<BaseLayer>,
+}
+
+/// A base layer as the provenance names it: the blob the image holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BaseLayer {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Its compression's layer media type, or the plain tar's.
+    pub media_type: String,
+    /// What it holds, in words.
+    pub contents: String,
 }
 
 /// The first line of `rustc -vV`'s `release:` and `commit-hash:` fields.
@@ -93,13 +104,13 @@ pub(crate) fn predicate(facts: &BuildFacts) -> Value {
         }
         dependencies.push(toolchain);
     }
-    for (digest, what) in &facts.base {
-        let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+    for base in &facts.base {
+        let (alg, hex) = (base.digest.split_once(':')).unwrap_or(("sha256", &base.digest));
         dependencies.push(json!({
             "name": "base layer",
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "mediaType": base.media_type,
             "digest": { alg: hex },
-            "annotations": { "contents": what },
+            "annotations": { "contents": base.contents },
         }));
     }
     json!({
@@ -139,7 +150,11 @@ mod tests {
             revision: Some("0123456789abcdef0123456789abcdef01234567".into()),
             lockfile_sha256: Some("cd".repeat(32)),
             rustc: "rustc 1.96.0 (abc 2026-01-01)\nbinary: rustc\ncommit-hash: 0123456789abcdef0123456789abcdef01234567\nrelease: 1.96.0\n".into(),
-            base: vec![(format!("sha256:{}", "ef".repeat(32)), "ca-certificates".into())],
+            base: vec![BaseLayer {
+                digest: format!("sha256:{}", "ef".repeat(32)),
+                media_type: "application/vnd.oci.image.layer.v1.tar+zstd".into(),
+                contents: "ca-certificates".into(),
+            }],
             ..BuildFacts::default()
         };
         let p = predicate(&facts);
@@ -155,6 +170,10 @@ mod tests {
         assert_eq!(deps[1]["digest"]["sha256"], "cd".repeat(32));
         assert_eq!(deps[2]["uri"], "pkg:generic/rustc@1.96.0");
         assert_eq!(deps[3]["digest"]["sha256"], "ef".repeat(32));
+        assert_eq!(
+            deps[3]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
         assert!(
             p["runDetails"]["builder"]["id"]
                 .as_str()

@@ -6,52 +6,77 @@
 //! `<key>.<compression>.<diff_id>.<compressed digest>`, the compression naming everything that
 //! decides the bytes (algorithm, level, block or job size), so one setting never gets another's
 //! bytes. It is used only when its bytes hash to the last digest and decompress to bytes that
-//! hash to the diff_id, read in one streaming pass. A new layer is compressed straight into a
-//! new entry, so its bytes are never held in memory; the entry's file stays open while the run
-//! uses it.
+//! hash to the diff_id, read in one streaming pass; that check is recorded beside the entry
+//! (`<entry>.checked`: the file's [`FileIdentity`] when it was checked or written), so a later
+//! run reads the entry again only when it is no longer that very file. The record's own time is
+//! the entry's last use, for pruning: the entry itself is never touched after it is written. A
+//! new layer is compressed straight into a new entry, so its bytes are never held in memory;
+//! the entry's file stays open while the run uses it.
+//!
+//! One [`LayerCache`] serves a whole run: each layer is looked up, or compressed, once however
+//! many images hold it (a workspace's `files` layer, the base layer), also when images are
+//! assembled side by side.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 
-use super::{Growing, Hit, Store};
-use crate::image::{
-    Blob, Compression, Content, FilePart, HashReader, Layer, LayerBuilder, Tar, decompressor,
-    digest_of, streamed_digest,
-};
+use super::check::check;
+use super::{FileIdentity, Growing, Hit, Store};
+use crate::image::{Blob, Compression, Content, FilePart, Layer, LayerBuilder, Tar};
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
 
-/// Entries kept; older ones are removed.
-const KEEP: usize = 32;
+/// Entries kept; those used last longest ago are removed. Enough for the layers of a workspace
+/// of hundreds of services (a small program's layer is a few hundred kilobytes).
+const KEEP: usize = 1024;
 /// Bytes kept, beyond the newest entry: a few big programs' layers.
 const BUDGET: u64 = 1 << 30;
+/// What the record of an entry's check adds to its name.
+const CHECKED: &str = ".checked";
 
 #[derive(Debug, Clone)]
 pub(crate) struct LayerCache {
     store: Store,
+    run: Arc<Run>,
 }
 
+/// What one run knows of the cache: the entries it found when it first looked, and each layer it
+/// looked up or made, by the entry name's start (key and compression).
+#[derive(Debug, Default)]
+struct Run {
+    listed: OnceLock<Vec<String>>,
+    layers: Mutex<HashMap<String, Slot>>,
+}
+
+/// A layer of the run, its blob and diff_id: found or made by the first image that needs it
+/// while the others wait.
+type Slot = Arc<Mutex<Option<(Blob, Digest)>>>;
+
 impl LayerCache {
-    /// The cache under a target directory. Compressed bytes depend on the compressor, so each
-    /// version of this tool has its own: an image is reproducible whatever is cached.
+    /// The cache under a target directory, for one run. Compressed bytes depend on the
+    /// compressor, so each version of this tool has its own: an image is reproducible whatever
+    /// is cached.
     pub(crate) fn open(tool_dir: &ToolDir) -> LayerCache {
         let mut store = Store::open(tool_dir, "layers", KEEP);
         store.bytes = Some(BUDGET);
+        store.sidecar = Some(CHECKED);
         // What killed runs left goes now, even when this run writes no entry.
         let _ = store.prune();
-        LayerCache { store }
+        LayerCache {
+            store,
+            run: Arc::default(),
+        }
     }
 
-    /// The layer `builder` describes, compressed with `compression`: from the cache when a
-    /// sound entry matches its tar, else compressed now on `threads` threads and kept.
-    /// `follow` gets the new entry as it is written, when there is one to write: a reader of it
-    /// (an upload) may start before the compression ends.
+    /// The layer `builder` describes, compressed with `compression`: made earlier in this run,
+    /// else from the cache when a sound entry matches its tar, else compressed now on `threads`
+    /// threads and kept. `follow` gets the new entry as it is written, when there is one to
+    /// write: a reader of it (an upload) may start before the compression ends.
     pub(crate) fn layer(
         &self,
         builder: &LayerBuilder,
@@ -65,57 +90,99 @@ impl LayerCache {
         let tar = builder.finish()?;
         let context = || format!("could not pack the layer {comment}");
         let key = tar.key().with_context(context)?;
-        if let Some((blob, diff_id)) = self.get(&tar, &key, compression, report) {
-            return Ok((Layer::new(blob, diff_id, comment, Some(&tar)), Hit::Cached));
-        }
-        let (blob, diff_id) = self
-            .put(&tar, &key, compression, threads, follow)
-            .with_context(context)?;
-        Ok((Layer::new(blob, diff_id, comment, Some(&tar)), Hit::Miss))
+        let name = format!("{}.{}", key.digest(), compression.tag());
+        // Another image of the run may be making the same layer: it is waited for.
+        let slot = {
+            let mut layers = self.run.layers.lock().unwrap_or_else(|e| e.into_inner());
+            layers.entry(name.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let (blob, diff_id, hit) = match &*slot {
+            Some((blob, diff_id)) => (blob.clone(), diff_id.clone(), Hit::Cached),
+            None => match self.get(&tar, &name, compression, report) {
+                Some((blob, diff_id)) => (blob, diff_id, Hit::Cached),
+                None => {
+                    let (blob, diff_id) = self
+                        .put(&tar, &name, compression, threads, follow)
+                        .with_context(context)?;
+                    (blob, diff_id, Hit::Miss)
+                }
+            },
+        };
+        *slot = Some((blob.clone(), diff_id.clone()));
+        Ok((Layer::new(blob, diff_id, comment, Some(&tar)), hit))
     }
 
-    /// The checked entry for `tar` (named by `key`) and `compression`: its blob, and its
-    /// diff_id.
+    /// The sound entry for `tar` compressed as `name` says (its key and compression): its blob,
+    /// and its diff_id. Read and checked unless the record of its last check is still this file.
     fn get(
         &self,
         tar: &Tar,
-        key: &Digest,
+        name: &str,
         compression: Compression,
         report: &dyn Reporter,
     ) -> Option<(Blob, Digest)> {
-        let prefix = format!("{}.{}.", key.digest(), compression.tag());
-        let entry = self
-            .store
-            .entries()
-            .into_iter()
-            .find(|name| name.starts_with(&prefix))?;
+        let prefix = format!("{name}.");
+        let listed = self.run.listed.get_or_init(|| self.store.entries());
+        let entry = listed.iter().find(|entry| entry.starts_with(&prefix))?;
         let (diff_id, digest) = entry[prefix.len()..].split_once('.')?;
-        let file = File::open(self.store.path(&entry)).ok()?;
-        let len = file.metadata().ok()?.len();
-        let stored = FilePart::whole(file, len, self.store.path(&entry));
-        let why = match check(&stored, compression, diff_id, digest, tar) {
+        let path = self.store.path(entry);
+        // Not a regular file (a FIFO put there): no hang, and it goes.
+        let file = match crate::input_file::RegularFile::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                self.store
+                    .discard(entry, "it is not a regular file", report);
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let identity = FileIdentity::of(file.metadata());
+        let stored = FilePart::whole(file.into_file(), identity.size(), path);
+        let recorded = self
+            .store
+            .sidecar_of(entry)
+            .and_then(|record| serde_json::from_slice::<FileIdentity>(&record).ok())
+            == Some(identity);
+        let checked = if recorded {
+            Ok(())
+        } else {
+            check(&stored, compression, diff_id, digest, tar)
+        };
+        match checked {
             Ok(()) => {
-                // Used entries stay the newest, so pruning takes others first.
-                let _ = stored.file.set_modified(std::time::SystemTime::now());
+                // The record is written anew (when the entry was checked now) or touched: its
+                // time says when the entry was last used, so pruning takes others first.
+                if !recorded || !self.store.touch_sidecar(entry) {
+                    self.record(entry, identity);
+                }
                 let blob = Blob::with_digest(
                     compression.media_type(),
                     parse(digest)?,
                     Content::stream(Arc::new(stored)),
                 );
-                return Some((blob, parse(diff_id)?));
+                Some((blob, parse(diff_id)?))
             }
-            Err(why) => why,
-        };
-        self.store.discard(&entry, why, report);
-        None
+            Err(why) => {
+                self.store.discard(entry, why, report);
+                None
+            }
+        }
+    }
+
+    /// Records that the entry is sound as long as it is the file with `identity`; best effort.
+    fn record(&self, entry: &str, identity: FileIdentity) {
+        if let Ok(record) = serde_json::to_vec(&identity) {
+            let _ = self.store.write_sidecar(entry, &record);
+        }
     }
 
     /// Compresses `tar` into a new entry (or, when the cache cannot be written, into a
-    /// temporary file): its blob, and its diff_id.
+    /// temporary file) whose name begins with `name`: its blob, and its diff_id.
     fn put(
         &self,
         tar: &Tar,
-        key: &Digest,
+        name: &str,
         compression: Compression,
         threads: usize,
         follow: &mut dyn FnMut(Arc<Growing>),
@@ -139,18 +206,22 @@ impl LayerCache {
         writer.flush()?;
         drop(writer);
         ending.whole(packed.digest.clone());
-        let name = format!(
-            "{}.{}.{}.{}",
-            key.digest(),
-            compression.tag(),
+        let entry = format!(
+            "{name}.{}.{}",
             packed.diff_id.digest(),
             packed.digest.digest()
         );
         // Kept only when written whole; else the open file serves this run alone.
         let unnamed = || PathBuf::from("(a temporary file)");
         let (file, path) = match target {
-            Ok(temp) => match self.store.commit(temp, &name) {
-                Ok(file) => (file, self.store.path(&name)),
+            Ok(temp) => match self.store.commit(temp, &entry) {
+                Ok(file) => {
+                    // Its identity once in place: the rename is a change too.
+                    if let Ok(meta) = file.metadata() {
+                        self.record(&entry, FileIdentity::of(&meta));
+                    }
+                    (file, self.store.path(&entry))
+                }
                 Err(temp) => (temp.into_file(), unnamed()),
             },
             Err(anonymous) => (anonymous, unnamed()),
@@ -169,119 +240,10 @@ fn parse(hex: &str) -> Option<Digest> {
     format!("sha256:{hex}").parse().ok()
 }
 
-/// Reads the entry once: its bytes must hash to `digest` and decompress to exactly the bytes
-/// of `tar`, which hash to `diff_id`. So an entry gives only what compressing `tar` would,
-/// whatever its name says. Decompressing runs on a thread of its own, hashing and comparing
-/// what it gives on this one.
-fn check(
-    stored: &FilePart,
-    compression: Compression,
-    diff_id: &str,
-    digest: &str,
-    tar: &Tar,
-) -> Result<(), &'static str> {
-    let (chunks, unpacked) = mpsc::sync_channel::<Vec<u8>>(4);
-    let (compressed, unpacked) = std::thread::scope(|scope| {
-        let unpacking = scope.spawn(move || {
-            let mut hasher = Sha256::new();
-            let mut bytes = HashReader {
-                inner: stored.reader(),
-                hasher: &mut hasher,
-            };
-            let unpacked =
-                decompressor(&compression.media_type(), Box::new(&mut bytes)).and_then(|decoder| {
-                    // No more than the tar and a byte: a bomb is cut short, and differs.
-                    let mut decoder = decoder.take(tar.size() + 1);
-                    loop {
-                        let mut chunk = vec![0; 256 * 1024];
-                        let n = decoder.read(&mut chunk)?;
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        chunk.truncate(n);
-                        if chunks.send(chunk).is_err() {
-                            return Ok(());
-                        }
-                    }
-                });
-            drop(chunks);
-            // What the decompressor left unread counts too.
-            let rest = io::copy(&mut bytes, &mut io::sink());
-            let whole = unpacked.is_ok() && rest.is_ok();
-            (whole, digest_of(hasher.finalize()))
-        });
-        let mut compared = Compared {
-            inner: Chunks {
-                chunks: unpacked,
-                chunk: Vec::new(),
-                at: 0,
-            },
-            expected: tar.reader(),
-            scratch: Vec::new(),
-            differs: false,
-        };
-        let unpacked = streamed_digest(&mut compared).map(|d| (d, compared.differs));
-        drop(compared);
-        (crate::util::join(unpacking), unpacked)
-    });
-    let (whole, compressed) = compressed;
-    if compressed.digest() != digest {
-        return Err("its bytes do not match their digest");
-    }
-    match unpacked {
-        Ok(((tar_digest, size), false))
-            if whole && size == tar.size() && tar_digest.digest() == diff_id =>
-        {
-            Ok(())
-        }
-        _ => Err("it does not decompress to this layer's tar"),
-    }
-}
-
-/// Reads the chunks another thread sends, in order, to their end.
-struct Chunks {
-    chunks: mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.chunk.len() {
-            match self.chunks.recv() {
-                Ok(chunk) => (self.chunk, self.at) = (chunk, 0),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = (self.chunk.len() - self.at).min(buf.len());
-        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
-/// Reads `inner`, noting whether it gives other bytes than `expected`.
-struct Compared<'a, R> {
-    inner: R,
-    expected: crate::image::TarReader<'a>,
-    scratch: Vec<u8>,
-    differs: bool,
-}
-
-impl<R: Read> Read for Compared<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.scratch.resize(n, 0);
-        if self.expected.read_exact(&mut self.scratch).is_err() || self.scratch[..] != buf[..n] {
-            self.differs = true;
-        }
-        Ok(n)
-    }
-}
-
-/// A compressed layer in a file this run holds open.
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
     use crate::image::{Algorithm, Owner};
     use crate::report::{Capture, Verbosity};
@@ -301,6 +263,11 @@ mod tests {
         level: 9,
     };
 
+    /// The cache as one run sees it.
+    fn run(dir: &std::path::Path) -> LayerCache {
+        LayerCache::open(&ToolDir::new(dir))
+    }
+
     fn layer(cache: &LayerCache, content: &'static [u8], compression: Compression) -> (Layer, Hit) {
         cache
             .layer(
@@ -317,9 +284,9 @@ mod tests {
     #[test]
     fn second_run_is_served_from_the_cache_with_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&ToolDir::new(dir.path()));
-        let (first, hit) = layer(&cache, b"binary", GZIP);
+        let (first, hit) = layer(&run(dir.path()), b"binary", GZIP);
         assert_eq!(hit, Hit::Miss);
+        let cache = run(dir.path());
         let (second, hit) = layer(&cache, b"binary", GZIP);
         assert_eq!(hit, Hit::Cached);
         assert_eq!(first.blob().read_all(), second.blob().read_all());
@@ -329,6 +296,30 @@ mod tests {
         assert_eq!(fresh.diff_id(), second.diff_id());
         let (_, hit) = layer(&cache, b"changed", GZIP);
         assert_eq!(hit, Hit::Miss);
+    }
+
+    /// An entry that is not a regular file (a FIFO under an entry's name) neither hangs the run
+    /// nor hides the layer from later runs: it goes, and the layer is compressed again.
+    #[test]
+    fn an_entry_that_is_not_a_file_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = run(dir.path());
+        layer(&cache, b"binary", GZIP);
+        let entry = cache.store.entries().pop().unwrap();
+        std::fs::remove_file(cache.store.path(&entry)).unwrap();
+        // Named as an entry of this layer with other digests: the only one a run finds.
+        let (start, _) = entry.rsplit_once('.').unwrap();
+        let (start, _) = start.rsplit_once('.').unwrap();
+        let fifo = cache
+            .store
+            .path(&format!("{start}.{0}.{0}", "ab".repeat(32)));
+        crate::rootfs::files::tests::mkfifo(&fifo);
+        let (_, hit) = layer(&run(dir.path()), b"binary", GZIP);
+        assert_eq!(hit, Hit::Miss);
+        assert!(!fifo.exists(), "the FIFO is gone");
+        assert_eq!(run(dir.path()).store.entries(), [entry]);
+        let (_, hit) = layer(&run(dir.path()), b"binary", GZIP);
+        assert_eq!(hit, Hit::Cached);
     }
 
     /// Another algorithm or level never gets the bytes kept for one: each has its entry.
@@ -349,6 +340,7 @@ mod tests {
             assert_eq!(layer.blob().media_type(), &compression.media_type());
             digests.push(layer.blob().digest().to_string());
         }
+        let cache = run(dir.path());
         for (compression, digest) in settings.into_iter().zip(&digests) {
             let (layer, hit) = layer(&cache, b"binary", compression);
             assert_eq!(hit, Hit::Cached, "{compression}");
@@ -365,7 +357,6 @@ mod tests {
     #[test]
     fn a_damaged_entry_is_discarded_and_compressed_again() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&ToolDir::new(dir.path()));
         let fresh = builder(b"binary").build("app").unwrap();
         let other = builder(b"other!").build("app").unwrap();
         let other_bytes = other.blob().read_all();
@@ -385,6 +376,7 @@ mod tests {
             ("other content", Box::new(|_| other_bytes.clone())),
         ];
         for (name, damage) in damages {
+            let cache = run(dir.path());
             layer(&cache, b"binary", GZIP);
             let entry = cache.store.entries().into_iter().next().unwrap();
             let path = cache.store.path(&entry);
@@ -405,7 +397,7 @@ mod tests {
             std::fs::remove_file(&path).unwrap();
             std::fs::write(&renamed, bytes).unwrap();
             let report = quiet();
-            let (again, hit) = cache
+            let (again, hit) = run(dir.path())
                 .layer(&builder(b"binary"), "app", GZIP, 2, &mut |_| {}, &report)
                 .unwrap();
             assert_eq!(hit, Hit::Miss, "{name}");
@@ -415,16 +407,116 @@ mod tests {
         }
     }
 
+    /// The cache as one run sees it, keeping `keep` entries.
+    fn run_keeping(dir: &std::path::Path, keep: usize) -> LayerCache {
+        let mut cache = run(dir);
+        cache.store.keep = keep;
+        cache
+    }
+
+    fn binary(i: usize) -> &'static [u8] {
+        Box::leak(format!("binary {i}").into_bytes().into_boxed_slice())
+    }
+
     #[test]
     fn old_entries_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = LayerCache::open(&ToolDir::new(dir.path()));
-        for i in 0..KEEP + 5 {
-            let content: &'static [u8] =
-                Box::leak(format!("binary {i}").into_bytes().into_boxed_slice());
-            layer(&cache, content, GZIP);
+        let cache = run_keeping(dir.path(), 4);
+        for i in 0..9 {
+            layer(&cache, binary(i), GZIP);
         }
-        assert_eq!(cache.store.entries().len(), KEEP);
+        assert_eq!(cache.store.entries().len(), 4);
+        // So are the records of their checks.
+        assert_eq!(std::fs::read_dir(&cache.store.dir).unwrap().count(), 8);
+    }
+
+    /// An entry used by a later run is kept over entries made after it but not used since.
+    #[test]
+    fn entries_are_pruned_by_their_last_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = run_keeping(dir.path(), 3);
+        for i in 0..3 {
+            layer(&first, binary(i), GZIP);
+        }
+        // File times come from a clock that ticks every few milliseconds.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let second = run_keeping(dir.path(), 3);
+        assert_eq!(layer(&second, binary(0), GZIP).1, Hit::Cached);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(layer(&second, binary(3), GZIP).1, Hit::Miss);
+        let third = run_keeping(dir.path(), 3);
+        assert_eq!(
+            layer(&third, binary(0), GZIP).1,
+            Hit::Cached,
+            "used last run"
+        );
+        assert_eq!(
+            layer(&third, binary(1), GZIP).1,
+            Hit::Miss,
+            "the least used"
+        );
+    }
+
+    /// The record of an entry's check stands for the check while the entry is that very file:
+    /// the entry is not read. Once the file is another, it is checked again.
+    #[test]
+    fn a_recorded_check_holds_while_the_entry_is_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = run(dir.path());
+        layer(&cache, b"binary", GZIP);
+        let entry = cache.store.entries().into_iter().next().unwrap();
+        let path = cache.store.path(&entry);
+        let bytes = std::fs::read(&path).unwrap();
+        // Other bytes, and a record forged to name that file: only the record is consulted.
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 0x40;
+        std::fs::write(&path, &flipped).unwrap();
+        let forged = FileIdentity::of(&std::fs::metadata(&path).unwrap());
+        cache.record(&entry, forged);
+        let (trusted, hit) = layer(&run(dir.path()), b"binary", GZIP);
+        assert_eq!(hit, Hit::Cached);
+        assert_eq!(trusted.blob().read_all(), flipped, "the entry was not read");
+        // Written again (another change time), the entry is checked, and fails.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, &flipped).unwrap();
+        let report = quiet();
+        let (again, hit) = run(dir.path())
+            .layer(&builder(b"binary"), "app", GZIP, 2, &mut |_| {}, &report)
+            .unwrap();
+        assert_eq!(hit, Hit::Miss);
+        assert_eq!(again.blob().read_all(), bytes);
+        assert_eq!(report.events().len(), 1, "one note: {:?}", report.events());
+    }
+
+    /// Images of one run that hold the same layer, side by side: it is compressed once.
+    #[test]
+    fn a_run_makes_each_layer_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = run(dir.path());
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let layers: Vec<(Layer, Hit)> = std::thread::scope(|scope| {
+            let images: Vec<_> = (0..4)
+                .map(|_| {
+                    let (cache, made) = (&cache, &made);
+                    scope.spawn(move || {
+                        let mut follow = |_| {
+                            made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        };
+                        cache
+                            .layer(&builder(b"shared"), "files", GZIP, 1, &mut follow, &quiet())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            images.into_iter().map(|i| i.join().unwrap()).collect()
+        });
+        assert_eq!(made.into_inner(), 1);
+        assert_eq!(
+            layers.iter().filter(|(_, hit)| *hit == Hit::Miss).count(),
+            1
+        );
+        let digests: Vec<_> = layers.iter().map(|(l, _)| l.blob().digest()).collect();
+        assert!(digests.iter().all(|d| *d == digests[0]));
     }
 
     /// A reader that follows a new entry gets its bytes as they are written, and the digest at
@@ -451,7 +543,7 @@ mod tests {
         assert_eq!(followed.0, layer.blob().read_all());
         assert_eq!(followed.1.as_ref(), Some(layer.blob().digest()));
         let mut followed = false;
-        cache
+        run(dir.path())
             .layer(
                 &builder(content),
                 "app",

@@ -13,19 +13,25 @@
 //! entry or the new one; [`Keyed`] entries are flushed to disk first, so a crash does too. Layer
 //! entries are not (tens of megabytes): one a crash left torn fails its check and is made again.
 
+mod check;
 mod growing;
+mod identity;
 mod layers;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::marker::PhantomData;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub(crate) use growing::Growing;
+pub(crate) use identity::FileIdentity;
 pub(crate) use layers::LayerCache;
 
 use crate::dir_lock::DirLock;
@@ -55,17 +61,24 @@ impl Hit {
 }
 
 /// A directory of entries named by their key, keeping the newest few (and, when it has a byte
-/// budget, no more bytes than that but for the newest entry).
+/// budget, no more bytes than that but for the newest entry). An entry may have a small file
+/// beside it, its sidecar, named by the entry's name and a suffix: what is known of the entry,
+/// and, by its time, when the entry was last used.
 #[derive(Debug, Clone)]
 struct Store {
     dir: PathBuf,
     keep: usize,
     bytes: Option<u64>,
+    /// The suffix of sidecars, for stores that keep them.
+    sidecar: Option<&'static str>,
 }
 
 /// The most a [`Keyed`] entry may hold: the crate graphs of the largest workspaces are a few
 /// megabytes.
 const ENTRY_LIMIT: u64 = 64 << 20;
+
+/// The most a sidecar holds.
+const SIDECAR_LIMIT: u64 = 4096;
 
 impl Store {
     fn open(tool_dir: &ToolDir, kind: &str, keep: usize) -> Store {
@@ -77,6 +90,7 @@ impl Store {
             dir,
             keep,
             bytes: None,
+            sidecar: None,
         }
     }
 
@@ -122,6 +136,9 @@ impl Store {
     fn discard(&self, entry: &str, why: &str, report: &dyn Reporter) {
         let path = self.path(entry);
         let _ = fs::remove_file(&path);
+        if let Some(sidecar) = self.sidecar_path(entry) {
+            let _ = fs::remove_file(sidecar);
+        }
         report.verbose("Cache", &|| {
             format!("discarded {}: {why}; computing it again", path.display())
         });
@@ -137,46 +154,119 @@ impl Store {
         self.prune()
     }
 
-    /// Drops the oldest entries beyond the count or the byte budget, and the temporary files
-    /// of killed runs. Those of live runs (writing an entry now) count against the budget.
+    /// Removes the entries used longest ago beyond the count and the byte budget, with their
+    /// sidecars; sidecars whose entry is gone; and the temporary files of killed runs. Those of
+    /// live runs (writing an entry now) count against the budget. An entry's use is its
+    /// sidecar's time when that is newer than its own.
     fn prune(&self) -> std::io::Result<()> {
-        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+        let mut entries: HashMap<String, (SystemTime, u64)> = HashMap::new();
+        let mut sidecars: HashMap<String, SystemTime> = HashMap::new();
         let mut writing = 0;
-        for entry in fs::read_dir(&self.dir)?.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let path = entry.path();
-            if !entry.file_name().to_string_lossy().starts_with(TEMPORARY) {
-                if let Ok(modified) = meta.modified() {
-                    entries.push((modified, meta.len(), path));
+        for file in fs::read_dir(&self.dir)?.flatten() {
+            let Ok(meta) = file.metadata() else { continue };
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TEMPORARY) {
+                let path = file.path();
+                if interrupt::abandoned(&path) {
+                    let _ = fs::remove_file(&path);
+                } else {
+                    writing += meta.len();
                 }
-            } else if interrupt::abandoned(&path) {
-                let _ = fs::remove_file(&path);
-            } else {
-                writing += meta.len();
+                continue;
+            }
+            let Ok(modified) = meta.modified() else {
+                continue;
+            };
+            match self.sidecar.and_then(|suffix| name.strip_suffix(suffix)) {
+                Some(entry) => {
+                    sidecars.insert(entry.to_string(), modified);
+                }
+                None => {
+                    entries.insert(name, (modified, meta.len()));
+                }
             }
         }
+        for entry in sidecars
+            .keys()
+            .filter(|entry| !entries.contains_key(*entry))
+        {
+            if let Some(sidecar) = self.sidecar_path(entry) {
+                let _ = fs::remove_file(sidecar);
+            }
+        }
+        let mut entries: Vec<(SystemTime, u64, String)> = entries
+            .into_iter()
+            .map(|(name, (modified, len))| {
+                let used = sidecars.get(&name).map_or(modified, |s| modified.max(*s));
+                (used, len, name)
+            })
+            .collect();
         // Newest first: keep while within the count and the budget.
         entries.sort_by(|a, b| b.cmp(a));
         let mut total = writing;
-        for (i, (_, len, path)) in entries.iter().enumerate() {
+        for (i, (_, len, name)) in entries.iter().enumerate() {
             total += len;
             let over_budget = self.bytes.is_some_and(|budget| total > budget) && i > 0;
             if i >= self.keep || over_budget {
-                fs::remove_file(path)?;
+                fs::remove_file(self.path(name))?;
+                if let Some(sidecar) = self.sidecar_path(name) {
+                    let _ = fs::remove_file(sidecar);
+                }
             }
         }
         Ok(())
     }
 
-    /// Names of the entries, for lookups by prefix.
+    /// Names of the entries, for lookups by prefix: neither temporary files nor sidecars.
     fn entries(&self) -> Vec<String> {
         fs::read_dir(&self.dir)
             .map(|dir| {
                 dir.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| {
+                        !name.starts_with(TEMPORARY)
+                            && self.sidecar.is_none_or(|suffix| !name.ends_with(suffix))
+                    })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    fn sidecar_path(&self, entry: &str) -> Option<PathBuf> {
+        self.sidecar
+            .map(|suffix| self.dir.join(format!("{entry}{suffix}")))
+    }
+
+    /// The sidecar's bytes, when it is a regular file no larger than a sidecar can be.
+    fn sidecar_of(&self, entry: &str) -> Option<Vec<u8>> {
+        crate::input_file::read(&self.sidecar_path(entry)?, SIDECAR_LIMIT).ok()
+    }
+
+    /// Writes the sidecar whole (a temporary file, then a rename), without waiting for the
+    /// disk: one a crash left torn does not parse, and the entry is checked again.
+    fn write_sidecar(&self, entry: &str, data: &[u8]) -> std::io::Result<()> {
+        let path = self
+            .sidecar_path(entry)
+            .ok_or(std::io::ErrorKind::Unsupported)?;
+        let mut temp = self.create()?;
+        temp.write_all(data)?;
+        let (temp, _entry) = temp.into_parts();
+        temp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Marks the entry used now, by its sidecar's time; whether it could.
+    fn touch_sidecar(&self, entry: &str) -> bool {
+        self.sidecar_path(entry)
+            .and_then(|path| {
+                // Never blocks on a FIFO swapped in since it was read.
+                fs::File::options()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                    .open(path)
+                    .ok()
+            })
+            .is_some_and(|file| file.set_modified(SystemTime::now()).is_ok())
     }
 }
 
@@ -240,6 +330,7 @@ impl<T: Serialize + DeserializeOwned> Keyed<T> {
         if fs::create_dir_all(&self.store.dir).is_err() {
             return;
         }
+        let _turn = crate::dir_lock::turn();
         let Ok(_lock) = DirLock::take(&self.store.dir) else {
             return;
         };
@@ -415,10 +506,7 @@ mod tests {
         assert!(!dead.exists(), "a dead run's temporary file is removed");
         assert!(live.path().exists(), "a live run's is not");
         // 90 being written and the newest entry's 20: the older entry is over the budget.
-        let mut names = store.entries();
-        names.sort();
-        assert_eq!(names.len(), 2, "{names:?}");
-        assert!(names.contains(&"new".to_string()), "{names:?}");
+        assert_eq!(store.entries(), ["new"]);
     }
 
     #[test]

@@ -3,17 +3,18 @@
 //!
 //! With the build up to date, cargo takes about as long to say so as reading and hashing a
 //! 100 MB program takes, and one core is idle meanwhile: so the program is read beside cargo,
-//! from where a build like this one puts it. A read is used only for the path cargo reports,
-//! and only if that path is still the very file that was read (device, inode, size, modification
-//! and change times, the same before the read, after it, and after cargo ended; the file is
-//! held open meanwhile, so its inode cannot go to another). cargo and linkers put a new file in
-//! place rather than rewrite one, and a file rewritten in place across a tick of the file clock
-//! has a new change time, so a rebuilt program is read anew: a wrong guess costs a read, never
-//! bytes. A read no longer wanted is stopped between two 4 MiB chunks, so two copies of a
-//! program are never held for long.
+//! from where a build like this one puts it (a workspace's many binaries side by side, a thread
+//! per core). A read is used only for the path cargo reports, and only if that path is still
+//! the very file that was read (device, inode, size, modification and change times, the same
+//! before the read, after it, and after cargo ended; the file is held open meanwhile, so its
+//! inode cannot go to another). cargo and linkers put a new file in place rather than rewrite
+//! one, and a file rewritten in place across a tick of the file clock has a new change time, so
+//! a rebuilt program is read anew: a wrong guess costs a read, never bytes. A read no longer
+//! wanted is stopped between two 4 MiB chunks, so two copies of a program are never held for
+//! long.
 
-use std::fs::{File, Metadata};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,7 @@ use std::thread::JoinHandle;
 use oci_spec::image::Digest;
 
 use super::command::{Build, read_shared};
+use crate::cache::FileIdentity;
 
 /// Reads of a build's binaries, started with the build; stopped when dropped.
 pub(crate) struct Preread {
@@ -35,31 +37,9 @@ pub(crate) struct Preread {
 struct Unchanged {
     path: PathBuf,
     _file: File,
-    identity: Identity,
+    identity: FileIdentity,
     bytes: Arc<[u8]>,
     sha256: Digest,
-}
-
-/// What tells one file from another, and a file from itself after a write.
-#[derive(Debug, PartialEq, Eq)]
-struct Identity {
-    device: u64,
-    inode: u64,
-    size: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
-}
-
-impl Identity {
-    fn of(meta: &Metadata) -> Identity {
-        Identity {
-            device: meta.dev(),
-            inode: meta.ino(),
-            size: meta.size(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-            changed: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
 }
 
 impl Preread {
@@ -75,10 +55,7 @@ impl Preread {
             let (paths, stop) = (paths.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("preread".into())
-                .spawn(move || {
-                    let read = |path| read_unchanged(path, &stop);
-                    paths.into_iter().filter_map(read).collect()
-                })
+                .spawn(move || read_all(paths, &stop))
                 .ok()
         };
         Preread {
@@ -100,7 +77,7 @@ impl Preread {
         self.wait();
         let index = self.read.iter().position(|read| read.path == path)?;
         let read = self.read.swap_remove(index);
-        let now = Identity::of(&std::fs::metadata(path).ok()?);
+        let now = FileIdentity::of(&std::fs::metadata(path).ok()?);
         (now == read.identity).then_some((read.bytes, read.sha256))
     }
 
@@ -118,6 +95,28 @@ impl Drop for Preread {
     }
 }
 
+/// Each of `paths` that is a regular file which did not change while it was read, read on a
+/// thread per core: a workspace's many binaries are read side by side.
+fn read_all(paths: Vec<PathBuf>, stop: &AtomicBool) -> Vec<Unchanged> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let read = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(paths.len()) {
+            scope.spawn(|| {
+                while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Some(unchanged) = read_unchanged(path.clone(), stop) {
+                        read.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(unchanged);
+                    }
+                }
+            });
+        }
+    });
+    read.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `path` read whole if it is a regular file that did not change while it was read. Opened
 /// without waiting, so a FIFO put there never blocks the thread.
 fn read_unchanged(path: PathBuf, stop: &AtomicBool) -> Option<Unchanged> {
@@ -131,8 +130,8 @@ fn read_unchanged(path: PathBuf, stop: &AtomicBool) -> Option<Unchanged> {
         return None;
     }
     let (bytes, sha256) = read_shared(&mut file, stop).ok()?;
-    let identity = Identity::of(&before);
-    (Identity::of(&file.metadata().ok()?) == identity).then_some(Unchanged {
+    let identity = FileIdentity::of(&before);
+    (FileIdentity::of(&file.metadata().ok()?) == identity).then_some(Unchanged {
         path,
         _file: file,
         identity,

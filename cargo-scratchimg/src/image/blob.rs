@@ -51,12 +51,13 @@ impl Blob {
         Blob::with_digest(media_type, digest, content)
     }
 
-    /// A blob whose digest was computed while its bytes were made.
+    /// A blob whose digest was computed while its bytes were made, or checked when they were
+    /// found: the content knows it too.
     pub(crate) fn with_digest(media_type: MediaType, digest: Digest, content: Content) -> Blob {
-        let descriptor = Descriptor::new(media_type, content.len(), digest);
+        let descriptor = Descriptor::new(media_type, content.len(), digest.clone());
         Blob {
             descriptor,
-            content,
+            content: content.addressed(digest),
         }
     }
 

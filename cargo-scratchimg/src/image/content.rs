@@ -36,6 +36,9 @@ enum Data {
 pub(crate) struct Content {
     data: Data,
     sha256: Arc<OnceLock<Digest>>,
+    /// The bytes are a blob's, named by the digest they were checked against when they were
+    /// made or found: reading them does not check them again.
+    addressed: bool,
 }
 
 impl Content {
@@ -48,6 +51,16 @@ impl Content {
         Content {
             data: Data::Shared(bytes),
             sha256: Arc::new(OnceLock::from(sha256)),
+            addressed: false,
+        }
+    }
+
+    /// The same bytes as a blob's, which hash to `digest`: they were checked against it.
+    pub(crate) fn addressed(self, digest: Digest) -> Content {
+        Content {
+            data: self.data,
+            sha256: Arc::new(OnceLock::from(digest)),
+            addressed: true,
         }
     }
 
@@ -55,6 +68,7 @@ impl Content {
         Content {
             data,
             sha256: Arc::new(OnceLock::new()),
+            addressed: false,
         }
     }
 
@@ -75,9 +89,11 @@ impl Content {
         }
     }
 
-    /// Whether the bytes are read from elsewhere, so they could change between two reads.
-    pub(crate) fn is_stream(&self) -> bool {
-        matches!(self.data, Data::Stream(_))
+    /// Whether reads check the bytes against the digest computed from them before: they are
+    /// read from elsewhere (a file the `files` setting names), so they could change between two
+    /// reads, and they are not a blob's, checked already.
+    pub(crate) fn checked_when_read(&self) -> bool {
+        matches!(self.data, Data::Stream(_)) && !self.addressed && self.sha256.get().is_some()
     }
 
     /// A reader of exactly [`Content::len`] bytes: a source that ends early is an error.

@@ -252,8 +252,7 @@ impl Read for TarReader<'_> {
                     }
                     self.stage = match &part.content {
                         Some(content) => {
-                            let check = (content.is_stream() && content.known_sha256().is_some())
-                                .then(Sha256::new);
+                            let check = content.checked_when_read().then(Sha256::new);
                             let reader = content.reader().map_err(|e| about(&part.path, e))?;
                             Stage::Body(reader, check)
                         }

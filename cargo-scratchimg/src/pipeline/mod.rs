@@ -16,6 +16,7 @@
 
 mod assemble;
 mod compile;
+mod in_order;
 mod options;
 mod plan;
 mod publish;

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, ensure};
 use oci_spec::image::Digest;
 
 use super::assemble::{AssembledImage, Attestations};
+use super::in_order::each_in_order;
 use super::{Connections, ImagePlan, Plan};
 use crate::attest::Referrer;
 use crate::cache::Keyed;
@@ -15,7 +16,10 @@ use crate::image::Artifact;
 use crate::outcome::{Outcome, RunRecord};
 use crate::registry::{MountSources, Seen};
 use crate::report::Reporter;
-use crate::sink::{AttachRequest, Engine, PendingFile, PushError, Uploads, commit_all, load, push};
+use crate::sink::{
+    AttachRequest, Engine, PendingFile, PushError, Staged, Uploads, WrittenFiles, commit_all, load,
+    push,
+};
 use crate::text::human_size;
 
 /// The key of the one entry of the record of where blobs were seen.
@@ -72,68 +76,27 @@ fn publish_each(
 ) -> Result<Vec<Outcome>> {
     // Every file of the run is written whole beside its path first, then all are put in place
     // together: when one cannot be written, none replaces what was there. Documents an earlier
-    // run left beside an output, which this run does not write, go in the same step.
+    // run left beside an output, which this run does not write, go in the same step. A file
+    // that holds what would be written is left as it is.
+    let records = WrittenFiles::load(&plan.tool_dir, report);
+    let staging = each_in_order(images, plan.jobs, report, |image, report| {
+        stage(plan, image, &records, report)
+    })?;
     let mut staged = Vec::new();
     let mut stale = Vec::new();
     let mut written = Vec::new();
-    for AssembledImage {
-        mut image,
-        artifact,
-        sboms,
-        attestations,
-    } in images
+    for Staging {
+        files,
+        mut stale_sboms,
+        image,
+    } in staging
     {
-        let outputs = &mut image.outputs;
-        let mut files = Vec::new();
-        let path = match outputs.destination.take() {
-            Some(destination) => {
-                report.status("Writing", &destination.path().display());
-                // File outputs hold the attestations when --attach asks: readers that name no
-                // tag want a layout with one entry.
-                let referrers: &[_] = if plan.attach_explicit {
-                    &attestations.referrers
-                } else {
-                    &[]
-                };
-                let output = destination.stage(&artifact, &image.tags, referrers)?;
-                let path = output.path().to_path_buf();
-                staged.push(output);
-                files.push(path.clone());
-                Some(path)
-            }
-            None => None,
-        };
-        if let Some(claim) = outputs.provenance.take() {
-            report.status("Writing", &claim.path().display());
-            files.push(claim.path().to_path_buf());
-            staged.push(claim.stage(&attestations.provenance_file)?);
-        }
-        // Claimed for a written image only, in the order the documents are made.
-        let claims = std::mem::take(&mut outputs.sboms);
-        ensure!(
-            claims.is_empty()
-                || claims.len() == sboms.len()
-                    && claims
-                        .iter()
-                        .zip(&sboms)
-                        .all(|(c, d)| c.target == d.target && c.bin == d.bin),
-            "the SBOM documents are not the ones claimed (a bug in cargo-scratchimg)"
-        );
-        for (claim, document) in claims.into_iter().zip(&sboms) {
-            report.status("Writing", &claim.file.path().display());
-            files.push(claim.file.path().to_path_buf());
-            staged.push(claim.file.stage(&document.bytes)?);
-        }
-        stale.append(&mut outputs.stale_sboms);
-        written.push(Written {
-            image,
-            artifact,
-            path,
-            files,
-            attestations,
-        });
+        staged.extend(files);
+        stale.append(&mut stale_sboms);
+        written.push(image);
     }
-    commit_all(staged, &stale)?;
+    records.record(commit_all(staged, &stale)?);
+    records.save();
 
     let mut outcomes = Vec::new();
     for Written {
@@ -226,13 +189,96 @@ fn publish_each(
     Ok(outcomes)
 }
 
+/// An image's files, staged.
+struct Staging {
+    files: Vec<Staged>,
+    /// Documents an earlier run left beside its output, which this run does not write.
+    stale_sboms: Vec<PathBuf>,
+    image: Written,
+}
+
+/// Writes `image`'s files beside their paths (those that do not hold their bytes already): the
+/// output, its provenance and its SBOMs.
+fn stage(
+    plan: &Plan,
+    image: AssembledImage,
+    records: &WrittenFiles,
+    report: &dyn Reporter,
+) -> Result<Staging> {
+    let AssembledImage {
+        mut image,
+        artifact,
+        sboms,
+        attestations,
+    } = image;
+    let mut files = Vec::new();
+    let outputs = &mut image.outputs;
+    let path = match outputs.destination.take() {
+        Some(destination) => {
+            // File outputs hold the attestations when --attach asks: readers that name no
+            // tag want a layout with one entry.
+            let referrers: &[_] = if plan.attach_explicit {
+                &attestations.referrers
+            } else {
+                &[]
+            };
+            let path = destination.path().to_path_buf();
+            let output = destination.stage(&artifact, &image.tags, referrers, records)?;
+            files.push(said(output, report));
+            Some(path)
+        }
+        None => None,
+    };
+    if let Some(claim) = outputs.provenance.take() {
+        let file = claim.stage_bytes_unless_held(&attestations.provenance_file, records)?;
+        files.push(said(file, report));
+    }
+    // Claimed for a written image only, in the order the documents are made.
+    let claims = std::mem::take(&mut outputs.sboms);
+    ensure!(
+        claims.is_empty()
+            || claims.len() == sboms.len()
+                && claims
+                    .iter()
+                    .zip(&sboms)
+                    .all(|(c, d)| c.target == d.target && c.bin == d.bin),
+        "the SBOM documents are not the ones claimed (a bug in cargo-scratchimg)"
+    );
+    for (claim, document) in claims.into_iter().zip(&sboms) {
+        let file = claim
+            .file
+            .stage_bytes_unless_held(&document.bytes, records)?;
+        files.push(said(file, report));
+    }
+    let stale_sboms = std::mem::take(&mut outputs.stale_sboms);
+    let paths = files.iter().map(|file| file.path().to_path_buf()).collect();
+    Ok(Staging {
+        files,
+        stale_sboms,
+        image: Written {
+            image,
+            artifact,
+            path,
+            files: paths,
+            attestations,
+        },
+    })
+}
+
+/// Says whether a file is written, or left as it is since it holds the same bytes.
+fn said(staged: Staged, report: &dyn Reporter) -> Staged {
+    let verb = if staged.is_kept() { "Fresh" } else { "Writing" };
+    report.status(verb, &staged.path().display());
+    staged
+}
+
 /// An image whose files are staged: what the rest of publishing needs of it.
 struct Written {
     image: ImagePlan,
     artifact: Artifact,
     /// The output, once committed.
     path: Option<PathBuf>,
-    /// Every file written for it.
+    /// Every file of it, written or left as it is.
     files: Vec<PathBuf>,
     attestations: Attestations,
 }

@@ -116,14 +116,17 @@ fn fake_compile(
         .collect()
 }
 
+/// Writes `text` to `path` in `dir`, making its folders.
+fn write(dir: &tempfile::TempDir, path: &str, text: &str) {
+    let path = dir.path().join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
 /// A workspace with binary packages `api` and `worker`, and settings of its own.
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let write = |path: &str, text: &str| {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write(&dir, path, text);
     write(
         "Cargo.toml",
         "[workspace]\nmembers = [\"api\", \"worker\"]\nresolver = \"2\"\n\n\
@@ -457,6 +460,14 @@ fn the_run_record_lists_every_image_and_file() {
         error.starts_with("--metadata-file ") && error.contains("is also an output of the run"),
         "{error}"
     );
+    // Nor inside an OCI directory the run writes: its layout is replaced whole.
+    let layout = ws.path().join("layout");
+    let mut options = self::options(&layout, Format::OciDir);
+    options.metadata_file = Some(layout.join("api-0.2.0").join("record.json"));
+    let error = run_with(&options, &env, &report, fake_compile)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("is inside the OCI directory"), "{error}");
 }
 
 /// Documents an earlier run left beside an output that this run does not write (one platform
@@ -569,3 +580,38 @@ worker:0.2.0 linux/amd64 layer sha256:258dd9a8fe66789ca5edc8852b5633872306196547
 worker:0.2.0 linux/arm64/v8 config sha256:329f49b203ccfd153a48f8de85cbbdb44458f2b0c2472a47a60bc1267add1f31\n\
 worker:0.2.0 linux/arm64/v8 layer sha256:cc68450702dc520274eb77d3616b7fdc807cb04e857e3898ea87be1ffe1a375a sha256:8f81ffe0062d132d1a324bdbe313f82c6984cfd1a75752af3ac2596b96affbdb\n\
 worker:0.2.0 linux/arm64/v8 layer sha256:b7b49e8506f91d019649a20b75b20b3ab48eea9c041aadcaf947709ca3cdbd14 sha256:fde6020d9113e5a057238ae684542492c816737ab338af53ed9daa8efda9803b";
+
+mod parallel;
+mod rerun;
+
+/// The provenance names the base layer the image holds: with zstd layers, the zstd blob, by its
+/// digest and media type.
+#[test]
+fn the_provenance_names_the_base_layer_the_image_holds() {
+    let ws = workspace();
+    let out = ws.path().join("out");
+    let env = env(ws.path());
+    let mut options = options(&out, Format::Archive);
+    options.platforms = Some("linux/amd64".into());
+    options.image.compression = Some("zstd".into());
+    options.verify = false;
+    let report = Capture::new(Verbosity::Normal);
+    run_with(&options, &env, &report, fake_compile).expect("the run succeeds");
+    let artifact = read_archive(&out.join("api-0.2.0.tar")).unwrap();
+    let base = artifact.images()[0].layers()[0].blob();
+    assert_eq!(
+        base.media_type().to_string(),
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let statement: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("api-0.2.0.tar.intoto.json")).unwrap())
+            .unwrap();
+    let named = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "base layer")
+        .unwrap();
+    assert_eq!(named["mediaType"], base.media_type().to_string());
+    assert_eq!(named["digest"]["sha256"], base.digest().digest());
+}

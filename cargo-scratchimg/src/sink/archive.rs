@@ -4,13 +4,15 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
 use super::oci_layout::{docker_manifest, oci_layout};
 use super::staging::{PendingFile, Staged};
+use super::written::WrittenFiles;
 use crate::attest::Referrer;
-use crate::image::{Artifact, ImageRef, LayerBuilder, Owner, Tar};
+use crate::image::{Artifact, Content, ImageRef, LayerBuilder, Owner, Tar};
 use crate::target::Arch;
 
 /// An archive path, claimed.
@@ -41,15 +43,21 @@ impl Archive {
         self.output.path()
     }
 
-    /// Writes the archive beside its path, to be committed with the run's other outputs.
+    /// Writes the archive beside its path, to be committed with the run's other outputs,
+    /// unless the file there holds it already. Its key names its bytes: the layout's files
+    /// are the blobs, named by their digests, and small ones.
     pub(crate) fn stage(
         self,
         artifact: &Artifact,
         tags: &[ImageRef],
         referrers: &[Referrer],
+        written: &WrittenFiles,
     ) -> Result<Staged> {
         let archive = render_with(artifact, tags, referrers, self.mtime)?;
-        self.output.stage_from(&mut archive.reader())
+        let context = || format!("could not write {}", self.output.path().display());
+        let key = archive.key().with_context(context)?;
+        let content = Content::stream(Arc::new(archive));
+        self.output.stage_unless_held(&content, &key, written)
     }
 }
 

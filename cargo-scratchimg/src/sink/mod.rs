@@ -10,9 +10,11 @@ mod daemon;
 mod merge;
 mod oci_dir;
 mod oci_layout;
+mod output_dir;
 mod registry;
 mod staging;
 mod uploads;
+mod written;
 
 use std::path::Path;
 
@@ -28,6 +30,7 @@ pub(crate) use oci_dir::OciDir;
 pub(crate) use registry::{PushError, push};
 pub(crate) use staging::{PendingFile, Staged, commit_all};
 pub(crate) use uploads::{ImageUploads, Uploads};
+pub(crate) use written::WrittenFiles;
 
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
@@ -76,16 +79,18 @@ impl Destination {
     }
 
     /// Writes the image, and `referrers` (its attestations) in the layout, beside the path;
-    /// [`commit_all`] puts it in place with the run's other outputs.
+    /// [`commit_all`] puts it in place with the run's other outputs. What is there is left as
+    /// it is when it holds the same bytes.
     pub(crate) fn stage(
         self,
         artifact: &Artifact,
         tags: &[ImageRef],
         referrers: &[Referrer],
+        written: &WrittenFiles,
     ) -> Result<Staged> {
         match self {
-            Destination::Archive(archive) => archive.stage(artifact, tags, referrers),
-            Destination::OciDir(dir) => dir.stage(artifact, tags, referrers),
+            Destination::Archive(archive) => archive.stage(artifact, tags, referrers, written),
+            Destination::OciDir(dir) => dir.stage(artifact, tags, referrers, written),
         }
     }
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::oci_layout::oci_layout;
 use super::staging::{PendingDir, Staged};
+use super::written::WrittenFiles;
 use crate::attest::Referrer;
 use crate::image::{Artifact, ImageRef};
 
@@ -25,15 +26,16 @@ impl OciDir {
         self.output.path()
     }
 
-    /// Writes the layout beside its path, to be committed with the run's other outputs.
+    /// Writes the layout beside its path, to be committed with the run's other outputs,
+    /// unless the directory there holds it already.
     pub(crate) fn stage(
         self,
         artifact: &Artifact,
         tags: &[ImageRef],
         referrers: &[Referrer],
+        written: &WrittenFiles,
     ) -> Result<Staged> {
         let files = oci_layout(artifact, tags, referrers)?;
-        self.output
-            .stage(files.iter().map(|(path, data)| (path.as_str(), data)))
+        self.output.stage_unless_held(&files, written)
     }
 }

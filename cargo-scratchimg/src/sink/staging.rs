@@ -1,17 +1,20 @@
 //! Outputs that appear whole or not at all, together, and alone.
 //!
-//! An output is claimed before the build ([`PendingFile`], [`PendingDir`]): a temporary file or
-//! directory beside its path, so an unwritable path fails in a second instead of after the
-//! compile. After the build each is written and flushed to disk there ([`Staged`]), and only
-//! once every output of the run is staged are they renamed into place together
-//! ([`commit_all`]): when one cannot be written, none replaces what was there.
+//! An output is claimed before the build ([`PendingFile`], [`PendingDir`]): its path is checked
+//! and its directory made, and a file must be possible to make there, so an unwritable path
+//! fails in a second instead of after the compile. After the build each is written and flushed
+//! to disk beside its path, in a temporary file or directory ([`Staged`]), and only once every
+//! output of the run is staged are they renamed into place together ([`commit_all`]): when one
+//! cannot be written, none replaces what was there. An output that holds what would be written
+//! already is left as it is ([`WrittenFiles`]): a rerun that changes nothing makes no file.
 //!
-//! Runs that write to one directory take turns: claims and commits hold a lock on the directory
-//! (`flock`, released when the process ends however it ends). Under it, what a killed run left
-//! is cleaned up: its temporary files and directories (each live one is locked by its owner),
-//! and an old OCI directory moved aside between the two renames of a commit, which goes back in
-//! place when the output is missing. Outputs get the modes any file a tool writes gets (0666 and
-//! 0777 less the umask), not the 0600 of temporary files.
+//! Runs that write to one directory take turns: temporary files are made, and outputs
+//! committed, under a lock on the directory (`flock`, released when the process ends however
+//! it ends; see [`super::output_dir`]). Under it, a commit cleans up what a killed run left
+//! beside its outputs: temporary files and directories (each live one is locked by its owner),
+//! and an old OCI directory moved aside between the two renames of a commit, which goes back
+//! in place when the output is missing. Outputs get the modes any file a tool writes gets
+//! (0666 and 0777 less the umask), not the 0600 of temporary files.
 
 use std::fs::{self, File, Permissions};
 use std::io::{self, BufWriter, Read, Write};
@@ -19,11 +22,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use oci_spec::image::Digest;
 use tempfile::{NamedTempFile, TempDir};
 
-use crate::dir_lock::DirLock;
+use super::output_dir::{
+    RANDOM, dir_of, file_name, parent_dir, prefix, recover, unwritable, writable,
+};
+use super::written::{Placed, WrittenFiles};
+use crate::cache::FileIdentity;
+use crate::dir_lock::{DirLock, turn};
 use crate::image::Content;
-use crate::interrupt::{self, Temporary, abandoned};
+use crate::interrupt::{self, Temporary};
 
 /// Copies `reader` into `writer` in large chunks: blobs are tens of megabytes.
 pub(crate) fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<u64> {
@@ -41,90 +50,10 @@ pub(crate) fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<
     }
 }
 
-/// The directory `path` is in: `.` for a bare file name.
-fn dir_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn parent_dir(path: &Path) -> Result<PathBuf> {
-    let parent = dir_of(path);
-    fs::create_dir_all(&parent).with_context(|| {
-        format!(
-            "could not create the output directory {}\nhelp: choose another path with -o",
-            parent.display()
-        )
-    })?;
-    Ok(parent)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// `.<name>.`: what the temporary files and directories beside `path` begin with.
-fn prefix(path: &Path) -> String {
-    format!(".{}.", file_name(path))
-}
-
-/// The random part of their names, `tempfile`'s `XXXXXX`.
-const RANDOM: usize = 6;
-
-/// Cleans up beside `path` what killed runs left, with the directory locked: their temporary
-/// files (`.<name>.XXXXXX.tmp`) and directories (`.<name>.XXXXXX`), and an old output moved
-/// aside (`.<name>.XXXXXX.old`), which goes back to `path` when `path` is missing.
-fn recover(path: &Path, parent: &Path) -> Result<()> {
-    let prefix = prefix(path);
-    let Ok(entries) = fs::read_dir(parent) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let (random, suffix) = rest.split_once('.').unwrap_or((rest, ""));
-        if random.len() != RANDOM
-            || !random.chars().all(|c| c.is_ascii_alphanumeric())
-            || !matches!(suffix, "" | "tmp" | "old")
-        {
-            continue;
-        }
-        let leftover = entry.path();
-        let context = || format!("could not clean up {}", leftover.display());
-        if suffix == "old" {
-            // Only a commit, which holds the lock, has one: this one's run was killed.
-            if !path.exists() {
-                fs::rename(&leftover, path).with_context(context)?;
-            } else {
-                fs::remove_dir_all(&leftover).with_context(context)?;
-            }
-        } else if abandoned(&leftover) {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => fs::remove_dir_all(&leftover),
-                _ => fs::remove_file(&leftover),
-            }
-            .with_context(context)?;
-        }
-    }
-    Ok(())
-}
-
-fn unwritable(parent: &Path) -> String {
-    format!(
-        "could not write to {}\nhelp: choose another path with -o",
-        parent.display()
-    )
-}
-
 /// A file that replaces `path` once it is staged and committed.
 pub(crate) struct PendingFile {
     path: PathBuf,
-    temp: Temporary<NamedTempFile>,
+    parent: PathBuf,
 }
 
 impl PendingFile {
@@ -138,23 +67,30 @@ impl PendingFile {
             );
         }
         let parent = parent_dir(path)?;
-        let _lock = DirLock::take(&parent)?;
-        recover(path, &parent)?;
+        writable(&parent, path)?;
+        Ok(PendingFile {
+            path: path.to_path_buf(),
+            parent,
+        })
+    }
+
+    /// The temporary file beside `path`, made with the directory locked, and locked while this
+    /// run lives: a later run's clean-up leaves it alone.
+    fn temp(&self) -> Result<Temporary<NamedTempFile>> {
+        let parent = &self.parent;
+        let _turn = turn();
+        let _lock = DirLock::take(parent)?;
         let temp = Temporary::new(|| {
             tempfile::Builder::new()
-                .prefix(&prefix(path))
+                .prefix(&prefix(&self.path))
                 .rand_bytes(RANDOM)
                 .suffix(".tmp")
                 .permissions(Permissions::from_mode(0o666))
-                .tempfile_in(&parent)
+                .tempfile_in(parent)
         })
-        .with_context(|| unwritable(&parent))?;
-        // Held while this run lives: a later run's clean-up leaves it alone.
-        interrupt::hold(temp.as_file()).with_context(|| unwritable(&parent))?;
-        Ok(PendingFile {
-            path: path.to_path_buf(),
-            temp,
-        })
+        .with_context(|| unwritable(parent))?;
+        interrupt::hold(temp.as_file()).with_context(|| unwritable(parent))?;
+        Ok(temp)
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -163,60 +99,97 @@ impl PendingFile {
 
     /// Writes `data` and flushes it to disk, beside `path`.
     pub(crate) fn stage(self, data: &[u8]) -> Result<Staged> {
-        self.stage_from(&mut &data[..])
+        self.stage_from(&mut &data[..], None)
     }
 
-    /// Writes what `reader` gives and flushes it to disk, beside `path`.
-    pub(crate) fn stage_from(mut self, reader: &mut dyn Read) -> Result<Staged> {
+    /// Writes what `reader` gives and flushes it to disk, beside `path`; `key` names the
+    /// bytes, for the record of the file once it is in place.
+    fn stage_from(self, reader: &mut dyn Read, key: Option<Digest>) -> Result<Staged> {
+        let mut temp = self.temp()?;
         let context = || format!("could not write {}", self.path.display());
-        copy(reader, &mut *self.temp).with_context(context)?;
-        self.temp.as_file().sync_all().with_context(context)?;
+        copy(reader, &mut *temp).with_context(context)?;
+        temp.as_file().sync_all().with_context(context)?;
         Ok(Staged {
             path: self.path,
-            kind: StagedKind::File(self.temp),
+            kind: StagedKind::File(temp, key),
         })
+    }
+
+    /// Writes `content`, whose bytes `key` names, beside `path`, unless the file at `path`
+    /// holds those bytes already: then it is left as it is, and nothing is staged for it.
+    pub(crate) fn stage_unless_held(
+        self,
+        content: &Content,
+        key: &Digest,
+        written: &WrittenFiles,
+    ) -> Result<Staged> {
+        if let Some(placed) = written.holds(&self.path, key, content) {
+            return Ok(Staged {
+                path: self.path,
+                kind: StagedKind::Kept(vec![placed]),
+            });
+        }
+        let context = || format!("could not write {}", self.path.display());
+        let mut reader = content.reader().with_context(context)?;
+        self.stage_from(&mut reader, Some(key.clone()))
+    }
+
+    /// [`PendingFile::stage_unless_held`] for bytes in memory.
+    pub(crate) fn stage_bytes_unless_held(
+        self,
+        data: &[u8],
+        written: &WrittenFiles,
+    ) -> Result<Staged> {
+        let content = Content::from(data.to_vec());
+        let key = crate::image::sha256(data);
+        self.stage_unless_held(&content, &key, written)
     }
 
     /// Stages `data` and puts it in place at once: for a file written alone.
     pub(crate) fn commit(self, data: &[u8]) -> Result<()> {
-        commit_all(vec![self.stage(data)?], &[])
+        commit_all(vec![self.stage(data)?], &[]).map(drop)
     }
 }
 
 /// A directory that replaces `path` once it is staged and committed.
 pub(crate) struct PendingDir {
     path: PathBuf,
-    temp: Temporary<TempDir>,
-    /// The temporary directory, locked while this run lives.
-    _lock: File,
+    parent: PathBuf,
 }
 
 impl PendingDir {
     pub(crate) fn create(path: &Path) -> Result<PendingDir> {
         let parent = parent_dir(path)?;
-        let _lock = DirLock::take(&parent)?;
-        recover(path, &parent)?;
         if path.exists() && !(path.is_dir() && path.join("oci-layout").is_file()) {
             bail!(
                 "output path {} exists and is not an OCI layout; not replacing it\nhelp: remove it, or choose another path with -o",
                 path.display()
             );
         }
-        let temp = Temporary::new(|| {
-            tempfile::Builder::new()
-                .prefix(&prefix(path))
-                .rand_bytes(RANDOM)
-                .permissions(Permissions::from_mode(0o777))
-                .tempdir_in(&parent)
-        })
-        .with_context(|| unwritable(&parent))?;
-        let lock = File::open(temp.path()).with_context(|| unwritable(&parent))?;
-        interrupt::hold(&lock).with_context(|| unwritable(&parent))?;
+        writable(&parent, path)?;
         Ok(PendingDir {
             path: path.to_path_buf(),
-            temp,
-            _lock: lock,
+            parent,
         })
+    }
+
+    /// The temporary directory beside `path`, made with the directory locked, and locked
+    /// while this run lives.
+    fn temp(&self) -> Result<(Temporary<TempDir>, File)> {
+        let parent = &self.parent;
+        let _turn = turn();
+        let _lock = DirLock::take(parent)?;
+        let temp = Temporary::new(|| {
+            tempfile::Builder::new()
+                .prefix(&prefix(&self.path))
+                .rand_bytes(RANDOM)
+                .permissions(Permissions::from_mode(0o777))
+                .tempdir_in(parent)
+        })
+        .with_context(|| unwritable(parent))?;
+        let lock = File::open(temp.path()).with_context(|| unwritable(parent))?;
+        interrupt::hold(&lock).with_context(|| unwritable(parent))?;
+        Ok((temp, lock))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -224,14 +197,66 @@ impl PendingDir {
     }
 
     /// Writes the files (paths relative to the directory) and flushes them to disk, beside
-    /// `path`.
-    pub(crate) fn stage<'a>(
+    /// `path`, unless the directory holds those files already, and no others: then it is left
+    /// as it is, and nothing is staged for it.
+    pub(crate) fn stage_unless_held(
         self,
-        files: impl IntoIterator<Item = (&'a str, &'a Content)>,
+        files: &[(String, Content)],
+        written: &WrittenFiles,
     ) -> Result<Staged> {
         let context = || format!("could not write {}", self.path.display());
+        let keys = files
+            .iter()
+            .map(|(name, data)| Ok((name.clone(), data.sha256().with_context(context)?)))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(placed) = self.holds(files, &keys, written) {
+            return Ok(Staged {
+                path: self.path,
+                kind: StagedKind::Kept(placed),
+            });
+        }
+        let mut staged = self.stage(files.iter().map(|(name, data)| (name.as_str(), data)))?;
+        if let StagedKind::Dir(_, _, recorded) = &mut staged.kind {
+            *recorded = keys;
+        }
+        Ok(staged)
+    }
+
+    /// Each file as it is, when the directory at `path` holds `files` (named by `keys`) and
+    /// nothing else.
+    fn holds(
+        &self,
+        files: &[(String, Content)],
+        keys: &[(String, Digest)],
+        written: &WrittenFiles,
+    ) -> Option<Vec<Placed>> {
+        let mut found = Vec::new();
+        let mut walking = vec![self.path.clone()];
+        while let Some(dir) = walking.pop() {
+            for entry in fs::read_dir(&dir).ok()? {
+                let entry = entry.ok()?;
+                match entry.file_type().ok()? {
+                    kind if kind.is_dir() => walking.push(entry.path()),
+                    kind if kind.is_file() => found.push(entry.path()),
+                    _ => return None,
+                }
+            }
+        }
+        if found.len() != files.len() {
+            return None;
+        }
+        files
+            .iter()
+            .zip(keys)
+            .map(|((name, data), (_, key))| written.holds(&self.path.join(name), key, data))
+            .collect()
+    }
+
+    fn stage<'a>(self, files: impl IntoIterator<Item = (&'a str, &'a Content)>) -> Result<Staged> {
+        let (temp, lock) = self.temp()?;
+        let context = || format!("could not write {}", self.path.display());
         for (name, data) in files {
-            let file = self.temp.path().join(name);
+            let file = temp.path().join(name);
             if let Some(dir) = file.parent() {
                 fs::create_dir_all(dir).with_context(context)?;
             }
@@ -245,7 +270,7 @@ impl PendingDir {
         }
         Ok(Staged {
             path: self.path,
-            kind: StagedKind::Dir(self.temp, self._lock),
+            kind: StagedKind::Dir(temp, lock, Vec::new()),
         })
     }
 }
@@ -258,8 +283,12 @@ pub(crate) struct Staged {
 }
 
 enum StagedKind {
-    File(Temporary<NamedTempFile>),
-    Dir(Temporary<TempDir>, File),
+    /// With the digest that names its bytes, to record.
+    File(Temporary<NamedTempFile>, Option<Digest>),
+    /// With each file's path in it and the digest that names its bytes, to record.
+    Dir(Temporary<TempDir>, File, Vec<(String, Digest)>),
+    /// Left as it is: it holds what would be written.
+    Kept(Vec<Placed>),
 }
 
 impl Staged {
@@ -268,17 +297,36 @@ impl Staged {
         &self.path
     }
 
-    /// Renames it into place; the directory is locked.
-    fn put_in_place(self) -> Result<()> {
+    /// Whether it is left as it is, with nothing to put in place.
+    pub(crate) fn is_kept(&self) -> bool {
+        matches!(self.kind, StagedKind::Kept(_))
+    }
+
+    /// Renames it into place; the directory is locked. What to record of its files.
+    fn put_in_place(self) -> Result<Vec<Placed>> {
         let context = || format!("could not write {}", self.path.display());
-        match self.kind {
-            StagedKind::File(temp) => {
+        let absolute = std::path::absolute(&self.path).with_context(context)?;
+        let placed = match self.kind {
+            StagedKind::File(temp, key) => {
                 let (temp, _entry) = temp.into_parts();
-                temp.persist(&self.path)
+                let file = temp
+                    .persist(&self.path)
                     .map_err(|e| e.error)
                     .with_context(context)?;
+                // Its identity once in place: the rename is a change too.
+                let identity = file.metadata().ok().map(|meta| FileIdentity::of(&meta));
+                identity
+                    .zip(key)
+                    .map(|(identity, key)| Placed {
+                        path: absolute,
+                        identity,
+                        key,
+                    })
+                    .into_iter()
+                    .collect()
             }
-            StagedKind::Dir(temp, _lock) => {
+            StagedKind::Kept(placed) => placed,
+            StagedKind::Dir(temp, _lock, keys) => {
                 let (temp, _entry) = temp.into_parts();
                 let staged = temp.keep();
                 // A directory cannot be renamed over a non-empty one: the old one goes aside
@@ -301,32 +349,58 @@ impl Staged {
                     fs::remove_dir_all(&old)
                         .with_context(|| format!("could not remove {}", old.display()))?;
                 }
+                keys.into_iter()
+                    .filter_map(|(name, key)| {
+                        let path = absolute.join(name);
+                        let identity = FileIdentity::of_file(&path)?;
+                        Some(Placed {
+                            path,
+                            identity,
+                            key,
+                        })
+                    })
+                    .collect()
             }
-        }
-        Ok(())
+        };
+        Ok(placed)
     }
 }
 
 /// Puts every staged output in place and removes the `stale` files (documents an earlier run
 /// left that would describe the new outputs wrongly), with their directories locked and
-/// without an interrupt in between.
-pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<()> {
-    let mut dirs: Vec<PathBuf> = staged
-        .iter()
-        .map(|s| s.path.as_path())
-        .chain(stale.iter().map(PathBuf::as_path))
-        .map(dir_of)
-        .collect();
-    dirs.sort();
-    dirs.dedup();
+/// without an interrupt in between. What to record of the files put in place or kept.
+pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<Vec<Placed>> {
+    let changing = |s: &&Staged| !s.is_kept();
+    let dirs = |paths: &mut dyn Iterator<Item = &Path>| {
+        let mut dirs: Vec<PathBuf> = paths.map(dir_of).collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    };
+    let stale_paths = stale.iter().map(PathBuf::as_path);
+    // Those with outputs left as they are too: what killed runs left beside them goes.
+    let locked = dirs(&mut staged.iter().map(Staged::path).chain(stale_paths.clone()));
+    let changed = dirs(
+        &mut staged
+            .iter()
+            .filter(changing)
+            .map(Staged::path)
+            .chain(stale_paths),
+    );
     // In one order, so two runs never wait for each other's second lock.
-    let _locks = dirs
+    let _turn = turn();
+    let _locks = locked
         .iter()
         .map(|dir| DirLock::take(dir))
         .collect::<Result<Vec<_>>>()?;
     interrupt::uninterrupted(|| {
-        for output in &staged {
-            recover(&output.path, &dir_of(&output.path))?;
+        for dir in &locked {
+            let beside: Vec<&Path> = staged
+                .iter()
+                .filter(|s| dir_of(&s.path) == *dir)
+                .map(|s| s.path.as_path())
+                .collect();
+            recover(&beside, dir)?;
         }
         for path in stale {
             match fs::remove_file(path) {
@@ -336,16 +410,17 @@ pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<()> {
                 _ => {}
             }
         }
+        let mut placed = Vec::new();
         for output in staged {
-            output.put_in_place()?;
+            placed.extend(output.put_in_place()?);
         }
         // The renames themselves reach the disk.
-        for dir in &dirs {
+        for dir in &changed {
             if let Ok(dir) = File::open(dir) {
                 let _ = dir.sync_all();
             }
         }
-        Ok(())
+        Ok(placed)
     })
 }
 
@@ -353,6 +428,7 @@ pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<()> {
 mod tests {
     use std::os::unix::fs::MetadataExt;
 
+    use super::super::output_dir::leftover_of;
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
@@ -517,8 +593,8 @@ mod tests {
     }
 
     /// A killed run leaves temporary files and directories, and maybe the old layout moved
-    /// aside between the two renames: the next claim cleans them up and puts the old layout
-    /// back, and leaves a live run's alone.
+    /// aside between the two renames: the next commit of those outputs cleans them up (the old
+    /// layout back in place, then replaced), and leaves a live run's alone.
     #[test]
     fn what_a_killed_run_left_is_cleaned_up() {
         let dir = tempfile::tempdir().unwrap();
@@ -528,15 +604,18 @@ mod tests {
         fs::write(dir.path().join(".layout.Zz99Yy.old/oci-layout"), b"old").unwrap();
         fs::write(dir.path().join(".out.tar.Qq11Ww.tmp"), b"partial").unwrap();
         fs::write(dir.path().join(".layout.notes"), b"not ours").unwrap();
-        let live = PendingDir::create(&dir.path().join("other")).unwrap();
+        let one = [("oci-layout", &Content::from("new"))];
+        // Other runs, alive, with outputs staged there.
+        let live = PendingDir::create(&dir.path().join("other"))
+            .unwrap()
+            .stage(one)
+            .unwrap();
+        let racing = PendingDir::create(&layout).unwrap().stage(one).unwrap();
 
-        let pending = PendingDir::create(&layout).unwrap();
-        assert_eq!(
-            fs::read(layout.join("oci-layout")).unwrap(),
-            b"old",
-            "the old layout is back in place"
-        );
-        drop(PendingFile::create(&dir.path().join("out.tar")).unwrap());
+        let file = PendingFile::create(&dir.path().join("out.tar")).unwrap();
+        let ours = PendingDir::create(&layout).unwrap().stage(one).unwrap();
+        commit_all(vec![file.stage(b"x").unwrap(), ours], &[]).unwrap();
+        assert_eq!(fs::read(layout.join("oci-layout")).unwrap(), b"new");
         let left = names(dir.path());
         assert!(left.contains(&".layout.notes".to_string()), "{left:?}");
         assert!(
@@ -545,13 +624,17 @@ mod tests {
                 .any(|n| n.contains("Ab12Cd") || n.contains("Zz99Yy") || n.contains("Qq11Ww")),
             "{left:?}"
         );
-        let hidden = left.iter().filter(|n| n.starts_with(".other.")).count();
-        assert_eq!(hidden, 1, "a live run's directory stays: {left:?}");
-        let live_path = live.temp.path().to_path_buf();
-        // A live claim of the same output stays too.
-        drop(PendingDir::create(&layout).unwrap());
-        assert!(pending.temp.path().exists());
-        drop((live, pending));
-        assert!(!live_path.exists());
+        let live_dirs = |output: &str| {
+            let of = |n: &&String| leftover_of(n).is_some_and(|(o, _)| o == output);
+            left.iter().filter(of).count()
+        };
+        assert_eq!(
+            live_dirs("other"),
+            1,
+            "a live run's directory stays: {left:?}"
+        );
+        assert_eq!(live_dirs("layout"), 1, "so does one of the same output");
+        drop((live, racing));
+        assert_eq!(names(dir.path()), [".layout.notes", "layout", "out.tar"]);
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, ensure};
 pub(crate) use attestations::Attestations;
 
 use super::compile::PlatformBuild;
+use super::in_order::each_in_order;
 use super::{ImagePlan, Plan, PlatformImage};
 use crate::cache::{Hit, LayerCache};
 use crate::cargo::BuiltBinary;
@@ -37,8 +38,8 @@ pub(crate) struct SbomDocument {
     pub bytes: Vec<u8>,
 }
 
-/// Assembles every image from what the platforms' builds gave, uploading the layers of those
-/// to push as they are compressed.
+/// Assembles every image from what the platforms' builds gave, several at once, uploading the
+/// layers of those to push as they are compressed.
 pub(crate) fn assemble(
     plan: &Plan,
     images: Vec<ImagePlan>,
@@ -46,20 +47,17 @@ pub(crate) fn assemble(
     uploads: &Uploads<'_>,
     report: &dyn Reporter,
 ) -> Result<Vec<AssembledImage>> {
-    images
-        .into_iter()
-        .map(|image| {
-            let uploading = uploads.of_image(&image.push_to);
-            let (artifact, sboms) = assemble_one(plan, &image, builds, uploading.as_ref(), report)?;
-            let attestations = attestations::attest(plan, &image, &artifact, &sboms)?;
-            Ok(AssembledImage {
-                image,
-                artifact,
-                sboms,
-                attestations,
-            })
+    each_in_order(images, plan.jobs, report, |image, report| {
+        let uploading = uploads.of_image(&image.push_to);
+        let (artifact, sboms) = assemble_one(plan, &image, builds, uploading.as_ref(), report)?;
+        let attestations = attestations::attest(plan, &image, &artifact, &sboms)?;
+        Ok(AssembledImage {
+            image,
+            artifact,
+            sboms,
+            attestations,
         })
-        .collect()
+    })
 }
 
 /// One image's artifact: an image, or an index of one image per platform; and its SBOMs. Its
@@ -71,12 +69,11 @@ pub(crate) fn assemble_one(
     uploading: Option<&ImageUploads<'_>>,
     report: &dyn Reporter,
 ) -> Result<(Artifact, Vec<SbomDocument>)> {
-    let cache = LayerCache::open(&plan.tool_dir);
     report.status("Packing", &image.base.comment());
     let packer = Packer {
         plan,
         image,
-        cache: &cache,
+        cache: &plan.layers,
         uploading,
         report,
     };

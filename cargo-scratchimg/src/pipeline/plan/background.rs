@@ -152,11 +152,10 @@ impl<'scope> Background<'scope> {
         &mut self,
         scope: &'scope Scope<'scope, 'env>,
         requests: &[ImageRequest],
-        tool_dir: &ToolDir,
+        cache: &LayerCache,
         threads: usize,
         report: &'env dyn Reporter,
     ) {
-        let cache = LayerCache::open(tool_dir);
         let wanted: Vec<(&BaseFiles, Algorithm)> = requests
             .iter()
             .map(|r| (&r.settings.base, r.settings.compression.algorithm))

@@ -15,7 +15,7 @@ use super::outputs::output_name;
 use super::tags::{Tagged, image_tags, push_refs};
 use super::{Outputs, Plan};
 use crate::annotations::{self, Provenance};
-use crate::attest::slsa::BuildFacts;
+use crate::attest::slsa::{BaseLayer, BuildFacts};
 use crate::cargo::strip::Strip;
 use crate::cargo::workspace::{self, Workspace};
 use crate::config::{self, Settings};
@@ -99,11 +99,18 @@ impl ImageRequest {
     ) -> Result<Vec<ImageRequest>> {
         let manifest_git = background.git();
         let mut warned = Vec::new();
-        workspace
-            .selection(&options.cargo)?
+        let selection = workspace.selection(&options.cargo)?;
+        let dirs: Vec<&std::path::Path> = selection
+            .iter()
+            .map(|(package, _)| workspace::package_dir(package))
+            .collect();
+        // Each package's last commit dates its image unless SOURCE_DATE_EPOCH does.
+        let dated = (env.source_date_epoch.as_deref()).is_none_or(|v| v.trim().is_empty());
+        let gits = manifest_git.for_dirs(&dirs, dated, tool_dir, report);
+        selection
             .into_iter()
-            .map(|(package, bin)| {
-                let git = manifest_git.for_dir(workspace::package_dir(&package));
+            .zip(gits)
+            .map(|((package, bin), git)| {
                 let read = Read {
                     workspace,
                     tool_dir,
@@ -290,6 +297,12 @@ impl ImagePlan {
                 }
             })
             .collect::<Vec<_>>();
+        let base = match compression {
+            Some(_) => base,
+            None => base
+                .to_uncompressed()
+                .context("the base layer could not be read again (a bug in cargo-scratchimg)")?,
+        };
         let facts = BuildFacts {
             package: package.name.to_string(),
             version: package.version.to_string(),
@@ -328,13 +341,12 @@ impl ImagePlan {
             revision: git.revision.clone(),
             lockfile_sha256: lockfile,
             rustc: plan.rustc_version.clone(),
-            base: vec![(base.blob().digest().to_string(), base.comment().to_string())],
-        };
-        let base = match compression {
-            Some(_) => base,
-            None => base
-                .to_uncompressed()
-                .context("the base layer could not be read again (a bug in cargo-scratchimg)")?,
+            // The base layer as the image holds it: compressed as its layers are, or plain.
+            base: vec![BaseLayer {
+                digest: base.blob().digest().to_string(),
+                media_type: base.blob().media_type().to_string(),
+                contents: base.comment().to_string(),
+            }],
         };
         Ok(ImagePlan {
             name: tags[0].familiar(),

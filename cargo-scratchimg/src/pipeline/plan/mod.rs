@@ -28,10 +28,12 @@ pub(crate) use platform::{PlatformPlan, Toolchain};
 
 use super::Options;
 use crate::attest::Attach;
+use crate::cache::LayerCache;
 use crate::cargo::command::BuildRequest;
 use crate::cargo::early::EarlyBuild;
 use crate::cargo::workspace::{self, Workspace};
 use crate::env::Env;
+use crate::image::Algorithm;
 use crate::registry::Registry;
 use crate::report::Reporter;
 use crate::sbom::SbomFormat;
@@ -50,6 +52,8 @@ pub(crate) struct Plan {
     /// Where pushes record the repositories that hold base layers: the user's cache directory,
     /// for every project of the user, else the target directory.
     pub mount_record: PathBuf,
+    /// The layer cache, one for the run: each layer is looked up or made once.
+    pub layers: LayerCache,
     /// The one `cargo build` of every image, before a target is chosen.
     pub request: BuildRequest,
     /// One after another, in one target directory, so incremental builds stay warm.
@@ -60,6 +64,9 @@ pub(crate) struct Plan {
     pub zigbuild: Option<PathBuf>,
     /// Threads that compress layers: one per core. The bytes do not depend on it.
     pub threads: usize,
+    /// Images assembled and written at once: `$SCRATCHIMG_JOBS`, else one per core as memory
+    /// allows. Neither the bytes nor the order of what is said depend on it.
+    pub jobs: usize,
     pub format: Format,
     pub sbom: Option<SbomFormat>,
     /// The SBOM goes into the image too (`--sbom-in-image`).
@@ -110,6 +117,8 @@ struct Given {
     manifest_dir: PathBuf,
     /// The targets `--platform` or `--target` name; `None` leaves them to the settings.
     targets: Option<Vec<Target>>,
+    /// `$SCRATCHIMG_JOBS`, checked.
+    jobs: Option<usize>,
 }
 
 pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Result<Planned> {
@@ -121,6 +130,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
         let mut background = Background::start(scope, options, env, &given, report);
         let workspace = Workspace::read(&env.cargo, &given.manifest, &options.cargo)?;
         let tool_dir = ToolDir::new(workspace.target_directory());
+        let layers = LayerCache::open(&tool_dir);
         background.rustc_version(scope, env, &given.manifest_dir, &tool_dir, report);
         let requests =
             ImageRequest::read_all(&workspace, &tool_dir, &mut background, options, env, report)?;
@@ -131,7 +141,7 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
                 .collect::<Vec<_>>(),
         )?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        background.base_layers(scope, &requests, &tool_dir, threads, report);
+        background.base_layers(scope, &requests, &layers, threads, report);
         let build = BuildPlan::new(&given, &requests, options, env, report)?;
         // The checks before the build read the graphs too.
         background.crate_graphs(scope, &build, &workspace, env, &tool_dir, report);
@@ -160,9 +170,11 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             mount_record: tool_dir.registry_mounts(env.user_cache.as_deref()),
             workspace,
             tool_dir,
+            layers,
             request: build.request,
             zigbuild: build.zigbuild,
             threads,
+            jobs: jobs(threads, &requests, given.jobs),
             format: options.format,
             sbom: options.sbom,
             sbom_in_image: options.sbom_in_image,
@@ -182,6 +194,46 @@ pub(crate) fn plan(options: &Options, env: &Env, report: &dyn Reporter) -> Resul
             record,
         })
     })
+}
+
+/// What compressing one layer holds in memory per thread, at most: gzip's blocks in flight,
+/// libzstd's jobs and windows.
+fn memory_per_thread(algorithm: Algorithm) -> u64 {
+    match algorithm {
+        Algorithm::Gzip => 2 << 20,
+        Algorithm::Zstd => 24 << 20,
+    }
+}
+
+/// Memory the layers compressed at once may hold.
+const COMPRESSING: u64 = 512 << 20;
+
+/// How many images are assembled and written at once: `$SCRATCHIMG_JOBS`, else one per core,
+/// no more than the compressions of that many images (each on every core) may hold in memory.
+fn jobs(threads: usize, requests: &[ImageRequest], set: Option<usize>) -> usize {
+    if let Some(jobs) = set {
+        return jobs;
+    }
+    let per_image = requests
+        .iter()
+        .map(|r| memory_per_thread(r.settings.compression.algorithm))
+        .max()
+        .unwrap_or(0)
+        * threads as u64;
+    let by_memory = COMPRESSING.checked_div(per_image).unwrap_or(u64::MAX);
+    let by_memory = usize::try_from(by_memory).unwrap_or(usize::MAX).max(1);
+    threads.min(by_memory)
+}
+
+/// `$SCRATCHIMG_JOBS`: a whole number of images at once, 1 or more.
+fn parse_jobs(value: &str) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(jobs) if jobs > 0 => Ok(jobs),
+        _ => bail!(
+            "SCRATCHIMG_JOBS={} is not a number of images to make at once\nhelp: set it to 1 or more (1 makes them one after another), or unset it for one per core",
+            crate::text::one_line(value, 64)
+        ),
+    }
 }
 
 impl Given {
@@ -206,6 +258,7 @@ impl Given {
             manifest,
             manifest_dir,
             targets,
+            jobs: env.jobs.as_deref().map(parse_jobs).transpose()?,
         })
     }
 }

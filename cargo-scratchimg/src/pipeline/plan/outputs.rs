@@ -2,6 +2,8 @@
 //! it, claimed before the build ([`Outputs`]) so an unwritable path fails in a second, and
 //! named here.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
@@ -40,13 +42,20 @@ impl Outputs {
         targets: &[Target],
         options: &Options,
     ) -> Result<Vec<Outputs>> {
+        // Each directory is read once, however many outputs it holds.
+        let mut listings = Listings::new();
         requests
             .iter()
-            .map(|request| Outputs::claim(request, targets, options))
+            .map(|request| Outputs::claim(request, targets, options, &mut listings))
             .collect()
     }
 
-    fn claim(request: &ImageRequest, targets: &[Target], options: &Options) -> Result<Outputs> {
+    fn claim(
+        request: &ImageRequest,
+        targets: &[Target],
+        options: &Options,
+        listings: &mut Listings,
+    ) -> Result<Outputs> {
         let Some(path) = &request.output else {
             return Ok(Outputs {
                 destination: None,
@@ -70,7 +79,7 @@ impl Outputs {
             }
         }
         Ok(Outputs {
-            stale_sboms: stale_sboms(path, &sboms),
+            stale_sboms: stale_sboms(path, &sboms, listings),
             provenance: Some(PendingFile::create(&sidecar(path, "intoto.json"))?),
             sboms,
             destination: Some(destination),
@@ -78,7 +87,8 @@ impl Outputs {
     }
 }
 
-/// `--metadata-file`, claimed: a path no other output of the run has.
+/// `--metadata-file`, claimed: a path no other output of the run has, nor inside an OCI
+/// directory the run writes (its layout is replaced whole).
 pub(super) fn claim_record(
     path: Option<&Path>,
     outputs: &[Outputs],
@@ -92,6 +102,19 @@ pub(super) fn claim_record(
             .chain(o.provenance.iter().map(PendingFile::path))
             .chain(beside)
     });
+    let inside = |destination: &Destination| {
+        matches!(destination, Destination::OciDir(_)) && path.starts_with(destination.path())
+    };
+    if let Some(layout) = (outputs.iter())
+        .flat_map(|o| o.destination.iter())
+        .find(|destination| inside(destination))
+    {
+        bail!(
+            "--metadata-file {} is inside the OCI directory {}, which the run replaces whole\nhelp: give the record a path outside it, e.g. --metadata-file build.json",
+            path.display(),
+            layout.path().display()
+        );
+    }
     for other in taken {
         if other == path {
             bail!(
@@ -103,9 +126,12 @@ pub(super) fn claim_record(
     PendingFile::create(path).map(Some)
 }
 
+/// The names of the files in each directory outputs go to, read once.
+type Listings = HashMap<PathBuf, Vec<OsString>>;
+
 /// The SBOM documents beside `output` that an earlier run wrote and this one, which writes
 /// `sboms`, does not: they would describe the new output, so the commit removes them.
-fn stale_sboms(output: &Path, sboms: &[SbomClaim]) -> Vec<PathBuf> {
+fn stale_sboms(output: &Path, sboms: &[SbomClaim], listings: &mut Listings) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
         return Vec::new();
     };
@@ -115,11 +141,12 @@ fn stale_sboms(output: &Path, sboms: &[SbomClaim]) -> Vec<PathBuf> {
         dir
     };
     let name = name.to_string_lossy();
-    let mut stale: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.file_name())
+    let listing = listings.entry(dir.to_path_buf()).or_insert_with(|| {
+        let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        entries.map(|entry| entry.file_name()).collect()
+    });
+    let mut stale: Vec<PathBuf> = listing
+        .iter()
         .filter(|file| is_sbom_beside(&name, &file.to_string_lossy()))
         .filter(|file| {
             !sboms

@@ -1,0 +1,83 @@
+//! What tells one file from another, and a file from itself after a write: its device, inode,
+//! size, and modification and change times. A file this tool read or wrote, and whose identity
+//! is still the one it had then, still holds the same bytes: writers put a new file in place
+//! (another inode) or write it in place, which moves its change time, which no one can set back.
+//! So a record of a file's identity stands in for reading it again; a file that differs from
+//! its record is read, never trusted.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileIdentity {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileIdentity {
+    pub(crate) fn of(meta: &Metadata) -> FileIdentity {
+        FileIdentity {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// The identity of the regular file at `path` (not followed if it is a link); `None` for
+    /// anything else.
+    pub(crate) fn of_file(path: &Path) -> Option<FileIdentity> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        meta.is_file().then(|| FileIdentity::of(&meta))
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// The same inode, size and modification time, other bytes: the change time tells.
+    #[test]
+    fn a_file_rewritten_in_place_has_another_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"old bytes").unwrap();
+        let modified = SystemTime::now() - Duration::from_secs(3600);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(modified).unwrap();
+        let before = FileIdentity::of_file(&path).unwrap();
+        assert_eq!(FileIdentity::of_file(&path), Some(before));
+        // File times come from a clock that ticks every few milliseconds.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.write_all(b"new bytes").unwrap();
+        file.set_modified(modified).unwrap();
+        let after = FileIdentity::of_file(&path).unwrap();
+        assert_eq!((after.size, after.modified), (before.size, before.modified));
+        assert_ne!(after, before);
+    }
+
+    #[test]
+    fn only_regular_files_have_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(FileIdentity::of_file(dir.path()), None);
+        assert_eq!(FileIdentity::of_file(&dir.path().join("absent")), None);
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("f"), dir.path().join("link")).unwrap();
+        assert_eq!(FileIdentity::of_file(&dir.path().join("link")), None);
+    }
+}
