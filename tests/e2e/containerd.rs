@@ -90,8 +90,14 @@ fn images(namespace: &Namespace) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The digests of the blobs containerd holds in the namespace.
+/// The digests of the blobs containerd holds in the namespace for its images. An import writes
+/// every blob of the tar, and containerd's garbage collection removes those no image needs
+/// later, when it gets to it (seconds, or less, by the machine's load): a throwaway name
+/// removed with `--sync` has it run first, and waits for it.
 fn content(namespace: &Namespace) -> String {
+    const THROWAWAY: &str = "scratchimg-e2e/collect:now";
+    run_ok(ctr(&namespace.0).args(["images", "tag", "--force", NAME, THROWAWAY]));
+    run_ok(ctr(&namespace.0).args(["images", "rm", "--sync", THROWAWAY]));
     run_ok(ctr(&namespace.0).args(["content", "ls", "--quiet"]))
 }
 
