@@ -45,9 +45,19 @@ impl RegularFile {
     /// Opens `path` without blocking and without making it our terminal, and checks what it is
     /// once open (a FIFO swapped in after a check cannot hang the read).
     pub(crate) fn open(path: &Path) -> io::Result<RegularFile> {
+        RegularFile::open_with(path, 0)
+    }
+
+    /// [`RegularFile::open`] for a file this tool wrote itself (a cache entry, an output): a
+    /// link put in its place is not followed, so nothing else is ever opened through it.
+    pub(crate) fn open_own(path: &Path) -> io::Result<RegularFile> {
+        RegularFile::open_with(path, libc::O_NOFOLLOW)
+    }
+
+    fn open_with(path: &Path, flags: libc::c_int) -> io::Result<RegularFile> {
         let file = fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | flags)
             .open(path)?;
         let metadata = file.metadata()?;
         let kind = metadata.file_type();
@@ -112,6 +122,11 @@ fn too_large(size: u64, limit: u64) -> io::Error {
 /// The bytes of the regular file at `path`, at most `limit` of them: see [`RegularFile`].
 pub(crate) fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     RegularFile::open(path)?.read(limit)
+}
+
+/// [`read`] for a file this tool wrote itself: see [`RegularFile::open_own`].
+pub(crate) fn read_own(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    RegularFile::open_own(path)?.read(limit)
 }
 
 /// All of `input` (stdin, a pipe), when it ends within `limit` bytes; an error once it gives

@@ -4,12 +4,29 @@
 //! (another inode) or write it in place, which moves its change time, which no one can set back.
 //! So a record of a file's identity stands in for reading it again; a file that differs from
 //! its record is read, never trusted.
+//!
+//! Only a record made after the file's last change has settled does: file times tick in steps
+//! (a few milliseconds here, a second or two on some file systems), and a file written again
+//! within the step of its last change keeps its times. As git does with a "racily clean" file,
+//! a record made within [`SETTLED`] of the change is not trusted: the file is read, and the
+//! record made again, later.
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+/// Seconds after a file's last change from which a record of it stands for its bytes: more
+/// than the coarsest step of file times (FAT's two seconds).
+pub(crate) const SETTLED: u64 = 3;
+
+/// Seconds since the epoch now: when a record is made.
+pub(crate) fn seconds_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FileIdentity {
@@ -41,6 +58,13 @@ impl FileIdentity {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+
+    /// Whether a record of this identity made at `at` (seconds since the epoch) stands for the
+    /// file's bytes: made [`SETTLED`] or more after its last change, so any later write moved
+    /// its change time.
+    pub(crate) fn settled_at(&self, at: u64) -> bool {
+        u64::try_from(self.changed.0).is_ok_and(|changed| changed.saturating_add(SETTLED) <= at)
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +93,20 @@ mod tests {
         let after = FileIdentity::of_file(&path).unwrap();
         assert_eq!((after.size, after.modified), (before.size, before.modified));
         assert_ne!(after, before);
+    }
+
+    /// A record made right after the change does not stand for the file; one made later does.
+    #[test]
+    fn a_record_stands_once_the_change_has_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"bytes").unwrap();
+        let identity = FileIdentity::of_file(&path).unwrap();
+        let changed = u64::try_from(identity.changed.0).unwrap();
+        assert!(changed <= seconds_now());
+        assert!(!identity.settled_at(changed), "recorded as it was written");
+        assert!(!identity.settled_at(changed + SETTLED - 1));
+        assert!(identity.settled_at(changed + SETTLED));
     }
 
     #[test]

@@ -6,12 +6,15 @@
 //! `<key>.<compression>.<diff_id>.<compressed digest>`, the compression naming everything that
 //! decides the bytes (algorithm, level, block or job size), so one setting never gets another's
 //! bytes. It is used only when its bytes hash to the last digest and decompress to bytes that
-//! hash to the diff_id, read in one streaming pass; that check is recorded beside the entry
-//! (`<entry>.checked`: the file's [`FileIdentity`] when it was checked or written), so a later
-//! run reads the entry again only when it is no longer that very file. The record's own time is
-//! the entry's last use, for pruning: the entry itself is never touched after it is written. A
-//! new layer is compressed straight into a new entry, so its bytes are never held in memory;
-//! the entry's file stays open while the run uses it.
+//! hash to the diff_id, read in one streaming pass. A run that made that check records it beside
+//! the entry (`<entry>.checked`: the file's [`FileIdentity`] and when it was checked), having
+//! flushed the entry to disk first, so a later run reads the entry again only when it is no
+//! longer that very file, or was checked before its last change had settled. A new entry is
+//! not recorded by the run that wrote it: its bytes may not be on the disk yet, and a crash can
+//! leave a file with the right size and times but not the bytes; the next run that uses it
+//! checks it. The record's own time is the entry's last use, for pruning: the entry itself is
+//! never touched after it is written. A new layer is compressed straight into a new entry, so
+//! its bytes are never held in memory; the entry's file stays open while the run uses it.
 //!
 //! One [`LayerCache`] serves a whole run: each layer is looked up, or compressed, once however
 //! many images hold it (a workspace's `files` layer, the base layer), also when images are
@@ -24,9 +27,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
+use serde::{Deserialize, Serialize};
 
 use super::check::check;
-use super::{FileIdentity, Growing, Hit, Store};
+use super::{FileIdentity, Growing, Hit, Store, seconds_now};
 use crate::image::{Blob, Compression, Content, FilePart, Layer, LayerBuilder, Tar};
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
@@ -127,10 +131,14 @@ impl LayerCache {
         let entry = listed.iter().find(|entry| entry.starts_with(&prefix))?;
         let (diff_id, digest) = entry[prefix.len()..].split_once('.')?;
         let path = self.store.path(entry);
-        // Not a regular file (a FIFO put there): no hang, and it goes.
-        let file = match crate::input_file::RegularFile::open(&path) {
+        // Not a regular file (a FIFO or a link put there): no hang, nothing opened through
+        // it, and it goes.
+        let file = match crate::input_file::RegularFile::open_own(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::InvalidInput
+                    || e.raw_os_error() == Some(libc::ELOOP) =>
+            {
                 self.store
                     .discard(entry, "it is not a regular file", report);
                 return None;
@@ -138,12 +146,14 @@ impl LayerCache {
             Err(_) => return None,
         };
         let identity = FileIdentity::of(file.metadata());
-        let stored = FilePart::whole(file.into_file(), identity.size(), path);
+        let file = file.into_file();
+        let synced = file.try_clone();
+        let stored = FilePart::whole(file, identity.size(), path);
         let recorded = self
             .store
             .sidecar_of(entry)
-            .and_then(|record| serde_json::from_slice::<FileIdentity>(&record).ok())
-            == Some(identity);
+            .and_then(|record| serde_json::from_slice::<Checked>(&record).ok())
+            .is_some_and(|checked| checked.identity == identity && identity.settled_at(checked.at));
         let checked = if recorded {
             Ok(())
         } else {
@@ -151,10 +161,15 @@ impl LayerCache {
         };
         match checked {
             Ok(()) => {
-                // The record is written anew (when the entry was checked now) or touched: its
-                // time says when the entry was last used, so pruning takes others first.
-                if !recorded || !self.store.touch_sidecar(entry) {
-                    self.record(entry, identity);
+                // The record is written anew (when the entry was checked now, and once its
+                // bytes are on the disk) or touched: its time says when the entry was last
+                // used, so pruning takes others first.
+                if recorded {
+                    if !self.store.touch_sidecar(entry) {
+                        self.record(entry, identity, seconds_now());
+                    }
+                } else if synced.and_then(|file| file.sync_all()).is_ok() {
+                    self.record(entry, identity, seconds_now());
                 }
                 let blob = Blob::with_digest(
                     compression.media_type(),
@@ -170,9 +185,10 @@ impl LayerCache {
         }
     }
 
-    /// Records that the entry is sound as long as it is the file with `identity`; best effort.
-    fn record(&self, entry: &str, identity: FileIdentity) {
-        if let Ok(record) = serde_json::to_vec(&identity) {
+    /// Records that the entry, checked at `at`, is sound as long as it is the file with
+    /// `identity`; best effort.
+    fn record(&self, entry: &str, identity: FileIdentity, at: u64) {
+        if let Ok(record) = serde_json::to_vec(&Checked { identity, at }) {
             let _ = self.store.write_sidecar(entry, &record);
         }
     }
@@ -215,13 +231,7 @@ impl LayerCache {
         let unnamed = || PathBuf::from("(a temporary file)");
         let (file, path) = match target {
             Ok(temp) => match self.store.commit(temp, &entry) {
-                Ok(file) => {
-                    // Its identity once in place: the rename is a change too.
-                    if let Ok(meta) = file.metadata() {
-                        self.record(&entry, FileIdentity::of(&meta));
-                    }
-                    (file, self.store.path(&entry))
-                }
+                Ok(file) => (file, self.store.path(&entry)),
                 Err(temp) => (temp.into_file(), unnamed()),
             },
             Err(anonymous) => (anonymous, unnamed()),
@@ -236,6 +246,13 @@ impl LayerCache {
     }
 }
 
+/// The record of an entry's check: the file it was, and when (seconds since the epoch).
+#[derive(Debug, Serialize, Deserialize)]
+struct Checked {
+    identity: FileIdentity,
+    at: u64,
+}
+
 fn parse(hex: &str) -> Option<Digest> {
     format!("sha256:{hex}").parse().ok()
 }
@@ -245,6 +262,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::cache::SETTLED;
     use crate::image::{Algorithm, Owner};
     use crate::report::{Capture, Verbosity};
 
@@ -298,28 +316,44 @@ mod tests {
         assert_eq!(hit, Hit::Miss);
     }
 
-    /// An entry that is not a regular file (a FIFO under an entry's name) neither hangs the run
-    /// nor hides the layer from later runs: it goes, and the layer is compressed again.
+    /// An entry that is not a regular file (a FIFO, or a link, under an entry's name) neither
+    /// hangs the run, nor is followed, nor hides the layer from later runs: it goes, and the
+    /// layer is compressed again.
     #[test]
     fn an_entry_that_is_not_a_file_goes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = run(dir.path());
         layer(&cache, b"binary", GZIP);
         let entry = cache.store.entries().pop().unwrap();
-        std::fs::remove_file(cache.store.path(&entry)).unwrap();
+        let kept = dir.path().join("kept");
+        std::fs::rename(cache.store.path(&entry), &kept).unwrap();
         // Named as an entry of this layer with other digests: the only one a run finds.
         let (start, _) = entry.rsplit_once('.').unwrap();
         let (start, _) = start.rsplit_once('.').unwrap();
-        let fifo = cache
+        let other = cache
             .store
             .path(&format!("{start}.{0}.{0}", "ab".repeat(32)));
-        crate::rootfs::files::tests::mkfifo(&fifo);
+        crate::rootfs::files::tests::mkfifo(&other);
         let (_, hit) = layer(&run(dir.path()), b"binary", GZIP);
         assert_eq!(hit, Hit::Miss);
-        assert!(!fifo.exists(), "the FIFO is gone");
-        assert_eq!(run(dir.path()).store.entries(), [entry]);
+        assert!(!other.exists(), "the FIFO is gone");
+        assert_eq!(
+            run(dir.path()).store.entries(),
+            std::slice::from_ref(&entry)
+        );
         let (_, hit) = layer(&run(dir.path()), b"binary", GZIP);
         assert_eq!(hit, Hit::Cached);
+        // A link under the entry's own name, to the very bytes it held: not followed.
+        std::fs::remove_file(cache.store.path(&entry)).unwrap();
+        std::os::unix::fs::symlink(&kept, cache.store.path(&entry)).unwrap();
+        let (_, hit) = layer(&run(dir.path()), b"binary", GZIP);
+        assert_eq!(hit, Hit::Miss);
+        assert!(
+            std::fs::symlink_metadata(cache.store.path(&entry))
+                .unwrap()
+                .is_file(),
+            "the link is gone, a new entry in its place"
+        );
     }
 
     /// Another algorithm or level never gets the bytes kept for one: each has its entry.
@@ -426,8 +460,29 @@ mod tests {
             layer(&cache, binary(i), GZIP);
         }
         assert_eq!(cache.store.entries().len(), 4);
-        // So are the records of their checks.
-        assert_eq!(std::fs::read_dir(&cache.store.dir).unwrap().count(), 8);
+        // Checked by a later run, each entry gets the record of its check.
+        let later = run_keeping(dir.path(), 4);
+        for i in 5..9 {
+            assert_eq!(layer(&later, binary(i), GZIP).1, Hit::Cached);
+        }
+        let records = || -> Vec<String> {
+            let names = std::fs::read_dir(&cache.store.dir).unwrap().flatten();
+            (names.map(|f| f.file_name().to_string_lossy().into_owned()))
+                .filter_map(|name| name.strip_suffix(CHECKED).map(str::to_string))
+                .collect()
+        };
+        assert_eq!(records().len(), 4);
+        // File times come from a clock that ticks every few milliseconds.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Two newer entries: two of those go, and so do the records of their checks.
+        for i in 9..11 {
+            layer(&later, binary(i), GZIP);
+        }
+        let entries = cache.store.entries();
+        assert_eq!(entries.len(), 4);
+        let records = records();
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert!(records.iter().all(|r| entries.contains(r)), "{records:?}");
     }
 
     /// An entry used by a later run is kept over entries made after it but not used since.
@@ -472,7 +527,7 @@ mod tests {
         flipped[20] ^= 0x40;
         std::fs::write(&path, &flipped).unwrap();
         let forged = FileIdentity::of(&std::fs::metadata(&path).unwrap());
-        cache.record(&entry, forged);
+        cache.record(&entry, forged, seconds_now() + SETTLED);
         let (trusted, hit) = layer(&run(dir.path()), b"binary", GZIP);
         assert_eq!(hit, Hit::Cached);
         assert_eq!(trusted.blob().read_all(), flipped, "the entry was not read");
@@ -486,6 +541,34 @@ mod tests {
         assert_eq!(hit, Hit::Miss);
         assert_eq!(again.blob().read_all(), bytes);
         assert_eq!(report.events().len(), 1, "one note: {:?}", report.events());
+    }
+
+    /// The run that writes an entry records no check of it (its bytes may not be on the disk
+    /// yet): the next run that uses it checks it, then records that. A record made before the
+    /// entry's last change had settled does not stand for it.
+    #[test]
+    fn only_a_check_of_a_settled_entry_is_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = run(dir.path());
+        layer(&cache, b"binary", GZIP);
+        let entry = cache.store.entries().into_iter().next().unwrap();
+        assert_eq!(cache.store.sidecar_of(&entry), None, "not by its writer");
+        let (_, hit) = layer(&run(dir.path()), b"binary", GZIP);
+        assert_eq!(hit, Hit::Cached);
+        let path = cache.store.path(&entry);
+        let recorded: Checked = serde_json::from_slice(&cache.store.sidecar_of(&entry).unwrap())
+            .expect("recorded by the run that checked it");
+        assert_eq!(recorded.identity, FileIdentity::of_file(&path).unwrap());
+        // Other bytes, with a record that names the file as it is now, made as it changed.
+        let bytes = std::fs::read(&path).unwrap();
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 0x40;
+        std::fs::write(&path, &flipped).unwrap();
+        let changed = FileIdentity::of_file(&path).unwrap();
+        cache.record(&entry, changed, seconds_now());
+        let (again, hit) = layer(&run(dir.path()), b"binary", GZIP);
+        assert_eq!(hit, Hit::Miss, "checked, and discarded");
+        assert_eq!(again.blob().read_all(), bytes);
     }
 
     /// Images of one run that hold the same layer, side by side: it is compressed once.

@@ -11,7 +11,9 @@
 //! decompress to exactly the layer's tar. An entry that fails is removed and recomputed, with a
 //! `-v` note. Entries are written whole (a temporary file, then a rename), so a run sees the old
 //! entry or the new one; [`Keyed`] entries are flushed to disk first, so a crash does too. Layer
-//! entries are not (tens of megabytes): one a crash left torn fails its check and is made again.
+//! entries are not (tens of megabytes): a run that writes one does not record its check, a later
+//! run checks it and flushes it before recording that, so one a crash left torn fails its check
+//! and is made again.
 
 mod check;
 mod growing;
@@ -31,7 +33,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub(crate) use growing::Growing;
-pub(crate) use identity::FileIdentity;
+#[cfg(test)]
+pub(crate) use identity::SETTLED;
+pub(crate) use identity::{FileIdentity, seconds_now};
 pub(crate) use layers::LayerCache;
 
 use crate::dir_lock::DirLock;
@@ -129,7 +133,7 @@ impl Store {
     /// The entry's bytes; `None` when there is none, or when it is not a regular file of at
     /// most [`ENTRY_LIMIT`] bytes.
     fn read(&self, entry: &str) -> Option<Vec<u8>> {
-        crate::input_file::read(&self.path(entry), ENTRY_LIMIT).ok()
+        crate::input_file::read_own(&self.path(entry), ENTRY_LIMIT).ok()
     }
 
     /// Removes an entry that failed its check, and says so with `-v`.
@@ -239,7 +243,7 @@ impl Store {
 
     /// The sidecar's bytes, when it is a regular file no larger than a sidecar can be.
     fn sidecar_of(&self, entry: &str) -> Option<Vec<u8>> {
-        crate::input_file::read(&self.sidecar_path(entry)?, SIDECAR_LIMIT).ok()
+        crate::input_file::read_own(&self.sidecar_path(entry)?, SIDECAR_LIMIT).ok()
     }
 
     /// Writes the sidecar whole (a temporary file, then a rename), without waiting for the

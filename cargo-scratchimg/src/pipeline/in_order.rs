@@ -1,7 +1,8 @@
 //! Work on several images at once that reads as if it ran one after another: each image runs
 //! on one of a few threads with what it says held back, and what they say, and their results,
 //! come in the images' order. An image that fails stops the others from starting, and the
-//! error is that of the first image in order that failed.
+//! error is that of the first image in order that failed; what images after it said is not
+//! told, as a run one after another would not have got to them.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -28,6 +29,7 @@ pub(crate) fn each_in_order<T: Send, R: Send>(
     let said = Mutex::new(Said {
         next: 0,
         held: (0..count).map(|_| None).collect(),
+        stopped: false,
     });
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -41,9 +43,10 @@ pub(crate) fn each_in_order<T: Send, R: Send>(
                     };
                     let held = Capture::new(report.verbosity());
                     let result = work(item, &held);
-                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                    let failure = result.is_err();
+                    failed.fetch_or(failure, Ordering::Relaxed);
                     *lock(&done[index]) = Some(result);
-                    lock(&said).hold(index, held, report);
+                    lock(&said).hold(index, (held, failure), report);
                 }
             });
         }
@@ -59,17 +62,23 @@ pub(crate) fn each_in_order<T: Send, R: Send>(
     Ok(results)
 }
 
-/// What the images said, held until those before them have been said.
+/// What the images said, and whether each failed, held until those before them have been said.
 struct Said {
     next: usize,
-    held: Vec<Option<Capture>>,
+    held: Vec<Option<(Capture, bool)>>,
+    /// An image failed and was said: nothing after it is.
+    stopped: bool,
 }
 
 impl Said {
-    fn hold(&mut self, index: usize, held: Capture, report: &dyn Reporter) {
+    fn hold(&mut self, index: usize, held: (Capture, bool), report: &dyn Reporter) {
         self.held[index] = Some(held);
-        while let Some(held) = self.held.get_mut(self.next).and_then(Option::take) {
+        while !self.stopped {
+            let Some((held, failed)) = self.held.get_mut(self.next).and_then(Option::take) else {
+                return;
+            };
             held.replay(report);
+            self.stopped = failed;
             self.next += 1;
         }
     }
@@ -111,12 +120,14 @@ mod tests {
         assert!(verbs.chunks(2).all(|pair| pair == ["Packing", "Packed"]));
     }
 
-    /// The first failure in order is the error, and no item starts after a failure.
+    /// The first failure in order is the error, no item starts after a failure, and what
+    /// items after it said is not told: as one after another, up to the failure.
     #[test]
     fn the_first_failure_in_order_is_the_error() {
         let report = Capture::new(Verbosity::Normal);
         let started = std::sync::atomic::AtomicUsize::new(0);
-        let error = each_in_order((0..64).collect(), 2, &report, |i: u64, _| {
+        let error = each_in_order((0..64).collect(), 2, &report, |i: u64, report| {
+            report.status("Packing", &i);
             started.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(std::time::Duration::from_millis(if i == 2 {
                 30
@@ -131,5 +142,6 @@ mod tests {
         .unwrap_err();
         assert_eq!(error.to_string(), "item 2 failed");
         assert!(started.into_inner() < 64, "later items did not start");
+        assert_eq!(report.statuses("Packing"), ["0", "1", "2"]);
     }
 }

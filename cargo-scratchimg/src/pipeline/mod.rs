@@ -84,7 +84,7 @@ pub(crate) fn execute(
     // 2. Compile every platform.
     let builds = compile(&plan, env, plan.workspace.target_directory(), early, report)?;
     // 3. Assemble every image on its base layer; layers of images to push go up meanwhile.
-    let uploads = Uploads::new(&connections.registries, report);
+    let uploads = Uploads::new(&connections.registries);
     let images = assemble(&plan, images, &builds, &uploads, report)?;
     // 4. Verify: the same bytes from a fresh target directory.
     if plan.verify {

@@ -95,7 +95,17 @@ fn publish_each(
         stale.append(&mut stale_sboms);
         written.push(image);
     }
-    records.record(commit_all(staged, &stale)?);
+    let committed = commit_all(staged, &stale)?;
+    for path in &committed.rewritten {
+        report.status(
+            "Writing",
+            &format!(
+                "{} again: another process changed it while this run ran",
+                path.display()
+            ),
+        );
+    }
+    records.record(committed.placed);
     records.save();
 
     let mut outcomes = Vec::new();

@@ -77,9 +77,14 @@ impl PendingFile {
     /// The temporary file beside `path`, made with the directory locked, and locked while this
     /// run lives: a later run's clean-up leaves it alone.
     fn temp(&self) -> Result<Temporary<NamedTempFile>> {
-        let parent = &self.parent;
         let _turn = turn();
-        let _lock = DirLock::take(parent)?;
+        let _lock = DirLock::take(&self.parent)?;
+        self.temp_in_locked()
+    }
+
+    /// [`PendingFile::temp`], when this run holds the directory's lock already.
+    fn temp_in_locked(&self) -> Result<Temporary<NamedTempFile>> {
+        let parent = &self.parent;
         let temp = Temporary::new(|| {
             tempfile::Builder::new()
                 .prefix(&prefix(&self.path))
@@ -105,7 +110,17 @@ impl PendingFile {
     /// Writes what `reader` gives and flushes it to disk, beside `path`; `key` names the
     /// bytes, for the record of the file once it is in place.
     fn stage_from(self, reader: &mut dyn Read, key: Option<Digest>) -> Result<Staged> {
-        let mut temp = self.temp()?;
+        let temp = self.temp()?;
+        self.write_into(temp, reader, key)
+    }
+
+    /// Writes what `reader` gives into `temp`, and flushes it to disk.
+    fn write_into(
+        self,
+        mut temp: Temporary<NamedTempFile>,
+        reader: &mut dyn Read,
+        key: Option<Digest>,
+    ) -> Result<Staged> {
         let context = || format!("could not write {}", self.path.display());
         copy(reader, &mut *temp).with_context(context)?;
         temp.as_file().sync_all().with_context(context)?;
@@ -125,8 +140,11 @@ impl PendingFile {
     ) -> Result<Staged> {
         if let Some(placed) = written.holds(&self.path, key, content) {
             return Ok(Staged {
-                path: self.path,
-                kind: StagedKind::Kept(vec![placed]),
+                path: self.path.clone(),
+                kind: StagedKind::Kept(
+                    vec![placed],
+                    Box::new(Unkept::File(self, content.clone(), key.clone())),
+                ),
             });
         }
         let context = || format!("could not write {}", self.path.display());
@@ -176,9 +194,14 @@ impl PendingDir {
     /// The temporary directory beside `path`, made with the directory locked, and locked
     /// while this run lives.
     fn temp(&self) -> Result<(Temporary<TempDir>, File)> {
-        let parent = &self.parent;
         let _turn = turn();
-        let _lock = DirLock::take(parent)?;
+        let _lock = DirLock::take(&self.parent)?;
+        self.temp_in_locked()
+    }
+
+    /// [`PendingDir::temp`], when this run holds the directory's lock already.
+    fn temp_in_locked(&self) -> Result<(Temporary<TempDir>, File)> {
+        let parent = &self.parent;
         let temp = Temporary::new(|| {
             tempfile::Builder::new()
                 .prefix(&prefix(&self.path))
@@ -211,15 +234,12 @@ impl PendingDir {
             .collect::<Result<Vec<_>>>()?;
         if let Some(placed) = self.holds(files, &keys, written) {
             return Ok(Staged {
-                path: self.path,
-                kind: StagedKind::Kept(placed),
+                path: self.path.clone(),
+                kind: StagedKind::Kept(placed, Box::new(Unkept::Dir(self, files.to_vec(), keys))),
             });
         }
-        let mut staged = self.stage(files.iter().map(|(name, data)| (name.as_str(), data)))?;
-        if let StagedKind::Dir(_, _, recorded) = &mut staged.kind {
-            *recorded = keys;
-        }
-        Ok(staged)
+        let temp = self.temp()?;
+        self.write_files(temp, files, keys)
     }
 
     /// Each file as it is, when the directory at `path` holds `files` (named by `keys`) and
@@ -230,19 +250,23 @@ impl PendingDir {
         keys: &[(String, Digest)],
         written: &WrittenFiles,
     ) -> Option<Vec<Placed>> {
-        let mut found = Vec::new();
+        // Counted, and no further than one file more than it should hold.
+        let mut found = 0;
         let mut walking = vec![self.path.clone()];
         while let Some(dir) = walking.pop() {
             for entry in fs::read_dir(&dir).ok()? {
                 let entry = entry.ok()?;
                 match entry.file_type().ok()? {
                     kind if kind.is_dir() => walking.push(entry.path()),
-                    kind if kind.is_file() => found.push(entry.path()),
+                    kind if kind.is_file() => found += 1,
                     _ => return None,
+                }
+                if found > files.len() {
+                    return None;
                 }
             }
         }
-        if found.len() != files.len() {
+        if found != files.len() {
             return None;
         }
         files
@@ -252,8 +276,24 @@ impl PendingDir {
             .collect()
     }
 
+    /// Writes the files and flushes them to disk, beside `path`, whatever is there.
+    #[cfg(test)]
     fn stage<'a>(self, files: impl IntoIterator<Item = (&'a str, &'a Content)>) -> Result<Staged> {
-        let (temp, lock) = self.temp()?;
+        let files: Vec<(String, Content)> = (files.into_iter())
+            .map(|(name, data)| (name.to_string(), data.clone()))
+            .collect();
+        let temp = self.temp()?;
+        self.write_files(temp, &files, Vec::new())
+    }
+
+    /// Writes `files` into the temporary directory `temp`, and flushes them to disk; `keys`
+    /// name their bytes, for the record of them once in place.
+    fn write_files(
+        self,
+        (temp, lock): (Temporary<TempDir>, File),
+        files: &[(String, Content)],
+        keys: Vec<(String, Digest)>,
+    ) -> Result<Staged> {
         let context = || format!("could not write {}", self.path.display());
         for (name, data) in files {
             let file = temp.path().join(name);
@@ -270,7 +310,7 @@ impl PendingDir {
         }
         Ok(Staged {
             path: self.path,
-            kind: StagedKind::Dir(temp, lock, Vec::new()),
+            kind: StagedKind::Dir(temp, lock, keys),
         })
     }
 }
@@ -287,8 +327,33 @@ enum StagedKind {
     File(Temporary<NamedTempFile>, Option<Digest>),
     /// With each file's path in it and the digest that names its bytes, to record.
     Dir(Temporary<TempDir>, File, Vec<(String, Digest)>),
-    /// Left as it is: it holds what would be written.
-    Kept(Vec<Placed>),
+    /// Left as it is: it held what would be written when it was staged. Looked at again with
+    /// its directory locked, and written then if another process changed it meanwhile.
+    Kept(Vec<Placed>, Box<Unkept>),
+}
+
+/// What a kept output writes when, with its directory locked, it is no longer as it was found.
+enum Unkept {
+    File(PendingFile, Content, Digest),
+    Dir(PendingDir, Vec<(String, Content)>, Vec<(String, Digest)>),
+}
+
+impl Unkept {
+    /// Writes it beside its path; the directory is locked.
+    fn stage_in_locked(self) -> Result<Staged> {
+        match self {
+            Unkept::File(pending, content, key) => {
+                let context = || format!("could not write {}", pending.path.display());
+                let mut reader = content.reader().with_context(context)?;
+                let temp = pending.temp_in_locked()?;
+                pending.write_into(temp, &mut reader, Some(key))
+            }
+            Unkept::Dir(pending, files, keys) => {
+                let temp = pending.temp_in_locked()?;
+                pending.write_files(temp, &files, keys)
+            }
+        }
+    }
 }
 
 impl Staged {
@@ -299,11 +364,20 @@ impl Staged {
 
     /// Whether it is left as it is, with nothing to put in place.
     pub(crate) fn is_kept(&self) -> bool {
-        matches!(self.kind, StagedKind::Kept(_))
+        matches!(self.kind, StagedKind::Kept(..))
     }
 
-    /// Renames it into place; the directory is locked. What to record of its files.
-    fn put_in_place(self) -> Result<Vec<Placed>> {
+    /// Renames it into place, or leaves it as it is when it was kept and still is the same
+    /// file; the directory is locked. What to record of its files, and whether it was renamed.
+    fn put_in_place(self) -> Result<(Vec<Placed>, bool)> {
+        if let StagedKind::Kept(placed, unkept) = self.kind {
+            let same = |p: &Placed| FileIdentity::of_file(&p.path) == Some(p.identity);
+            if placed.iter().all(same) {
+                return Ok((placed, false));
+            }
+            // Another process wrote it since it was found holding these bytes.
+            return Ok((unkept.stage_in_locked()?.put_in_place()?.0, true));
+        }
         let context = || format!("could not write {}", self.path.display());
         let absolute = std::path::absolute(&self.path).with_context(context)?;
         let placed = match self.kind {
@@ -325,7 +399,7 @@ impl Staged {
                     .into_iter()
                     .collect()
             }
-            StagedKind::Kept(placed) => placed,
+            StagedKind::Kept(..) => unreachable!("kept outputs are looked at above"),
             StagedKind::Dir(temp, _lock, keys) => {
                 let (temp, _entry) = temp.into_parts();
                 let staged = temp.keep();
@@ -362,30 +436,33 @@ impl Staged {
                     .collect()
             }
         };
-        Ok(placed)
+        Ok((placed, true))
     }
+}
+
+/// What [`commit_all`] did: what to record of the files put in place or kept, and the outputs
+/// that were kept but had to be written after all (another process changed them meanwhile).
+pub(crate) struct Committed {
+    pub placed: Vec<Placed>,
+    pub rewritten: Vec<PathBuf>,
 }
 
 /// Puts every staged output in place and removes the `stale` files (documents an earlier run
 /// left that would describe the new outputs wrongly), with their directories locked and
-/// without an interrupt in between. What to record of the files put in place or kept.
-pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<Vec<Placed>> {
-    let changing = |s: &&Staged| !s.is_kept();
+/// without an interrupt in between.
+pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<Committed> {
     let dirs = |paths: &mut dyn Iterator<Item = &Path>| {
         let mut dirs: Vec<PathBuf> = paths.map(dir_of).collect();
         dirs.sort();
         dirs.dedup();
         dirs
     };
-    let stale_paths = stale.iter().map(PathBuf::as_path);
     // Those with outputs left as they are too: what killed runs left beside them goes.
-    let locked = dirs(&mut staged.iter().map(Staged::path).chain(stale_paths.clone()));
-    let changed = dirs(
+    let locked = dirs(
         &mut staged
             .iter()
-            .filter(changing)
             .map(Staged::path)
-            .chain(stale_paths),
+            .chain(stale.iter().map(PathBuf::as_path)),
     );
     // In one order, so two runs never wait for each other's second lock.
     let _turn = turn();
@@ -410,231 +487,33 @@ pub(crate) fn commit_all(staged: Vec<Staged>, stale: &[PathBuf]) -> Result<Vec<P
                 _ => {}
             }
         }
-        let mut placed = Vec::new();
-        for output in staged {
-            placed.extend(output.put_in_place()?);
+        let mut committed = Committed {
+            placed: Vec::new(),
+            rewritten: Vec::new(),
+        };
+        let mut renamed: Vec<&Path> = stale.iter().map(PathBuf::as_path).collect();
+        let paths: Vec<PathBuf> = staged.iter().map(|s| s.path.clone()).collect();
+        for (output, path) in staged.into_iter().zip(&paths) {
+            let kept = output.is_kept();
+            let (placed, moved) = output.put_in_place()?;
+            committed.placed.extend(placed);
+            if moved {
+                renamed.push(path);
+                if kept {
+                    committed.rewritten.push(path.clone());
+                }
+            }
         }
         // The renames themselves reach the disk.
-        for dir in &changed {
+        for dir in dirs(&mut renamed.into_iter()) {
             if let Ok(dir) = File::open(dir) {
                 let _ = dir.sync_all();
             }
         }
-        Ok(placed)
+        Ok(committed)
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::MetadataExt;
-
-    use super::super::output_dir::leftover_of;
-    use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn file_appears_only_on_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/out.tar");
-        let pending = PendingFile::create(&path).unwrap();
-        assert!(!path.exists());
-        let staged = pending.stage(b"data").unwrap();
-        assert!(!path.exists(), "staged is not in place");
-        commit_all(vec![staged], &[]).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"data");
-        assert_eq!(
-            names(&dir.path().join("sub")),
-            ["out.tar"],
-            "no temp file left"
-        );
-    }
-
-    #[test]
-    fn dropped_file_leaves_the_old_output_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.tar");
-        fs::write(&path, b"old").unwrap();
-        drop(PendingFile::create(&path).unwrap());
-        drop(PendingFile::create(&path).unwrap().stage(b"new").unwrap());
-        assert_eq!(fs::read(&path).unwrap(), b"old");
-        assert_eq!(names(dir.path()), ["out.tar"]);
-    }
-
-    #[test]
-    fn unwritable_paths_fail_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("file"), b"").unwrap();
-        let err = format!(
-            "{:#}",
-            PendingFile::create(&dir.path().join("file/out.tar"))
-                .err()
-                .unwrap()
-        );
-        assert!(
-            err.contains("could not create the output directory"),
-            "{err}"
-        );
-        let err = PendingFile::create(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("is a directory"), "{err}");
-    }
-
-    #[test]
-    fn directory_replaces_an_old_layout_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("layout");
-        let write = |files: &[(&'static str, &'static str)]| {
-            let contents: Vec<(&str, Content)> =
-                files.iter().map(|(n, c)| (*n, Content::from(*c))).collect();
-            let staged = PendingDir::create(&path)
-                .unwrap()
-                .stage(contents.iter().map(|(n, c)| (*n, c)))
-                .unwrap();
-            commit_all(vec![staged], &[]).unwrap();
-        };
-        write(&[("oci-layout", "1"), ("blobs/a", "a")]);
-        write(&[("oci-layout", "2")]);
-        assert_eq!(fs::read(path.join("oci-layout")).unwrap(), b"2");
-        assert!(!path.join("blobs/a").exists());
-        assert_eq!(names(dir.path()), ["layout"]);
-        fs::write(dir.path().join("notes"), b"").unwrap();
-        let err = PendingDir::create(&dir.path().join("notes")).err().unwrap();
-        assert!(err.to_string().contains("is not an OCI layout"), "{err}");
-    }
-
-    /// Outputs get 0666 and 0777 less the umask, as any file a tool writes, not 0600.
-    #[test]
-    fn outputs_get_the_usual_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        // This process's umask, read without changing it.
-        let status = fs::read_to_string("/proc/self/status").unwrap();
-        let umask = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Umask:"))
-            .map(|m| u32::from_str_radix(m.trim(), 8).unwrap())
-            .unwrap();
-        let file = dir.path().join("out.tar");
-        PendingFile::create(&file).unwrap().commit(b"x").unwrap();
-        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o666 & !umask);
-        let layout = dir.path().join("layout");
-        let staged = PendingDir::create(&layout)
-            .unwrap()
-            .stage([
-                ("oci-layout", &Content::from("1")),
-                ("blobs/sha256/a", &Content::from("a")),
-            ])
-            .unwrap();
-        commit_all(vec![staged], &[]).unwrap();
-        for (path, mode) in [
-            (layout.clone(), 0o777),
-            (layout.join("blobs/sha256"), 0o777),
-            (layout.join("oci-layout"), 0o666),
-            (layout.join("blobs/sha256/a"), 0o666),
-        ] {
-            let meta = fs::metadata(&path).unwrap();
-            assert_eq!(meta.mode() & 0o777, mode & !umask, "{}", path.display());
-        }
-    }
-
-    /// A run's outputs go in place together, and documents an earlier run left go.
-    #[test]
-    fn outputs_are_committed_together_and_stale_files_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let tar = dir.path().join("out.tar");
-        let sbom = dir.path().join("out.tar.spdx.json");
-        let stale = dir.path().join("out.tar.linux-arm64.spdx.json");
-        fs::write(&tar, b"old").unwrap();
-        fs::write(&stale, b"{}").unwrap();
-        let staged = vec![
-            PendingFile::create(&tar).unwrap().stage(b"new").unwrap(),
-            PendingFile::create(&sbom).unwrap().stage(b"doc").unwrap(),
-        ];
-        assert_eq!(
-            fs::read(&tar).unwrap(),
-            b"old",
-            "nothing moves while staging"
-        );
-        commit_all(staged, std::slice::from_ref(&stale)).unwrap();
-        assert_eq!(fs::read(&tar).unwrap(), b"new");
-        assert_eq!(fs::read(&sbom).unwrap(), b"doc");
-        assert_eq!(names(dir.path()), ["out.tar", "out.tar.spdx.json"]);
-    }
-
-    /// When one output of a run cannot be staged, the run stops before [`commit_all`]: what was
-    /// staged is dropped, and nothing replaces what was there.
-    #[test]
-    fn a_failed_staging_replaces_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let tar = dir.path().join("out.tar");
-        fs::write(&tar, b"old").unwrap();
-        let layout = dir.path().join("layout");
-        let staged = PendingFile::create(&tar).unwrap().stage(b"new").unwrap();
-        // `x` is a file, so nothing can go inside it.
-        let error = PendingDir::create(&layout)
-            .unwrap()
-            .stage([("x", &Content::from("1")), ("x/y", &Content::from("2"))])
-            .err()
-            .unwrap();
-        assert_eq!(
-            error.to_string(),
-            format!("could not write {}", layout.display())
-        );
-        drop(staged);
-        assert_eq!(fs::read(&tar).unwrap(), b"old");
-        assert_eq!(names(dir.path()), ["out.tar"]);
-    }
-
-    /// A killed run leaves temporary files and directories, and maybe the old layout moved
-    /// aside between the two renames: the next commit of those outputs cleans them up (the old
-    /// layout back in place, then replaced), and leaves a live run's alone.
-    #[test]
-    fn what_a_killed_run_left_is_cleaned_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = dir.path().join("layout");
-        fs::create_dir_all(dir.path().join(".layout.Ab12Cd/blobs")).unwrap();
-        fs::create_dir_all(dir.path().join(".layout.Zz99Yy.old")).unwrap();
-        fs::write(dir.path().join(".layout.Zz99Yy.old/oci-layout"), b"old").unwrap();
-        fs::write(dir.path().join(".out.tar.Qq11Ww.tmp"), b"partial").unwrap();
-        fs::write(dir.path().join(".layout.notes"), b"not ours").unwrap();
-        let one = [("oci-layout", &Content::from("new"))];
-        // Other runs, alive, with outputs staged there.
-        let live = PendingDir::create(&dir.path().join("other"))
-            .unwrap()
-            .stage(one)
-            .unwrap();
-        let racing = PendingDir::create(&layout).unwrap().stage(one).unwrap();
-
-        let file = PendingFile::create(&dir.path().join("out.tar")).unwrap();
-        let ours = PendingDir::create(&layout).unwrap().stage(one).unwrap();
-        commit_all(vec![file.stage(b"x").unwrap(), ours], &[]).unwrap();
-        assert_eq!(fs::read(layout.join("oci-layout")).unwrap(), b"new");
-        let left = names(dir.path());
-        assert!(left.contains(&".layout.notes".to_string()), "{left:?}");
-        assert!(
-            !left
-                .iter()
-                .any(|n| n.contains("Ab12Cd") || n.contains("Zz99Yy") || n.contains("Qq11Ww")),
-            "{left:?}"
-        );
-        let live_dirs = |output: &str| {
-            let of = |n: &&String| leftover_of(n).is_some_and(|(o, _)| o == output);
-            left.iter().filter(of).count()
-        };
-        assert_eq!(
-            live_dirs("other"),
-            1,
-            "a live run's directory stays: {left:?}"
-        );
-        assert_eq!(live_dirs("layout"), 1, "so does one of the same output");
-        drop((live, racing));
-        assert_eq!(names(dir.path()), [".layout.notes", "layout", "out.tar"]);
-    }
-}
+#[path = "staging_tests.rs"]
+mod tests;

@@ -22,7 +22,6 @@ const UNSENT_WORTH_ASKING: u64 = 4 << 20;
 /// while planning.
 pub(crate) struct Uploads<'a> {
     registries: &'a [Registry],
-    report: &'a dyn Reporter,
     /// What went up, checked by the registry against its digest.
     sent: Mutex<Vec<Uploaded>>,
 }
@@ -39,23 +38,28 @@ struct Uploaded {
 /// registry uses them) for all of them.
 pub(crate) struct ImageUploads<'a> {
     uploads: &'a Uploads<'a>,
+    /// Where the image's assembly speaks: its lines stay with the image's.
+    report: &'a dyn Reporter,
     registry: &'a Registry,
     repository: String,
     session: OnceLock<Session<'a>>,
 }
 
 impl<'a> Uploads<'a> {
-    pub(crate) fn new(registries: &'a [Registry], report: &'a dyn Reporter) -> Uploads<'a> {
+    pub(crate) fn new(registries: &'a [Registry]) -> Uploads<'a> {
         Uploads {
             registries,
-            report,
             sent: Mutex::new(Vec::new()),
         }
     }
 
-    /// For an image pushed to `push_to`: the repository of its first reference; `None` when
-    /// it is not pushed.
-    pub(crate) fn of_image(&'a self, push_to: &[ImageRef]) -> Option<ImageUploads<'a>> {
+    /// For an image pushed to `push_to`, whose assembly tells `report`: the repository of its
+    /// first reference; `None` when it is not pushed.
+    pub(crate) fn of_image(
+        &'a self,
+        push_to: &[ImageRef],
+        report: &'a dyn Reporter,
+    ) -> Option<ImageUploads<'a>> {
         let first = push_to.first()?;
         let registry = self
             .registries
@@ -63,6 +67,7 @@ impl<'a> Uploads<'a> {
             .find(|r| r.host() == first.registry())?;
         Some(ImageUploads {
             uploads: self,
+            report,
             registry,
             repository: first.repository().to_string(),
             session: OnceLock::new(),
@@ -85,7 +90,7 @@ impl<'a> ImageUploads<'a> {
         &self,
         make: impl FnOnce(&mut dyn FnMut(Arc<Growing>)) -> Result<(Layer, T)>,
     ) -> Result<(Layer, T)> {
-        let report = self.uploads.report;
+        let report = self.report;
         std::thread::scope(|scope| {
             let mut uploading = None;
             let mut growing = None;
@@ -128,9 +133,7 @@ impl<'a> ImageUploads<'a> {
         if let Some(session) = self.session.get() {
             return Ok(session);
         }
-        let session = self
-            .registry
-            .session(&self.repository, &[], self.uploads.report)?;
+        let session = self.registry.session(&self.repository, &[], self.report)?;
         Ok(self.session.get_or_init(|| session))
     }
 

@@ -3,23 +3,22 @@
 //!
 //! A file holds the bytes a run would write when the record of it, made when it was written,
 //! names those bytes (by a digest the caller gives: a layout tar's key, a blob's digest) and
-//! the file still has the [`FileIdentity`] it had then; else when it has their size and reading
-//! it gives them, byte for byte. Anything else is written again: a wrong guess costs a write,
+//! the file still has the [`FileIdentity`] it had then, recorded once its last change had
+//! settled; else when it has their size and reading it gives them, byte for byte. Anything else is written again: a wrong guess costs a write,
 //! never bytes. The records are kept under the target directory (a cache entry, checked before
 //! use), for the files that still are as they were written, a bounded number of them.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{FileIdentity, Keyed};
+use crate::cache::{FileIdentity, Keyed, seconds_now};
 use crate::image::Content;
+use crate::input_file::RegularFile;
 use crate::tool_dir::ToolDir;
 
 /// Files recorded at most: the oldest records beyond go.
@@ -48,6 +47,13 @@ pub(crate) struct Record {
     key: String,
     /// When it was recorded, in seconds since the epoch: the oldest go first.
     at: u64,
+}
+
+impl Record {
+    /// Whether it says the file, as it is now, holds the bytes `key` names.
+    fn stands_for(&self, identity: &FileIdentity, key: &Digest) -> bool {
+        self.identity == *identity && identity.settled_at(self.at) && self.key == key.to_string()
+    }
 }
 
 /// A file put in place, or found holding its bytes: what its record will say.
@@ -92,7 +98,7 @@ impl WrittenFiles {
             key: key.clone(),
         };
         let recorded = self.lock().get(&placed.path).cloned();
-        if recorded.is_some_and(|r| r.identity == identity && r.key == key.to_string()) {
+        if recorded.is_some_and(|r| r.stands_for(&identity, key)) {
             return Some(placed);
         }
         (identity.size() == content.len() && same_bytes(&placed, content)).then_some(placed)
@@ -100,9 +106,11 @@ impl WrittenFiles {
 
     /// Records the files this run put in place or found as they should be.
     pub(crate) fn record(&self, placed: impl IntoIterator<Item = Placed>) {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        self.record_at(placed, seconds_now());
+    }
+
+    /// [`WrittenFiles::record`], as if at `at` (seconds since the epoch).
+    fn record_at(&self, placed: impl IntoIterator<Item = Placed>, at: u64) {
         let mut records = self.lock();
         for Placed {
             path,
@@ -110,9 +118,10 @@ impl WrittenFiles {
             key,
         } in placed
         {
-            let key = key.to_string();
-            let same = (records.get(&path)).is_some_and(|r| r.identity == identity && r.key == key);
+            // A record that does not stand for the file yet is made again, later.
+            let same = (records.get(&path)).is_some_and(|r| r.stands_for(&identity, &key));
             if !same {
+                let key = key.to_string();
                 records.insert(path, Record { identity, key, at });
                 self.changed
                     .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -143,16 +152,15 @@ impl WrittenFiles {
 }
 
 /// Whether the file `placed` names, still that file, gives exactly the bytes of `content`.
-/// Opened without waiting, so a FIFO put there meanwhile never blocks.
+/// Opened without waiting and without following a link, so neither a FIFO nor a link put there
+/// meanwhile is read through.
 fn same_bytes(placed: &Placed, content: &Content) -> bool {
     let compare = || -> io::Result<bool> {
-        let file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&placed.path)?;
-        if FileIdentity::of(&file.metadata()?) != placed.identity {
+        let file = RegularFile::open_own(&placed.path)?;
+        if FileIdentity::of(file.metadata()) != placed.identity {
             return Ok(false);
         }
+        let file = file.into_file();
         let (mut file, mut expected) = (file.take(content.len() + 1), content.reader()?);
         let (mut a, mut b) = (vec![0; 1 << 20], vec![0; 1 << 20]);
         loop {
@@ -185,6 +193,7 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::SETTLED;
     use crate::image::sha256;
     use crate::report::{Capture, Verbosity};
 
@@ -224,11 +233,17 @@ mod tests {
         std::fs::write(&path, b"other one").unwrap();
         let written = WrittenFiles::load(&tool_dir, &report);
         let identity = FileIdentity::of_file(&path).unwrap();
-        written.record([Placed {
+        let recorded = Placed {
             path: std::path::absolute(&path).unwrap(),
             identity,
             key: key.clone(),
-        }]);
+        };
+        // Recorded as it was written: the file is read, as a write in the same tick of the
+        // file times would not show.
+        written.record([recorded.clone()]);
+        assert!(written.holds(&path, &key, &bytes).is_none(), "read");
+        // Recorded once the change settled.
+        written.record_at([recorded], seconds_now() + SETTLED);
         written.save();
         let next = WrittenFiles::load(&tool_dir, &report);
         assert!(

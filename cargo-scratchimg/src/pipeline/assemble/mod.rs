@@ -48,7 +48,7 @@ pub(crate) fn assemble(
     report: &dyn Reporter,
 ) -> Result<Vec<AssembledImage>> {
     each_in_order(images, plan.jobs, report, |image, report| {
-        let uploading = uploads.of_image(&image.push_to);
+        let uploading = uploads.of_image(&image.push_to, report);
         let (artifact, sboms) = assemble_one(plan, &image, builds, uploading.as_ref(), report)?;
         let attestations = attestations::attest(plan, &image, &artifact, &sboms)?;
         Ok(AssembledImage {
