@@ -8,8 +8,8 @@
 //! Only a record made after the file's last change has settled does: file times tick in steps
 //! (a few milliseconds here, a second or two on some file systems), and a file written again
 //! within the step of its last change keeps its times. As git does with a "racily clean" file,
-//! a record made within [`SETTLED`] of the change is not trusted: the file is read, and the
-//! record made again, later.
+//! a record made within a step of the change is not trusted: the file is read, and the record
+//! made again, later.
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
@@ -17,15 +17,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Seconds after a file's last change from which a record of it stands for its bytes: more
-/// than the coarsest step of file times (FAT's two seconds).
-pub(crate) const SETTLED: u64 = 3;
+/// Nanoseconds after a file's last change from which a record of it stands for its bytes, on
+/// a file system whose times have parts of a second: they tick with the kernel's coarse clock,
+/// every few milliseconds (10 ms at the most, at 100 Hz).
+const SETTLED_FINE: u64 = 50_000_000;
+/// The same where file times are whole seconds (FAT's tick is two of them, ext3's one).
+pub(crate) const SETTLED_COARSE: u64 = 3_000_000_000;
 
-/// Seconds since the epoch now: when a record is made.
-pub(crate) fn seconds_now() -> u64 {
+/// Nanoseconds since the epoch now: when a record is made.
+pub(crate) fn record_time() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,11 +62,27 @@ impl FileIdentity {
         self.size
     }
 
-    /// Whether a record of this identity made at `at` (seconds since the epoch) stands for the
-    /// file's bytes: made [`SETTLED`] or more after its last change, so any later write moved
-    /// its change time.
+    /// Whether a record of this identity made at `at` (nanoseconds since the epoch) stands for
+    /// the file's bytes: made a step of file times or more after its last change, so any later
+    /// write moved its change time. Times that are whole seconds (both of them, which happens
+    /// once in a billion on other file systems) take the coarse step.
     pub(crate) fn settled_at(&self, at: u64) -> bool {
-        u64::try_from(self.changed.0).is_ok_and(|changed| changed.saturating_add(SETTLED) <= at)
+        let step = if self.changed.1 == 0 && self.modified.1 == 0 {
+            SETTLED_COARSE
+        } else {
+            SETTLED_FINE
+        };
+        self.changed_at()
+            .is_some_and(|changed| changed.saturating_add(step) <= at)
+    }
+
+    /// When the file last changed, in nanoseconds since the epoch.
+    pub(crate) fn changed_at(&self) -> Option<u64> {
+        let (seconds, nanos) = self.changed;
+        let seconds = u64::try_from(seconds).ok()?;
+        seconds
+            .checked_mul(1_000_000_000)?
+            .checked_add(u64::try_from(nanos).ok()?)
     }
 }
 
@@ -95,18 +114,26 @@ mod tests {
         assert_ne!(after, before);
     }
 
-    /// A record made right after the change does not stand for the file; one made later does.
+    /// A record made right after the change does not stand for the file; one made a step of
+    /// file times later does: a few milliseconds, or seconds where times are whole seconds.
     #[test]
     fn a_record_stands_once_the_change_has_settled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"bytes").unwrap();
-        let identity = FileIdentity::of_file(&path).unwrap();
-        let changed = u64::try_from(identity.changed.0).unwrap();
-        assert!(changed <= seconds_now());
-        assert!(!identity.settled_at(changed), "recorded as it was written");
-        assert!(!identity.settled_at(changed + SETTLED - 1));
-        assert!(identity.settled_at(changed + SETTLED));
+        let fine = FileIdentity::of_file(&path).unwrap();
+        let coarse = FileIdentity {
+            changed: (fine.changed.0, 0),
+            modified: (fine.modified.0, 0),
+            ..fine
+        };
+        for (identity, step) in [(fine, SETTLED_FINE), (coarse, SETTLED_COARSE)] {
+            let changed = identity.changed_at().unwrap();
+            assert!(changed <= record_time());
+            assert!(!identity.settled_at(changed), "recorded as it was written");
+            assert!(!identity.settled_at(changed + step - 1));
+            assert!(identity.settled_at(changed + step));
+        }
     }
 
     #[test]

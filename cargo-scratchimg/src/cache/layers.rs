@@ -30,7 +30,7 @@ use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 
 use super::check::check;
-use super::{FileIdentity, Growing, Hit, Store, seconds_now};
+use super::{FileIdentity, Growing, Hit, Store, record_time};
 use crate::image::{Blob, Compression, Content, FilePart, Layer, LayerBuilder, Tar};
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
@@ -166,10 +166,10 @@ impl LayerCache {
                 // used, so pruning takes others first.
                 if recorded {
                     if !self.store.touch_sidecar(entry) {
-                        self.record(entry, identity, seconds_now());
+                        self.record(entry, identity, record_time());
                     }
                 } else if synced.and_then(|file| file.sync_all()).is_ok() {
-                    self.record(entry, identity, seconds_now());
+                    self.record(entry, identity, record_time());
                 }
                 let blob = Blob::with_digest(
                     compression.media_type(),
@@ -246,7 +246,7 @@ impl LayerCache {
     }
 }
 
-/// The record of an entry's check: the file it was, and when (seconds since the epoch).
+/// The record of an entry's check: the file it was, and when (nanoseconds since the epoch).
 #[derive(Debug, Serialize, Deserialize)]
 struct Checked {
     identity: FileIdentity,
@@ -262,7 +262,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::cache::SETTLED;
+    use crate::cache::SETTLED_COARSE;
     use crate::image::{Algorithm, Owner};
     use crate::report::{Capture, Verbosity};
 
@@ -527,7 +527,7 @@ mod tests {
         flipped[20] ^= 0x40;
         std::fs::write(&path, &flipped).unwrap();
         let forged = FileIdentity::of(&std::fs::metadata(&path).unwrap());
-        cache.record(&entry, forged, seconds_now() + SETTLED);
+        cache.record(&entry, forged, record_time() + SETTLED_COARSE);
         let (trusted, hit) = layer(&run(dir.path()), b"binary", GZIP);
         assert_eq!(hit, Hit::Cached);
         assert_eq!(trusted.blob().read_all(), flipped, "the entry was not read");
@@ -565,7 +565,8 @@ mod tests {
         flipped[20] ^= 0x40;
         std::fs::write(&path, &flipped).unwrap();
         let changed = FileIdentity::of_file(&path).unwrap();
-        cache.record(&entry, changed, seconds_now());
+        // Recorded in the tick of the change, as a write right after a check would be.
+        cache.record(&entry, changed, changed.changed_at().unwrap());
         let (again, hit) = layer(&run(dir.path()), b"binary", GZIP);
         assert_eq!(hit, Hit::Miss, "checked, and discarded");
         assert_eq!(again.blob().read_all(), bytes);

@@ -34,8 +34,8 @@ use serde::de::DeserializeOwned;
 
 pub(crate) use growing::Growing;
 #[cfg(test)]
-pub(crate) use identity::SETTLED;
-pub(crate) use identity::{FileIdentity, seconds_now};
+pub(crate) use identity::SETTLED_COARSE;
+pub(crate) use identity::{FileIdentity, record_time};
 pub(crate) use layers::LayerCache;
 
 use crate::dir_lock::DirLock;

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{FileIdentity, Keyed, seconds_now};
+use crate::cache::{FileIdentity, Keyed, record_time};
 use crate::image::Content;
 use crate::input_file::RegularFile;
 use crate::tool_dir::ToolDir;
@@ -45,7 +45,7 @@ pub(crate) struct Record {
     identity: FileIdentity,
     /// Names the bytes.
     key: String,
-    /// When it was recorded, in seconds since the epoch: the oldest go first.
+    /// When it was recorded, in nanoseconds since the epoch: the oldest go first.
     at: u64,
 }
 
@@ -106,10 +106,10 @@ impl WrittenFiles {
 
     /// Records the files this run put in place or found as they should be.
     pub(crate) fn record(&self, placed: impl IntoIterator<Item = Placed>) {
-        self.record_at(placed, seconds_now());
+        self.record_at(placed, record_time());
     }
 
-    /// [`WrittenFiles::record`], as if at `at` (seconds since the epoch).
+    /// [`WrittenFiles::record`], as if at `at` (nanoseconds since the epoch).
     fn record_at(&self, placed: impl IntoIterator<Item = Placed>, at: u64) {
         let mut records = self.lock();
         for Placed {
@@ -193,7 +193,7 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::SETTLED;
+    use crate::cache::SETTLED_COARSE;
     use crate::image::sha256;
     use crate::report::{Capture, Verbosity};
 
@@ -238,12 +238,12 @@ mod tests {
             identity,
             key: key.clone(),
         };
-        // Recorded as it was written: the file is read, as a write in the same tick of the
-        // file times would not show.
-        written.record([recorded.clone()]);
+        // Recorded in the tick it was written in: the file is read, as a write in the same tick
+        // of the file times would not show.
+        written.record_at([recorded.clone()], identity.changed_at().unwrap());
         assert!(written.holds(&path, &key, &bytes).is_none(), "read");
         // Recorded once the change settled.
-        written.record_at([recorded], seconds_now() + SETTLED);
+        written.record_at([recorded], record_time() + SETTLED_COARSE);
         written.save();
         let next = WrittenFiles::load(&tool_dir, &report);
         assert!(
