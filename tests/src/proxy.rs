@@ -218,12 +218,20 @@ impl Connection {
         // Body bytes still to come, and whether they go on to the registry.
         let (mut body_left, mut passing) = (0u64, true);
         let mut buf = vec![0; 64 * 1024];
+        let mut first = true;
         'connection: loop {
             let n = match client.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
             pending.extend_from_slice(&buf[..n]);
+            // A TLS handshake (a client trying HTTPS first, as the tool does on loopback): the
+            // registry behind, which speaks plain HTTP, would answer 400 and hang up at once.
+            if std::mem::take(&mut first) && pending.first() == Some(&0x16) {
+                let _ = client
+                    .write_all(answer("400 Bad Request", "Connection: close\r\n", "").as_bytes());
+                break;
+            }
             loop {
                 if body_left > 0 {
                     let k = pending.len().min(body_left as usize);
