@@ -20,7 +20,7 @@ static TAKING_TURNS: Mutex<()> = Mutex::new(());
 
 /// This thread's turn to take directory locks, until dropped. Not taken twice by one thread.
 pub(crate) fn turn() -> MutexGuard<'static, ()> {
-    TAKING_TURNS.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(&TAKING_TURNS)
 }
 
 /// A lock on a directory, held until dropped.

@@ -17,7 +17,7 @@ use std::process::Command;
 use crate::cache::Keyed;
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
-use crate::util::join;
+use crate::util::{join, map_at_once};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct GitFacts {
@@ -139,8 +139,7 @@ impl GitFacts {
             if *dir == self.dir {
                 return Place::Here;
             }
-            let in_git = dir.ancestors().any(|a| a.join(".git").exists());
-            return if in_git {
+            return if git_at_or_above(dir, None) {
                 Place::Elsewhere
             } else {
                 Place::Outside
@@ -149,11 +148,7 @@ impl GitFacts {
         let Ok(relative) = dir.strip_prefix(top) else {
             return Place::Elsewhere;
         };
-        let nested = dir
-            .ancestors()
-            .take_while(|ancestor| ancestor != top)
-            .any(|ancestor| ancestor.join(".git").exists());
-        if nested {
+        if git_at_or_above(dir, Some(top.as_path())) {
             Place::Elsewhere
         } else {
             Place::Repository(relative.to_string_lossy().into_owned())
@@ -184,19 +179,10 @@ impl GitFacts {
         if missing.is_empty() {
             return times;
         }
-        for batch in missing.chunks(AT_ONCE) {
-            let asked: Vec<Option<u64>> = std::thread::scope(|scope| {
-                let asking: Vec<_> = batch
-                    .iter()
-                    .map(|relative| {
-                        let dir = top.join(relative);
-                        scope.spawn(move || last_commit_time(&dir))
-                    })
-                    .collect();
-                asking.into_iter().map(join).collect()
-            });
-            times.extend(batch.iter().map(|r| (*r).clone()).zip(asked));
-        }
+        let asked = map_at_once(&missing, AT_ONCE, |relative| {
+            last_commit_time(&top.join(relative))
+        });
+        times.extend(missing.into_iter().cloned().zip(asked));
         if !*shallow {
             cache.put(&key, &times);
         }
@@ -220,6 +206,13 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     (!text.is_empty()).then_some(text)
+}
+
+/// Whether `dir` or a directory above it, below `top` when given, holds a `.git`.
+fn git_at_or_above(dir: &Path, top: Option<&Path>) -> bool {
+    dir.ancestors()
+        .take_while(|ancestor| Some(*ancestor) != top)
+        .any(|ancestor| ancestor.join(".git").exists())
 }
 
 #[cfg(test)]

@@ -18,10 +18,15 @@ pub(crate) struct SourceDate {
 }
 
 impl SourceDate {
+    /// `SOURCE_DATE_EPOCH`'s value when it is set to something: an empty one is unset.
+    pub(crate) fn set(env: Option<&str>) -> Option<&str> {
+        env.filter(|v| !v.trim().is_empty())
+    }
+
     /// `env` is the value of `SOURCE_DATE_EPOCH`, read by the caller at the edge;
     /// `last_commit_time` that of the last commit touching the package ([`crate::git`]).
     pub(crate) fn resolve(env: Option<&str>, last_commit_time: Option<u64>) -> Result<SourceDate> {
-        if let Some(value) = env.filter(|v| !v.trim().is_empty()) {
+        if let Some(value) = SourceDate::set(env) {
             let Ok(seconds) = value.trim().parse::<u64>() else {
                 bail!(
                     "SOURCE_DATE_EPOCH is `{value}`, not a number of seconds\n\

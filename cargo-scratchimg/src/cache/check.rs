@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use sha2::{Digest as _, Sha256};
 
 use crate::image::{
-    Compression, FilePart, HashReader, Tar, decompressor, digest_of, streamed_digest,
+    Compared, Compression, FilePart, HashReader, Tar, decompressor, digest_of, streamed_digest,
 };
 
 /// Reads the entry once: its bytes must hash to `digest` and decompress to exactly the bytes
@@ -50,17 +50,13 @@ pub(super) fn check(
             let whole = unpacked.is_ok() && rest.is_ok();
             (whole, digest_of(hasher.finalize()))
         });
-        let mut compared = Compared {
-            inner: Chunks {
-                chunks: unpacked,
-                chunk: Vec::new(),
-                at: 0,
-            },
-            expected: tar.reader(),
-            scratch: Vec::new(),
-            differs: false,
+        let chunks = Chunks {
+            chunks: unpacked,
+            chunk: Vec::new(),
+            at: 0,
         };
-        let unpacked = streamed_digest(&mut compared).map(|d| (d, compared.differs));
+        let mut compared = Compared::new(chunks, tar.reader());
+        let unpacked = streamed_digest(&mut compared).map(|d| (d, compared.differs()));
         drop(compared);
         (crate::util::join(unpacking), unpacked)
     });
@@ -96,25 +92,6 @@ impl Read for Chunks {
         let n = (self.chunk.len() - self.at).min(buf.len());
         buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
         self.at += n;
-        Ok(n)
-    }
-}
-
-/// Reads `inner`, noting whether it gives other bytes than `expected`.
-struct Compared<'a, R> {
-    inner: R,
-    expected: crate::image::TarReader<'a>,
-    scratch: Vec<u8>,
-    differs: bool,
-}
-
-impl<R: Read> Read for Compared<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.scratch.resize(n, 0);
-        if self.expected.read_exact(&mut self.scratch).is_err() || self.scratch[..] != buf[..n] {
-            self.differs = true;
-        }
         Ok(n)
     }
 }

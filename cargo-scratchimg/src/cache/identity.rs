@@ -62,11 +62,18 @@ impl FileIdentity {
         self.size
     }
 
+    /// Whether a record that the file was `recorded`, made at `at` (nanoseconds since the
+    /// epoch), stands for the file as it is now, `self`: the same file, recorded once its last
+    /// change had settled.
+    pub(crate) fn stands_on(&self, recorded: &FileIdentity, at: u64) -> bool {
+        self == recorded && self.settled_at(at)
+    }
+
     /// Whether a record of this identity made at `at` (nanoseconds since the epoch) stands for
     /// the file's bytes: made a step of file times or more after its last change, so any later
     /// write moved its change time. Times that are whole seconds (both of them, which happens
     /// once in a billion on other file systems) take the coarse step.
-    pub(crate) fn settled_at(&self, at: u64) -> bool {
+    fn settled_at(&self, at: u64) -> bool {
         let step = if self.changed.1 == 0 && self.modified.1 == 0 {
             SETTLED_COARSE
         } else {

@@ -34,6 +34,7 @@ use super::{FileIdentity, Growing, Hit, Store, record_time};
 use crate::image::{Blob, Compression, Content, FilePart, Layer, LayerBuilder, Tar};
 use crate::report::Reporter;
 use crate::tool_dir::ToolDir;
+use crate::util::lock;
 
 /// Entries kept; those used last longest ago are removed. Enough for the layers of a workspace
 /// of hundreds of services (a small program's layer is a few hundred kilobytes).
@@ -97,10 +98,10 @@ impl LayerCache {
         let name = format!("{}.{}", key.digest(), compression.tag());
         // Another image of the run may be making the same layer: it is waited for.
         let slot = {
-            let mut layers = self.run.layers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut layers = lock(&self.run.layers);
             layers.entry(name.clone()).or_default().clone()
         };
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&slot);
         let (blob, diff_id, hit) = match &*slot {
             Some((blob, diff_id)) => (blob.clone(), diff_id.clone(), Hit::Cached),
             None => match self.get(&tar, &name, compression, report) {
@@ -153,7 +154,7 @@ impl LayerCache {
             .store
             .sidecar_of(entry)
             .and_then(|record| serde_json::from_slice::<Checked>(&record).ok())
-            .is_some_and(|checked| checked.identity == identity && identity.settled_at(checked.at));
+            .is_some_and(|checked| identity.stands_on(&checked.identity, checked.at));
         let checked = if recorded {
             Ok(())
         } else {

@@ -99,22 +99,10 @@ impl Drop for Preread {
 /// thread per core: a workspace's many binaries are read side by side.
 fn read_all(paths: Vec<PathBuf>, stop: &AtomicBool) -> Vec<Unchanged> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let read = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(paths.len()) {
-            scope.spawn(|| {
-                while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Some(unchanged) = read_unchanged(path.clone(), stop) {
-                        read.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(unchanged);
-                    }
-                }
-            });
-        }
-    });
-    read.into_inner().unwrap_or_else(|e| e.into_inner())
+    crate::util::map_at_once(&paths, threads, |path| read_unchanged(path.clone(), stop))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// `path` read whole if it is a regular file that did not change while it was read. Opened

@@ -18,6 +18,7 @@ use crate::pipeline::{Load, Options, compile, execute, plan};
 use crate::process::{self, Watchdog};
 use crate::report::Reporter;
 use crate::sink::{Containerd, Engine};
+use crate::util::lock;
 
 /// The tag a run's image gets: one per image name, replaced by the next run.
 const RUN_TAG: &str = "scratchimg-run";
@@ -263,10 +264,6 @@ impl Container {
         };
         run_quietly(command);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits for the child without holding its lock, so a signal can still reach it; `tick` runs

@@ -272,6 +272,42 @@ impl<R: Read> Read for HashReader<'_, R> {
     }
 }
 
+/// Reads `inner`, noting whether it gives other bytes than `expected` (more than `expected`
+/// gives included; fewer is for the caller to tell, by the length read).
+pub(crate) struct Compared<R, E> {
+    inner: R,
+    expected: E,
+    scratch: Vec<u8>,
+    differs: bool,
+}
+
+impl<R, E> Compared<R, E> {
+    pub(crate) fn new(inner: R, expected: E) -> Compared<R, E> {
+        Compared {
+            inner,
+            expected,
+            scratch: Vec::new(),
+            differs: false,
+        }
+    }
+
+    /// Whether what was read so far differs from what was expected.
+    pub(crate) fn differs(&self) -> bool {
+        self.differs
+    }
+}
+
+impl<R: Read, E: Read> Read for Compared<R, E> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scratch.resize(n, 0);
+        if self.expected.read_exact(&mut self.scratch).is_err() || self.scratch[..] != buf[..n] {
+            self.differs = true;
+        }
+        Ok(n)
+    }
+}
+
 /// Feeds what is written to a hasher.
 pub(crate) struct HashWriter<'a>(pub &'a mut Sha256);
 

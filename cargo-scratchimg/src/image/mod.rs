@@ -22,14 +22,14 @@ use oci_spec::image::{
 
 pub(crate) use blob::{Blob, digest_of, layout_path, sha256, short_digest};
 pub(crate) use compress::{Algorithm, Compression, decompressor};
-pub(crate) use content::{Content, FilePart, HashReader, HashWriter, Stream};
+pub(crate) use content::{Compared, Content, FilePart, HashReader, HashWriter, Stream};
 pub(crate) use index::{Artifact, Index};
 pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner, Xattrs};
 pub(crate) use merged::{
     IndexEntry, checked_platform, merged_index, platform_name, platform_of, shared_platform,
 };
 pub(crate) use reference::{ImageRef, Repository, split_tag};
-pub(crate) use tar_stream::{Tar, TarReader};
+pub(crate) use tar_stream::Tar;
 pub(crate) use validate::{
     DOCUMENT_LIMIT, INDEX_LIMIT, LAYERS_LIMIT, check_layer, parse, streamed_digest, validate,
 };

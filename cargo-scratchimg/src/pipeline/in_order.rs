@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 
 use crate::report::{Capture, Reporter};
+use crate::util::lock;
 
 /// `work` on each of `items`, on up to `jobs` threads: the results in the items' order, what
 /// each said told to `report` in that order, as soon as the items before it are done.
@@ -82,10 +83,6 @@ impl Said {
             self.next += 1;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

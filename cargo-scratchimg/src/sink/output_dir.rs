@@ -98,7 +98,7 @@ pub(super) fn leftover_of(name: &str) -> Option<(&str, &str)> {
 /// temporary files beside `path` are) and removed, once per directory in a run.
 pub(super) fn writable(dir: &Path, path: &Path) -> Result<()> {
     static WRITABLE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    let mut writable = WRITABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut writable = crate::util::lock(&WRITABLE);
     if writable.iter().any(|known| known == dir) {
         return Ok(());
     }

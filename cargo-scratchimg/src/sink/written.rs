@@ -17,7 +17,7 @@ use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{FileIdentity, Keyed, record_time};
-use crate::image::Content;
+use crate::image::{Compared, Content};
 use crate::input_file::RegularFile;
 use crate::tool_dir::ToolDir;
 
@@ -52,7 +52,7 @@ pub(crate) struct Record {
 impl Record {
     /// Whether it says the file, as it is now, holds the bytes `key` names.
     fn stands_for(&self, identity: &FileIdentity, key: &Digest) -> bool {
-        self.identity == *identity && identity.settled_at(self.at) && self.key == key.to_string()
+        identity.stands_on(&self.identity, self.at) && self.key == key.to_string()
     }
 }
 
@@ -147,7 +147,7 @@ impl WrittenFiles {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.records)
     }
 }
 
@@ -160,34 +160,13 @@ fn same_bytes(placed: &Placed, content: &Content) -> bool {
         if FileIdentity::of(file.metadata()) != placed.identity {
             return Ok(false);
         }
-        let file = file.into_file();
-        let (mut file, mut expected) = (file.take(content.len() + 1), content.reader()?);
-        let (mut a, mut b) = (vec![0; 1 << 20], vec![0; 1 << 20]);
-        loop {
-            let n = read_full(&mut expected, &mut a)?;
-            if read_full(&mut file, &mut b[..n.max(1)])? != n || a[..n] != b[..n] {
-                return Ok(false);
-            }
-            if n == 0 {
-                return Ok(true);
-            }
-        }
+        // No more than a byte past the content's length: a longer file differs.
+        let file = file.into_file().take(content.len() + 1);
+        let mut compared = Compared::new(file, content.reader()?);
+        let read = io::copy(&mut compared, &mut io::sink())?;
+        Ok(read == content.len() && !compared.differs())
     };
     compare().unwrap_or(false)
-}
-
-/// Reads until `buf` is full or the reader ends: how much it read.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

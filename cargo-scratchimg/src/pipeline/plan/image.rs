@@ -105,7 +105,7 @@ impl ImageRequest {
             .map(|(package, _)| workspace::package_dir(package))
             .collect();
         // Each package's last commit dates its image unless SOURCE_DATE_EPOCH does.
-        let dated = (env.source_date_epoch.as_deref()).is_none_or(|v| v.trim().is_empty());
+        let dated = crate::source_date::SourceDate::set(env.source_date_epoch.as_deref()).is_none();
         let gits = manifest_git.for_dirs(&dirs, dated, tool_dir, report);
         selection
             .into_iter()
