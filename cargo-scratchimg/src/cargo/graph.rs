@@ -560,10 +560,10 @@ mod tests {
             openssl_sys.features.iter().any(|f| f == "vendored"),
             "{openssl_sys:?}"
         );
-        use crate::sbom::vendored::{Lookups, Musl, Probe, native};
+        use crate::sbom::vendored::{BuildInputs, Lookups, Musl, native};
         let lookups = Lookups::default();
         for krate in graph.crates.iter().filter(|c| c.name.ends_with("-sys")) {
-            let probe = Probe {
+            let probe = BuildInputs {
                 krate,
                 graph,
                 lookups: &lookups,

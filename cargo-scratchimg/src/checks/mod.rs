@@ -4,7 +4,7 @@
 //! setting names to turn it off.
 
 mod cc;
-mod crates;
+mod graph_checks;
 mod levers;
 
 use std::fmt;
@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use serde::Deserialize;
 
 pub(crate) use cc::{CCompiler, probe_link};
-pub(crate) use crates::{cross_c_crates, graph_findings};
+pub(crate) use graph_checks::{cross_c_crates, graph_findings};
 pub(crate) use levers::PackageFeatures;
 
 use crate::env::Env;

@@ -3,7 +3,7 @@
 //! builds anything, and every error names the key, the file and line, and the valid choices.
 
 mod manifest;
-mod resolve;
+mod overrides;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 pub(crate) use manifest::{ManifestText, Table};
-pub(crate) use resolve::resolve;
+pub(crate) use overrides::resolve;
 pub(crate) use values::User;
 
 use crate::cargo::strip::Strip;

@@ -100,14 +100,14 @@ pub(crate) fn merged_index(entries: &[IndexEntry]) -> Result<Blob> {
             descriptor
         })
         .collect::<Vec<_>>();
-    super::index::index_document(manifests)
+    super::image_index::index_document(manifests)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::image::Index;
-    use crate::image::index::tests::image;
+    use crate::image::image_index::tests::image;
     use crate::target::Arch;
 
     fn entry(image: &crate::image::Image) -> IndexEntry {

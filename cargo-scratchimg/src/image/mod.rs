@@ -4,7 +4,7 @@
 mod blob;
 mod compress;
 mod content;
-mod index;
+mod image_index;
 pub(crate) mod json;
 mod layer;
 mod merged;
@@ -23,7 +23,7 @@ use oci_spec::image::{
 pub(crate) use blob::{Blob, digest_of, layout_path, sha256, short_digest};
 pub(crate) use compress::{Algorithm, Compression, decompressor};
 pub(crate) use content::{Compared, Content, FilePart, HashReader, HashWriter, Stream};
-pub(crate) use index::{Artifact, Index};
+pub(crate) use image_index::{Artifact, Index};
 pub(crate) use layer::{EntryKind, Layer, LayerBuilder, Owner, Xattrs};
 pub(crate) use merged::{
     IndexEntry, checked_platform, merged_index, platform_name, platform_of, shared_platform,

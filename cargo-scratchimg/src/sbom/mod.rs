@@ -63,7 +63,7 @@ pub(crate) struct Component {
 
 /// The binary as the SBOM names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Subject {
+pub(crate) struct DescribedBinary {
     /// The image name, e.g. `hello:0.1.0`.
     pub image: String,
     /// Where the binary is in the image, absolute.
@@ -75,7 +75,7 @@ pub(crate) struct Subject {
 /// Everything an SBOM document of the image says.
 #[derive(Debug, Clone)]
 pub(crate) struct Sbom {
-    pub subject: Subject,
+    pub subject: DescribedBinary,
     pub crates: CrateGraph,
     /// The C libraries the build scripts of the binary's crates linked into it.
     pub c_libraries: Vec<CLibrary>,
@@ -142,7 +142,7 @@ pub(crate) mod tests {
             features: Vec::new(),
         };
         Sbom {
-            subject: Subject {
+            subject: DescribedBinary {
                 image: "app:1.0.0".into(),
                 path: "/app/app".into(),
                 sha256: "cd".repeat(32),

@@ -78,13 +78,13 @@ impl Lookups {
 }
 
 /// One crate's features and graph, with the lookups of its target: what its build decides on.
-pub(crate) struct Probe<'a> {
+pub(crate) struct BuildInputs<'a> {
     pub krate: &'a Crate,
     pub graph: &'a CrateGraph,
     pub lookups: &'a Lookups,
 }
 
-impl Probe<'_> {
+impl BuildInputs<'_> {
     fn feature(&self, name: &str) -> bool {
         self.krate.features.iter().any(|f| f == name)
     }
@@ -128,7 +128,7 @@ pub(crate) struct NativeCrate {
     /// NVD's `vendor:product`, where the NVD has the product.
     pub cpe: Option<&'static str>,
     /// What its build script does for a musl target.
-    pub musl: fn(&Probe) -> Musl,
+    pub musl: fn(&BuildInputs) -> Musl,
     /// What in the build script that decision relies on.
     pub why: &'static str,
     /// How to build the library from source when it would link the system's.
@@ -503,7 +503,7 @@ mod tests {
             triple: "x86_64-unknown-linux-musl".into(),
             native_host: false,
         };
-        let probe = Probe {
+        let probe = BuildInputs {
             krate: &g.crates[1],
             graph: &g,
             lookups: &lookups,
@@ -602,7 +602,7 @@ mod tests {
         for entry in NATIVE {
             assert!(entry.why.len() > 40, "{}: {}", entry.krate, entry.why);
             let g = graph(&[("app", &[], &[1]), (entry.krate, &[], &[])]);
-            let probe = Probe {
+            let probe = BuildInputs {
                 krate: &g.crates[1],
                 graph: &g,
                 lookups: &Lookups::default(),

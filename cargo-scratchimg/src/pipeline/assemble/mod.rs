@@ -18,7 +18,7 @@ use crate::image::{
 };
 use crate::report::Reporter;
 use crate::rootfs;
-use crate::sbom::{self, Sbom, Subject};
+use crate::sbom::{self, DescribedBinary, Sbom};
 use crate::sink::{ImageUploads, Uploads};
 use crate::target::Target;
 
@@ -150,7 +150,7 @@ impl Packer<'_, '_> {
         if let (Some(format), Some(graph)) = (plan.sbom, &platform.graph) {
             for binary in &binaries {
                 let bytes = Sbom {
-                    subject: Subject {
+                    subject: DescribedBinary {
                         image: image.name.clone(),
                         path: rootfs::app_path(&binary.name),
                         sha256: binary.sha256.digest().to_string(),

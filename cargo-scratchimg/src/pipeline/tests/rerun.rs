@@ -38,7 +38,7 @@ fn compile_changing(
 
 /// A workspace whose images a first run wrote in `format` to `out`, and how that run was
 /// made, for the next.
-struct Written {
+struct FirstRun {
     /// Kept while the test runs.
     _ws: tempfile::TempDir,
     out: PathBuf,
@@ -47,7 +47,7 @@ struct Written {
     outcomes: Vec<Outcome>,
 }
 
-fn first_run(format: Format) -> Written {
+fn first_run(format: Format) -> FirstRun {
     let ws = workspace();
     let out = ws.path().join("out");
     let env = env(ws.path());
@@ -57,7 +57,7 @@ fn first_run(format: Format) -> Written {
     };
     let report = Capture::new(Verbosity::Normal);
     let outcomes = run_with(&options, &env, &report, fake_compile).expect("the first run succeeds");
-    Written {
+    FirstRun {
         _ws: ws,
         out,
         env,

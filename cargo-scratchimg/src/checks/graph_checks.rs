@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::levers::PackageFeatures;
 use super::{Check, Finding, Severity};
-use crate::sbom::vendored::{Lookups, Musl, Probe, native};
+use crate::sbom::vendored::{BuildInputs, Lookups, Musl, native};
 use crate::sbom::{CrateGraph, Kind};
 
 /// Crates that run threads of their own (the name, and the feature that does, if only one does).
@@ -118,7 +118,7 @@ fn system_libraries(
         let Some(entry) = native(&krate.name) else {
             continue;
         };
-        let probe = Probe {
+        let probe = BuildInputs {
             krate,
             graph,
             lookups,
